@@ -1,0 +1,74 @@
+"""Merge one batch's assay outputs into the batch's result files (DESIGN §3).
+
+Each assay room writes ``<assay dir>/<assay dir>_measurements.parquet``,
+``qc_metrics.parquet`` and ``qc_flags.parquet`` under ``results/<batch_id>/``; this step
+concatenates them into ``measurements.parquet``, ``qc/metrics.parquet`` and
+``qc/flags.parquet``, then writes ``provenance.json`` last, as the mark of a complete
+batch. Every file is written atomically.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from immuno.batch import DEFAULT_VISITS, load_batch
+from immuno.io import write_parquet
+from immuno.measurements import concat_measurements
+from immuno.provenance import write_provenance
+from immuno.qc import flags_table, metrics_table
+
+#: results sub-folder of each assay
+ASSAY_DIRS = {"cytometry": "cytometry", "chemokine": "chemokines", "chimerism": "chimerism"}
+
+
+def assay_outputs(batch_dir: Path, assay: str) -> dict[str, Path]:
+    """The three per-assay tables the merge reads, by kind."""
+    d = batch_dir / ASSAY_DIRS[assay]
+    return {"measurements": d / f"{ASSAY_DIRS[assay]}_measurements.parquet",
+            "metrics": d / "qc_metrics.parquet", "flags": d / "qc_flags.parquet"}
+
+
+def collect_batch(batch_folder: str | Path, batch_dir: str | Path, panels_dir: str | Path | None = None,
+                  visits: Sequence[str] = DEFAULT_VISITS, parameters: dict[str, Any] | None = None,
+                  started: str | None = None) -> pd.DataFrame:
+    """Merge the assay tables of one batch and write its provenance.
+
+    Parameters
+    ----------
+    batch_folder
+        The batch folder (its sheet says which assays it holds).
+    batch_dir
+        ``results/<batch_id>``.
+    panels_dir
+        Panels folder.
+    visits
+        Allowed visits.
+    parameters
+        The workflow configuration, recorded in provenance.
+    started
+        ISO time the batch run started (recorded in provenance).
+
+    Returns
+    -------
+    pandas.DataFrame
+        The merged measurement table.
+    """
+    batch = load_batch(batch_folder, visits=visits, panels_dir=panels_dir)
+    out = Path(batch_dir)
+    assays = sorted(set(batch.sheet["assay"]))
+    measurements, metrics, flags = [], [], []
+    for assay in assays:
+        files = assay_outputs(out, assay)
+        measurements.append(pd.read_parquet(files["measurements"]))
+        metrics.append(pd.read_parquet(files["metrics"]))
+        flags.append(pd.read_parquet(files["flags"]))
+    table = concat_measurements(measurements)
+    write_parquet(table, out / "measurements.parquet")
+    write_parquet(metrics_table(pd.concat(metrics, ignore_index=True) if metrics else []), out / "qc" / "metrics.parquet")
+    write_parquet(flags_table(pd.concat(flags, ignore_index=True) if flags else []), out / "qc" / "flags.parquet")
+    write_provenance(batch, out / "provenance.json", parameters=parameters or {}, started=started)
+    return table

@@ -1,0 +1,1 @@
+"""Subcommands of the ``immuno`` CLI, one module per assay."""
