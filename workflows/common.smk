@@ -2,6 +2,7 @@
 # tables into the batch's results, and helpers the assay rules use.
 
 import json
+import os
 import shlex
 import sys
 from pathlib import Path
@@ -11,6 +12,8 @@ import pandas as pd
 # every rule calls the library through the CLI of the Python running Snakemake, so the
 # workflow works from an unactivated virtual environment too
 IMMUNO = f"{shlex.quote(sys.executable)} -m immuno"
+# ... and plain `immuno` in a rule resolves to the same environment's command
+os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
 
 RESULTS = config["results"]
 # panels: relative paths are taken from the project folder, so runs from elsewhere work
