@@ -1,0 +1,275 @@
+"""Gates placed per sample from the data (in transformed coordinates).
+
+Fixed gates do not transfer across batches and instrument drift, so a panel can ask for
+a gate to be found on each sample:
+
+- :func:`density_valley` - the low point of the smoothed 1-D density between a negative
+  and a positive peak, searched only inside a window the panel gives (so a gate can
+  never cut on the wrong side of a peak that lies outside the window);
+- :func:`tail_threshold` - a percentile of a control tube (e.g. the 99.9th of the
+  unstimulated tube's CD4+ events for a cytokine gate);
+- :func:`singlet_ratio` - singlets as the events whose FSC-H/FSC-A ratio lies within
+  median +/- k MAD (doublets have a larger area for the same height);
+- :func:`lymphocyte_gmm` - the component of a 2-D Gaussian mixture on FSC-A/SSC-A
+  closest to where the panel expects the lymphocytes.
+
+Each returns a :class:`Placement`: the value(s) found, whether the panel's default had
+to be used instead (``fallback``) and why, so the pipeline can flag the sample.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from scipy.ndimage import gaussian_filter1d
+from scipy.signal import find_peaks
+from scipy.stats import chi2
+
+#: scale factor making the MAD a consistent estimator of the SD for normal data
+MAD_SCALE = 1.4826
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where an adaptive method put a gate on one sample.
+
+    Attributes
+    ----------
+    method
+        The method's name as the panel writes it.
+    value
+        What was found: a threshold (float), a pair of ratios, or a dict of ellipse
+        parameters; the panel default when ``fallback`` is True.
+    fallback
+        True when the method could not find its feature and the default was used.
+    detail
+        Why the fallback was needed, or a short description of what was found.
+    extra
+        Diagnostics (peak positions, number of events used, ...), for QC tables.
+    """
+
+    method: str
+    value: Any
+    fallback: bool
+    detail: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _smoothed_density(x: np.ndarray, lo: float, hi: float, bins: int,
+                      bandwidth: float | None) -> tuple[np.ndarray, np.ndarray]:
+    """Histogram density smoothed with a Gaussian kernel (a binned KDE, linear in events)."""
+    counts, edges = np.histogram(x, bins=bins, range=(lo, hi))
+    centres = (edges[:-1] + edges[1:]) / 2
+    step = edges[1] - edges[0]
+    if bandwidth is None:
+        # Silverman's rule on a robust spread, so a bright tail does not oversmooth the valley
+        iqr = np.subtract(*np.percentile(x, [75, 25]))
+        spread = min(np.std(x), iqr / 1.349) if iqr > 0 else np.std(x)
+        bandwidth = 0.9 * spread * len(x) ** -0.2 if spread > 0 else step
+    sigma = max(bandwidth / step, 1.0)
+    density = gaussian_filter1d(counts.astype(float), sigma, mode="constant")
+    return centres, density / max(density.sum() * step, 1e-300)
+
+
+def density_valley(x: np.ndarray, window: tuple[float, float], default: float, *,
+                   bins: int = 512, bandwidth: float | None = None, min_peak: float = 0.02,
+                   max_valley_ratio: float = 0.8, min_events: int = 100) -> Placement:
+    """Threshold at the density minimum between a negative and a positive peak.
+
+    Parameters
+    ----------
+    x
+        Transformed values of one channel (the parent population's events).
+    window
+        ``(low, high)``: the valley must lie inside it.
+    default
+        Threshold used when no valley is found.
+    bins, bandwidth
+        Resolution of the smoothed density; ``bandwidth`` in data units (Silverman's rule
+        on a robust spread when None).
+    min_peak
+        A peak must rise above its surroundings by this fraction of the highest peak.
+    max_valley_ratio
+        The valley's density must be below this fraction of the lower of its two peaks.
+    min_events
+        Fewer events than this cannot define a density; the default is used.
+
+    Returns
+    -------
+    Placement
+        ``value`` is the threshold; ``extra`` holds the flanking peaks.
+    """
+    x = np.asarray(x, dtype=float)
+    x = x[np.isfinite(x)]
+    lo_w, hi_w = float(window[0]), float(window[1])
+    if len(x) < min_events:
+        return Placement("density_valley", float(default), True,
+                         f"only {len(x)} events (need {min_events}); default {default} used",
+                         {"events": int(len(x))})
+    lo, hi = np.percentile(x, [0.1, 99.9])
+    lo, hi = min(lo, lo_w), max(hi, hi_w)
+    pad = 0.05 * (hi - lo) if hi > lo else 1.0
+    centres, dens = _smoothed_density(x, lo - pad, hi + pad, bins, bandwidth)
+    peaks, _ = find_peaks(dens, prominence=min_peak * dens.max())
+    best: tuple[float, int] | None = None
+    for left, right in zip(peaks[:-1], peaks[1:], strict=True):
+        valley = left + int(np.argmin(dens[left:right + 1]))
+        if not lo_w <= centres[valley] <= hi_w:
+            continue
+        depth = dens[valley] / min(dens[left], dens[right])
+        if depth <= max_valley_ratio and (best is None or dens[valley] < best[0]):
+            best = (float(dens[valley]), valley)
+    extra = {"events": int(len(x)), "peaks": [float(centres[p]) for p in peaks]}
+    if best is None:
+        return Placement("density_valley", float(default), True,
+                         f"no valley between two peaks inside window [{lo_w}, {hi_w}]; "
+                         f"default {default} used", extra)
+    v = best[1]
+    return Placement("density_valley", float(centres[v]), False,
+                     f"valley at {centres[v]:.4g}", extra)
+
+
+def tail_threshold(control: np.ndarray, percentile: float, default: float, *,
+                   min_events: int = 500) -> Placement:
+    """Threshold at a percentile of a control tube's events.
+
+    Parameters
+    ----------
+    control
+        Transformed values of the channel in the control tube's parent population
+        (e.g. the unstimulated tube's CD4+ T cells).
+    percentile
+        In percent, e.g. 99.9.
+    default
+        Used when the control has too few events to estimate the percentile.
+    min_events
+        Minimum number of control events.
+
+    Returns
+    -------
+    Placement
+    """
+    c = np.asarray(control, dtype=float)
+    c = c[np.isfinite(c)]
+    if len(c) < min_events:
+        return Placement("control_percentile", float(default), True,
+                         f"control has {len(c)} events in the parent gate (need {min_events}); "
+                         f"default {default} used", {"events": int(len(c))})
+    value = float(np.percentile(c, percentile))
+    return Placement("control_percentile", value, False,
+                     f"{percentile}th percentile of {len(c)} control events", {"events": int(len(c))})
+
+
+def singlet_ratio(area: np.ndarray, height: np.ndarray, k_mad: float = 4.0, *,
+                  min_events: int = 100, min_inside: float = 0.5,
+                  default: tuple[float, float] | None = None) -> Placement:
+    """Ratio band ``height / area`` in median +/- k MAD.
+
+    Parameters
+    ----------
+    area, height
+        FSC-A and FSC-H on a linear (ratio-preserving) scale.
+    k_mad
+        Half-width of the band in scaled MADs.
+    min_events
+        Fewer events fall back to ``default``.
+    min_inside
+        If the band holds less than this fraction of the events the distribution has no
+        clear singlet diagonal and the default is used.
+    default
+        ``(low_ratio, high_ratio)`` used on fallback.
+
+    Returns
+    -------
+    Placement
+        ``value`` is ``(low_ratio, high_ratio)``.
+    """
+    a = np.asarray(area, dtype=float)
+    h = np.asarray(height, dtype=float)
+    ok = np.isfinite(a) & np.isfinite(h) & (a > 0)
+    ratio = h[ok] / a[ok]
+    fallback_value = tuple(default) if default is not None else (0.0, np.inf)
+    if len(ratio) < min_events:
+        return Placement("singlet_ratio", fallback_value, True,
+                         f"only {len(ratio)} events with positive area (need {min_events})",
+                         {"events": int(len(ratio))})
+    med = float(np.median(ratio))
+    mad = MAD_SCALE * float(np.median(np.abs(ratio - med)))
+    low, high = med - k_mad * mad, med + k_mad * mad
+    inside = float(np.mean((ratio >= low) & (ratio <= high)))
+    extra = {"events": int(len(ratio)), "median_ratio": med, "mad": mad, "inside": inside}
+    if mad <= 0 or inside < min_inside:
+        return Placement("singlet_ratio", fallback_value, True,
+                         f"no clear singlet diagonal (MAD {mad:.3g}, {inside:.0%} inside)", extra)
+    return Placement("singlet_ratio", (low, high), False,
+                     f"H/A ratio {med:.4g} +/- {k_mad} MAD", extra)
+
+
+def singlet_polygon(low: float, high: float, max_area: float) -> tuple[tuple[float, float], ...]:
+    """The ratio band as a polygon in (area, height) coordinates: a wedge from the origin."""
+    return ((0.0, 0.0), (max_area, low * max_area), (max_area, high * max_area))
+
+
+def lymphocyte_gmm(x: np.ndarray, y: np.ndarray, expected: tuple[float, float], *,
+                   components: int = 3, coverage: float = 0.95, max_distance: float | None = None,
+                   min_weight: float = 0.05, max_events: int = 20000, min_events: int = 200,
+                   seed: int = 0) -> Placement:
+    """The Gaussian-mixture component nearest the expected lymphocyte position.
+
+    Parameters
+    ----------
+    x, y
+        FSC-A and SSC-A, transformed.
+    expected
+        Where the panel expects the lymphocyte cloud's centre.
+    components
+        Number of mixture components (lymphocytes, monocytes, debris ...).
+    coverage
+        Probability mass of the fitted component the ellipse holds (chi-square, 2 dof).
+    max_distance
+        If the nearest component's mean is farther than this from ``expected`` the
+        feature is not found (fallback).
+    min_weight
+        Components lighter than this are ignored.
+    max_events
+        The mixture is fitted on an evenly spaced subsample of this size (deterministic).
+    min_events
+        Fewer events fall back.
+    seed
+        Random state of the mixture fit (results are deterministic for a seed).
+
+    Returns
+    -------
+    Placement
+        ``value`` is ``{"mean": (mx, my), "covariance": ((a, b), (b, d)),
+        "distance_square": D2}`` or None on fallback.
+    """
+    from sklearn.mixture import GaussianMixture
+
+    pts = np.column_stack([np.asarray(x, float), np.asarray(y, float)])
+    pts = pts[np.isfinite(pts).all(axis=1)]
+    if len(pts) < min_events:
+        return Placement("gmm", None, True, f"only {len(pts)} events (need {min_events})",
+                         {"events": int(len(pts))})
+    if len(pts) > max_events:
+        pts = pts[np.linspace(0, len(pts) - 1, max_events).astype(np.int64)]
+    gmm = GaussianMixture(components, covariance_type="full", random_state=seed, n_init=1,
+                          max_iter=200, reg_covar=1e-6).fit(pts)
+    target = np.asarray(expected, dtype=float)
+    dist = np.linalg.norm(gmm.means_ - target, axis=1)
+    dist[gmm.weights_ < min_weight] = np.inf
+    k = int(np.argmin(dist))
+    extra = {"events": int(len(pts)), "weights": [float(w) for w in gmm.weights_],
+             "means": [[float(v) for v in m] for m in gmm.means_]}
+    if not np.isfinite(dist[k]) or (max_distance is not None and dist[k] > max_distance):
+        return Placement("gmm", None, True,
+                         f"no mixture component within {max_distance} of {tuple(expected)}", extra)
+    cov = gmm.covariances_[k]
+    value = {"mean": (float(gmm.means_[k][0]), float(gmm.means_[k][1])),
+             "covariance": ((float(cov[0, 0]), float(cov[0, 1])), (float(cov[1, 0]), float(cov[1, 1]))),
+             "distance_square": float(chi2.ppf(coverage, 2))}
+    return Placement("gmm", value, False,
+                     f"component {k} (weight {gmm.weights_[k]:.2f}) at "
+                     f"({value['mean'][0]:.3g}, {value['mean'][1]:.3g})", extra)
