@@ -1,0 +1,38 @@
+"""Shared fixtures: the real public files and a small demo batch generated once per run."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+PROJECT = Path(__file__).resolve().parents[1]
+#: real public files (vendor exports, GatingML compliance suite, genotyping), never copied here
+REAL = PROJECT.parent / "shared" / "data" / "real"
+
+SMALL_DEMO = {"seed": 7, "patients": 2, "events": 4000}
+
+
+@pytest.fixture(scope="session")
+def real_data() -> Path:
+    """The folder of real public files; skips the test when it is absent."""
+    if not REAL.is_dir():
+        pytest.skip(f"real public files not available at {REAL}")
+    return REAL
+
+
+@pytest.fixture(scope="session")
+def small_demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small demo batch (2 patients, 4000 events per tube), generated once. Read-only."""
+    from immuno.demo import make_demo_batch
+
+    return make_demo_batch(tmp_path_factory.mktemp("demo") / "demo", **SMALL_DEMO)
+
+
+@pytest.fixture()
+def demo_copy(small_demo: Path, tmp_path: Path) -> Path:
+    """A private, writable copy of the small demo batch (for tests that break it)."""
+    dest = tmp_path / small_demo.name
+    shutil.copytree(small_demo, dest)
+    return dest

@@ -1,0 +1,113 @@
+"""The workflow end to end on a small demo batch, and its plans (local and SLURM)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from immuno.cli import main
+from immuno.measurements import COLUMNS
+
+from .conftest import PROJECT, SMALL_DEMO
+
+
+def _snakemake(workdir: Path, overrides: dict, *args: str) -> subprocess.CompletedProcess[str]:
+    override = workdir / "overrides.yaml"
+    override.write_text(yaml.safe_dump(overrides))
+    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(PROJECT / "snakefile"),
+           "--directory", str(workdir), "--configfile", str(PROJECT / "config" / "config.yaml"),
+           str(override), *args]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=1200)
+
+
+def _demo_config(workdir: Path) -> dict:
+    return {"results": str(workdir / "results"), "batches": ["demo"],
+            "demo": {"make": True, "folder": "demo", **SMALL_DEMO}}
+
+
+def test_default_config_plans(tmp_path: Path) -> None:
+    done = _snakemake(tmp_path, {"results": str(tmp_path / "results")}, "--dry-run", "--cores", "2")
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "demo_batch" in done.stdout and "validate_batch" in done.stdout
+
+
+def test_slurm_profile_plans(tmp_path: Path) -> None:
+    pytest.importorskip("snakemake_executor_plugin_slurm", reason="install the [slurm] extra")
+    done = _snakemake(tmp_path, {"results": str(tmp_path / "results")}, "--dry-run",
+                      "--workflow-profile", str(PROJECT / "workflows" / "profiles" / "slurm"))
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "demo_batch" in done.stdout
+
+
+@pytest.fixture(scope="module")
+def workflow_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    workdir = tmp_path_factory.mktemp("wf")
+    done = _snakemake(workdir, _demo_config(workdir), "--cores", "2")
+    assert done.returncode == 0, (done.stdout[-3000:], done.stderr[-5000:])
+    return workdir
+
+
+@pytest.mark.slow
+def test_workflow_writes_the_contract(workflow_run: Path) -> None:
+    out = workflow_run / "results" / "demo"
+    m = pd.read_parquet(out / "measurements.parquet")
+    assert list(m.columns) == COLUMNS
+    assert set(m.assay) == {"cytometry", "chemokine", "chimerism"}
+    assert not m.duplicated(["batch_id", "sample_id", "assay", "panel", "feature"]).any()
+    assert (m.loc[m.value.notna(), "unit"].fillna("") != "").all()
+    assert set(m.batch_id) == {"demo"}
+    for qc in ("metrics", "flags"):
+        assert (out / "qc" / f"{qc}.parquet").is_file()
+    prov = json.loads((out / "provenance.json").read_text())
+    assert prov["schema_version"] and prov["batch_id"] == "demo"
+    sheet = pd.read_csv(workflow_run / "demo" / "samplesheet.csv", dtype=str, keep_default_na=False)
+    assert set(sheet["file"]) <= set(prov["inputs"])
+    assert all(len(v["sha256"]) == 64 for v in prov["inputs"].values())
+    assert prov["panels"] and all(len(v["sha256"]) == 64 for v in prov["panels"].values())
+    assert prov["software"]["immuno"] != "not installed"
+    # ingested forms of every file
+    cyto = sheet.loc[sheet.assay == "cytometry", "sample_id"]
+    assert all((out / "cytometry" / "events" / f"{s}.h5ad").is_file() for s in cyto)
+    assert (out / "chemokines" / "wells.parquet").is_file()
+    assert (out / "chimerism" / "genotypes.parquet").is_file()
+    # no temporary files left behind
+    assert not list(out.rglob("*.tmp"))
+
+
+@pytest.mark.slow
+def test_workflow_matches_truth_headlines(workflow_run: Path) -> None:
+    m = pd.read_parquet(workflow_run / "results" / "demo" / "measurements.parquet")
+    truth = pd.read_csv(workflow_run / "demo" / "truth.csv")
+    j = truth.merge(m, on=["sample_id", "assay", "feature"], suffixes=("_true", ""))
+    # every assay's headline truth is reported
+    for assay, feature in [("cytometry", "Th1"), ("chemokine", "CXCL10"), ("chimerism", "donor_fraction")]:
+        assert len(j[(j.assay == assay) & (j.feature == feature)]) > 0, (assay, feature)
+
+
+@pytest.mark.slow
+def test_workflow_is_deterministic(workflow_run: Path, tmp_path: Path) -> None:
+    config = _demo_config(workflow_run) | {"results": str(tmp_path / "again"), "demo": {"make": False}}
+    done = _snakemake(workflow_run, config, "--cores", "2")
+    assert done.returncode == 0, done.stderr[-3000:]
+    first = pd.read_parquet(workflow_run / "results" / "demo" / "measurements.parquet")
+    second = pd.read_parquet(tmp_path / "again" / "demo" / "measurements.parquet")
+    pd.testing.assert_frame_equal(first, second)
+
+
+def test_run_refuses_a_bad_batch_and_writes_nothing(demo_copy: Path, tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    sheet = pd.read_csv(demo_copy / "samplesheet.csv", dtype=str, keep_default_na=False)
+    sheet.loc[0, "visit"] = "D100"
+    sheet.to_csv(demo_copy / "samplesheet.csv", index=False)
+    results = tmp_path / "results"
+    status = main(["run", str(demo_copy), "--results", str(results)])
+    err = capsys.readouterr().err
+    assert status == 2
+    assert "'D100' is not an allowed visit" in err and "nothing was processed" in err
+    assert not results.exists()
