@@ -22,9 +22,12 @@ include: "workflows/common.smk"
 include: "workflows/cytometry.smk"
 include: "workflows/chemokines.smk"
 include: "workflows/chimerism.smk"
+include: "workflows/report.smk"
+include: "workflows/study.smk"
 
 
 rule all:
     input:
-        expand(f"{RESULTS}/{{batch}}/provenance.json", batch=list(BATCHES)),
+        expand(f"{RESULTS}/{{batch}}/report.html", batch=list(BATCHES)),
+        f"{RESULTS}/study/measurements.parquet",
     default_target: True

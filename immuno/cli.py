@@ -3,6 +3,8 @@
     immuno demo OUT              write the synthetic demo batch (with truth.csv)
     immuno validate BATCH        check a batch; every problem listed, exit status 2
     immuno run [BATCH ...]       run the workflow (default: the demo batch)
+    immuno report RESULTS/BATCH  the batch's HTML QC report
+    immuno study [RESULTS]       rebuild the study tables from every batch
     immuno cytometry|chemokines|chimerism ...   one assay's steps, usable without a batch
 
 Problems a user can cause end with a list of what is wrong, what to do next, and exit
@@ -69,6 +71,22 @@ def _cmd_collect(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_report(args: argparse.Namespace) -> int:
+    from immuno.report import build_report
+
+    print(f"report written to {build_report(args.batch_dir, args.out)}")
+    return 0
+
+
+def _cmd_study(args: argparse.Namespace) -> int:
+    from immuno.store import Study
+
+    study = Study(args.results)
+    folder = study.rebuild()
+    print(f"study tables of {len(study.batches)} batch(es) written to {folder}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``immuno`` command."""
     parser = argparse.ArgumentParser(prog="immuno", description=__doc__.splitlines()[0])
@@ -107,6 +125,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--visits", nargs="+", default=visits)
     p.add_argument("--parameters", default=None, help="workflow parameters to record (JSON)")
     p.set_defaults(func=_cmd_collect)
+
+    p = sub.add_parser("report", help="write the self-contained HTML QC report of a batch's results")
+    p.add_argument("batch_dir", help="results/<batch_id> folder")
+    p.add_argument("--out", default=None, help="output file (default: BATCH_DIR/report.html)")
+    p.set_defaults(func=_cmd_report)
+
+    p = sub.add_parser("study", help="rebuild results/study/ from every batch's results")
+    p.add_argument("results", nargs="?", default="results", help="results folder (default %(default)s)")
+    p.set_defaults(func=_cmd_study)
 
     for name in ASSAY_COMMANDS:
         try:

@@ -3,6 +3,7 @@
 
 import json
 import os
+import re
 import shlex
 import sys
 from pathlib import Path
@@ -24,7 +25,7 @@ DEMO = config.get("demo", {})
 ASSAY_DIRS = {"cytometry": "cytometry", "chemokine": "chemokines", "chimerism": "chimerism"}
 
 wildcard_constraints:
-    batch="|".join(map(str, BATCHES)) or "NOBATCH",
+    batch="|".join(re.escape(b) for b in BATCHES) or "NOBATCH",
 
 
 def batch_folder(batch):

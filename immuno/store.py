@@ -1,0 +1,166 @@
+"""The study store: every batch's results as one set of tables for analysts.
+
+Per-batch results are immutable; the study tables under ``results/study/`` are rebuilt
+from them (adding batch B never rewrites batch A). In a notebook::
+
+    from immuno.store import Study
+    study = Study("results")
+    study.measurements()                       # tidy pandas table, all batches
+    study.sql("select visit, avg(value) from measurements where feature = 'Th1' group by visit")
+    study.wide("cytometry")                    # samples x features
+    study.to_anndata("chemokine")              # for scanpy
+    study.change_from_baseline("chemokine")    # each feature's change from D0
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from immuno.errors import UserError
+from immuno.io import write_parquet
+from immuno.measurements import COLUMNS, concat_measurements
+from immuno.provenance import SCHEMA_VERSION
+from immuno.qc import flags_table, metrics_table
+
+#: schema versions this code reads correctly
+READABLE_SCHEMAS = (SCHEMA_VERSION,)
+
+
+def batch_dirs(results: str | Path) -> list[Path]:
+    """Complete batch result folders (those with provenance.json), sorted by name."""
+    root = Path(results)
+    return sorted(p.parent for p in root.glob("*/provenance.json") if p.parent.name != "study")
+
+
+def _check_schema(batch_dir: Path) -> None:
+    version = json.loads((batch_dir / "provenance.json").read_text()).get("schema_version")
+    if str(version) not in READABLE_SCHEMAS:
+        raise UserError.single(str(batch_dir / "provenance.json"),
+                               f"results schema version {version!r}; this immuno reads {', '.join(READABLE_SCHEMAS)}",
+                               hint="Re-run that batch with this version, or read it with the version that wrote it.")
+
+
+class Study:
+    """All batches under a results folder.
+
+    Parameters
+    ----------
+    results
+        The results folder holding ``<batch_id>/`` sub-folders.
+    """
+
+    def __init__(self, results: str | Path = "results") -> None:
+        self.results = Path(results)
+        self.batches = batch_dirs(self.results)
+        for b in self.batches:
+            _check_schema(b)
+
+    def _read(self, relative: str) -> list[pd.DataFrame]:
+        return [pd.read_parquet(b / relative) for b in self.batches if (b / relative).is_file()]
+
+    def measurements(self, assay: str | None = None, feature: str | list[str] | None = None,
+                     qc_pass_only: bool = False) -> pd.DataFrame:
+        """The measurement table of every batch.
+
+        Parameters
+        ----------
+        assay
+            Keep one assay (``cytometry``, ``chemokine``, ``chimerism``).
+        feature
+            Keep one feature or a list of features.
+        qc_pass_only
+            Drop rows that failed QC.
+        """
+        m = concat_measurements(self._read("measurements.parquet"))
+        if assay:
+            m = m[m.assay == assay]
+        if feature is not None:
+            m = m[m.feature.isin([feature] if isinstance(feature, str) else feature)]
+        if qc_pass_only:
+            m = m[m.qc_pass]
+        return m.reset_index(drop=True)
+
+    def qc_metrics(self) -> pd.DataFrame:
+        """Every QC metric of every batch."""
+        parts = self._read("qc/metrics.parquet")
+        return metrics_table(pd.concat(parts, ignore_index=True) if parts else [])
+
+    def qc_flags(self) -> pd.DataFrame:
+        """Every QC flag of every batch."""
+        parts = self._read("qc/flags.parquet")
+        return flags_table(pd.concat(parts, ignore_index=True) if parts else [])
+
+    def sql(self, query: str) -> pd.DataFrame:
+        """Run SQL (DuckDB) over the views ``measurements``, ``qc_metrics`` and ``qc_flags``."""
+        import duckdb
+
+        con = duckdb.connect()
+        try:
+            con.register("measurements", self.measurements())
+            con.register("qc_metrics", self.qc_metrics())
+            con.register("qc_flags", self.qc_flags())
+            return con.execute(query).df()
+        finally:
+            con.close()
+
+    def wide(self, assay: str, unit: bool = False) -> pd.DataFrame:
+        """Samples x features of one assay (index batch_id, sample_id, patient_id, visit, panel).
+
+        With ``unit=True`` the column names carry the unit, e.g. ``Th1 [% of CD4+]``.
+        """
+        m = self.measurements(assay)
+        col = m.feature + (" [" + m.unit.fillna("") + "]" if unit else "")
+        index = ["batch_id", "sample_id", "patient_id", "visit", "panel"]
+        return (m.assign(column=col).pivot_table(index=index, columns="column", values="value",
+                                                 aggfunc="first", dropna=False)
+                .sort_index())
+
+    def to_anndata(self, assay: str):  # -> anndata.AnnData (import kept lazy)
+        """One assay as AnnData: obs = samples, var = features (with unit), X = values,
+        layers ``flag_censored`` (bool) and ``qc_pass`` (bool)."""
+        import anndata as ad
+
+        m = self.measurements(assay)
+        if m.empty:
+            raise UserError.single(str(self.results), f"no {assay} measurements in these results")
+        m = m.assign(obs_name=m.batch_id + ":" + m.sample_id + ":" + m.panel.fillna(""))
+        values = m.pivot_table(index="obs_name", columns="feature", values="value", aggfunc="first", dropna=False)
+        flags = m.pivot_table(index="obs_name", columns="feature", values="flag", aggfunc="first", dropna=False)
+        qc = m.pivot_table(index="obs_name", columns="feature", values="qc_pass", aggfunc="first", dropna=False)
+        obs = (m.drop_duplicates("obs_name").set_index("obs_name")
+               [["batch_id", "sample_id", "patient_id", "visit", "panel"]].loc[values.index])
+        var = m.drop_duplicates("feature").set_index("feature")[["unit"]].loc[values.columns]
+        adata = ad.AnnData(X=values.to_numpy(dtype=np.float64), obs=obs.astype(str), var=var.astype(str))
+        adata.layers["flag_censored"] = flags.reindex_like(values).isin(["<LLOQ", ">ULOQ"]).to_numpy()
+        adata.layers["qc_pass"] = qc.reindex_like(values).fillna(False).astype(bool).to_numpy()
+        adata.uns["provenance"] = {"source": str(self.results), "batches": [b.name for b in self.batches]}
+        return adata
+
+    def change_from_baseline(self, assay: str, baseline: str = "D0") -> pd.DataFrame:
+        """Each patient's value at each visit minus (and divided by) the baseline visit's.
+
+        Censored or missing values give no change (NaN), never a guess.
+        """
+        m = self.measurements(assay)
+        m = m[m.patient_id.notna() & m.visit.notna()]
+        keys = ["patient_id", "panel", "feature"]
+        base = m[m.visit == baseline][[*keys, "value"]].drop_duplicates(keys).rename(columns={"value": "baseline"})
+        out = m.merge(base, on=keys, how="left")
+        out["change"] = out.value - out.baseline
+        out["fold_change"] = out.value / out.baseline.where(out.baseline != 0)
+        return out[[*keys, "visit", "unit", "value", "baseline", "change", "fold_change"]]
+
+    def rebuild(self) -> Path:
+        """Rewrite ``results/study/`` (measurements and QC of every batch) from the batches."""
+        study = self.results / "study"
+        write_parquet(self.measurements(), study / "measurements.parquet")
+        write_parquet(self.qc_metrics(), study / "qc_metrics.parquet")
+        write_parquet(self.qc_flags(), study / "qc_flags.parquet")
+        return study
+
+
+__all__ = ["Study", "batch_dirs", "COLUMNS"]
