@@ -111,3 +111,44 @@ def test_run_refuses_a_bad_batch_and_writes_nothing(demo_copy: Path, tmp_path: P
     assert status == 2
     assert "'D100' is not an allowed visit" in err and "nothing was processed" in err
     assert not results.exists()
+
+
+@pytest.mark.slow
+def test_study_store_reads_every_batch(workflow_run: Path) -> None:
+    from immuno.store import Study
+
+    results = workflow_run / "results"
+    study = Study(results)
+    batch = pd.read_parquet(results / "demo" / "measurements.parquet")
+    pd.testing.assert_frame_equal(study.measurements(), batch)
+    # the rebuilt study table is what the workflow wrote
+    pd.testing.assert_frame_equal(pd.read_parquet(results / "study" / "measurements.parquet"), batch)
+    by_sql = study.sql("select count(*) as n from measurements where assay = 'chimerism'")
+    assert int(by_sql.n[0]) == int((batch.assay == "chimerism").sum())
+    adata = study.to_anndata("chemokine")
+    assert adata.n_obs == batch[batch.assay == "chemokine"].sample_id.nunique()
+    assert "CXCL10" in adata.var_names
+    change = study.change_from_baseline("chemokine")
+    d0 = change[(change.visit == "D0") & change.value.notna()]
+    assert len(d0) and (d0.change == 0).all()
+
+
+@pytest.mark.slow
+def test_report_is_self_contained(workflow_run: Path) -> None:
+    html = (workflow_run / "results" / "demo" / "report.html").read_text()
+    assert "Batch demo" in html
+    for section in ("Cytometry", "Chemokine", "Chimerism", "Provenance"):
+        assert section in html
+    assert "src=\"http" not in html and "href=\"http" not in html
+    assert "data:image/png;base64," in html
+
+
+def test_older_results_schema_is_recognised(tmp_path: Path) -> None:
+    from immuno.errors import UserError
+    from immuno.store import Study
+
+    batch = tmp_path / "old"
+    batch.mkdir()
+    (batch / "provenance.json").write_text(json.dumps({"schema_version": "0.1"}))
+    with pytest.raises(UserError, match="schema version '0.1'"):
+        Study(tmp_path)
