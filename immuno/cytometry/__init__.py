@@ -8,6 +8,17 @@ from immuno.cytometry.fcs import (
     read_fcs_header,
     write_fcs,
 )
+from immuno.cytometry.transforms import (
+    ArcsinhCofactor,
+    AsinhTransform,
+    HyperlogTransform,
+    LinearTransform,
+    LogicleTransform,
+    LogTransform,
+    Transform,
+    estimate_logicle_w,
+    transform_from_spec,
+)
 
 __all__ = [
     "FCSData",
@@ -16,4 +27,14 @@ __all__ = [
     "read_fcs",
     "read_fcs_header",
     "write_fcs",
+    # transforms
+    "ArcsinhCofactor",
+    "AsinhTransform",
+    "HyperlogTransform",
+    "LinearTransform",
+    "LogicleTransform",
+    "LogTransform",
+    "Transform",
+    "estimate_logicle_w",
+    "transform_from_spec",
 ]
