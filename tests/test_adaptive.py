@@ -61,12 +61,24 @@ def test_density_valley_too_few_events() -> None:
 
 def test_tail_threshold_is_the_control_percentile() -> None:
     control = np.random.default_rng(4).normal(0.2, 0.05, 5000)
-    got = tail_threshold(control, 99.9, default=0.6)
+    got = tail_threshold(control, 99.9, default=0.6, estimate="empirical")
     assert not got.fallback
     assert got.value == pytest.approx(np.percentile(control, 99.9))
     assert np.mean(control > got.value) == pytest.approx(0.001, abs=0.0005)
     few = tail_threshold(control[:100], 99.9, default=0.6)
     assert few.fallback and few.value == 0.6
+
+
+def test_tail_threshold_on_the_negative_peak_ignores_genuine_positives() -> None:
+    rng = np.random.default_rng(8)
+    # an unstimulated tube: 0.3 % genuine producers far above the negatives
+    neg = rng.normal(0.3, 0.03, 20000)
+    control = np.concatenate([neg, rng.normal(0.62, 0.03, 60)])
+    empirical = tail_threshold(control, 99.9, default=0.5, estimate="empirical")
+    assert empirical.value > 0.5  # the empirical percentile lands among the positives
+    got = tail_threshold(control, 99.9, default=0.5)
+    assert got.value == pytest.approx(0.3 + 3.0902 * 0.03, abs=0.006)
+    assert np.mean(neg > got.value) == pytest.approx(0.001, abs=0.0006)
 
 
 def test_singlet_ratio_separates_doublets() -> None:
