@@ -1,0 +1,279 @@
+"""Gating from the panel: place each gate of the hierarchy on one sample.
+
+The panel's ``gates:`` list is a hierarchy (each gate names its ``parent``); a gate is
+either fixed (rectangle, polygon, ellipse, in transformed coordinates) or placed on
+each sample from its data (threshold gates by density valley or control percentile,
+quadrants whose dividers are such thresholds, singlets by FSC-H/FSC-A ratio,
+lymphocytes by a Gaussian mixture). Gates are placed top down: a child is placed on the
+events of its parent as placed on this sample. The result is a list of static gates of
+:mod:`immuno.cytometry.gates` (what the GatingML export writes) plus every event's
+membership and a record of each placement (method, value, fallback and why).
+
+Gates without a parent start from the events that passed acquisition QC (the root mask),
+so flagged events never enter a population.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from immuno.cytometry import adaptive
+from immuno.cytometry.engine import GateTree
+from immuno.cytometry.gates import EllipseGate, PolygonGate, QuadrantGate, RectangleGate
+from immuno.errors import Problem, UserError
+
+ROOT = "root"
+
+
+@dataclass
+class ControlGating:
+    """A control tube gated with the same panel (the source of control-percentile gates).
+
+    Attributes
+    ----------
+    sample_id
+        The control's sample id (for messages).
+    events
+        Its transformed events.
+    channels
+        Column names of ``events``.
+    memberships
+        Gate id -> boolean membership, as placed on the control.
+    """
+
+    sample_id: str
+    events: np.ndarray
+    channels: list[str]
+    memberships: dict[str, np.ndarray]
+
+
+@dataclass
+class GatingResult:
+    """The gates as placed on one sample.
+
+    Attributes
+    ----------
+    gates
+        Static gates (:mod:`immuno.cytometry.gates`) in panel order.
+    memberships
+        Gate id (and quadrant id) -> boolean membership over all events, including the
+        root mask (``"root"``).
+    placements
+        One record per placed threshold/shape: gate, dim, method, value, fallback, detail.
+    """
+
+    gates: list[Any] = field(default_factory=list)
+    memberships: dict[str, np.ndarray] = field(default_factory=dict)
+    placements: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def fallbacks(self) -> list[dict[str, Any]]:
+        """The placements that used the panel's default."""
+        return [p for p in self.placements if p["fallback"]]
+
+
+def resolve_dim(name: str, panel_channels: Sequence[Mapping[str, Any]]) -> str:
+    """The channel ($PnN) a gate dimension refers to: a panel marker, else a channel name."""
+    for ch in panel_channels:
+        if ch.get("marker") is not None and str(ch["marker"]) == name:
+            return str(ch["channel"])
+    for ch in panel_channels:
+        if str(ch["channel"]) == name:
+            return name
+    raise KeyError(name)
+
+
+def gate_names(gate_specs: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Every name a population may use: gate ids and quadrant ids."""
+    names: list[str] = []
+    for g in gate_specs:
+        if g.get("type") == "quadrant":
+            names.extend(str(q) for q in g.get("quadrants", {}))
+        else:
+            names.append(str(g["id"]))
+    return names
+
+
+def check_gate_specs(gate_specs: Sequence[Mapping[str, Any]], panel_channels: Sequence[Mapping[str, Any]],
+                     where: str) -> list[Problem]:
+    """Problems in a panel's gate hierarchy: unknown parents or dims, duplicate ids."""
+    problems: list[Problem] = []
+    seen: set[str] = set()
+    for i, g in enumerate(gate_specs):
+        loc = f"{where}: gates[{i}] ({g.get('id')})"
+        parent = g.get("parent")
+        if parent is not None and parent not in seen:
+            problems.append(Problem(loc, f"parent {parent!r} is not a gate defined above it"))
+        dims = list(g.get("dims", [])) + [t.get("dim") for t in g.get("thresholds", [])]
+        for d in dims:
+            try:
+                resolve_dim(str(d), panel_channels)
+            except KeyError:
+                problems.append(Problem(loc, f"dimension {d!r} is neither a marker nor a channel of the panel"))
+        new = gate_names([g])
+        for n in new:
+            if n in seen or n == ROOT:
+                problems.append(Problem(loc, f"gate id {n!r} is used twice"))
+        seen.update(new)
+    return problems
+
+
+def _member(gate: Any, events: np.ndarray, channels: list[str], parent_mask: np.ndarray) -> dict[str, np.ndarray]:
+    """Membership of one gate, evaluated by the engine on its parent's rows only (no copy)."""
+    tree = GateTree([dataclasses.replace(gate, parent_id=None)])
+    return tree.evaluate(events, channels, root_mask=parent_mask)
+
+
+class _Placer:
+    """Places the gates of one panel on one sample (see :func:`place_gates`)."""
+
+    def __init__(self, events: np.ndarray, channels: list[str], panel_channels: Sequence[Mapping[str, Any]],
+                 control: ControlGating | None, own_control: bool, sample_id: str) -> None:
+        self.events, self.channels = events, list(channels)
+        self.panel_channels = panel_channels
+        self.control, self.own_control, self.sample_id = control, own_control, sample_id
+        self.result = GatingResult()
+
+    def col(self, dim: str) -> int:
+        return self.channels.index(dim)
+
+    def values(self, dim: str, mask: np.ndarray) -> np.ndarray:
+        return self.events[mask, self.col(dim)]
+
+    def record(self, gate_id: str, dim: str, placed: adaptive.Placement) -> None:
+        self.result.placements.append({"gate": gate_id, "dim": dim, "method": placed.method,
+                                       "value": placed.value, "fallback": placed.fallback,
+                                       "detail": placed.detail})
+
+    def threshold(self, gate_id: str, parent: str, spec: Mapping[str, Any], dim: str,
+                  parent_mask: np.ndarray) -> float:
+        method = spec["method"]
+        if method == "fixed":
+            placed = adaptive.Placement("fixed", float(spec["at"]), False, "fixed in the panel")
+        elif method == "density_valley":
+            kw = {k: spec[k] for k in ("bandwidth", "min_events") if k in spec}
+            placed = adaptive.density_valley(self.values(dim, parent_mask), tuple(spec["window"]),
+                                             float(spec["default"]), **kw)
+        else:  # control_percentile
+            if self.own_control:
+                ctrl = self.values(dim, parent_mask)
+            elif self.control is not None:
+                c = self.control
+                ctrl = c.events[c.memberships[parent], c.channels.index(dim)]
+            else:
+                raise UserError.single(f"sample {self.sample_id}",
+                                       f"gate {gate_id!r} is set on a control tube, but no unstimulated/FMO "
+                                       "tube names this sample in its control_of column",
+                                       hint="Add the control tube to the sample sheet with control_of "
+                                            f"= {self.sample_id}.")
+            kw = {"min_events": int(spec["min_events"])} if "min_events" in spec else {}
+            placed = adaptive.tail_threshold(ctrl, float(spec["percentile"]), float(spec["default"]),
+                                             estimate=str(spec.get("estimate", "negative_peak")), **kw)
+        self.record(gate_id, dim, placed)
+        return float(placed.value)
+
+    def place(self, g: Mapping[str, Any]) -> Any:
+        gid, kind = str(g["id"]), g["type"]
+        parent = str(g["parent"]) if g.get("parent") is not None else ROOT
+        pmask = self.result.memberships[parent]
+        parent_id = None if parent == ROOT else parent
+        dims = tuple(resolve_dim(str(d), self.panel_channels) for d in g.get("dims", []))
+        if kind in ("rectangle", "polygon", "ellipse"):
+            return _fixed_shape(gid, parent_id, dims, g)
+        if kind == "threshold":
+            tdims, mins, maxs = [], [], []
+            for t in g["thresholds"]:
+                dim = resolve_dim(str(t["dim"]), self.panel_channels)
+                v = self.threshold(gid, parent, t, dim, pmask)
+                tdims.append(dim)
+                mins.append(v if t["keep"] == "above" else None)
+                maxs.append(v if t["keep"] == "below" else None)
+            return RectangleGate(gid, parent_id, tuple(tdims), tuple(mins), tuple(maxs))
+        if kind == "quadrant":
+            cuts = {d: (self.threshold(gid, parent, t, d, pmask),) for d, t in zip(dims, g["dividers"], strict=True)}
+            quads = {str(q): {d: int(s == "+") for d, s in zip(dims, signs, strict=True)}
+                     for q, signs in g["quadrants"].items()}
+            return QuadrantGate(gid, parent_id, dims, cuts, quads)
+        if kind == "singlet":
+            area, height = self.values(dims[0], pmask), self.values(dims[1], pmask)
+            placed = adaptive.singlet_ratio(area, height, float(g.get("k_mad", 4.0)),
+                                            min_inside=float(g.get("min_inside", 0.5)),
+                                            default=tuple(g["default"]))
+            self.record(gid, f"{dims[1]}/{dims[0]}", placed)
+            top = max(1.0, float(area.max()) if len(area) else 1.0) * 1.05
+            return PolygonGate(gid, parent_id, (dims[0], dims[1]), adaptive.singlet_polygon(*placed.value, top))
+        if kind == "gmm":
+            placed = adaptive.lymphocyte_gmm(self.values(dims[0], pmask), self.values(dims[1], pmask),
+                                             tuple(g["expected"]), components=int(g.get("components", 3)),
+                                             coverage=float(g.get("coverage", 0.95)),
+                                             max_distance=g.get("max_distance"))
+            self.record(gid, f"{dims[0]},{dims[1]}", placed)
+            if placed.fallback:
+                return _fixed_shape(gid, parent_id, dims, g["default"])
+            v = placed.value
+            return EllipseGate(gid, parent_id, dims, v["mean"], v["covariance"], v["distance_square"])
+        raise ValueError(f"unknown gate type {kind!r}")  # the schema prevents this
+
+
+def _fixed_shape(gid: str, parent_id: str | None, dims: tuple[str, ...], g: Mapping[str, Any]) -> Any:
+    kind = g["type"]
+    if kind == "rectangle":
+        n = len(dims)
+        mins = tuple(g.get("min", [None] * n))
+        maxs = tuple(g.get("max", [None] * n))
+        return RectangleGate(gid, parent_id, dims, mins, maxs)
+    if kind == "polygon":
+        return PolygonGate(gid, parent_id, (dims[0], dims[1]), tuple((float(x), float(y)) for x, y in g["vertices"]))
+    return EllipseGate(gid, parent_id, dims, tuple(float(v) for v in g["mean"]),
+                       tuple(tuple(float(v) for v in row) for row in g["covariance"]), float(g["distance_square"]))
+
+
+def place_gates(events: np.ndarray, channels: Sequence[str], gate_specs: Sequence[Mapping[str, Any]],
+                panel_channels: Sequence[Mapping[str, Any]], root_mask: np.ndarray | None = None, *,
+                control: ControlGating | None = None, own_control: bool = False,
+                sample_id: str = "") -> GatingResult:
+    """Place a panel's gate hierarchy on one sample and evaluate every gate.
+
+    Parameters
+    ----------
+    events
+        Transformed events (n_events x n_channels).
+    channels
+        Channel names ($PnN) of the columns.
+    gate_specs
+        The panel's ``gates:`` list.
+    panel_channels
+        The panel's ``channels:`` list (marker -> channel).
+    root_mask
+        Events the hierarchy starts from (those that passed acquisition QC); all when None.
+    control
+        The control tube gated with the same panel, for control-percentile gates.
+    own_control
+        True when this sample *is* the control (its own events set the percentile).
+    sample_id
+        For messages.
+
+    Returns
+    -------
+    GatingResult
+
+    Raises
+    ------
+    UserError
+        When a control-percentile gate has no control tube.
+    """
+    placer = _Placer(np.asarray(events), list(channels), panel_channels, control, own_control, sample_id)
+    n = events.shape[0]
+    root = np.ones(n, dtype=bool) if root_mask is None else np.asarray(root_mask, dtype=bool)
+    placer.result.memberships[ROOT] = root
+    for g in gate_specs:
+        gate = placer.place(g)
+        pmask = placer.result.memberships[ROOT if g.get("parent") is None else str(g["parent"])]
+        placer.result.memberships.update(_member(gate, placer.events, placer.channels, pmask))
+        placer.result.gates.append(gate)
+    return placer.result
