@@ -1,5 +1,14 @@
 """Flow cytometry: read, compensate, transform, QC, gate, populations, cluster, plots."""
 
+from immuno.cytometry.compensation import (
+    Spillover,
+    compensate,
+    read_spillover_file,
+    spillover_from_control_files,
+    spillover_from_keywords,
+    spillover_from_single_stains,
+    write_spillover_file,
+)
 from immuno.cytometry.fcs import (
     FCSData,
     format_spillover,
@@ -27,6 +36,14 @@ __all__ = [
     "read_fcs",
     "read_fcs_header",
     "write_fcs",
+    # compensation
+    "Spillover",
+    "compensate",
+    "read_spillover_file",
+    "spillover_from_control_files",
+    "spillover_from_keywords",
+    "spillover_from_single_stains",
+    "write_spillover_file",
     # transforms
     "ArcsinhCofactor",
     "AsinhTransform",
