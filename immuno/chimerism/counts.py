@@ -1,0 +1,253 @@
+"""Donor fraction from NGS allele counts (SNP/indel panels, VCF ``AD``).
+
+The recipient and donor references give each marker's alternate-allele dose; the
+biopsy's reads at the informative markers are fitted with the beta-binomial model of
+:mod:`immuno.chimerism.likelihood`. Detection needs the boundary likelihood-ratio test at
+alpha 0.01 *and* an estimate above the sample's limit of blank. At least 3 informative
+markers are required (a warning under 5), and a detected signal is checked against an
+unknown third contributor (contamination, sample swap).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from immuno.chimerism.genotypes import (
+    HET_RANGE,
+    HOM_VAF,
+    MIN_DEPTH,
+    call_ngs_genotype,
+    informative_markers,
+)
+from immuno.chimerism.likelihood import (
+    BetaBinomialLikelihood,
+    fit_fraction,
+    limits,
+    third_contributor_llr,
+)
+from immuno.chimerism.result import ChimerismResult, Flag, not_estimable
+
+ALPHA = 0.01
+ERROR_FLOOR = 1e-4
+MIN_INFORMATIVE = 3
+WARN_INFORMATIVE = 5
+#: log-likelihood advantage of an unknown contributor over the donor that raises the flag
+THIRD_CONTRIBUTOR_LLR = math.log(100.0)
+
+
+def background_error(recipient: pd.DataFrame, donor: pd.DataFrame,
+                     replicates: Sequence[pd.DataFrame] = (), floor: float = ERROR_FLOOR,
+                     min_depth: int = MIN_DEPTH) -> pd.Series:
+    """Background error rate per marker.
+
+    Parameters
+    ----------
+    recipient, donor
+        Reference counts (``marker``, ``depth``, ``alt_count``).
+    replicates
+        Count tables of pure-recipient samples (>= 3 recommended): per-marker rates are
+        learnt from reads of the allele the recipient lacks at its homozygous markers.
+    floor
+        Smallest rate used.
+    min_depth
+        Depth below which a reference call is not used.
+
+    Returns
+    -------
+    pandas.Series
+        Error rate indexed by marker. Markers without replicate data get the consensus
+        rate: the pooled minority-allele fraction of every homozygous reference call.
+    """
+    minor_sum = depth_sum = 0.0
+    for ref in (recipient, donor):
+        calls = call_ngs_genotype(ref, min_depth)
+        g, depth = calls["genotype"].to_numpy(), calls["depth"].to_numpy()
+        alt = ref["alt_count"].to_numpy(float)
+        hom = (g == 0) | (g == 2)
+        minor_sum += np.where(g == 0, alt, depth - alt)[hom].sum()
+        depth_sum += depth[hom].sum()
+    consensus = max(minor_sum / depth_sum, floor) if depth_sum else floor
+    rates = pd.Series(consensus, index=pd.Index(recipient["marker"].astype(str), name="marker"), dtype=float)
+    if replicates:
+        g = call_ngs_genotype(recipient, min_depth).set_index("marker")["genotype"]
+        reps = pd.concat(replicates).astype({"marker": str}).groupby("marker")[["alt_count", "depth"]].sum()
+        reps = reps.join(g, how="inner")
+        hom = reps[reps["genotype"].isin([0, 2])]
+        minor = np.where(hom["genotype"] == 0, hom["alt_count"], hom["depth"] - hom["alt_count"])
+        # +0.5/+1: a marker with no error read in the replicates is not error-free
+        per_marker = np.maximum((minor + 0.5) / (hom["depth"] + 1.0), floor)
+        rates.loc[hom.index.intersection(rates.index)] = pd.Series(per_marker, index=hom.index)
+    return rates
+
+
+@dataclass
+class ReferencePair:
+    """Recipient and donor genotypes at the markers both were called at.
+
+    Attributes
+    ----------
+    table
+        ``marker``, ``g_recipient``, ``g_donor``, ``pattern``, ``informative``, ``error_rate``.
+    markers_called
+        Markers called in both references.
+    """
+
+    table: pd.DataFrame
+    markers_called: int
+
+
+def reference_pair(recipient: pd.DataFrame, donor: pd.DataFrame, replicates: Sequence[pd.DataFrame] = (),
+                   min_depth: int = MIN_DEPTH, hom_vaf: float = HOM_VAF,
+                   het_range: tuple[float, float] = HET_RANGE) -> ReferencePair:
+    """Call both references and pair them (done once per patient, reused for every biopsy).
+
+    Parameters
+    ----------
+    recipient, donor
+        Reference count tables.
+    replicates
+        Optional pure-recipient replicates for per-marker background error.
+    min_depth, hom_vaf, het_range
+        Genotype calling thresholds (see :func:`immuno.chimerism.genotypes.call_ngs_genotype`).
+    """
+    pairs = informative_markers(call_ngs_genotype(recipient, min_depth, hom_vaf, het_range),
+                                call_ngs_genotype(donor, min_depth, hom_vaf, het_range))
+    errors = background_error(recipient, donor, replicates, min_depth=min_depth)
+    pairs["error_rate"] = pairs["marker"].map(errors).fillna(float(errors.median()) if len(errors) else ERROR_FLOOR)
+    return ReferencePair(pairs, len(pairs))
+
+
+def estimate_counts(biopsy: pd.DataFrame, recipient: pd.DataFrame | None = None,
+                    donor: pd.DataFrame | None = None, *, pair: ReferencePair | None = None,
+                    replicates: Sequence[pd.DataFrame] = (), markers: str = "auto", alpha: float = ALPHA,
+                    genome_equivalents: float | None = None,
+                    third_party_allele_frequency: float = 0.5) -> ChimerismResult:
+    """Estimate the donor fraction of a biopsy from NGS allele counts.
+
+    Parameters
+    ----------
+    biopsy
+        The biopsy's counts (``marker``, ``depth``, ``alt_count``; see
+        :func:`immuno.chimerism.readers.read_marker_counts`).
+    recipient, donor
+        Reference counts; or give ``pair`` from :func:`reference_pair` instead.
+    pair
+        Pre-computed reference genotypes (faster for many biopsies of one patient).
+    replicates
+        Pure-recipient replicates for per-marker background error (ignored with ``pair``).
+    markers
+        ``recipient_hom`` (markers where the donor carries an allele the recipient lacks),
+        ``all`` (every informative marker) or ``auto`` (recipient_hom when >= 3 have
+        reads, else all). Recipient-heterozygous markers only shift a dose and are
+        exposed to allelic imbalance, so low-level calls rest on recipient-homozygous ones.
+    alpha
+        Level of the boundary likelihood-ratio detection test.
+    genome_equivalents
+        Input DNA in genome equivalents, when known (the LoD is then at least 3 / GE).
+    third_party_allele_frequency
+        Allele frequency assumed for an unknown contributor in the third-contributor check.
+
+    Returns
+    -------
+    ChimerismResult
+        ``markers`` holds one row per marker called in both references (genotypes,
+        depth, reads, VAF, error rate, whether used, expected VAF at the estimate and the
+        marker's own donor-fraction estimate); ``details`` holds ``rho``, ``loglik``,
+        ``lr_statistic``, ``poisson_p`` (pooled donor-allele reads at recipient-homozygous
+        markers against background) and ``third_contributor_llr`` when detected.
+    """
+    if pair is None:
+        if recipient is None or donor is None:
+            raise ValueError("give recipient and donor counts, or a reference pair")
+        pair = reference_pair(recipient, donor, replicates)
+    table = pair.table
+    if len(table) and not table["informative"].any():
+        return not_estimable("ngs", [Flag("donor_identical_to_recipient", "fail",
+                                          f"recipient and donor references agree at all {len(table)} called markers; "
+                                          "check that the donor reference is the MSC product, not the patient")], table)
+    if len(table) == 0:
+        return not_estimable("ngs", [Flag("no_reference_calls", "fail",
+                                          "no marker was called in both references (depth >= 100 and a clear VAF)")])
+    cols = {c: table[c].to_numpy(float) for c in ("g_recipient", "g_donor", "error_rate")}
+    cols["depth"], cols["alt_count"] = _aligned_reads(biopsy, table["marker"])
+    has_reads = cols["depth"] > 0
+    with np.errstate(invalid="ignore", divide="ignore"):
+        vaf = cols["alt_count"] / cols["depth"]
+    out = {"depth": cols["depth"], "alt_count": cols["alt_count"], "vaf": vaf}
+    if not has_reads.any():
+        return not_estimable("ngs", [Flag("zero_depth", "fail", "the biopsy has no reads at any marker")],
+                             _with(table, out))
+    rec_hom = (table["pattern"] == "recipient_hom").to_numpy() & has_reads
+    if markers == "auto":
+        markers = "recipient_hom" if rec_hom.sum() >= MIN_INFORMATIVE else "all"
+    use = rec_hom if markers == "recipient_hom" else table["informative"].to_numpy() & has_reads
+    out["used"] = use
+    n_used = int(use.sum())
+    if n_used < MIN_INFORMATIVE:
+        return not_estimable("ngs", [Flag("too_few_informative_markers", "fail",
+                                          f"{n_used} informative marker(s) with reads; at least {MIN_INFORMATIVE} are needed")],
+                             _with(table, out), n_informative=n_used)
+    flags: list[Flag] = []
+    if n_used < WARN_INFORMATIVE:
+        flags.append(Flag("few_informative_markers", "warning", f"only {n_used} informative markers (< {WARN_INFORMATIVE})"))
+    lik = BetaBinomialLikelihood(*(cols[c][use] for c in _LIK_COLUMNS))
+    fit, _ = fit_fraction(lik)
+    lob, lod = limits(lik, fit.rho, genome_equivalents)
+    detected = bool(fit.p_value < alpha and fit.fraction > lob)
+    details: dict[str, float] = {"rho": fit.rho, "loglik": fit.loglik, "lr_statistic": fit.lr_statistic,
+                                 "poisson_p": _pooled_poisson(cols, rec_hom), "markers_called": float(pair.markers_called)}
+    if detected:
+        hom = ((cols["g_recipient"] == 0) | (cols["g_recipient"] == 2)) & has_reads
+        llr = third_contributor_llr(*(cols[c][hom] for c in _LIK_COLUMNS), fraction=fit.fraction, rho=fit.rho,
+                                    allele_frequency=third_party_allele_frequency)
+        details["third_contributor_llr"] = llr
+        if llr > THIRD_CONTRIBUTOR_LLR:
+            flags.append(Flag("third_contributor", "fail",
+                              f"the non-recipient reads fit an unknown third person better than the MSC donor "
+                              f"(log-likelihood ratio {llr:.1f}); suspect contamination or a sample swap"))
+    e = cols["error_rate"]
+    q0 = cols["g_recipient"] / 2 * (1 - 2 * e) + e
+    q1 = cols["g_donor"] / 2 * (1 - 2 * e) + e
+    out["expected_vaf"] = np.full(len(table), np.nan)
+    out["expected_vaf"][use] = lik.q(np.array([fit.fraction]))[0]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out["marker_fraction"] = np.where(table["informative"], (vaf - q0) / (q1 - q0), np.nan)
+    return ChimerismResult(method="ngs", fraction=fit.fraction, lower=fit.lower, upper=fit.upper, detected=detected,
+                           lod=lod, lob=lob, p_value=fit.p_value, n_informative=n_used, flags=flags,
+                           markers=_with(table, out), details=details)
+
+
+def _with(table: pd.DataFrame, columns: dict[str, np.ndarray]) -> pd.DataFrame:
+    """The reference table with the biopsy's columns added (one concat: assign is slow)."""
+    return pd.concat([table.reset_index(drop=True), pd.DataFrame(columns)], axis=1)
+
+
+_LIK_COLUMNS = ("alt_count", "depth", "g_recipient", "g_donor", "error_rate")
+
+
+def _aligned_reads(biopsy: pd.DataFrame, markers: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """The biopsy's depth and alternate reads at ``markers`` (0 where the marker is absent)."""
+    names = pd.Index(biopsy["marker"].astype(str))
+    depth, alt = biopsy["depth"].to_numpy(float), biopsy["alt_count"].to_numpy(float)
+    if not names.is_unique:
+        summed = pd.DataFrame({"depth": depth, "alt": alt}, index=names).groupby(level=0).sum()
+        names, depth, alt = summed.index, summed["depth"].to_numpy(), summed["alt"].to_numpy()
+    idx = names.get_indexer(markers.astype(str))
+    found = idx >= 0
+    return np.where(found, depth[idx], 0.0), np.where(found, alt[idx], 0.0)
+
+
+def _pooled_poisson(cols: dict[str, np.ndarray], rec_hom: np.ndarray) -> float:
+    """p-value of the donor-allele reads at recipient-homozygous markers against background."""
+    if not rec_hom.any():
+        return math.nan
+    alt, depth = cols["alt_count"][rec_hom], cols["depth"][rec_hom]
+    donor_reads = np.where(cols["g_recipient"][rec_hom] == 0, alt, depth - alt).sum()
+    expected = float((depth * cols["error_rate"][rec_hom]).sum())
+    return float(stats.poisson.sf(donor_reads - 1, expected))

@@ -1,0 +1,232 @@
+"""The beta-binomial likelihood of allele counts and what is derived from it.
+
+Reads of the alternate allele at marker ``i``: ``k_i ~ BetaBinomial(n_i, q_i rho,
+(1 - q_i) rho)`` with ``q_i = p_i(f) (1 - e_i) + (1 - p_i(f)) e_i``,
+``p_i(f) = ((1 - f) g_R + f g_D) / 2`` and ``e_i`` the marker's background error. ``rho``
+(overdispersion shared by the markers) is profiled out: for each f it is maximised on a
+stencil around its first estimate, with a parabola through the best three points.
+
+Speed: every likelihood call is one vectorised ``gammaln`` over (f values, rho values,
+markers); markers sharing (g_R, g_D, e) share the q-only terms, so 100 biopsies x 200
+markers take a fraction of a second.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import stats
+from scipy.special import gammaln
+
+Z95 = 1.645
+CHI2_95 = 3.841458820694124
+
+#: f values where the profile is first evaluated (0, then 4 per decade)
+COARSE_F = np.concatenate([[0.0], np.logspace(-5, 0, 21)])
+_RHO_GRID = 10.0 ** np.arange(1.0, 7.01, 1.0)
+_STENCIL = 10.0 ** np.array([-0.5, -0.25, 0.0, 0.25, 0.5])
+
+
+@dataclass
+class BetaBinomialLikelihood:
+    """Log-likelihood of one biopsy's counts as a function of (f, rho).
+
+    Parameters
+    ----------
+    k, n
+        Alternate reads and depth per marker.
+    g_r, g_d
+        Alternate-allele dose (0/1/2) of recipient and donor per marker.
+    e
+        Background error rate per marker.
+    """
+
+    k: np.ndarray
+    n: np.ndarray
+    g_r: np.ndarray
+    g_d: np.ndarray
+    e: np.ndarray
+
+    def __post_init__(self) -> None:
+        # markers sharing (g_R, g_D, e) share q(f): the q-only terms are computed per class
+        key = np.stack([self.g_r, self.g_d, self.e], axis=1)
+        classes, inverse = np.unique(key, axis=0, return_inverse=True)
+        self._inverse = inverse.ravel()
+        self._cr, self._cd, self._ce = classes.T
+
+    def q(self, f: np.ndarray) -> np.ndarray:
+        """Expected alternate-read fraction per marker, shape (len(f), markers)."""
+        f = np.asarray(f, float)[:, None]
+        p = ((1 - f) * self._cr + f * self._cd) / 2
+        return (p * (1 - self._ce) + (1 - p) * self._ce)[:, self._inverse]
+
+    def per_marker(self, f: np.ndarray, rho: np.ndarray) -> np.ndarray:
+        """Log-likelihood of every marker, shape (len(f), len(rho), markers)."""
+        f, rho = np.asarray(f, float)[:, None], np.asarray(rho, float)
+        p = ((1 - f) * self._cr + f * self._cd) / 2
+        qc = p * (1 - self._ce) + (1 - p) * self._ce
+        a = qc[:, None, :] * rho[None, :, None]
+        b = (1 - qc)[:, None, :] * rho[None, :, None]
+        per_class = (-gammaln(a) - gammaln(b))[:, :, self._inverse]
+        a, b = a[:, :, self._inverse], b[:, :, self._inverse]
+        norm = gammaln(rho)[:, None] - gammaln(self.n[None, :] + rho[:, None])
+        return gammaln(self.k + a) + gammaln(self.n - self.k + b) + per_class + norm[None]
+
+    def loglik(self, f: np.ndarray, rho: np.ndarray) -> np.ndarray:
+        """Log-likelihood at every (f, rho) pair, shape (len(f), len(rho))."""
+        return self.per_marker(f, rho).sum(axis=2)
+
+    def sd(self, f: float, rho: float) -> float:
+        """Standard error of f at ``f`` from the expected Fisher information."""
+        q = self.q(np.array([f]))[0]
+        dq = (self.g_d - self.g_r) / 2 * (1 - 2 * self.e)
+        info = dq**2 * self.n * (rho + 1) / (q * (1 - q) * (rho + self.n))
+        return 1 / math.sqrt(info.sum())
+
+
+def _profile_max(ll: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Maximum over an evenly log-spaced rho stencil, refined by a parabola.
+
+    Returns the maxima and their fractional positions on the stencil.
+    """
+    i = np.clip(ll.argmax(axis=1), 1, ll.shape[1] - 2)
+    rows = np.arange(ll.shape[0])
+    left, mid, right = ll[rows, i - 1], ll[rows, i], ll[rows, i + 1]
+    curv = left - 2 * mid + right
+    inside = (curv < 0) & (mid >= left) & (mid >= right)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        shift = np.where(inside, 0.5 * (left - right) / curv, 0.0)
+        peak = np.where(inside, mid - (left - right) ** 2 / (8 * curv), ll.max(axis=1))
+    return peak, i + shift
+
+
+class ProfileLikelihood:
+    """Profile log-likelihood of f, rho maximised on a stencil around its first estimate."""
+
+    def __init__(self, lik: BetaBinomialLikelihood) -> None:
+        self.lik = lik
+        coarse = lik.loglik(COARSE_F, _RHO_GRID)
+        j = int(np.unravel_index(coarse.argmax(), coarse.shape)[1])
+        self.rho_grid = _RHO_GRID[j] * _STENCIL
+
+    def __call__(self, f: np.ndarray | float) -> np.ndarray:
+        peak, _ = _profile_max(self.lik.loglik(np.atleast_1d(np.asarray(f, float)), self.rho_grid))
+        return peak
+
+    def rho_at(self, f: float) -> float:
+        """The profiled overdispersion at f."""
+        _, pos = _profile_max(self.lik.loglik(np.array([f]), self.rho_grid))
+        return float(self.rho_grid[0] * 10 ** (0.25 * pos[0]))
+
+
+@dataclass(frozen=True)
+class Fit:
+    """Maximum-likelihood donor fraction with its profile interval and detection test."""
+
+    fraction: float
+    lower: float
+    upper: float
+    loglik: float
+    rho: float
+    lr_statistic: float
+    p_value: float
+
+
+def fit_fraction(lik: BetaBinomialLikelihood) -> tuple[Fit, ProfileLikelihood]:
+    """Fit f on [0, 1] by profile likelihood.
+
+    The interval is where ``2 (L(f_hat) - L(f)) <= 3.841``; the detection p-value is the
+    boundary likelihood-ratio test ``0.5 P(chi2_1 >= D)``, D = 2 (L(f_hat) - L(0)).
+    The profile is evaluated on a coarse grid (4 points per decade), then on a fine grid
+    between the coarse neighbours of the maximum and of each interval end: a handful of
+    vectorised calls rather than dozens of scalar ones.
+    """
+    prof = ProfileLikelihood(lik)
+    values = prof(COARSE_F)
+    i = int(values.argmax())
+    fine = _fine_grid(COARSE_F[max(i - 1, 0)], COARSE_F[min(i + 1, len(COARSE_F) - 1)])
+    fine_values = prof(fine)
+    f_hat, l_max = _parabola_peak(fine, fine_values)
+    if values[0] >= l_max:
+        f_hat, l_max = 0.0, float(values[0])
+    target = l_max - CHI2_95 / 2
+    below = COARSE_F[(values < target) & (COARSE_F < f_hat)]
+    above = COARSE_F[(values < target) & (COARSE_F > f_hat)]
+    lower = _crossing(prof, target, below.max(), f_hat) if below.size and f_hat > 0 else 0.0
+    upper = _crossing(prof, target, f_hat, above.min()) if above.size else 1.0
+    stat = max(2 * (l_max - float(values[0])), 0.0)
+    p_value = 0.5 * float(stats.chi2.sf(stat, 1)) if f_hat > 0 else 1.0
+    return Fit(f_hat, lower, upper, l_max, prof.rho_at(f_hat), stat, p_value), prof
+
+
+def _fine_grid(lo: float, hi: float, n: int = 48) -> np.ndarray:
+    return np.linspace(lo, hi, n) if lo <= 0 else np.geomspace(lo, hi, n)
+
+
+def _parabola_peak(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """Peak of a parabola through the best grid point and its neighbours."""
+    j = int(y.argmax())
+    if j == 0 or j == len(y) - 1:
+        return float(x[j]), float(y[j])
+    left, mid, right = y[j - 1], y[j], y[j + 1]
+    curv = left - 2 * mid + right
+    if curv >= 0:
+        return float(x[j]), float(mid)
+    shift = 0.5 * (left - right) / curv
+    step = x[j + 1] - x[j] if shift > 0 else x[j] - x[j - 1]
+    return float(x[j] + shift * step), float(mid - (left - right) ** 2 / (8 * curv))
+
+
+def _crossing(prof: ProfileLikelihood, target: float, lo: float, hi: float) -> float:
+    """The f in [lo, hi] where the profile crosses ``target`` (once: it is unimodal)."""
+    x = _fine_grid(lo, hi)
+    y = prof(x) - target
+    sign = np.flatnonzero(np.diff(np.sign(y)) != 0)
+    if not sign.size:
+        return float(lo if abs(y[0]) < abs(y[-1]) else hi)
+    k = int(sign[0])
+    # linear interpolation between the two fine-grid points around the crossing
+    return float(x[k] + (x[k + 1] - x[k]) * y[k] / (y[k] - y[k + 1]))
+
+
+def limits(lik: BetaBinomialLikelihood, rho: float, genome_equivalents: float | None = None) -> tuple[float, float]:
+    """Per-sample LoB and LoD after CLSI EP17 (z = 1.645) from this sample's depths and errors.
+
+    LoB is the 95th percentile of the estimate when no donor DNA is present (half the
+    estimates sit at 0, the others are half-normal: 1.645 SD(0)); LoD the fraction
+    detected 95 % of the time, ``LoD = LoB + 1.645 SD(LoD)``. With the input genome
+    equivalents, LoD is at least 3 / GE (fewer donor genomes cannot be sampled).
+    """
+    lob = Z95 * lik.sd(0.0, rho)
+    lod = lob
+    for _ in range(50):
+        new = lob + Z95 * lik.sd(min(lod, 1.0), rho)
+        if abs(new - lod) < 1e-10:
+            break
+        lod = new
+    if genome_equivalents:
+        lod = max(lod, 3.0 / genome_equivalents)
+    return lob, min(lod, 1.0)
+
+
+def third_contributor_llr(k: np.ndarray, n: np.ndarray, g_r: np.ndarray, g_d: np.ndarray, e: np.ndarray,
+                          fraction: float, rho: float, allele_frequency: float = 0.5) -> float:
+    """Best log-likelihood of an unknown contributor minus that of the known donor.
+
+    Give every recipient-homozygous marker with reads, including those where the donor
+    matches the recipient: foreign reads there cannot come from the donor. The unknown
+    person's dose at each marker is a Hardy-Weinberg mixture at ``allele_frequency``.
+    Both models are maximised over f within a factor 5 of the donor fit and rho within a
+    factor 3 of it (a contributor of a different size would not change the verdict).
+    """
+    f_grid = np.geomspace(max(fraction, 1e-6) / 5, min(max(fraction, 1e-6) * 5, 1.0), 12)
+    rho_grid = rho * np.array([1 / 3, 1.0, 3.0])
+    donor = BetaBinomialLikelihood(k, n, g_r, g_d, e).loglik(f_grid, rho_grid).max()
+    af = allele_frequency
+    prior = np.log(np.array([(1 - af) ** 2, 2 * af * (1 - af), af**2]))
+    per_dose = np.stack([BetaBinomialLikelihood(k, n, g_r, np.full_like(g_r, dose), e).per_marker(f_grid, rho_grid)
+                         for dose in (0.0, 1.0, 2.0)])
+    mixture = np.logaddexp.reduce(per_dose + prior[:, None, None, None], axis=0).sum(axis=2)
+    return float(mixture.max() - donor)

@@ -1,0 +1,246 @@
+"""Demo chimerism: GeneMapper STR exports and NGS marker counts with known donor fractions.
+
+Per patient: an unrelated MSC donor (two patients share each donor lot), a recipient
+reference and a donor reference taken at D0, and the M1 skin biopsy. Biopsy donor
+fractions cycle through 5-30 %, 0.1-1 % and 0 % across patients, so the default four
+patients cover every range.
+
+STR: 16 autosomal loci with unimodal allele frequencies, peak heights proportional to the
+allele dose, back-stutter of 5-10 % of the parent peak (one repeat below), 5 % peak
+noise; peaks under 50 RFU are not exported, as GeneMapper does. One tab-separated
+Sample/Peak export per patient holds its three samples.
+NGS: 48 biallelic markers at ~1000x, beta-binomial reads (overdispersion rho = 800) with a
+small per-marker background error, written as one Devyser-style count table per sample.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from immuno.io import write_text
+
+K_STREAM = 3
+STR_PANEL = "chimerism_str16"
+NGS_PANEL = "chimerism_ngs48"
+ANALYTICAL_THRESHOLD = 50.0
+PEAK_NOISE = 0.05
+NGS_MARKERS = 48
+NGS_DEPTH = 1000.0
+NGS_RHO = 800.0
+NGS_ERROR = 1e-3
+
+#: locus, dye, smallest and largest repeat, most frequent repeat, size of repeat 0 (bp)
+LOCI: list[tuple[str, str, int, int, float, float]] = [
+    ("D3S1358", "B", 12, 19, 15.5, 60.0), ("vWA", "B", 13, 21, 17.0, 90.0),
+    ("D16S539", "B", 8, 14, 11.0, 220.0), ("CSF1PO", "B", 7, 14, 11.0, 280.0),
+    ("TPOX", "G", 6, 13, 8.5, 200.0), ("D8S1179", "G", 8, 17, 13.0, 80.0),
+    ("D21S11", "G", 27, 34, 30.0, 80.0), ("D18S51", "G", 10, 22, 15.0, 220.0),
+    ("D2S441", "Y", 9, 16, 11.5, 60.0), ("D19S433", "Y", 11, 17, 14.0, 100.0),
+    ("TH01", "Y", 5, 10, 7.5, 150.0), ("FGA", "Y", 18, 28, 22.0, 120.0),
+    ("D22S1045", "R", 8, 18, 15.0, 60.0), ("D5S818", "R", 7, 15, 11.5, 110.0),
+    ("D13S317", "R", 8, 15, 11.0, 160.0), ("D7S820", "R", 6, 14, 10.0, 230.0),
+]
+FRACTION_RANGES = {"high": (0.05, 0.30), "low": (0.001, 0.01), "zero": (0.0, 0.0)}
+
+
+def allele_frequencies(locus: tuple[str, str, int, int, float, float]) -> dict[str, float]:
+    """Allele frequencies of a demo locus: a discretised bell around the commonest repeat
+    (TH01 also carries its common 9.3 microvariant)."""
+    _, _, lo, hi, mode, _ = locus
+    alleles = [str(a) for a in range(lo, hi + 1)]
+    weights = [np.exp(-((a - mode) ** 2) / (2 * ((hi - lo) / 4) ** 2)) for a in range(lo, hi + 1)]
+    if locus[0] == "TH01":
+        alleles.append("9.3")
+        weights.append(weights[alleles.index("9")])
+    w = np.array(weights) / sum(weights)
+    return dict(zip(alleles, w, strict=True))
+
+
+@dataclass
+class PatientChimerism:
+    """What the demo simulated for one patient (the truth the files are made from)."""
+
+    patient: str
+    donor_id: str
+    fraction: float
+    str_recipient: dict[str, tuple[str, str]]
+    str_donor: dict[str, tuple[str, str]]
+    ngs_recipient: np.ndarray
+    ngs_donor: np.ndarray
+
+
+@dataclass
+class ChimerismDesign:
+    """The simulated truth of the demo's chimerism part."""
+
+    patients: list[PatientChimerism]
+    stutter: dict[str, float]
+    peak_width: dict[str, float]
+    ngs_markers: list[str]
+    ngs_allele_frequency: np.ndarray
+    ngs_error: np.ndarray
+    ngs_efficiency: np.ndarray
+    ngs_alleles: list[tuple[str, str]] = field(default_factory=list)
+
+
+def design(seed: int, patients: list[str]) -> ChimerismDesign:
+    """Draw genotypes, donor lots and biopsy fractions (deterministic for a seed)."""
+    rng = np.random.default_rng([seed, K_STREAM])
+    stutter = {loc[0]: float(rng.uniform(0.05, 0.10)) for loc in LOCI}
+    width = {loc[0]: float(rng.uniform(8.0, 11.0)) for loc in LOCI}
+    af = rng.uniform(0.25, 0.75, NGS_MARKERS)
+    error = NGS_ERROR * np.exp(0.3 * rng.standard_normal(NGS_MARKERS))
+    efficiency = np.exp(0.2 * rng.standard_normal(NGS_MARKERS))
+    bases = "ACGT"
+    ngs_alleles = []
+    for _ in range(NGS_MARKERS):
+        ref, alt = rng.choice(4, 2, replace=False)
+        ngs_alleles.append((bases[ref], bases[alt]))
+
+    def str_person() -> dict[str, tuple[str, str]]:
+        out = {}
+        for loc in LOCI:
+            freqs = allele_frequencies(loc)
+            pick = rng.choice(len(freqs), 2, p=list(freqs.values()))
+            names = list(freqs)
+            out[loc[0]] = (names[pick[0]], names[pick[1]])
+        return out
+
+    def ngs_person() -> np.ndarray:
+        return (rng.random((2, NGS_MARKERS)) < af).sum(axis=0).astype(float)
+
+    lots: dict[str, tuple[dict[str, tuple[str, str]], np.ndarray]] = {}
+    sims = []
+    categories = list(FRACTION_RANGES)
+    for i, p in enumerate(patients):
+        donor_id = f"MSC{i // 2 + 1:02d}"
+        if donor_id not in lots:
+            lots[donor_id] = (str_person(), ngs_person())
+        lo, hi = FRACTION_RANGES[categories[i % len(categories)]]
+        fraction = float(rng.uniform(lo, hi)) if hi > 0 else 0.0
+        sims.append(PatientChimerism(p, donor_id, fraction, str_person(), lots[donor_id][0], ngs_person(),
+                                     lots[donor_id][1]))
+    return ChimerismDesign(sims, stutter, width, [f"LYS{i + 1:02d}" for i in range(NGS_MARKERS)], af, error,
+                           efficiency, ngs_alleles)
+
+
+def allele_size(locus: tuple[str, str, int, int, float, float], allele: str) -> float:
+    """Fragment size (bp) of an allele: 4 bp per repeat, plus the microvariant's extra bases."""
+    whole, _, part = allele.partition(".")
+    return locus[5] + 4 * int(whole) + (int(part) if part else 0)
+
+
+def str_peaks(rng: np.random.Generator, d: ChimerismDesign, sim: PatientChimerism, fraction: float,
+              sample: str) -> pd.DataFrame:
+    """Peaks of one sample: the recipient/donor mixture at ``fraction``, with stutter and noise."""
+    load = rng.uniform(1200.0, 2500.0)
+    rows = []
+    for loc in LOCI:
+        name = loc[0]
+        dose: dict[str, float] = {}
+        for allele in sim.str_recipient[name]:
+            dose[allele] = dose.get(allele, 0.0) + (1 - fraction)
+        for allele in sim.str_donor[name]:
+            dose[allele] = dose.get(allele, 0.0) + fraction
+        per_copy = load * rng.uniform(0.7, 1.3)
+        height: dict[str, float] = {}
+        for allele, copies in dose.items():
+            if copies <= 0:
+                continue
+            h = per_copy * copies * (1 + PEAK_NOISE * rng.standard_normal())
+            height[allele] = height.get(allele, 0.0) + h
+            whole, _, part = allele.partition(".")
+            below = f"{int(whole) - 1}.{part}" if part else str(int(whole) - 1)
+            s = d.stutter[name] * h * (1 + 0.1 * rng.standard_normal())
+            height[below] = height.get(below, 0.0) + s
+        for allele, h in sorted(height.items(), key=lambda kv: allele_size(loc, kv[0])):
+            if h < ANALYTICAL_THRESHOLD:
+                continue
+            size = allele_size(loc, allele) + 0.1 * rng.standard_normal()
+            rows.append({"Sample Name": sample, "Sample File Name": f"{sample}.fsa", "Marker": name,
+                         "Dye/Sample Peak": f"{loc[1]},{len(rows) + 1}", "Allele": allele,
+                         "Size": round(size, 2), "Height": int(round(h)),
+                         "Area": int(round(h * d.peak_width[name] * (1 + 0.01 * rng.standard_normal()))),
+                         "Data Point": int(round(1000 + 10 * size))})
+    return pd.DataFrame(rows)
+
+
+def simulate_marker_counts(rng: np.random.Generator, g_recipient: np.ndarray, g_donor: np.ndarray,
+                           fraction: float, depth: np.ndarray, error: np.ndarray,
+                           rho: float = NGS_RHO) -> tuple[np.ndarray, np.ndarray]:
+    """Reads of a recipient/donor mixture: (depth, alternate reads) per marker.
+
+    Depth is Poisson around ``depth``; the alternate fraction follows the beta-binomial
+    model with background error ``error`` and overdispersion ``rho``.
+    """
+    n = rng.poisson(depth)
+    p = ((1 - fraction) * g_recipient + fraction * g_donor) / 2
+    q = p * (1 - error) + (1 - p) * error
+    pi = rng.beta(q * rho, (1 - q) * rho)
+    return n.astype(float), rng.binomial(n, pi).astype(float)
+
+
+def ngs_table(rng: np.random.Generator, d: ChimerismDesign, g_r: np.ndarray, g_d: np.ndarray,
+              fraction: float) -> str:
+    """A Devyser-style count table of one sample."""
+    n, k = simulate_marker_counts(rng, g_r, g_d, fraction, NGS_DEPTH * d.ngs_efficiency, d.ngs_error)
+    other = rng.poisson(n * 5e-4)
+    lines = ["#SNPID\tTOT_HITS\tREF_HITS\tALT_HITS\tREF\tALT"]
+    for i, marker in enumerate(d.ngs_markers):
+        ref, alt = d.ngs_alleles[i]
+        lines.append(f"{marker}\t{int(n[i] + other[i])}\t{int(n[i] - k[i])}\t{int(k[i])}\t{ref}\t{alt}")
+    return "\n".join(lines) + "\n"
+
+
+def simulate(out: Path, seed: int, patients: list[str], visits: list[str],
+             events: int) -> tuple[list[dict[str, str]], list[dict[str, object]]]:
+    """Write the demo's chimerism files under ``out/chimerism/``.
+
+    Parameters
+    ----------
+    out
+        The batch folder being built.
+    seed
+        The demo seed (this part uses its own stream, ``[seed, 3]``).
+    patients
+        Patient codes.
+    visits
+        The batch's visits; references are taken at the first, biopsies at the last (M1).
+    events
+        Unused (cytometry's event count).
+
+    Returns
+    -------
+    tuple
+        Sample-sheet rows and truth rows (``donor_fraction`` in % per biopsy sample).
+    """
+    d = design(seed, patients)
+    rng = np.random.default_rng([seed, K_STREAM, 1])
+    folder = Path(out) / "chimerism"
+    ref_visit, biopsy_visit = visits[0], visits[-1]
+    rows: list[dict[str, str]] = []
+    truth: list[dict[str, object]] = []
+    for sim in d.patients:
+        p = sim.patient
+        samples = [("REC", "recipient_reference", ref_visit, 0.0), ("DON", "donor_reference", ref_visit, 1.0),
+                   (f"{biopsy_visit}-BX", "biopsy", biopsy_visit, sim.fraction)]
+        str_file = f"chimerism/{p}_STR_GeneMapper.txt"
+        peaks = pd.concat([str_peaks(rng, d, sim, frac, f"{p}-{tag}-STR") for tag, _, _, frac in samples])
+        write_text(peaks.to_csv(sep="\t", index=False, lineterminator="\n"), Path(out) / str_file)
+        for tag, role, visit, frac in samples:
+            ngs_file = f"chimerism/{p}-{tag}-NGS.tsv"
+            write_text(ngs_table(rng, d, sim.ngs_recipient, sim.ngs_donor, frac), folder / f"{p}-{tag}-NGS.tsv")
+            for kind, file, panel in (("STR", str_file, STR_PANEL), ("NGS", ngs_file, NGS_PANEL)):
+                sid = f"{p}-{tag}-{kind}"
+                rows.append({"sample_id": sid, "patient_id": p, "visit": visit, "assay": "chimerism",
+                             "file": file, "panel": panel, "role": role,
+                             "donor_id": "" if role == "recipient_reference" else sim.donor_id})
+                if role == "biopsy":
+                    truth.append({"sample_id": sid, "assay": "chimerism", "panel": panel,
+                                  "feature": "donor_fraction", "value": 100 * frac, "unit": "%",
+                                  "flag": "detected" if frac > 0 else "not_detected"})
+    return rows, truth
