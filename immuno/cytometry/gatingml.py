@@ -15,6 +15,7 @@ or written.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -356,6 +357,8 @@ def read_gatingml(path: str | os.PathLike[str]) -> GatingDocument:
 # ------------------------------------------------------------------ ours -> GatingML
 
 SPILL_ID = "spill"
+#: suffix of the shape written beside a complemented (FlowJo "exclude") gate
+INSIDE_SUFFIX = "_inside"
 
 
 def _flowkit_transform(tr: Transform) -> Any:
@@ -438,6 +441,13 @@ def write_gatingml(gates: Sequence[Gate], transforms: Mapping[str, Transform | N
     for gid in tree.order:
         g = tree.gates[gid]
         paths[gid] = path_of(g.parent_id)
+        if isinstance(g, (RectangleGate, PolygonGate)) and g.complement:
+            # GatingML 2.0 has no complement flag on shapes (FlowJo's "exclude"): write
+            # the shape itself beside it and the gate as NOT of that shape
+            inside = dataclasses.replace(g, gate_id=f"{gid}{INSIDE_SUFFIX}", complement=False)
+            paths[inside.gate_id] = paths[gid]
+            strategy.add_gate(_flowkit_gate(inside, dim, fk, path_of), paths[gid])
+            g = BooleanGate(gid, g.parent_id, "not", ((inside.gate_id, False),))
         strategy.add_gate(_flowkit_gate(g, dim, fk, path_of), paths[gid])
     out = Path(path)
     with atomic_path(out) as tmp, open(tmp, "wb") as fh:
