@@ -1,5 +1,11 @@
 """Flow cytometry: read, compensate, transform, QC, gate, populations, cluster, plots."""
 
+from immuno.cytometry.acquisition_qc import (
+    AcquisitionQC,
+    acquisition_qc,
+    qc_rows,
+    qc_settings,
+)
 from immuno.cytometry.compensation import (
     Spillover,
     compensate,
@@ -36,6 +42,11 @@ __all__ = [
     "read_fcs",
     "read_fcs_header",
     "write_fcs",
+    # acquisition QC
+    "AcquisitionQC",
+    "acquisition_qc",
+    "qc_rows",
+    "qc_settings",
     # compensation
     "Spillover",
     "compensate",
