@@ -194,15 +194,16 @@ def fit_curve(x: np.ndarray, y: np.ndarray, model: str = "5PL", weights: str = "
     order = np.argsort(u)
     above = u[order][y[order] >= mid]
     lc_mid = float(above[0]) if len(above) else float(np.median(u))
-    # few, spread starting points: log c at the response midpoint and one decade higher,
-    # asymmetry 1, 1/2 and 2 (5PL); a short run from each, then the best one is refined
+    # few, spread starting points: log c at the response midpoint (asymmetry 1, 1/2, 2 for
+    # a 5PL) and one decade and a half higher; a short run from each, the best is refined
+    starts = [(lc_mid, lg) for lg in ((0.0, math.log(0.5), math.log(2.0)) if five else (0.0,))]
+    starts.append((lc_mid + 1.5, 0.0))
     best: tuple[np.ndarray, float, bool] | None = None
-    for lc0 in (lc_mid, lc_mid + 1.5):
-        for lg0 in ((0.0, math.log(0.5), math.log(2.0)) if five else (0.0,)):
-            th = np.array([ymin - 0.01 * span, ymax + 0.5 * span, lc0, 1.0] + ([lg0] if five else []))
-            res = _levenberg_marquardt(resid_jac, np.clip(th, lo_a, hi_a), lo_a, hi_a, max_iter=25)
-            if best is None or res[1] < best[1]:
-                best = res
+    for lc0, lg0 in starts:
+        th = np.array([ymin - 0.01 * span, ymax + 0.5 * span, lc0, 1.0] + ([lg0] if five else []))
+        res = _levenberg_marquardt(resid_jac, np.clip(th, lo_a, hi_a), lo_a, hi_a, max_iter=15)
+        if best is None or res[1] < best[1]:
+            best = res
     assert best is not None
     theta, _cost, converged = _levenberg_marquardt(resid_jac, best[0], lo_a, hi_a, max_iter=300)
     if not np.all(np.isfinite(theta)):
@@ -236,30 +237,30 @@ class StandardCurve:
         return self.fit.params if self.fit else None
 
 
-def _level_table(std: pd.DataFrame) -> pd.DataFrame:
-    g = std.groupby("standard_level", sort=True)
-    return pd.DataFrame({
-        "expected_conc": g["expected_conc"].first(),
-        "mean_net_mfi": g["net_mfi"].mean(),
-        "n_wells": g["net_mfi"].count(),
-    }).reset_index()
-
-
-def _judge(points: pd.DataFrame, std: pd.DataFrame, p: CurveParams, rules: dict) -> pd.DataFrame:
-    pts = points.copy()
-    pts["back_calculated"] = back_calculate(p, pts["mean_net_mfi"].to_numpy())
-    pts["recovery"] = 100.0 * pts["back_calculated"] / pts["expected_conc"]
-    conc = std.assign(bc=back_calculate(p, std["net_mfi"].to_numpy()))
-    cv = conc.groupby("standard_level")["bc"].agg(lambda s: 100.0 * s.std(ddof=1) / s.mean() if s.count() > 1 else 0.0)
-    pts["replicate_cv"] = pts["standard_level"].map(cv).astype(float)
-    active = pts[~pts["excluded"]]
-    ends = {active["expected_conc"].min(), active["expected_conc"].max()}
-    lo = np.where(pts["expected_conc"].isin(ends), rules["recovery_low_ends"], rules["recovery_low"])
-    hi = np.where(pts["expected_conc"].isin(ends), rules["recovery_high_ends"], rules["recovery_high"])
-    rec = pts["recovery"].to_numpy()
-    pts["recovery_low"], pts["recovery_high"] = lo, hi
-    pts["passed"] = np.isfinite(rec) & (rec >= lo) & (rec <= hi)
-    return pts
+def _judge(lv: dict[str, np.ndarray], codes: np.ndarray, yw: np.ndarray, active: np.ndarray,
+           p: CurveParams, rules: dict) -> None:
+    """Back-calculated recovery, replicate CV and pass/fail of every level (in place)."""
+    n = len(lv["expected_conc"])
+    bc = back_calculate(p, lv["mean_net_mfi"])
+    lv["back_calculated"] = bc
+    lv["recovery"] = 100.0 * bc / lv["expected_conc"]
+    xw = back_calculate(p, yw)
+    ok = np.isfinite(xw)
+    k = np.bincount(codes, weights=ok.astype(float), minlength=n)
+    s1 = np.bincount(codes, weights=np.where(ok, xw, 0.0), minlength=n)
+    s2 = np.bincount(codes, weights=np.where(ok, xw * xw, 0.0), minlength=n)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = s1 / k
+        sd = np.sqrt(np.maximum(s2 - k * mean * mean, 0.0) / (k - 1))
+        lv["replicate_cv"] = np.where(k >= 2, 100.0 * sd / np.abs(mean), 0.0)
+    conc = lv["expected_conc"]
+    ends = np.isin(conc, [conc[active].min(), conc[active].max()]) if active.any() else np.zeros(n, bool)
+    lo = np.where(ends, rules["recovery_low_ends"], rules["recovery_low"])
+    hi = np.where(ends, rules["recovery_high_ends"], rules["recovery_high"])
+    rec = lv["recovery"]
+    lv["recovery_low"], lv["recovery_high"] = lo, hi
+    with np.errstate(invalid="ignore"):
+        lv["passed"] = np.isfinite(rec) & (rec >= lo) & (rec <= hi)
 
 
 def fit_standards(std: pd.DataFrame, analyte: str, rules: dict | None = None) -> StandardCurve:
@@ -282,50 +283,65 @@ def fit_standards(std: pd.DataFrame, analyte: str, rules: dict | None = None) ->
         does not converge; the plate's other analytes are unaffected.
     """
     r = {**CURVE_DEFAULTS, **(rules or {})}
-    std = std[np.isfinite(std["net_mfi"]) & np.isfinite(std["expected_conc"]) & (std["expected_conc"] > 0)]
+    lvl_w = std["standard_level"].to_numpy(dtype=float)
+    x_w = std["expected_conc"].to_numpy(dtype=float)
+    y_w = std["net_mfi"].to_numpy(dtype=float)
+    keep = np.isfinite(y_w) & np.isfinite(x_w) & (x_w > 0) & np.isfinite(lvl_w)
+    lvl_w, x_w, y_w = lvl_w[keep], x_w[keep], y_w[keep]
     empty = pd.DataFrame(columns=["standard_level", "expected_conc", "mean_net_mfi", "n_wells", "excluded"])
-    if std.empty:
+    if len(y_w) == 0:
         return StandardCurve(analyte, "failed", "no standard wells with an expected concentration and a net MFI", None, empty)
-    points = _level_table(std)
-    points["excluded"] = False
-    conc = points["expected_conc"].to_numpy()
+    levels, codes = np.unique(lvl_w, return_inverse=True)
+    n = len(levels)
+    count = np.bincount(codes, minlength=n)
+    first = np.zeros(n, dtype=int)
+    first[codes[::-1]] = np.arange(len(codes))[::-1]
+    lv: dict[str, np.ndarray] = {"standard_level": levels, "expected_conc": x_w[first],
+                                 "mean_net_mfi": np.bincount(codes, weights=y_w, minlength=n) / count,
+                                 "n_wells": count, "excluded": np.zeros(n, dtype=bool)}
+
+    def table() -> pd.DataFrame:
+        return pd.DataFrame(lv)
+
+    conc = lv["expected_conc"]
     if np.any(np.diff(conc) >= 0):
         return StandardCurve(analyte, "failed", "expected concentrations do not decrease from standard 1 onwards "
-                             f"({', '.join(f'{v:g}' for v in conc)}); check the export's number format", None, points)
-    mfi = points["mean_net_mfi"].to_numpy()
-    rho = pd.Series(conc).corr(pd.Series(mfi), method="spearman")
+                             f"({', '.join(f'{v:g}' for v in conc)}); check the export's number format", None, table())
+    rho = pd.Series(conc).corr(pd.Series(lv["mean_net_mfi"]), method="spearman")
     if not rho > 0.5:
-        return StandardCurve(analyte, "failed", f"net MFI does not rise with concentration (Spearman {rho:.2f})", None, points)
+        return StandardCurve(analyte, "failed", f"net MFI does not rise with concentration (Spearman {rho:.2f})", None, table())
     excluded: list[str] = []
     while True:
-        active = points[~points["excluded"]]
-        keep_levels = set(active["standard_level"])
-        sub = std[std["standard_level"].isin(keep_levels)]
-        model = str(r["model"]) if len(active) >= int(r["min_levels_5pl"]) else "4PL"
-        if len(active) < int(r["min_levels"]):
-            return StandardCurve(analyte, "failed", f"only {len(active)} usable standard levels; at least {r['min_levels']} needed", None, points, excluded=excluded)
-        fit = fit_curve(sub["expected_conc"].to_numpy(), sub["net_mfi"].to_numpy(), model, str(r["weights"]))
+        active = ~lv["excluded"]
+        wells = active[codes]
+        n_active = int(active.sum())
+        model = str(r["model"]) if n_active >= int(r["min_levels_5pl"]) else "4PL"
+        if n_active < int(r["min_levels"]):
+            return StandardCurve(analyte, "failed", f"only {n_active} usable standard levels; at least {r['min_levels']} needed",
+                                 None, table(), excluded=excluded)
+        fit = fit_curve(x_w[wells], y_w[wells], model, str(r["weights"]))
         if not fit.converged or fit.params is None:
-            return StandardCurve(analyte, "failed", f"the {model} fit did not converge: {fit.message}", fit, points, excluded=excluded)
-        points = _judge(points, sub, fit.params, r)
-        act = points[~points["excluded"]]
-        failing = act[~act["passed"]]
-        if failing.empty or len(excluded) >= int(r["max_excluded"]):
+            return StandardCurve(analyte, "failed", f"the {model} fit did not converge: {fit.message}", fit, table(), excluded=excluded)
+        _judge(lv, codes, y_w, active, fit.params, r)
+        failing = np.flatnonzero(active & ~lv["passed"])
+        if len(failing) == 0 or len(excluded) >= int(r["max_excluded"]):
             break
-        worst = failing.assign(dev=(failing["recovery"] - 100.0).abs().fillna(np.inf)).sort_values("dev").iloc[-1]
-        points.loc[points["standard_level"] == worst["standard_level"], "excluded"] = True
-        excluded.append(f"standard {int(worst['standard_level'])} ({worst['expected_conc']:g}): recovery "
-                        f"{worst['recovery']:.1f} % outside {worst['recovery_low']:g}-{worst['recovery_high']:g} %")
-    act = points[~points["excluded"]]
-    frac = float(act["passed"].mean()) if len(act) else 0.0
-    good = act[act["passed"] & (act["replicate_cv"].fillna(0) <= float(r["max_standard_cv"]))]
-    curve = StandardCurve(analyte, "ok", "", fit, points, excluded=excluded)
-    if good.empty:
+        dev = np.abs(lv["recovery"][failing] - 100.0)
+        worst = int(failing[np.argmax(np.where(np.isfinite(dev), dev, np.inf))])
+        lv["excluded"][worst] = True
+        excluded.append(f"standard {int(levels[worst])} ({conc[worst]:g}): recovery {lv['recovery'][worst]:.1f} % "
+                        f"outside {lv['recovery_low'][worst]:g}-{lv['recovery_high'][worst]:g} %")
+    active = ~lv["excluded"]
+    frac = float(lv["passed"][active].mean()) if active.any() else 0.0
+    good = active & lv["passed"] & (np.nan_to_num(lv["replicate_cv"]) <= float(r["max_standard_cv"]))
+    curve = StandardCurve(analyte, "ok", "", fit, table(), excluded=excluded)
+    if not good.any():
         curve.status, curve.reason = "failed", "no standard level passes recovery and replicate CV"
         return curve
-    curve.lloq = float(good["expected_conc"].min())
-    curve.uloq = float(good["expected_conc"].max())
+    curve.lloq = float(conc[good].min())
+    curve.uloq = float(conc[good].max())
     if frac < float(r["min_fraction_passing"]):
         curve.status = "failed"
-        curve.reason = f"{100 * frac:.0f} % of standard levels pass recovery; at least {100 * float(r['min_fraction_passing']):.0f} % required"
+        curve.reason = (f"{100 * frac:.0f} % of standard levels pass recovery; at least "
+                        f"{100 * float(r['min_fraction_passing']):.0f} % required")
     return curve

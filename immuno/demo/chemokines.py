@@ -89,11 +89,12 @@ def _layout(n_samples: int) -> list[tuple[str, str, str, float]]:
 
 
 def simulate_plate(rng: np.random.Generator, plate_id: str, samples: list[str],
-                   true_conc: dict[tuple[str, str], float]) -> SimulatedPlate:
+                   true_conc: dict[tuple[str, str], float],
+                   analytes: list[tuple[str, str, str, float, float]] | None = None) -> SimulatedPlate:
     """Simulate one plate export for ``samples`` with true plasma concentrations
-    ``true_conc[(sample, feature)]`` in pg/mL."""
+    ``true_conc[(sample, feature)]`` in pg/mL (``analytes`` defaults to :data:`ANALYTES`)."""
     curves, rows = [], []
-    for label, feature, _cls, top, _med in ANALYTES:
+    for label, feature, _cls, top, _med in analytes or ANALYTES:
         curves.append({"analyte": label, "feature": feature, "a": 0.0, "b": rng.uniform(0.72, 0.85),
                        "c": top * rng.uniform(0.4, 0.8), "d": rng.uniform(20000, 32000),
                        "g": rng.uniform(0.75, 1.35), "bg": rng.uniform(12, 40), "top": top})

@@ -1,0 +1,38 @@
+"""The chemokine room: multiplex bead assay and RT-qPCR exports to concentrations.
+
+Readers (chosen from the file's content): Luminex xPONENT CSV, Bio-Plex Manager Excel,
+MSD Discovery Workbench CSV, Bio-Rad CFX CSV, QuantStudio text, RDML. Then weighted
+5PL/4PL standard curves with acceptance rules, back-calculation with LLOQ/ULOQ
+censoring, plate QC (bead counts, replicates, kit controls, Levey-Jennings / Westgard),
+qPCR relative expression, Th1/Th2 chemokine scores, and the batch outputs.
+"""
+
+from immuno.chemokines.checks import check_inputs
+from immuno.chemokines.curves import (
+    CurveFit,
+    CurveParams,
+    StandardCurve,
+    back_calculate,
+    fit_curve,
+    fit_standards,
+    predict,
+)
+from immuno.chemokines.plate import QPCR_COLUMNS, WELL_COLUMNS, PlateData, parse_cell, read_layout
+from immuno.chemokines.process import (
+    concentrations_anndata,
+    derived_scores,
+    process_batch,
+    quantify_file,
+)
+from immuno.chemokines.qpcr import efficiency_from_standards, genorm_m, relative_expression
+from immuno.chemokines.quantify import PlateResult, quantify_plate
+from immuno.chemokines.readers import detect_format, read_plate
+from immuno.chemokines.westgard import levey_jennings, westgard
+
+__all__ = [
+    "CurveFit", "CurveParams", "PlateData", "PlateResult", "QPCR_COLUMNS", "StandardCurve", "WELL_COLUMNS",
+    "back_calculate", "check_inputs", "concentrations_anndata", "derived_scores", "detect_format",
+    "efficiency_from_standards", "fit_curve", "fit_standards", "genorm_m", "levey_jennings", "parse_cell",
+    "predict", "process_batch", "quantify_file", "quantify_plate", "read_layout", "read_plate",
+    "relative_expression", "westgard",
+]

@@ -1,0 +1,59 @@
+"""Pre-flight checks of a batch's chemokine rows, run by batch validation before any work.
+
+Each plate export must be readable as a supported format, and every sample the sheet
+places on it must be found there by its ``sample_name`` (default: ``sample_id``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from immuno.chemokines.readers import read_plate
+from immuno.errors import Problem, UserError
+
+
+def check_inputs(rows: pd.DataFrame, batch_root: str | Path, panels: dict[str, Any]) -> list[Problem]:
+    """Every problem with the chemokine rows' files, located by sheet row and column.
+
+    Parameters
+    ----------
+    rows
+        The batch's chemokine sheet rows (strings; a ``row`` column with line numbers).
+    batch_root
+        The batch folder.
+    panels
+        Panels by name (a qPCR panel must name its reference genes).
+
+    Returns
+    -------
+    list of Problem
+    """
+    root = Path(batch_root)
+    problems: list[Problem] = []
+    rows = rows.copy()
+    for col in ("layout", "sample_name", "panel", "row"):
+        if col not in rows.columns:
+            rows[col] = ""
+    for (file, layout), group in rows.groupby(["file", "layout"], sort=True):
+        first = group["row"].iloc[0]
+        where = f"samplesheet.csv: row {first}, column file ({file})"
+        try:
+            plate = read_plate(root / file, root / layout if layout else None)
+        except UserError as exc:
+            problems += [Problem(where, f"{p.where}: {p.what}" if p.where else p.what) for p in exc.problems]
+            continue
+        names = set(plate.sample_names)
+        for r in group.itertuples():
+            name = r.sample_name or r.sample_id
+            if name not in names:
+                shown = ", ".join(sorted(names)[:8]) + (" ..." if len(names) > 8 else "")
+                problems.append(Problem(f"samplesheet.csv: row {r.row}, column sample_name",
+                                        f"sample {name!r} is not on plate {file} (it holds: {shown})"))
+            panel = panels.get(r.panel) if r.panel else None
+            if plate.kind == "qpcr" and (panel is None or not panel.get("qpcr", {}).get("reference_genes")):
+                problems.append(Problem(f"samplesheet.csv: row {r.row}, column panel",
+                                        f"{file} is a qPCR run; its panel must list qpcr: reference_genes"))
+    return problems
