@@ -167,7 +167,7 @@ def process_batch(batch: Any, out_dir: str | Path, history: str | Path | None = 
             lj += [{"plate_id": plate.plate_id, "check": f"control_{c.sample_name}", "target": c.feature,
                     "value": c.value if math.isfinite(c.value) else c.extrapolated} for c in ctrl.itertuples()]
             if plots:
-                _plots(result, plate, out / "plots")
+                write_curve_plots(result, plate, out / "plots")
         else:
             table = result.assign(plate_id=plate.plate_id, role="unknown")
         present = set(table["sample_name"]) if len(table) else set()
@@ -229,7 +229,8 @@ def _frame(parts: list[pd.DataFrame], path: Path) -> pd.DataFrame:
     return df
 
 
-def _plots(result: PlateResult, plate: PlateData, folder: Path) -> None:
+def write_curve_plots(result: PlateResult, plate: PlateData, folder: Path) -> None:
+    """One PNG per analyte of a quantified plate: standards, fit, samples, LLOQ/ULOQ."""
     for analyte, curve in result.fitted.items():
         feat = result.curves.loc[result.curves["analyte"] == analyte, "feature"].iloc[0]
         std = plate.wells[(plate.wells["analyte"] == analyte) & (plate.wells["role"] == "standard")]
@@ -264,5 +265,8 @@ def concentrations_anndata(samples: pd.DataFrame, batch_id: str, files: dict[str
         adata.layers["extrapolated"] = layer("extrapolated")
         adata.layers["flag"] = layer("flag_code")
     adata.uns["flag_codes"] = {k or "none": v for k, v in FLAG_CODES.items()}
-    adata.uns["provenance"] = {"assay": ASSAY, "batch_id": batch_id, "input_sha256": files, "panel_sha256": panels}
+    # h5 group keys cannot hold '/', so files are stored as parallel lists
+    adata.uns["provenance"] = {"assay": ASSAY, "batch_id": batch_id, "input_files": list(files),
+                               "input_sha256": list(files.values()), "panels": list(panels),
+                               "panel_sha256": list(panels.values())}
     return adata

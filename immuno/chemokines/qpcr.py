@@ -113,9 +113,15 @@ def relative_expression(wells: pd.DataFrame, reference_genes: list[str], calibra
         flags.append({"sample_id": row.sample_name, "target": row.target, "flag": "replicate_spread",
                       "severity": "warning", "reason": f"technical replicates span {row.spread:.2f} Cq (> {r['max_replicate_spread']:g})"})
     stats["sd_cq"] = stats["sd_cq"].fillna(0.0)
-    missing_refs = [gname for gname in reference_genes if gname not in set(stats["target"])]
-    if missing_refs:
-        raise ValueError(f"reference gene(s) {', '.join(missing_refs)} not measured in this run")
+    measured = set(stats["target"])
+    missing_refs = [gname for gname in reference_genes if gname not in measured]
+    reference_genes = [gname for gname in reference_genes if gname in measured]
+    if not reference_genes:
+        raise ValueError(f"none of the reference genes ({', '.join(missing_refs)}) is measured in the "
+                         f"run's samples (targets: {', '.join(sorted(measured)) or 'none'})")
+    for gname in missing_refs:
+        flags.append({"sample_id": "", "target": gname, "flag": "reference_gene_missing", "severity": "warning",
+                      "reason": f"reference gene {gname} not measured; normalised on {', '.join(reference_genes)}"})
     wide = stats.pivot(index="sample_name", columns="target", values="mean_cq")
     sd = stats.pivot(index="sample_name", columns="target", values="sd_cq")
     cal = wide.loc[calibrator] if calibrator is not None else pd.Series(0.0, index=wide.columns)
