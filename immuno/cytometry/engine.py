@@ -128,6 +128,32 @@ def _quadrants(events, rows, cols, cuts, n_cuts, wanted, outs):
             outs[q, i] = hit
 
 
+@numba.njit(cache=True, nogil=True)
+def _load_chunk(raw, start, work_cols, comp_local, inverse, chunk):
+    # copy rows [start, start + len(chunk)) of the chosen columns into the float64 chunk
+    # and compensate in the same pass: c = o x inverse(S) on the spillover's columns
+    n_comp = comp_local.shape[0]
+    observed = np.empty(n_comp)
+    for r in range(chunk.shape[0]):
+        i = start + r
+        for p in range(work_cols.shape[0]):
+            chunk[r, p] = raw[i, work_cols[p]]
+        for j in range(n_comp):
+            observed[j] = chunk[r, comp_local[j]]
+        for k in range(n_comp):
+            acc = 0.0
+            for j in range(n_comp):
+                acc += observed[j] * inverse[j, k]
+            chunk[r, comp_local[k]] = acc
+
+
+@numba.njit(cache=True, nogil=True)
+def _store_chunk(chunk, start, out):
+    for r in range(chunk.shape[0]):
+        for p in range(chunk.shape[1]):
+            out[start + r, p] = chunk[r, p]
+
+
 # ------------------------------------------------------------------ the tree
 
 
@@ -415,26 +441,32 @@ def gate_events(raw: np.ndarray, channels: Sequence[str], tree: GateTree,
     masks = {oid: np.zeros(n, dtype=bool) for oid in tree.membership_ids}
     local_channels = [channels[j] for j in work_cols]
     pos = {j: p for p, j in enumerate(work_cols)}
-    buf = np.empty((min(chunk_size, max(n, 1)), len(work_cols)), dtype=np.float64)
+    comp_local = np.array([] if comp_cols is None else [pos[j] for j in comp_cols], dtype=np.int64)
+    # compensation as one product with the inverse, done while loading each chunk; it
+    # differs from FlowKit's solve only in the last bits, far below any gate's resolution
+    inverse = np.zeros((0, 0)) if matrix is None else np.linalg.inv(matrix)
+    cols = np.array(work_cols, dtype=np.int64)
+    # column-major chunk: every channel is contiguous, so transforms run in place; the
+    # column stride is padded off a power of two so that the columns of one row do not
+    # all fall into the same cache set while a row is written
+    rows_per_chunk = min(chunk_size, max(n, 1))
+    buf = np.empty((len(work_cols), rows_per_chunk + 8), dtype=np.float64).T
     for start in range(0, n, chunk_size):
         stop = min(start + chunk_size, n)
         chunk = buf[: stop - start]
-        chunk[:] = raw[start:stop][:, work_cols]
-        if comp_cols is not None and matrix is not None:
-            local = [pos[j] for j in comp_cols]
-            chunk[:, local] = compensate_solve(chunk[:, local], matrix)
+        _load_chunk(raw, start, cols, comp_local, inverse, chunk)
         for j, tr in xforms.items():
             if tr is None:
                 continue
             col = chunk[:, pos[j]]
             if isinstance(tr, LogicleTransform):
-                chunk[:, pos[j]] = tr.apply(np.ascontiguousarray(col))
+                tr.apply(col, out=col)
             else:
-                chunk[:, pos[j]] = tr.apply(col)
+                col[:] = tr.apply(col)
         sub_root = None if root_mask is None else root_mask[start:stop]
         for oid, m in tree.evaluate(chunk, local_channels, sub_root).items():
             masks[oid][start:stop] = m
         if transformed is not None:
-            transformed[start:stop] = chunk
+            _store_chunk(chunk, start, transformed)
     return GatedEvents(masks, transformed, channels if keep_transformed else local_channels)
 
