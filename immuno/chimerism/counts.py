@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+from scipy import special
 
 from immuno.chimerism.genotypes import (
     HET_RANGE,
@@ -27,6 +27,7 @@ from immuno.chimerism.genotypes import (
 )
 from immuno.chimerism.likelihood import (
     BetaBinomialLikelihood,
+    detection_test,
     fit_fraction,
     limits,
     third_contributor_llr,
@@ -39,6 +40,32 @@ MIN_INFORMATIVE = 3
 WARN_INFORMATIVE = 5
 #: log-likelihood advantage of an unknown contributor over the donor that raises the flag
 THIRD_CONTRIBUTOR_LLR = math.log(100.0)
+
+
+def consensus_error(recipient: pd.DataFrame, donor: pd.DataFrame, floor: float = ERROR_FLOOR,
+                    min_depth: int = MIN_DEPTH) -> tuple[float, float]:
+    """Pooled background error of the homozygous reference calls, and its relative SE.
+
+    The relative standard error uses the markers' own scatter (Pearson dispersion of the
+    minority reads around the pooled rate), so overdispersion and marker-to-marker
+    differences in error widen it.
+    """
+    minor, depth = [], []
+    for ref in (recipient, donor):
+        calls = call_ngs_genotype(ref, min_depth)
+        g, n = calls["genotype"].to_numpy(), calls["depth"].to_numpy()
+        alt = ref["alt_count"].to_numpy(float)
+        hom = (g == 0) | (g == 2)
+        minor.append(np.where(g == 0, alt, n - alt)[hom])
+        depth.append(n[hom])
+    x, n = np.concatenate(minor), np.concatenate(depth)
+    if n.sum() == 0:
+        return floor, 1.0
+    rate = x.sum() / n.sum()
+    expected = np.maximum(n * rate, 1e-12)
+    dispersion = max(float(((x - expected) ** 2 / expected).sum() / max(len(x) - 1, 1)), 1.0)
+    rel_se = math.sqrt(dispersion / max(x.sum(), 1.0))
+    return max(rate, floor), rel_se
 
 
 def background_error(recipient: pd.DataFrame, donor: pd.DataFrame,
@@ -64,15 +91,7 @@ def background_error(recipient: pd.DataFrame, donor: pd.DataFrame,
         Error rate indexed by marker. Markers without replicate data get the consensus
         rate: the pooled minority-allele fraction of every homozygous reference call.
     """
-    minor_sum = depth_sum = 0.0
-    for ref in (recipient, donor):
-        calls = call_ngs_genotype(ref, min_depth)
-        g, depth = calls["genotype"].to_numpy(), calls["depth"].to_numpy()
-        alt = ref["alt_count"].to_numpy(float)
-        hom = (g == 0) | (g == 2)
-        minor_sum += np.where(g == 0, alt, depth - alt)[hom].sum()
-        depth_sum += depth[hom].sum()
-    consensus = max(minor_sum / depth_sum, floor) if depth_sum else floor
+    consensus, _ = consensus_error(recipient, donor, floor, min_depth)
     rates = pd.Series(consensus, index=pd.Index(recipient["marker"].astype(str), name="marker"), dtype=float)
     if replicates:
         g = call_ngs_genotype(recipient, min_depth).set_index("marker")["genotype"]
@@ -96,10 +115,13 @@ class ReferencePair:
         ``marker``, ``g_recipient``, ``g_donor``, ``pattern``, ``informative``, ``error_rate``.
     markers_called
         Markers called in both references.
+    error_rel_se
+        Relative standard error of the background error rates (widens the LoB).
     """
 
     table: pd.DataFrame
     markers_called: int
+    error_rel_se: float = 0.0
 
 
 def reference_pair(recipient: pd.DataFrame, donor: pd.DataFrame, replicates: Sequence[pd.DataFrame] = (),
@@ -120,7 +142,8 @@ def reference_pair(recipient: pd.DataFrame, donor: pd.DataFrame, replicates: Seq
                                 call_ngs_genotype(donor, min_depth, hom_vaf, het_range))
     errors = background_error(recipient, donor, replicates, min_depth=min_depth)
     pairs["error_rate"] = pairs["marker"].map(errors).fillna(float(errors.median()) if len(errors) else ERROR_FLOOR)
-    return ReferencePair(pairs, len(pairs))
+    _, rel_se = consensus_error(recipient, donor, min_depth=min_depth)
+    return ReferencePair(pairs, len(pairs), rel_se)
 
 
 def estimate_counts(biopsy: pd.DataFrame, recipient: pd.DataFrame | None = None,
@@ -196,11 +219,16 @@ def estimate_counts(biopsy: pd.DataFrame, recipient: pd.DataFrame | None = None,
     flags: list[Flag] = []
     if n_used < WARN_INFORMATIVE:
         flags.append(Flag("few_informative_markers", "warning", f"only {n_used} informative markers (< {WARN_INFORMATIVE})"))
-    lik = BetaBinomialLikelihood(*(cols[c][use] for c in _LIK_COLUMNS))
-    fit, _ = fit_fraction(lik)
-    lob, lod = limits(lik, fit.rho, genome_equivalents)
-    detected = bool(fit.p_value < alpha and fit.fraction > lob)
-    details: dict[str, float] = {"rho": fit.rho, "loglik": fit.loglik, "lr_statistic": fit.lr_statistic,
+    # recipient-homozygous markers where the donor matches carry no f but show the
+    # sample's own background and overdispersion at the same low allele fractions
+    companions = (table["pattern"] == "identical").to_numpy() & np.isin(cols["g_recipient"], (0, 2)) & has_reads
+    fitted = use | companions
+    lik = BetaBinomialLikelihood(*(cols[c][fitted] for c in _LIK_COLUMNS))
+    fit, prof = fit_fraction(lik)
+    lob, lod = limits(lik, fit.rho, genome_equivalents, pair.error_rel_se)
+    stat, p_value = detection_test(lik, fit, prof.rho_grid, pair.error_rel_se)
+    detected = bool(p_value < alpha and fit.fraction > lob)
+    details: dict[str, float] = {"rho": fit.rho, "loglik": fit.loglik, "lr_statistic": stat,
                                  "poisson_p": _pooled_poisson(cols, rec_hom), "markers_called": float(pair.markers_called)}
     if detected:
         hom = ((cols["g_recipient"] == 0) | (cols["g_recipient"] == 2)) & has_reads
@@ -215,17 +243,17 @@ def estimate_counts(biopsy: pd.DataFrame, recipient: pd.DataFrame | None = None,
     q0 = cols["g_recipient"] / 2 * (1 - 2 * e) + e
     q1 = cols["g_donor"] / 2 * (1 - 2 * e) + e
     out["expected_vaf"] = np.full(len(table), np.nan)
-    out["expected_vaf"][use] = lik.q(np.array([fit.fraction]))[0]
+    out["expected_vaf"][fitted] = lik.q(np.array([fit.fraction]))[0]
     with np.errstate(invalid="ignore", divide="ignore"):
         out["marker_fraction"] = np.where(table["informative"], (vaf - q0) / (q1 - q0), np.nan)
     return ChimerismResult(method="ngs", fraction=fit.fraction, lower=fit.lower, upper=fit.upper, detected=detected,
-                           lod=lod, lob=lob, p_value=fit.p_value, n_informative=n_used, flags=flags,
+                           lod=lod, lob=lob, p_value=p_value, n_informative=n_used, flags=flags,
                            markers=_with(table, out), details=details)
 
 
 def _with(table: pd.DataFrame, columns: dict[str, np.ndarray]) -> pd.DataFrame:
     """The reference table with the biopsy's columns added (one concat: assign is slow)."""
-    return pd.concat([table.reset_index(drop=True), pd.DataFrame(columns)], axis=1)
+    return pd.DataFrame({**{c: table[c].to_numpy() for c in table.columns}, **columns})
 
 
 _LIK_COLUMNS = ("alt_count", "depth", "g_recipient", "g_donor", "error_rate")
@@ -250,4 +278,4 @@ def _pooled_poisson(cols: dict[str, np.ndarray], rec_hom: np.ndarray) -> float:
     alt, depth = cols["alt_count"][rec_hom], cols["depth"][rec_hom]
     donor_reads = np.where(cols["g_recipient"][rec_hom] == 0, alt, depth - alt).sum()
     expected = float((depth * cols["error_rate"][rec_hom]).sum())
-    return float(stats.poisson.sf(donor_reads - 1, expected))
+    return float(special.pdtrc(donor_reads - 1, expected)) if donor_reads > 0 else 1.0

@@ -17,14 +17,14 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats
+from scipy import special
 from scipy.special import gammaln
 
 Z95 = 1.645
 CHI2_95 = 3.841458820694124
 
 #: f values where the profile is first evaluated (0, then 4 per decade)
-COARSE_F = np.concatenate([[0.0], np.logspace(-5, 0, 21)])
+COARSE_F = np.concatenate([[0.0], np.logspace(-5, 0, 11)])
 _RHO_GRID = 10.0 ** np.arange(1.0, 7.01, 1.0)
 _STENCIL = 10.0 ** np.array([-0.5, -0.25, 0.0, 0.25, 0.5])
 
@@ -62,11 +62,17 @@ class BetaBinomialLikelihood:
         p = ((1 - f) * self._cr + f * self._cd) / 2
         return (p * (1 - self._ce) + (1 - p) * self._ce)[:, self._inverse]
 
-    def per_marker(self, f: np.ndarray, rho: np.ndarray) -> np.ndarray:
-        """Log-likelihood of every marker, shape (len(f), len(rho), markers)."""
-        f, rho = np.asarray(f, float)[:, None], np.asarray(rho, float)
+    def per_marker(self, f: np.ndarray, rho: np.ndarray, error_scale: np.ndarray | None = None) -> np.ndarray:
+        """Log-likelihood of every marker, shape (len(f) * len(error_scale), len(rho), markers).
+
+        ``error_scale`` multiplies every background rate (default: 1); rows run over f
+        first, then over the scales.
+        """
+        f, rho = np.asarray(f, float)[:, None, None], np.asarray(rho, float)
+        scale = np.ones(1) if error_scale is None else np.asarray(error_scale, float)
+        e = np.clip(self._ce[None, None, :] * scale[None, :, None], 0.0, 0.5)
         p = ((1 - f) * self._cr + f * self._cd) / 2
-        qc = p * (1 - self._ce) + (1 - p) * self._ce
+        qc = (p * (1 - e) + (1 - p) * e).reshape(-1, len(self._ce))
         a = qc[:, None, :] * rho[None, :, None]
         b = (1 - qc)[:, None, :] * rho[None, :, None]
         per_class = (-gammaln(a) - gammaln(b))[:, :, self._inverse]
@@ -107,7 +113,7 @@ class ProfileLikelihood:
 
     def __init__(self, lik: BetaBinomialLikelihood) -> None:
         self.lik = lik
-        coarse = lik.loglik(COARSE_F, _RHO_GRID)
+        coarse = lik.loglik(COARSE_F[::3], _RHO_GRID)  # 0, 1e-4, 1e-2, 1
         j = int(np.unravel_index(coarse.argmax(), coarse.shape)[1])
         self.rho_grid = _RHO_GRID[j] * _STENCIL
 
@@ -157,11 +163,16 @@ def fit_fraction(lik: BetaBinomialLikelihood) -> tuple[Fit, ProfileLikelihood]:
     lower = _crossing(prof, target, below.max(), f_hat) if below.size and f_hat > 0 else 0.0
     upper = _crossing(prof, target, f_hat, above.min()) if above.size else 1.0
     stat = max(2 * (l_max - float(values[0])), 0.0)
-    p_value = 0.5 * float(stats.chi2.sf(stat, 1)) if f_hat > 0 else 1.0
+    p_value = _boundary_p(stat) if f_hat > 0 else 1.0
     return Fit(f_hat, lower, upper, l_max, prof.rho_at(f_hat), stat, p_value), prof
 
 
-def _fine_grid(lo: float, hi: float, n: int = 48) -> np.ndarray:
+def _boundary_p(stat: float) -> float:
+    """0.5 P(chi2_1 >= stat): the boundary likelihood-ratio p-value (f = 0 is an edge)."""
+    return 0.5 * float(special.erfc(math.sqrt(stat / 2)))
+
+
+def _fine_grid(lo: float, hi: float, n: int = 12) -> np.ndarray:
     return np.linspace(lo, hi, n) if lo <= 0 else np.geomspace(lo, hi, n)
 
 
@@ -191,15 +202,47 @@ def _crossing(prof: ProfileLikelihood, target: float, lo: float, hi: float) -> f
     return float(x[k] + (x[k + 1] - x[k]) * y[k] / (y[k] - y[k + 1]))
 
 
-def limits(lik: BetaBinomialLikelihood, rho: float, genome_equivalents: float | None = None) -> tuple[float, float]:
+def detection_test(lik: BetaBinomialLikelihood, fit: Fit, rho_grid: np.ndarray,
+                   error_rel_se: float) -> tuple[float, float]:
+    """Boundary likelihood-ratio test of f = 0 with the background level as a nuisance.
+
+    The background rates come from the references with a relative standard error; a
+    slightly higher background could explain a few donor-allele reads as well as a tiny
+    donor fraction can. So both f = 0 and f = f_hat are profiled over a common scale c
+    of the error rates (log c ~ Normal(0, error_rel_se) from the references), and the
+    statistic D = 2 (L(f_hat) - L(0)) is referred to 0.5 chi2_1.
+
+    Returns
+    -------
+    tuple
+        (D, p-value).
+    """
+    if fit.fraction <= 0:
+        return 0.0, 1.0
+    if error_rel_se <= 0:
+        return fit.lr_statistic, fit.p_value
+    z = np.linspace(-4.0, 4.0, 9)
+    ll = lik.per_marker(np.array([0.0, fit.fraction]), rho_grid, np.exp(z * error_rel_se)).sum(axis=2)
+    peak, _ = _profile_max(ll)
+    best, _ = _profile_max(peak.reshape(2, len(z)) - 0.5 * z**2)
+    stat = max(2 * float(best[1] - best[0]), 0.0)
+    return stat, _boundary_p(stat)
+
+
+def limits(lik: BetaBinomialLikelihood, rho: float, genome_equivalents: float | None = None,
+           error_rel_se: float = 0.0) -> tuple[float, float]:
     """Per-sample LoB and LoD after CLSI EP17 (z = 1.645) from this sample's depths and errors.
 
-    LoB is the 95th percentile of the estimate when no donor DNA is present (half the
-    estimates sit at 0, the others are half-normal: 1.645 SD(0)); LoD the fraction
-    detected 95 % of the time, ``LoD = LoB + 1.645 SD(LoD)``. With the input genome
-    equivalents, LoD is at least 3 / GE (fewer donor genomes cannot be sampled).
+    LoB is the 95th percentile of the estimate when no donor DNA is present: half the
+    estimates sit at 0, the others are half-normal, so 1.645 SD(0), where SD(0) adds to
+    the sampling error the uncertainty of the background rate learnt from the
+    references (relative SE ``error_rel_se``). LoD is the fraction detected 95 % of the
+    time, ``LoD = LoB + 1.645 SD(LoD)``. With the input genome equivalents, LoD is at
+    least 3 / GE (fewer donor genomes cannot be sampled).
     """
-    lob = Z95 * lik.sd(0.0, rho)
+    dq = np.abs(lik.g_d - lik.g_r) / 2
+    background_shift = error_rel_se * float((lik.e * lik.n).sum()) / float((dq * lik.n).sum())
+    lob = Z95 * math.hypot(lik.sd(0.0, rho), background_shift)
     lod = lob
     for _ in range(50):
         new = lob + Z95 * lik.sd(min(lod, 1.0), rho)
@@ -221,7 +264,7 @@ def third_contributor_llr(k: np.ndarray, n: np.ndarray, g_r: np.ndarray, g_d: np
     Both models are maximised over f within a factor 5 of the donor fit and rho within a
     factor 3 of it (a contributor of a different size would not change the verdict).
     """
-    f_grid = np.geomspace(max(fraction, 1e-6) / 5, min(max(fraction, 1e-6) * 5, 1.0), 12)
+    f_grid = np.geomspace(max(fraction, 1e-6) / 5, min(max(fraction, 1e-6) * 5, 1.0), 8)
     rho_grid = rho * np.array([1 / 3, 1.0, 3.0])
     donor = BetaBinomialLikelihood(k, n, g_r, g_d, e).loglik(f_grid, rho_grid).max()
     af = allele_frequency
