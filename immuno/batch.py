@@ -245,7 +245,7 @@ def load_batch(folder: str | Path, visits: Sequence[str] = DEFAULT_VISITS,
     for col in OPTIONAL_COLUMNS:
         if col not in df.columns:
             df[col] = ""
-    df = df.loc[:, ~df.columns.duplicated()].fillna("")
+    df = df.loc[:, ~df.columns.duplicated()]
     if df.empty:
         problems.append(Problem(str(path), "no data rows; expected one row per data file"))
     index = panel_index(panels_dir)
