@@ -6,6 +6,7 @@ from immuno.cytometry.acquisition_qc import (
     qc_rows,
     qc_settings,
 )
+from immuno.cytometry.checks import check_inputs
 from immuno.cytometry.compensation import (
     Spillover,
     compensate,
@@ -22,6 +23,12 @@ from immuno.cytometry.fcs import (
     read_fcs,
     read_fcs_header,
     write_fcs,
+)
+from immuno.cytometry.ingest import (
+    acquisition_qc_of,
+    ingest_sample,
+    resolve_spillover,
+    shareable_keywords,
 )
 from immuno.cytometry.transforms import (
     ArcsinhCofactor,
@@ -47,6 +54,13 @@ __all__ = [
     "acquisition_qc",
     "qc_rows",
     "qc_settings",
+    # pre-run checks
+    "check_inputs",
+    # ingest
+    "acquisition_qc_of",
+    "ingest_sample",
+    "resolve_spillover",
+    "shareable_keywords",
     # compensation
     "Spillover",
     "compensate",

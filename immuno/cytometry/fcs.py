@@ -204,11 +204,13 @@ def read_fcs_header(path: str | os.PathLike[str]) -> FCSData:
     Raises
     ------
     UserError
-        If the file is missing, empty, truncated or not FCS.
+        If the file is missing, empty, not FCS, uses an unsupported data layout, or is
+        shorter than its DATA segment (truncated).
     """
     path = Path(path)
-    version, _, kw, _ = _read_header_text(path)
+    version, seg, kw, size = _read_header_text(path)
     channels, markers, ranges = _channel_meta(kw, path)
+    _data_layout(version, seg, kw, size, len(channels), path)  # a truncated DATA segment fails here
     return FCSData(path=path, version=version, keywords=kw, channels=channels,
                    markers=markers, ranges=ranges, events=None)
 
@@ -249,6 +251,32 @@ def _data_span(version: str, seg: dict[str, int], kw: dict[str, str], path: Path
     return start, end
 
 
+def _data_layout(version: str, seg: dict[str, int], kw: dict[str, str], size: int, n_par: int,
+                 path: Path) -> tuple[np.dtype, list[int], int, int]:
+    """Stored dtype, integer bit widths, DATA start and event count; checks the DATA
+    segment fits in the file."""
+    mode = kw.get("$MODE", "L").strip().upper()
+    if mode != "L":
+        raise _fail(path, f"$MODE {mode!r} (histogram data) is not supported; export list mode data")
+    order = _byte_order(kw, path)
+    stored, bits = _event_dtype(kw, n_par, order, path)
+    row_bytes = stored.itemsize * (1 if stored.names else n_par)
+    start, end = _data_span(version, seg, kw, path)
+    span = end - start + 1
+    n_tot = _int_kw(kw, "$TOT", path, -1)
+    if n_tot < 0:
+        # $TOT is optional in FCS 2.0; a span one byte too long is the common off-by-one
+        n_tot = span // row_bytes
+    need = n_tot * row_bytes
+    if start + need > size:
+        raise _fail(path, f"DATA segment needs {need} bytes for {n_tot} events x {n_par} "
+                    f"channels but the file ends after {max(size - start, 0)}: the file is truncated")
+    if abs(span - need) > 1 and span > need:
+        raise _fail(path, f"DATA segment is {span} bytes but $TOT={n_tot} events x {n_par} "
+                    f"channels need {need}; the file is inconsistent")
+    return stored, bits, start, n_tot
+
+
 def read_fcs(path: str | os.PathLike[str], dtype: type[np.floating] = np.float32,
              preprocess: bool = True) -> FCSData:
     """Read an FCS file with its events.
@@ -278,25 +306,7 @@ def read_fcs(path: str | os.PathLike[str], dtype: type[np.floating] = np.float32
     version, seg, kw, size = _read_header_text(path)
     channels, markers, ranges = _channel_meta(kw, path)
     n_par = len(channels)
-    mode = kw.get("$MODE", "L").strip().upper()
-    if mode != "L":
-        raise _fail(path, f"$MODE {mode!r} (histogram data) is not supported; export list mode data")
-    order = _byte_order(kw, path)
-    stored, bits = _event_dtype(kw, n_par, order, path)
-    row_bytes = stored.itemsize * (1 if stored.names else n_par)
-    start, end = _data_span(version, seg, kw, path)
-    span = end - start + 1
-    n_tot = _int_kw(kw, "$TOT", path, -1)
-    if n_tot < 0:
-        # $TOT is optional in FCS 2.0; a span one byte too long is the common off-by-one
-        n_tot = span // row_bytes
-    need = n_tot * row_bytes
-    if start + need > size:
-        raise _fail(path, f"DATA segment needs {need} bytes for {n_tot} events x {n_par} "
-                    f"channels but the file ends after {max(size - start, 0)}: the file is truncated")
-    if abs(span - need) > 1 and span > need:
-        raise _fail(path, f"DATA segment is {span} bytes but $TOT={n_tot} events x {n_par} "
-                    f"channels need {need}; the file is inconsistent")
+    stored, bits, start, n_tot = _data_layout(version, seg, kw, size, n_par, path)
     count = n_tot if stored.names else n_tot * n_par
     with open(path, "rb") as fh:
         fh.seek(start)

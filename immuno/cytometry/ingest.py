@@ -1,0 +1,208 @@
+"""One FCS file -> one per-event AnnData, ready for gating.
+
+``ingest_sample`` reads the file, checks it has every channel the panel names,
+compensates it (matrix from the file's keyword, a matrix file, or the batch's
+single-stain matrix), flags events by acquisition QC, and applies the panel's transforms:
+
+- ``X``: transformed values (float32), one column per panel channel, in panel order;
+- ``layers["raw"]`` and ``layers["compensated"]`` (float32);
+- ``var`` indexed by ``$PnN``: ``marker`` (the panel's name, used by gates), ``pns`` (the
+  file's ``$PnS``), ``range`` ($PnR), ``transform_name``, ``transform`` and
+  ``transform_params`` (JSON);
+- ``obs``: ``qc_flow``, ``qc_margin``, ``qc_negative_scatter``, ``qc_pass`` (gating keeps
+  ``qc_pass`` events; nothing is deleted); gate memberships are added later;
+- ``uns["provenance"]``: file and panel digests, the spillover used and its source, QC
+  parameters; ``uns["keywords"]``: only keywords safe to share (see :func:`shareable_keywords`);
+  ``uns["acquisition_qc"]``: the time bins of the flow check.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+
+from immuno.cytometry.acquisition_qc import FLAG_COLUMNS, AcquisitionQC, acquisition_qc, qc_settings
+from immuno.cytometry.compensation import (
+    Spillover,
+    compensate,
+    read_spillover_file,
+    spillover_from_keywords,
+)
+from immuno.cytometry.fcs import FCSData, read_fcs
+from immuno.cytometry.transforms import transform_from_spec
+from immuno.errors import UserError
+from immuno.io import sha256_file
+from immuno.panels import Panel, load_panel
+
+#: technical keywords that cannot identify anyone; everything else needs the panel's allow-list
+SAFE_KEYWORDS = frozenset({
+    "$CYT", "$CYTSN", "$DATE", "$BTIM", "$ETIM", "$TIMESTEP", "$TOT", "$PAR", "$MODE",
+    "$DATATYPE", "$BYTEORD", "$VOL", "$ABRT", "$LOST", "$SPILLOVER", "$SPILL", "$TR",
+})
+_SAFE_PARAMETER = re.compile(r"^\$P\d+[NSRBEGVLFOPT]$")
+#: keywords that may hold names or free text: never copied unless a panel lists them
+NEVER_BY_DEFAULT = frozenset({"$SRC", "$FIL", "$OP", "$SMNO", "$PROJ", "$COM"})
+
+
+def shareable_keywords(keywords: Mapping[str, str], allow: Iterable[str] = ()) -> dict[str, str]:
+    """The keywords that may be copied into outputs.
+
+    Standard technical keywords (instrument, date and times, layout, spillover and the
+    ``$Pn*`` parameter keywords) are kept; ``$SRC``, ``$FIL``, ``$OP``, ``$SMNO``,
+    ``$PROJ``, ``$COM``, other standard keywords and every vendor keyword are dropped
+    unless ``allow`` (the panel's ``keywords_allow``) names them.
+    """
+    allowed = {a.strip().upper() for a in allow}
+    return {k: v for k, v in sorted(keywords.items())
+            if k in allowed or (k not in NEVER_BY_DEFAULT and (k in SAFE_KEYWORDS or _SAFE_PARAMETER.match(k)))}
+
+
+def _as_panel(panel: Panel | str | os.PathLike[str]) -> Panel:
+    return panel if isinstance(panel, Panel) else load_panel(panel)
+
+
+def panel_channels(panel: Panel) -> list[dict[str, Any]]:
+    """The panel's ``channels`` entries (channel, marker, transform)."""
+    return [dict(c) for c in panel.get("channels", [])]
+
+
+def missing_channels(fcs: FCSData, panel: Panel) -> list[str]:
+    """Panel channels the FCS file does not have."""
+    return [c["channel"] for c in panel_channels(panel) if c["channel"] not in fcs.channels]
+
+
+def resolve_spillover(fcs: FCSData, panel: Panel, spill: Spillover | None = None) -> Spillover | None:
+    """The matrix to compensate ``fcs`` with, as the panel's ``compensation`` says.
+
+    ``spill`` (e.g. the batch's single-stain matrix) overrides the panel's source.
+
+    Raises
+    ------
+    UserError
+        If the panel wants a keyword the file lacks, a matrix file that is missing or
+        bad, or single-stain compensation without the batch's matrix.
+    """
+    if spill is not None:
+        return spill
+    comp = panel.get("compensation") or {"source": "keyword"}
+    source = comp.get("source", "keyword")
+    if source == "none":
+        return None
+    if source == "keyword":
+        found = spillover_from_keywords(fcs)
+        if found is None:
+            raise UserError.single(str(fcs.path), "has no $SPILLOVER/$SPILL keyword but panel "
+                                   f"{panel.name!r} asks for compensation from the keyword",
+                                   hint="Export the file with its compensation matrix, or set "
+                                        "`compensation: {source: file, file: ...}` in the panel.")
+        return found
+    if source == "file":
+        return read_spillover_file(Path(panel.path).parent / comp["file"])
+    raise UserError.single(f"{panel.path}: compensation", f"panel {panel.name!r} uses single-stain "
+                           f"compensation, so {fcs.path.name} needs the matrix computed from the batch's "
+                           "single-stain controls (pass spill=...)")
+
+
+def ingest_sample(fcs_path: str | os.PathLike[str], panel: Panel | str | os.PathLike[str],
+                  spill: Spillover | None = None, sample_id: str | None = None) -> ad.AnnData:
+    """Read, compensate, QC-flag and transform one FCS file.
+
+    Parameters
+    ----------
+    fcs_path
+        The FCS file.
+    panel
+        Its panel (a loaded :class:`~immuno.panels.Panel` or the YAML path).
+    spill
+        A spillover matrix to use instead of the panel's source (the batch's matrix from
+        single stains).
+    sample_id
+        Recorded in ``uns["sample_id"]``.
+
+    Returns
+    -------
+    anndata.AnnData
+        Events x panel channels (see the module description).
+
+    Raises
+    ------
+    UserError
+        Unreadable file, panel channel missing from the file (naming the channels the
+        file has), unknown or singular spillover matrix, bad transform.
+    """
+    panel = _as_panel(panel)
+    fcs = read_fcs(fcs_path)
+    assert fcs.events is not None
+    missing = missing_channels(fcs, panel)
+    if missing:
+        raise UserError.single(str(fcs.path), f"lacks channel(s) {', '.join(missing)} of panel "
+                               f"{panel.name!r} (the file has: {', '.join(fcs.channels)})",
+                               hint="Rename the channel in the panel's `channels:` or re-export the file.")
+    matrix = resolve_spillover(fcs, panel, spill)
+    compensated = (compensate(fcs.events, fcs.channels, matrix, where=str(fcs.path))
+                   if matrix is not None else fcs.events.copy())
+    entries = panel_channels(panel)
+    names = [e["channel"] for e in entries]
+    qc = acquisition_qc(fcs.events, fcs.channels, fcs.ranges, **qc_settings(panel.get("qc"), names))
+    cols = [fcs.channel_index(c) for c in names]
+    raw = np.ascontiguousarray(fcs.events[:, cols])
+    comp = np.ascontiguousarray(compensated[:, cols])
+    del compensated
+    # one row per channel: each transform then reads and writes contiguous memory
+    comp_by_channel = np.ascontiguousarray(comp.T)
+    x_by_channel = np.empty_like(comp_by_channel)
+    specs = panel.get("transforms", {}) or {}
+    var_rows = []
+    keep = qc.flags["qc_pass"].to_numpy()
+    for j, entry in enumerate(entries):
+        tname = entry.get("transform")
+        if tname is not None and tname not in specs:
+            raise UserError.single(f"{panel.path}: channels", f"channel {entry['channel']} uses transform "
+                                   f"{tname!r}, which `transforms:` does not define")
+        where = f"{panel.path}: transforms.{tname}"
+        column = comp_by_channel[j]
+        # W is estimated on the events gating will see, not on margin events or clogs
+        tf = transform_from_spec(specs.get(tname), where=where, data=column[keep] if keep.any() else column) if tname else None
+        x_by_channel[j] = tf.apply(column) if tf is not None else column
+        var_rows.append({"marker": entry.get("marker"), "pns": fcs.markers[cols[j]],
+                         "range": float(fcs.ranges[cols[j]]), "transform_name": tname or "",
+                         "transform": tf.kind if tf is not None else "none",
+                         "transform_params": json.dumps(tf.params if tf is not None else {}, sort_keys=True)})
+    x = np.ascontiguousarray(x_by_channel.T)
+    del comp_by_channel, x_by_channel
+    var = pd.DataFrame(var_rows, index=pd.Index(names, name="channel"))
+    var["marker"] = var["marker"].astype("string")
+    var["pns"] = var["pns"].astype("string")
+    obs = qc.flags.copy()
+    obs.index = pd.Index([str(i) for i in range(len(obs))], name="event")
+    adata = ad.AnnData(X=x, obs=obs, var=var, layers={"raw": raw, "compensated": comp})
+    adata.uns["provenance"] = {
+        "file": fcs.path.name, "file_sha256": sha256_file(fcs.path), "fcs_version": fcs.version,
+        "panel": panel.name, "panel_version": panel.version, "panel_sha256": panel.sha256,
+        "spillover_source": matrix.source if matrix is not None else "none",
+        "spillover_channels": list(matrix.channels) if matrix is not None else [],
+        "spillover_matrix": matrix.matrix.tolist() if matrix is not None else [],
+        "acquisition_qc": json.dumps(qc.params, sort_keys=True),
+        "n_events": int(fcs.n_events),
+    }
+    adata.uns["keywords"] = shareable_keywords(fcs.keywords, panel.get("keywords_allow") or [])
+    adata.uns["acquisition_qc"] = {"bins": qc.bins.reset_index(drop=True)}
+    if sample_id is not None:
+        adata.uns["sample_id"] = str(sample_id)
+    return adata
+
+
+def acquisition_qc_of(adata: ad.AnnData) -> AcquisitionQC:
+    """The acquisition QC recorded in an ingested sample (for :func:`qc_rows`)."""
+    flags = adata.obs[[*FLAG_COLUMNS, "qc_pass"]].reset_index(drop=True)
+    bins = adata.uns.get("acquisition_qc", {}).get("bins", pd.DataFrame())
+    params = json.loads(adata.uns.get("provenance", {}).get("acquisition_qc", "{}"))
+    return AcquisitionQC(flags=flags, bins=pd.DataFrame(bins), params=params)
