@@ -80,13 +80,13 @@ class ChimerismResult:
     @property
     def flag(self) -> str:
         """The measurement-table flag: ``detected``, ``not_detected`` or ``not_estimated``."""
-        if not self.estimable:
+        if self.failed or (not self.estimable and self.detected):
             return "not_estimated"
         return "detected" if self.detected else "not_detected"
 
     def summary(self) -> str:
         """One line a clinician can read, e.g. ``donor 0.42 % [0.21, 0.77], detected; LoD 0.06 %``."""
-        if not self.estimable:
+        if self.failed or (not self.estimable and math.isnan(self.upper)):
             reasons = "; ".join(f.reason for f in self.flags if f.severity == "fail") or "no estimate"
             return f"donor fraction not estimable ({self.method}): {reasons}"
         lod = f"LoD {_pct(self.lod)} %" if not math.isnan(self.lod) else "LoD unknown"
@@ -94,8 +94,10 @@ class ChimerismResult:
         if self.detected:
             text = f"donor {_pct(self.fraction)} % {ci}, detected; {lod}"
         else:
-            text = f"donor not detected (< {lod}); estimate {_pct(self.fraction)} % {ci}"
-        warnings = [f.flag for f in self.flags if f.severity in ("warning", "fail")]
+            text = f"donor not detected (< {lod})"
+            if self.estimable:
+                text += f"; estimate {_pct(self.fraction)} % {ci}"
+        warnings = [f.flag for f in self.flags if f.severity == "warning"]
         if warnings:
             text += f"; flags: {', '.join(sorted(set(warnings)))}"
         return text
