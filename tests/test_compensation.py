@@ -151,3 +151,10 @@ def test_duplicate_or_missing_single_stain(controls: Path) -> None:
     assert "FITC-A" in err.value.problems[0].what
     with pytest.raises(UserError, match="no control is brightest in FITC-A"):
         spillover_from_control_files([f for f in files if f != fitc], None, demo.FLUORS)
+    # controls for detectors the panels do not read are recognised and left out
+    some = ["BV421-A", "BV510-A", "FITC-A", "PE-A"]
+    part = spillover_from_control_files(files, controls / "UNSTAINED.fcs", some)
+    _, truth = demo.true_spillover()
+    idx = [demo.FLUORS.index(c) for c in some]
+    assert part.channels == some
+    assert np.abs(part.matrix - truth[np.ix_(idx, idx)]).max() <= 0.005

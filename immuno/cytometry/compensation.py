@@ -341,8 +341,12 @@ def spillover_from_control_files(single_stains: Sequence[str | os.PathLike[str]]
                                  unstained: str | os.PathLike[str] | None,
                                  channels: Sequence[str],
                                  scatter_gate: Mapping[str, Sequence[float]] | None = None) -> Spillover:
-    """Read a batch's single-stain files, find each one's primary detector among
-    ``channels``, and compute the matrix (see :func:`spillover_from_single_stains`).
+    """Read a batch's single-stain files, find each one's primary detector, and compute
+    the matrix over ``channels`` (see :func:`spillover_from_single_stains`).
+
+    A control's primary detector is searched among all fluorescence detectors of its file,
+    so a control for a fluorochrome the panels do not use is recognised and left out
+    rather than mistaken for the channel it spills into most.
 
     Raises
     ------
@@ -358,7 +362,12 @@ def spillover_from_control_files(single_stains: Sequence[str | os.PathLike[str]]
         if missing:
             problems.append(Problem(str(path), f"single-stain control lacks channel(s) {', '.join(missing)}"))
             continue
-        primary = primary_channel(fcs, channels, blank)
+        detectors = [c for c in fcs.channels if not c.upper().startswith(("FSC", "SSC", "TIME"))]
+        if blank is not None:
+            detectors = [c for c in detectors if c in blank.channels]
+        primary = primary_channel(fcs, detectors, blank)
+        if primary not in channels:
+            continue  # a control for a fluorochrome no panel of the batch reads
         if primary in controls:
             problems.append(Problem(str(path), f"is brightest in {primary}, like {controls[primary].path}; "
                                     "expected one single stain per fluorochrome"))
