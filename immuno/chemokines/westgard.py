@@ -47,8 +47,8 @@ def levey_jennings(current: pd.DataFrame, history: pd.DataFrame | None = None) -
         in acquisition order of plates.
     history
         Earlier plates' values in the same shape (e.g. read from a study table). When it
-        holds fewer than 5 plates for a (check, target), the batch's own first plates
-        serve as the guide set if there are at least 5 of them.
+        holds fewer than 5 plates for a (check, target), the batch's own first 5 plates
+        serve as the guide set when it has that many.
 
     Returns
     -------
@@ -60,8 +60,8 @@ def levey_jennings(current: pd.DataFrame, history: pd.DataFrame | None = None) -
     for (check, target), cur in current.groupby(["check", "target"], sort=True):
         guide = hist[(hist["check"] == check) & (hist["target"] == target)]["value"].dropna()
         own_guide = len(guide) < MIN_GUIDE
-        if own_guide:
-            guide = cur["value"].dropna()
+        if own_guide:  # the batch's first plates become the guide set, as a lab would start one
+            guide = cur["value"].dropna().iloc[:MIN_GUIDE]
         name = f"levey_jennings_{check}"
         if len(guide) < MIN_GUIDE:
             for r in cur.itertuples():

@@ -165,8 +165,8 @@ def _export(plate_id: str, wells: pd.DataFrame, curves: pd.DataFrame) -> str:
                 lines.append(_q(f"{order}(1,{well})", sample, *["" if c is None else c for c in cells], total))
         lines.append("")
 
-    block("Median", lambda r, a, w: f"{r[('mfi', a)]:g}")
-    block("Net MFI", lambda r, a, w: f"{r[('net_mfi', a)]:g}")
+    block("Median", lambda r, a, w: f"{r[('mfi', a)]:.10g}")
+    block("Net MFI", lambda r, a, w: f"{r[('net_mfi', a)]:.10g}")
     block("Count", lambda r, a, w: f"{int(r[('bead_count', a)])}")
 
     def result(r, a, w):
