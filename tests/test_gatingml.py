@@ -145,3 +145,9 @@ def test_export_refuses_transform_without_gatingml_form(tmp_path: Path) -> None:
     with pytest.raises(UserError, match="no GatingML 2.0 equivalent"):
         write_gatingml(gates, {"FITC-A": ArcsinhCofactor(150)}, None, tmp_path / "x.xml")
     assert not (tmp_path / "x.xml").exists()
+
+
+def test_export_refuses_ids_gatingml_cannot_hold(tmp_path: Path) -> None:
+    gates = [RectangleGate("CD3+", None, ("BUV395-A",), (0.42,), (None,))]
+    with pytest.raises(UserError, match="'CD3\\+' are not valid GatingML ids"):
+        write_gatingml(gates, {"BUV395-A": LogicleTransform()}, None, tmp_path / "x.xml")

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -357,6 +358,8 @@ def read_gatingml(path: str | os.PathLike[str]) -> GatingDocument:
 # ------------------------------------------------------------------ ours -> GatingML
 
 SPILL_ID = "spill"
+# GatingML ids are XML names (xs:ID); FlowKit refuses documents with others
+_XML_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]*$")
 #: suffix of the shape written beside a complemented (FlowJo "exclude") gate
 INSIDE_SUFFIX = "_inside"
 
@@ -403,6 +406,11 @@ def write_gatingml(gates: Sequence[Gate], transforms: Mapping[str, Transform | N
     import flowkit as fk
 
     tree = GateTree(gates)  # validates ids, parents and operands
+    bad = [oid for oid in tree.membership_ids if not _XML_NAME.match(oid)]
+    if bad:
+        raise UserError.single(
+            str(path), f"gate id(s) {', '.join(map(repr, bad))} are not valid GatingML ids: use "
+            "letters, digits, '_', '-' and '.', starting with a letter or '_'")
     strategy = fk.GatingStrategy()
     comp_channels: set[str] = set()
     if spill is not None:
