@@ -16,6 +16,7 @@ from immuno.cytometry.compensation import (
     spillover_from_single_stains,
     write_spillover_file,
 )
+from immuno.cytometry.engine import GatedEvents, GateTree, gate_events
 from immuno.cytometry.fcs import (
     FCSData,
     format_spillover,
@@ -24,12 +25,21 @@ from immuno.cytometry.fcs import (
     read_fcs_header,
     write_fcs,
 )
+from immuno.cytometry.gates import (
+    BooleanGate,
+    EllipseGate,
+    PolygonGate,
+    QuadrantGate,
+    RectangleGate,
+)
+from immuno.cytometry.gatingml import GatingDocument, read_gatingml, write_gatingml
 from immuno.cytometry.ingest import (
     acquisition_qc_of,
     ingest_sample,
     resolve_spillover,
     shareable_keywords,
 )
+from immuno.cytometry.templates import apply_template, read_template
 from immuno.cytometry.transforms import (
     ArcsinhCofactor,
     AsinhTransform,
@@ -79,4 +89,19 @@ __all__ = [
     "Transform",
     "estimate_logicle_w",
     "transform_from_spec",
+    # gates and the gate engine
+    "BooleanGate",
+    "EllipseGate",
+    "PolygonGate",
+    "QuadrantGate",
+    "RectangleGate",
+    "GateTree",
+    "GatedEvents",
+    "gate_events",
+    # GatingML and manual templates
+    "GatingDocument",
+    "read_gatingml",
+    "write_gatingml",
+    "read_template",
+    "apply_template",
 ]
