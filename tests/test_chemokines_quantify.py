@@ -182,3 +182,18 @@ def test_cli_quantify(plate_and_truth, tmp_path: Path, capsys: pytest.CaptureFix
     (tmp_path / "x.csv").write_text("a,b\n1,2\n")
     rc = main(["chemokines", "quantify", str(tmp_path / "x.csv"), "--out", str(tmp_path / "x")])
     assert rc == 2 and "unknown plate export format" in capsys.readouterr().err
+
+
+def test_unlisted_samples_do_not_leave_the_batch(chem_batch: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "chembatch"
+    shutil.copytree(chem_batch, folder)
+    sheet = pd.read_csv(folder / "samplesheet.csv", dtype=str, keep_default_na=False)
+    sheet[sheet["sample_id"] != "P01-D0-PLASMA"].to_csv(folder / "samplesheet.csv", index=False)
+    process_batch(load_batch(folder), tmp_path / "out", plots=False)
+    for name in ("wells", "qc_flags", "qc_metrics", "samples", "chemokines_measurements"):
+        df = pd.read_parquet(tmp_path / "out" / f"{name}.parquet")
+        text = df.astype(str).to_csv()
+        assert "P01-D0-PLASMA" not in text, name
+    wells = pd.read_parquet(tmp_path / "out" / "wells.parquet")
+    assert (wells["sample_name"] == "unlisted").sum() == 2 * 8  # two replicate wells x 8 analytes
+    assert set(wells.loc[wells["role"] == "standard", "sample_name"]) == {f"Standard{i}" for i in range(1, 9)}

@@ -160,10 +160,12 @@ def infer_role(name: str) -> tuple[str, float]:
 
 
 def split_location(loc: str) -> tuple[float, str]:
-    """``1(1,A1)`` -> (1, "A1"); ``A1`` -> (NaN, "A1")."""
-    m = re.match(r"^\s*(\d+)\s*\(\s*\d+\s*,\s*([A-Za-z]+\d+)\s*\)\s*$", str(loc))
+    """``1(1,A1)`` -> (1, "A1"); ``97(2,A1)`` -> (97, "2:A1"); ``A1`` -> (NaN, "A1")."""
+    m = re.match(r"^\s*(\d+)\s*\(\s*(\d+)\s*,\s*([A-Za-z]+\d+)\s*\)\s*$", str(loc))
     if m:
-        return float(m.group(1)), m.group(2).upper()
+        # a multi-plate batch numbers its plates; wells of plate 2+ keep their plate apart
+        well = m.group(3).upper() if m.group(2) == "1" else f"{m.group(2)}:{m.group(3).upper()}"
+        return float(m.group(1)), well
     return math.nan, str(loc).strip().upper()
 
 

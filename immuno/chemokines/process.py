@@ -153,9 +153,14 @@ def process_batch(batch: Any, out_dir: str | Path, history: str | Path | None = 
                                  "panel": panel_name, "feature": a["feature"], "value": math.nan,
                                  "unit": panel.get("unit", "pg/mL"), "flag": "failed", "qc_pass": False})
             continue
-        metrics += [{**x, **tag} for x in m]
-        flags += [{**x, **tag} for x in f]
-        wells_all.append(plate.wells.assign(file=file))
+        ident = _identifier(plate, sheet)
+        metrics += [{**x, "sample_id": ident(x.get("sample_id", "")), **tag} for x in m]
+        flags += [{**x, "sample_id": ident(x.get("sample_id", "")), **tag} for x in f]
+        listed = set(sheet["sample_name"])
+        shown = {n: (n if n in listed else ident(n)) for n in plate.wells["sample_name"].unique()}
+        ids = {n: (ident(n) if n in listed else "") for n in shown}
+        wells_all.append(plate.wells.assign(sample_name=plate.wells["sample_name"].map(shown),
+                                            sample_id=plate.wells["sample_name"].map(ids), file=file))
         if isinstance(result, PlateResult):
             curves_all.append(result.curves.assign(panel=panel_name))
             if len(result.standards):
@@ -218,6 +223,23 @@ def process_batch(batch: Any, out_dir: str | Path, history: str | Path | None = 
                                       {n: p.sha256 for n, p in batch.panels.items() if p.assay == ASSAY}),
                out / "concentrations.h5ad")
     return table
+
+
+def _identifier(plate: PlateData, sheet: pd.DataFrame):
+    """Map a sample name in the export to what may leave the batch: the sheet's
+    sample_id for listed samples, the kit's names for standards/controls/blanks, and
+    ``unlisted`` for any other sample on the plate (its name could identify a person)."""
+    to_id = dict(zip(sheet["sample_name"], sheet["sample_id"], strict=True))
+    role = dict(zip(plate.wells["sample_name"], plate.wells["role"], strict=False))
+
+    def ident(name: str) -> str:
+        if not name or name in to_id.values():
+            return name
+        if name in to_id:
+            return to_id[name]
+        return "unlisted" if role.get(name, "unknown") in ("unknown", "ntc", "nac") else name
+
+    return ident
 
 
 def _frame(parts: list[pd.DataFrame], path: Path) -> pd.DataFrame:

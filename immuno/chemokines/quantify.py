@@ -175,7 +175,7 @@ def quantify_plate(plate: PlateData, panel: Any = None, curve_rules: dict | None
     samples = pd.concat(sample_rows, ignore_index=True) if sample_rows else pd.DataFrame()
     if len(samples):
         samples.insert(0, "plate_id", pid)
-    _check_controls(samples, plate.control_ranges, names, pid, metrics)
+    _check_controls(samples, plate.control_ranges, names, pid, metrics, flags)
     for m in metrics:
         m.setdefault("sample_id", "")
     standards = pd.concat(std_rows, ignore_index=True) if std_rows else pd.DataFrame()
@@ -298,7 +298,7 @@ def _vendor_checks(aw: pd.DataFrame, v: pd.Series, p: CurveParams | None, feat: 
 
 
 def _check_controls(samples: pd.DataFrame, ranges: pd.DataFrame, names: dict[str, dict[str, str]],
-                    pid: str, metrics: list[dict[str, Any]]) -> None:
+                    pid: str, metrics: list[dict[str, Any]], flags: list[dict[str, Any]]) -> None:
     if samples.empty:
         return
     rng = ranges.set_index(["sample_name", "analyte"]) if len(ranges) else None
@@ -308,6 +308,10 @@ def _check_controls(samples: pd.DataFrame, ranges: pd.DataFrame, names: dict[str
             low, high = (float(v) for v in rng.loc[(r.sample_name, r.analyte), ["low", "high"]])
         value = r.value if math.isfinite(r.value) else r.extrapolated
         passed = None if math.isnan(low) else bool(math.isfinite(value) and low <= value <= high)
+        if passed is False:
+            flags.append({"sample_id": r.sample_name, "target": names[r.analyte]["feature"], "flag": "control_out_of_range",
+                          "severity": "fail", "reason": f"plate {pid}: kit control {r.sample_name} at {value:.4g}, "
+                                                        f"lot range {low:g}-{high:g}"})
         metrics.append({"sample_id": r.sample_name, "check": "control_range", "target": names[r.analyte]["feature"],
                         "value": value, "lower_limit": low, "upper_limit": high, "passed": passed,
                         "detail": f"plate {pid}; kit control {r.sample_name}"})
