@@ -158,3 +158,16 @@ def test_duplicate_or_missing_single_stain(controls: Path) -> None:
     idx = [demo.FLUORS.index(c) for c in some]
     assert part.channels == some
     assert np.abs(part.matrix - truth[np.ix_(idx, idx)]).max() <= 0.005
+
+
+@pytest.mark.real
+def test_partial_keyword_of_a_real_file() -> None:
+    path = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "real" / "chemokines" / "legendplex" / "K2-C07-A7.fcs"
+    if not path.exists():
+        pytest.skip("real test files absent")
+    fcs = read_fcs(path)
+    spill = spillover_from_keywords(fcs)
+    assert spill is not None
+    assert spill.channels == ["FL1-H", "FL2-H", "FL6-H", "FL1-A", "FL2-A", "FL6-A"]  # 6 of 12 channels
+    np.testing.assert_array_equal(spill.matrix, np.eye(6))
+    np.testing.assert_array_equal(compensate(fcs.events, fcs.channels, spill), fcs.events)

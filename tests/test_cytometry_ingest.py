@@ -187,3 +187,24 @@ def test_checks_report_every_problem(batch_dir: Path, tmp_path: Path) -> None:
     assert any(f"row {rows['P02-M1-ICS-UNSTIM']}, column control_of" in t and "stained" in t for t in text)
     assert any("no single-stain control for BV421-A" in t for t in text)
     assert len(problems) == 4
+
+
+def test_matrix_file_named_by_the_panel(batch_dir: Path, tmp_path: Path) -> None:
+    from immuno.cytometry.compensation import write_spillover_file
+
+    channels, matrix = demo.true_spillover()
+    write_spillover_file(Spillover(channels, matrix), tmp_path / "symphony.csv")
+    panel = _panel_variant(tmp_path, ICS, compensation={"source": "file", "file": "symphony.csv"})
+    adata = ingest_sample(batch_dir / "cytometry" / "P01-M1-ICS-STIM.fcs", panel)
+    assert adata.uns["provenance"]["spillover_source"] == "file symphony.csv"
+    keyword = ingest_sample(batch_dir / "cytometry" / "P01-M1-ICS-STIM.fcs", ICS)
+    np.testing.assert_array_equal(adata.layers["compensated"], keyword.layers["compensated"])
+    # a matrix naming a detector the files lack is reported for every file before the run
+    renamed = ["BV999-A" if c == "BV786-A" else c for c in channels]
+    write_spillover_file(Spillover(renamed, matrix), tmp_path / "symphony.csv")
+    batch = load_batch(batch_dir)
+    rows = batch.rows("cytometry")
+    problems = check_inputs(rows, batch.root, {**batch.panels, "cytometry_ics_demo": load_panel(panel)})
+    ics_rows = rows[rows["panel"] == "cytometry_ics_demo"]
+    assert len(problems) == len(ics_rows)
+    assert all("BV999-A" in p.what and "symphony.csv" in p.what for p in problems)

@@ -109,7 +109,7 @@ def acquisition_qc(events: np.ndarray, channels: Sequence[str], ranges: Sequence
                    time_channel: str | None = "Time", bin_events: int = 100, k_mad: float = 4.0,
                    margin: bool = True, negative_scatter: bool = True,
                    check_channels: Sequence[str] | None = None,
-                   k_level: float | None = None) -> AcquisitionQC:
+                   k_level: float | None = None, time_unit: str = "Time units") -> AcquisitionQC:
     """Flag the events of one sample.
 
     Parameters
@@ -134,6 +134,8 @@ def acquisition_qc(events: np.ndarray, channels: Sequence[str], ranges: Sequence
         Threshold for the signal-level test (default ``k_mad + 1``: a dozen channels are
         tested in every bin, so a single-test threshold would flag about one stable bin
         per file by chance).
+    time_unit
+        What the Time values count (``"s"`` once ``$TIMESTEP`` is applied), for messages.
 
     Returns
     -------
@@ -196,7 +198,7 @@ def acquisition_qc(events: np.ndarray, channels: Sequence[str], ranges: Sequence
     flags["qc_pass"] = ~(flow | at_margin | neg)
     params = {"time_channel": time_channel if has_time else None, "bin_events": int(bin_events),
               "k_mad": float(k_mad), "k_level": float(k_mad + 1.0 if k_level is None else k_level),
-              "margin": bool(margin), "negative_scatter": bool(negative_scatter),
+              "margin": bool(margin), "negative_scatter": bool(negative_scatter), "time_unit": time_unit,
               "check_channels": [channels[j] for j in signal_cols]}
     return AcquisitionQC(flags=flags, bins=bins, params=params)
 
@@ -254,7 +256,7 @@ def qc_rows(result: AcquisitionQC, batch_id: str, sample_id: str, panel: str) ->
         flags.append({**base, "target": "qc_flow", "flag": "unstable_flow", "severity": severity,
                       "reason": f"{int(result.flags['qc_flow'].sum())} events ({100 * result.fraction('qc_flow'):.1f} %) "
                                 f"in {flow_bins_flagged} time bins between {worst['start'].min():.4g} and "
-                                f"{worst['end'].max():.4g} (Time units) flagged for unstable flow; excluded from gating"})
+                                f"{worst['end'].max():.4g} {result.params.get('time_unit', 'Time units')} flagged for unstable flow; excluded from gating"})
     if kept < MIN_KEPT_FRACTION:
         flags.append({**base, "target": "qc_pass", "flag": "few_events_kept", "severity": "fail",
                       "reason": f"only {100 * kept:.1f} % of events pass acquisition QC"})

@@ -110,11 +110,12 @@ def check_inputs(rows: pd.DataFrame, batch_root: Path, panels: Mapping[str, Pane
                 problems += [Problem(f"{where}, file {row['file']}", p.what) for p in err.problems]
     for panel in used_panels.values():
         problems += _panel_problems(panel)
-        problems += _compensation_problems(panel, rows, headers)
+        problems += _compensation_problems(panel, rows, headers, batch_root)
     return problems
 
 
-def _compensation_problems(panel: Panel, rows: pd.DataFrame, headers: Mapping[str, FCSData]) -> list[Problem]:
+def _compensation_problems(panel: Panel, rows: pd.DataFrame, headers: Mapping[str, FCSData],
+                           batch_root: Path) -> list[Problem]:
     comp = panel.get("compensation") or {"source": "keyword"}
     source = comp.get("source", "keyword")
     stained = [c["channel"] for c in panel.get("channels") or [] if c.get("marker")]
@@ -123,8 +124,17 @@ def _compensation_problems(panel: Panel, rows: pd.DataFrame, headers: Mapping[st
             spill = read_spillover_file(Path(panel.path).parent / comp["file"])
         except UserError as err:
             return list(err.problems)
-        return [Problem(f"{panel.path}: compensation.file", f"matrix lacks stained channel {c} of the panel")
-                for c in stained if c not in spill.channels]
+        out = [Problem(f"{panel.path}: compensation.file", f"matrix lacks stained channel {c} of the panel")
+               for c in stained if c not in spill.channels]
+        # the matrix is applied to every file of the panel: each must have its channels
+        for i, (_, row) in enumerate(rows.iterrows()):
+            fcs = headers.get(str(row["sample_id"]))
+            lacking = [c for c in spill.channels if fcs is not None and c not in fcs.channels]
+            if row.get("panel", "") == panel.name and lacking:
+                out.append(Problem(f"{_where(batch_root, row, i)}, file {row['file']}",
+                                   f"lacks channel(s) {', '.join(lacking)} of the spillover matrix "
+                                   f"{comp['file']}; the file has: {', '.join(fcs.channels)}"))  # type: ignore[union-attr]
+        return out
     if source != "single_stains":
         return []
     tube = rows.get("tube", pd.Series([""] * len(rows)))

@@ -151,7 +151,9 @@ def ingest_sample(fcs_path: str | os.PathLike[str], panel: Panel | str | os.Path
                    if matrix is not None else fcs.events.copy())
     entries = panel_channels(panel)
     names = [e["channel"] for e in entries]
-    qc = acquisition_qc(fcs.events, fcs.channels, fcs.ranges, **qc_settings(panel.get("qc"), names))
+    time_unit = "s" if fcs.keywords.get("$TIMESTEP", "").strip() else "Time units"
+    qc = acquisition_qc(fcs.events, fcs.channels, fcs.ranges, **qc_settings(panel.get("qc"), names),
+                        time_unit=time_unit)
     cols = [fcs.channel_index(c) for c in names]
     raw = np.ascontiguousarray(fcs.events[:, cols])
     comp = np.ascontiguousarray(compensated[:, cols])
