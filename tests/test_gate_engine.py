@@ -190,3 +190,54 @@ def test_demo_gates_equal_flowkit(demo_tube: Path, tmp_path: Path) -> None:
     j = fcs.channels.index("FITC-A")
     np.testing.assert_allclose(ours.transformed[:, j], ref.get_events("xform")[:, j],
                                rtol=0, atol=1e-6)
+
+
+def test_nan_leaves_only_unconstrained_quadrants() -> None:
+    ev = np.array([[np.nan, 0.9], [0.9, 0.9]])
+    quad = QuadrantGate("q", None, ("x", "y"), {"x": (0.5,), "y": (0.5,)},
+                        {"Ypos": {"y": 1}, "XposYpos": {"x": 1, "y": 1}, "Xneg": {"x": 0}})
+    m = GateTree([quad]).evaluate(ev, CH)
+    assert m["Ypos"].tolist() == [True, True]
+    assert m["XposYpos"].tolist() == [False, True]
+    assert m["Xneg"].tolist() == [False, False]
+
+
+def test_gate_events_options_and_errors() -> None:
+    rng = np.random.default_rng(2)
+    raw = rng.normal(1000, 300, (5000, 3)).astype(np.float32)
+    channels = ["A", "B", "C"]
+
+    class Spill:
+        channels = ["A", "B"]
+        matrix = np.array([[1.0, 0.1], [0.05, 1.0]])
+
+    tree = GateTree([RectangleGate("hiA", None, ("A",), (1000.0,), (None,)),
+                     RectangleGate("hiB", "hiA", ("B",), (900.0,), (None,))])
+    full = gate_events(raw, channels, tree, {}, Spill(), chunk_size=999)
+    lean = gate_events(raw, channels, tree, {}, Spill(), keep_transformed=False)
+    assert lean.transformed is None
+    assert full.counts() == lean.counts()
+    # compensation is observed x inverse(S) on the spillover's channels only
+    comp = raw.astype(np.float64)
+    comp[:, :2] = comp[:, :2] @ np.linalg.inv(Spill.matrix)
+    assert full.counts()["hiA"] == int((comp[:, 0] >= 1000).sum())
+    assert full.counts()["hiB"] == int(((comp[:, 0] >= 1000) & (comp[:, 1] >= 900)).sum())
+    np.testing.assert_allclose(full.transformed, comp.astype(np.float32), rtol=1e-6)
+    root = np.zeros(5000, dtype=bool)
+    root[:100] = True
+    rooted = gate_events(raw, channels, tree, {}, Spill(), root_mask=root)
+    assert not rooted.masks["hiA"][100:].any()
+
+    class Bad:
+        channels = ["A", "Z"]
+        matrix = np.eye(2)
+
+    with pytest.raises(UserError, match="Z"):
+        gate_events(raw, channels, tree, {}, Bad(), where="P01-D0.fcs")
+
+    class Singular:
+        channels = ["A", "B"]
+        matrix = np.ones((2, 2))
+
+    with pytest.raises(UserError, match="singular"):
+        gate_events(raw, channels, tree, {}, Singular())

@@ -110,18 +110,16 @@ def _quadrants(events, rows, cols, cuts, n_cuts, wanted, outs):
     bins = np.empty(n_dims, dtype=np.int64)
     for r in range(rows.shape[0]):
         i = rows[r]
-        valid = True
         for j in range(n_dims):
             v = events[i, cols[j]]
-            if v != v:
-                valid = False
-                break
             b = 0
             while b < n_cuts[j] and v >= cuts[j, b]:
                 b += 1
-            bins[j] = b
+            # NaN is in no bin (as a comparison with a divider would say) but still
+            # leaves the quadrants that do not constrain its dimension
+            bins[j] = -2 if v != v else b
         for q in range(wanted.shape[0]):
-            hit = valid
+            hit = True
             for j in range(n_dims):
                 if wanted[q, j] >= 0 and bins[j] != wanted[q, j]:
                     hit = False
