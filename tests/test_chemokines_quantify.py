@@ -11,7 +11,15 @@ import pandas as pd
 import pytest
 
 from immuno.batch import load_batch
-from immuno.chemokines import levey_jennings, process_batch, quantify_plate, read_plate, westgard
+from immuno.chemokines import (
+    CurveParams,
+    back_calculate,
+    levey_jennings,
+    process_batch,
+    quantify_plate,
+    read_plate,
+    westgard,
+)
 from immuno.chemokines.checks import check_inputs
 from immuno.cli import main
 from immuno.demo import chemokines as demo
@@ -197,3 +205,58 @@ def test_unlisted_samples_do_not_leave_the_batch(chem_batch: Path, tmp_path: Pat
     wells = pd.read_parquet(tmp_path / "out" / "wells.parquet")
     assert (wells["sample_name"] == "unlisted").sum() == 2 * 8  # two replicate wells x 8 analytes
     assert set(wells.loc[wells["role"] == "standard", "sample_name"]) == {f"Standard{i}" for i in range(1, 9)}
+
+
+def test_qpcr_rows_in_a_batch(tmp_path: Path) -> None:
+    folder = tmp_path / "qbatch"
+    (folder / "qpcr").mkdir(parents=True)
+    lines = [",Well,Fluor,Target,Content,Sample,Cq"]
+    cq = {"P01-D0-BLOOD": {"CXCL10": 28.0, "GAPDH": 18.0, "ACTB": 20.0},
+          "P01-D10-BLOOD": {"CXCL10": 25.0, "GAPDH": 18.2, "ACTB": 19.8}}
+    n = 0
+    for sample, targets in cq.items():
+        for target, value in targets.items():
+            for rep in (-0.02, 0.02):
+                n += 1
+                lines.append(f",A{n:02d},FAM,{target},Unkn,{sample},{value + rep}")
+    lines.append(",H12,FAM,CXCL10,NTC,,NaN")
+    (folder / "qpcr" / "run1.csv").write_text("\n".join(lines) + "\n")
+    sheet = pd.DataFrame([{"sample_id": s, "patient_id": "P01", "visit": s.split("-")[1], "assay": "chemokine",
+                           "file": "qpcr/run1.csv", "panel": "chemokine_qpcr_demo", "sample_name": s} for s in cq])
+    sheet.to_csv(folder / "samplesheet.csv", index=False)
+    batch = load_batch(folder)
+    assert check_inputs(batch.rows("chemokine"), batch.root, batch.panels) == []
+    table = process_batch(batch, tmp_path / "out", plots=False)
+    row = table[(table["feature"] == "CXCL10")].set_index("sample_id")
+    # 2^-dCq against the geometric mean of GAPDH and ACTB (B2M is not on the run)
+    assert row.loc["P01-D0-BLOOD", "value"] == pytest.approx(2.0 ** -(28.0 - 19.0))
+    assert row.loc["P01-D10-BLOOD", "value"] == pytest.approx(2.0 ** -(25.0 - 19.0))
+    assert set(row["unit"]) == {"relative expression"}
+    flags = pd.read_parquet(tmp_path / "out" / "qc_flags.parquet")
+    assert "reference_gene_missing" in set(flags["flag"])
+
+
+@pytest.mark.real
+def test_bioplex_vendor_curve_and_xlsx(real_data: Path, tmp_path: Path) -> None:
+    src = real_data / "chemokines" / "bioplex" / "with_blank_bead.xls"
+    plate = read_plate(src)
+    res = quantify_plate(plate)
+    c = res.curves.set_index("analyte")
+    # the Std. Curve equation is printed with 6 digits, so wells near the lower asymptote
+    # reproduce Obs Conc only to ~1 %; the typical well to ~1e-5
+    assert (c["vendor_reproduction_max_rel_err"] < 0.02).all()
+    w = plate.wells[plate.wells["analyte"] == "MyAnalyte (2)"]
+    v = plate.vendor_curves.set_index("analyte").loc["MyAnalyte (2)"]
+    ours = back_calculate(CurveParams(*(float(v[k]) for k in "abcdg")), w["net_mfi"].to_numpy()) * w["dilution"].fillna(1).to_numpy()
+    ok = np.isfinite(ours) & np.isfinite(w["vendor_result"].to_numpy())
+    assert ok.sum() >= 30
+    assert np.median(np.abs(ours[ok] / w["vendor_result"].to_numpy()[ok] - 1)) < 1e-4
+    m = pd.DataFrame(res.metrics)
+    assert set(m.loc[m["check"] == "vendor_reproduction", "target"]) == {"MyAnalyte (1)", "MyAnalyte (2)", "Blank (3)"}
+    # the same workbook saved as .xlsx reads the same
+    sheets = pd.read_excel(src, sheet_name=None, header=None)
+    with pd.ExcelWriter(tmp_path / "copy.xlsx") as xw:
+        for name, df in sheets.items():
+            df.to_excel(xw, sheet_name=name, header=False, index=False)
+    again = read_plate(tmp_path / "copy.xlsx")
+    pd.testing.assert_frame_equal(plate.wells.drop(columns="plate_id"), again.wells.drop(columns="plate_id"))

@@ -55,18 +55,18 @@ def plot_curve(curve: StandardCurve, standards: pd.DataFrame, samples: pd.DataFr
         if len(inr):
             ax.scatter(inr["conc_in_well"], inr["mean_net_mfi"].clip(lower=0.5), s=14, color="#2ca02c",
                        alpha=0.8, label="samples")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        top = ax.get_ylim()[1]
         for value, name in ((curve.lloq, "LLOQ"), (curve.uloq, "ULOQ")):
             if math.isfinite(value):
                 ax.axvline(value, ls="--", lw=0.8, color="#ff7f0e")
-                ax.text(value, ax.get_ylim()[1] if ax.has_data() else 1, name, rotation=90, va="top",
-                        ha="right", fontsize=7, color="#ff7f0e")
-        ax.set_xscale("log")
-        ax.set_yscale("log")
+                ax.text(value, top, f" {name}", rotation=90, va="top", ha="left", fontsize=7, color="#ff7f0e")
         ax.set_xlabel("concentration in well")
         ax.set_ylabel("net MFI")
         status = "" if curve.status == "ok" else f" - FAILED: {curve.reason[:60]}"
         ax.set_title(f"{title}{status}", fontsize=8)
-        ax.legend(fontsize=7, loc="upper left")
+        ax.legend(fontsize=7, loc="lower right")
         fig.tight_layout()
         with atomic_path(path) as tmp:
             fig.savefig(tmp, format="png")
