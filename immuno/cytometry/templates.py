@@ -119,9 +119,9 @@ def read_template(path: str | os.PathLike[str], sample_id: str | None = None) ->
         raise UserError.single(
             str(p), f"sample {chosen!r} is not in the workspace; it has {', '.join(samples)}")
     strategy = ws.get_gating_strategy(chosen)
-    doc = document_from_flowkit(strategy, source=f"{p} (sample {chosen})",
-                                extra_transforms=ws.get_transforms(chosen) or {})
-    return doc
+    # the sample's own (custom) gates where FlowJo has them, the group's otherwise
+    return document_from_flowkit(strategy, source=f"{p} (sample {chosen})", sample_id=chosen,
+                                 extra_transforms=ws.get_transforms(chosen) or {})
 
 
 def apply_template(template: GatingDocument | str | os.PathLike[str], events: np.ndarray,
