@@ -136,3 +136,19 @@ def test_one_million_events(tmp_path: Path) -> None:
     assert flow[labels["disturbed"]].mean() >= 0.9
     assert flow[~labels["disturbed"]].mean() <= 0.01
     assert elapsed < 2.0
+
+
+@pytest.mark.real
+def test_margin_on_log_amplified_real_file() -> None:
+    """data1.fcs stores 10-bit log values; saturated events decode to 10**(4 * 1023/1024)."""
+    path = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "real" / "cytometry" / "flowkit_gate_ref" / "data1.fcs"
+    if not path.exists():
+        pytest.skip("real test files absent")
+    decoded = read_fcs(path)
+    stored = read_fcs(path, preprocess=False)
+    assert decoded.top_values()[2] == pytest.approx(10 ** (4 * 1023 / 1024))
+    result = acquisition_qc(decoded.events, decoded.channels, decoded.top_values() + 1)
+    signal = [j for j, c in enumerate(stored.channels) if c != "Time"]
+    expected = (stored.events[:, signal] >= stored.ranges[signal] - 1).any(axis=1)
+    assert expected.sum() > 0
+    np.testing.assert_array_equal(result.flags["qc_margin"].to_numpy(), expected)

@@ -188,7 +188,8 @@ def acquisition_qc(events: np.ndarray, channels: Sequence[str], ranges: Sequence
     if margin:
         for j in (k for k in range(len(channels)) if k != t_col):
             if ranges[j] > 0:
-                at_margin |= events[:, j] >= ranges[j] - 1
+                # relative slack: a decoded log channel's top is stored in float32
+                at_margin |= events[:, j] >= (ranges[j] - 1) * (1 - 1e-6)
     neg = np.zeros(n, dtype=bool)
     if negative_scatter:
         for j, c in enumerate(channels):

@@ -81,6 +81,17 @@ class FCSData:
         """Number of parameters (``$PAR``)."""
         return len(self.channels)
 
+    def top_values(self, preprocessed: bool = True) -> np.ndarray:
+        """The value each channel takes at the top of its range ($PnR - 1): where a
+        saturated detector's events sit. With ``preprocessed`` (as :func:`read_fcs`
+        returns events by default) log decoding and gain are applied to it as to the data."""
+        tops = self.ranges - 1.0
+        if preprocessed:
+            tops = tops.reshape(1, -1).copy()
+            _preprocess(tops, self.channels, self.ranges, self.keywords)
+            tops = tops[0]
+        return tops
+
     def channel_index(self, channel: str) -> int:
         """Column of ``channel`` ($PnN) in :attr:`events`.
 

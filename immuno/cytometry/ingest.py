@@ -152,7 +152,8 @@ def ingest_sample(fcs_path: str | os.PathLike[str], panel: Panel | str | os.Path
     entries = panel_channels(panel)
     names = [e["channel"] for e in entries]
     time_unit = "s" if fcs.keywords.get("$TIMESTEP", "").strip() else "Time units"
-    qc = acquisition_qc(fcs.events, fcs.channels, fcs.ranges, **qc_settings(panel.get("qc"), names),
+    # margins are judged on the values saturated detectors actually have after decoding
+    qc = acquisition_qc(fcs.events, fcs.channels, fcs.top_values() + 1, **qc_settings(panel.get("qc"), names),
                         time_unit=time_unit)
     cols = [fcs.channel_index(c) for c in names]
     raw = np.ascontiguousarray(fcs.events[:, cols])
