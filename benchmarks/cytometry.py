@@ -170,7 +170,9 @@ def run_immuno(fcs: Path, gml: Path, warm: Path, repeat: int) -> dict:
 
 def _child(which: str, fcs: Path, gml: Path, warm: Path, repeat: int) -> dict:
     cmd = [sys.executable, __file__, "--child", which, str(fcs), str(gml), str(warm), str(repeat)]
-    done = subprocess.run(cmd, capture_output=True, text=True, check=True, cwd=ROOT)
+    done = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+    if done.returncode != 0:
+        raise SystemExit(f"the {which} path failed:\n{done.stderr}")
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
