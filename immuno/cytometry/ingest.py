@@ -107,8 +107,10 @@ def resolve_spillover(fcs: FCSData, panel: Panel, spill: Spillover | None = None
     if source == "file":
         return read_spillover_file(Path(panel.path).parent / comp["file"])
     raise UserError.single(f"{panel.path}: compensation", f"panel {panel.name!r} uses single-stain "
-                           f"compensation, so {fcs.path.name} needs the matrix computed from the batch's "
-                           "single-stain controls (pass spill=...)")
+                           f"compensation, so {fcs.path.name} needs the matrix computed from its batch's "
+                           "single-stain controls and unstained tube",
+                           hint="Compute the batch's matrix first (it is written with the batch results "
+                                "as compensation.csv) and give it to this step.")
 
 
 def ingest_sample(fcs_path: str | os.PathLike[str], panel: Panel | str | os.PathLike[str],
