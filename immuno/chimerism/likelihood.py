@@ -109,22 +109,33 @@ def _profile_max(ll: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 class ProfileLikelihood:
-    """Profile log-likelihood of f, rho maximised on a stencil around its first estimate."""
+    """Profile log-likelihood of f, rho maximised on a stencil around an estimate of rho.
 
-    def __init__(self, lik: BetaBinomialLikelihood) -> None:
+    Parameters
+    ----------
+    lik
+        The likelihood.
+    rho
+        Centre of the rho stencil; by default the best rho of a coarse (f, rho) grid.
+    """
+
+    def __init__(self, lik: BetaBinomialLikelihood, rho: float | None = None) -> None:
         self.lik = lik
-        coarse = lik.loglik(COARSE_F[::3], _RHO_GRID)  # 0, 1e-4, 1e-2, 1
-        j = int(np.unravel_index(coarse.argmax(), coarse.shape)[1])
-        self.rho_grid = _RHO_GRID[j] * _STENCIL
+        if rho is None:
+            coarse = lik.loglik(COARSE_F, _RHO_GRID)
+            rho = float(_RHO_GRID[np.unravel_index(coarse.argmax(), coarse.shape)[1]])
+        self.rho_grid = rho * _STENCIL
 
     def __call__(self, f: np.ndarray | float) -> np.ndarray:
         peak, _ = _profile_max(self.lik.loglik(np.atleast_1d(np.asarray(f, float)), self.rho_grid))
         return peak
 
-    def rho_at(self, f: float) -> float:
-        """The profiled overdispersion at f."""
-        _, pos = _profile_max(self.lik.loglik(np.array([f]), self.rho_grid))
-        return float(self.rho_grid[0] * 10 ** (0.25 * pos[0]))
+    def rho_at(self, f: float) -> tuple[float, bool]:
+        """The profiled overdispersion at f, and whether it lies inside the stencil."""
+        ll = self.lik.loglik(np.array([f]), self.rho_grid)
+        _, pos = _profile_max(ll)
+        inside = 0 < int(ll[0].argmax()) < len(self.rho_grid) - 1
+        return float(self.rho_grid[0] * 10 ** (0.25 * pos[0])), inside
 
 
 @dataclass(frozen=True)
@@ -150,13 +161,17 @@ def fit_fraction(lik: BetaBinomialLikelihood) -> tuple[Fit, ProfileLikelihood]:
     vectorised calls rather than dozens of scalar ones.
     """
     prof = ProfileLikelihood(lik)
-    values = prof(COARSE_F)
-    i = int(values.argmax())
-    fine = _fine_grid(COARSE_F[max(i - 1, 0)], COARSE_F[min(i + 1, len(COARSE_F) - 1)])
-    fine_values = prof(fine)
-    f_hat, l_max = _parabola_peak(fine, fine_values)
-    if values[0] >= l_max:
-        f_hat, l_max = 0.0, float(values[0])
+    for _ in range(3):
+        values = prof(COARSE_F)
+        i = int(values.argmax())
+        f_hat, l_max = _refine_peak(prof, COARSE_F[max(i - 1, 0)], COARSE_F[min(i + 1, len(COARSE_F) - 1)])
+        if values[0] >= l_max:
+            f_hat, l_max = 0.0, float(values[0])
+        rho, inside = prof.rho_at(f_hat)
+        if inside:
+            break
+        # rho at the estimate sits on the stencil's edge: centre the stencil there, refit
+        prof = ProfileLikelihood(lik, rho)
     target = l_max - CHI2_95 / 2
     below = COARSE_F[(values < target) & (COARSE_F < f_hat)]
     above = COARSE_F[(values < target) & (COARSE_F > f_hat)]
@@ -164,7 +179,7 @@ def fit_fraction(lik: BetaBinomialLikelihood) -> tuple[Fit, ProfileLikelihood]:
     upper = _crossing(prof, target, f_hat, above.min()) if above.size else 1.0
     stat = max(2 * (l_max - float(values[0])), 0.0)
     p_value = _boundary_p(stat) if f_hat > 0 else 1.0
-    return Fit(f_hat, lower, upper, l_max, prof.rho_at(f_hat), stat, p_value), prof
+    return Fit(f_hat, lower, upper, l_max, rho, stat, p_value), prof
 
 
 def _boundary_p(stat: float) -> float:
@@ -174,6 +189,16 @@ def _boundary_p(stat: float) -> float:
 
 def _fine_grid(lo: float, hi: float, n: int = 12) -> np.ndarray:
     return np.linspace(lo, hi, n) if lo <= 0 else np.geomspace(lo, hi, n)
+
+
+def _refine_peak(prof: ProfileLikelihood, lo: float, hi: float) -> tuple[float, float]:
+    """Maximum of the profile within [lo, hi]: two nested fine grids, then a parabola."""
+    for _ in range(2):
+        x = _fine_grid(lo, hi)
+        y = prof(x)
+        j = int(y.argmax())
+        lo, hi = x[max(j - 1, 0)], x[min(j + 1, len(x) - 1)]
+    return _parabola_peak(x, y)
 
 
 def _parabola_peak(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
@@ -192,12 +217,14 @@ def _parabola_peak(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
 
 def _crossing(prof: ProfileLikelihood, target: float, lo: float, hi: float) -> float:
     """The f in [lo, hi] where the profile crosses ``target`` (once: it is unimodal)."""
-    x = _fine_grid(lo, hi)
-    y = prof(x) - target
-    sign = np.flatnonzero(np.diff(np.sign(y)) != 0)
-    if not sign.size:
-        return float(lo if abs(y[0]) < abs(y[-1]) else hi)
-    k = int(sign[0])
+    for _ in range(2):
+        x = _fine_grid(lo, hi)
+        y = prof(x) - target
+        sign = np.flatnonzero(np.diff(np.sign(y)) != 0)
+        if not sign.size:
+            return float(lo if abs(y[0]) < abs(y[-1]) else hi)
+        k = int(sign[0])
+        lo, hi = x[k], x[k + 1]
     # linear interpolation between the two fine-grid points around the crossing
     return float(x[k] + (x[k + 1] - x[k]) * y[k] / (y[k] - y[k + 1]))
 
