@@ -64,6 +64,7 @@ BRIGHT = {"CD3": 6000, "CD4": 5000, "CD8": 10000, "Viability": 15000, "IFNg": 40
           "IL17A": 3000, "CD45RA": 6000, "CXCR3": 2500, "CCR4": 3000, "CCR6": 3500,
           "CD25": 5000, "CD127": 3000}
 SIGMA = 0.35
+DIM_FRACTION = 0.13  # brightness of dim expressers relative to bright ones
 NOISE_SD = 40.0  # electronic noise of a detector (instrument units)
 AUTOFLUOR = 40.0
 
@@ -197,9 +198,8 @@ def simulate_events(rng: np.random.Generator, n: int, tube: str, params: TubePar
     for channel, marker in stains.items():
         j = FLUORS.index(channel)
         signal = pos.get(marker, np.zeros(n, bool)) * _lognormal(rng, BRIGHT[marker], n)
-        for dim_key, frac in ((f"{marker}dim", 0.13),):
-            if dim_key in pos:
-                signal += pos[dim_key] * _lognormal(rng, BRIGHT[marker] * frac, n)
+        if f"{marker}dim" in pos:  # dim expressers: CD4 on monocytes, CD8 on NK, CD25 on activated T
+            signal += pos[f"{marker}dim"] * _lognormal(rng, BRIGHT[marker] * DIM_FRACTION, n)
         true[:, j] += signal
     scatter = _scatter(rng, kind)
     # doublets: an event takes on a second random cell's light as well
@@ -258,7 +258,7 @@ def realised_truth(tube: str, labels: dict[str, np.ndarray]) -> dict[str, tuple[
     return {}
 
 
-def _keywords(sample_id: str, tube_label: str, n: int, duration: float) -> dict[str, str]:
+def _keywords(sample_id: str, tube_label: str, duration: float) -> dict[str, str]:
     channels, spill = true_spillover()
     start = 9 * 3600 + 30 * 60
     end = start + int(round(duration))
@@ -276,7 +276,7 @@ def write_tube(path: Path, sample_id: str, tube: str, events: np.ndarray) -> Pat
         stains = {tube[3:]: tube[3:-2]}
     markers = [stains.get(c) for c in CHANNELS]
     duration = float(events[:, -1].max() * TIMESTEP) if len(events) else 0.0
-    return write_fcs(path, events, CHANNELS, markers, _keywords(sample_id, tube, len(events), duration),
+    return write_fcs(path, events, CHANNELS, markers, _keywords(sample_id, tube, duration),
                      ranges=[PNR] * len(CHANNELS))
 
 
