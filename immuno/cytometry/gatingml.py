@@ -16,6 +16,7 @@ or written.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import re
 from collections.abc import Mapping, Sequence
@@ -35,6 +36,7 @@ from immuno.cytometry.gates import (
     RectangleGate,
 )
 from immuno.cytometry.transforms import (
+    ArcsinhCofactor,
     AsinhTransform,
     HyperlogTransform,
     LinearTransform,
@@ -377,9 +379,14 @@ def _flowkit_transform(tr: Transform) -> Any:
         return fk.HyperlogTransform(param_t=tr.t, param_w=tr.w, param_m=tr.m, param_a=tr.a)
     if isinstance(tr, AsinhTransform):
         return fk.AsinhTransform(param_t=tr.t, param_m=tr.m, param_a=tr.a)
+    if isinstance(tr, ArcsinhCofactor):
+        # fasinh with M = 1/ln10, A = 0 and T = cofactor * sinh(1) is exactly
+        # asinh(x / cofactor): the gate coordinates carry over unchanged
+        return fk.AsinhTransform(param_t=tr.cofactor * math.sinh(1.0),
+                                 param_m=1.0 / math.log(10.0), param_a=0.0)
     raise UserError.single(
         "GatingML export", f"{type(tr).__name__} has no GatingML 2.0 equivalent; "
-        "use logicle, asinh (t, m, a), linear, log or hyperlog for exported gates")
+        "use logicle, arcsinh, asinh, linear, log or hyperlog for exported gates")
 
 
 def write_gatingml(gates: Sequence[Gate], transforms: Mapping[str, Transform | None],
