@@ -6,7 +6,16 @@ from immuno.cytometry.acquisition_qc import (
     qc_rows,
     qc_settings,
 )
+from immuno.cytometry.adaptive import (
+    Placement,
+    density_valley,
+    fit_gaussian_mixture,
+    lymphocyte_gmm,
+    singlet_ratio,
+    tail_threshold,
+)
 from immuno.cytometry.checks import check_inputs
+from immuno.cytometry.cluster import Clustering, cluster_events, pool_events
 from immuno.cytometry.compensation import (
     Spillover,
     compensate,
@@ -32,12 +41,35 @@ from immuno.cytometry.gates import (
     QuadrantGate,
     RectangleGate,
 )
+from immuno.cytometry.gating import ControlGating, GatingResult, place_gates
 from immuno.cytometry.gatingml import GatingDocument, read_gatingml, write_gatingml
 from immuno.cytometry.ingest import (
     acquisition_qc_of,
     ingest_sample,
     resolve_spillover,
     shareable_keywords,
+)
+from immuno.cytometry.outputs import aggregate_batch, populations_anndata, write_sample_outputs
+from immuno.cytometry.pipeline import (
+    SampleInfo,
+    SampleOutcome,
+    batch_samples,
+    batch_spillover,
+    process_batch,
+    process_sample,
+)
+from immuno.cytometry.plots import plot_gating
+from immuno.cytometry.populations import (
+    Population,
+    evaluate_population,
+    parse_population,
+    population_specs,
+)
+from immuno.cytometry.statistics import (
+    headline_features,
+    marker_medians,
+    population_masks,
+    population_statistics,
 )
 from immuno.cytometry.templates import apply_template, read_template
 from immuno.cytometry.transforms import (
@@ -104,4 +136,37 @@ __all__ = [
     "write_gatingml",
     "read_template",
     "apply_template",
+    # adaptive gates, gating from the panel, populations and statistics
+    "Placement",
+    "density_valley",
+    "tail_threshold",
+    "singlet_ratio",
+    "lymphocyte_gmm",
+    "fit_gaussian_mixture",
+    "ControlGating",
+    "GatingResult",
+    "place_gates",
+    "Population",
+    "parse_population",
+    "evaluate_population",
+    "population_specs",
+    "population_masks",
+    "population_statistics",
+    "marker_medians",
+    "headline_features",
+    # the per-sample and per-batch pipeline and its outputs
+    "SampleInfo",
+    "SampleOutcome",
+    "process_sample",
+    "process_batch",
+    "batch_samples",
+    "batch_spillover",
+    "write_sample_outputs",
+    "aggregate_batch",
+    "populations_anndata",
+    "plot_gating",
+    # exploration
+    "Clustering",
+    "pool_events",
+    "cluster_events",
 ]

@@ -19,13 +19,12 @@ to be used instead (``fallback``) and why, so the pipeline can flag the sample.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
+from statistics import NormalDist
 from typing import Any
 
 import numpy as np
-from scipy.ndimage import gaussian_filter1d
-from scipy.signal import find_peaks
-from scipy.stats import chi2
 
 #: scale factor making the MAD a consistent estimator of the SD for normal data
 MAD_SCALE = 1.4826
@@ -69,8 +68,28 @@ def _smoothed_density(x: np.ndarray, lo: float, hi: float, bins: int,
         spread = min(np.std(x), iqr / 1.349) if iqr > 0 else np.std(x)
         bandwidth = 0.9 * spread * len(x) ** -0.2 if spread > 0 else step
     sigma = max(bandwidth / step, 1.0)
-    density = gaussian_filter1d(counts.astype(float), sigma, mode="constant")
+    radius = int(4 * sigma + 0.5)
+    offsets = np.arange(-radius, radius + 1)
+    kernel = np.exp(-0.5 * (offsets / sigma) ** 2)
+    density = np.convolve(counts.astype(float), kernel / kernel.sum(), mode="same")
     return centres, density / max(density.sum() * step, 1e-300)
+
+
+def _peaks(d: np.ndarray, min_prominence: float) -> np.ndarray:
+    """Local maxima of ``d`` that rise at least ``min_prominence`` above the higher of the
+    two lowest points separating them from a higher point (or the edge) on either side."""
+    # (scipy.signal.find_peaks does the same, but importing it costs ~2 s per process)
+    candidates = np.flatnonzero((d[1:-1] > d[:-2]) & (d[1:-1] >= d[2:])) + 1
+    keep = []
+    for p in candidates:
+        higher_left = np.flatnonzero(d[:p] > d[p])
+        lo = higher_left[-1] if len(higher_left) else 0
+        higher_right = np.flatnonzero(d[p + 1:] > d[p])
+        hi = p + 1 + higher_right[0] if len(higher_right) else len(d)
+        base = max(d[lo:p].min() if p > lo else d[p], d[p + 1:hi].min() if hi > p + 1 else d[p])
+        if d[p] - base >= min_prominence:
+            keep.append(p)
+    return np.asarray(keep, dtype=np.int64)
 
 
 def density_valley(x: np.ndarray, window: tuple[float, float], default: float, *,
@@ -112,7 +131,7 @@ def density_valley(x: np.ndarray, window: tuple[float, float], default: float, *
     lo, hi = min(lo, lo_w), max(hi, hi_w)
     pad = 0.05 * (hi - lo) if hi > lo else 1.0
     centres, dens = _smoothed_density(x, lo - pad, hi + pad, bins, bandwidth)
-    peaks, _ = find_peaks(dens, prominence=min_peak * dens.max())
+    peaks = _peaks(dens, min_peak * dens.max())
     best: tuple[float, int] | None = None
     for left, right in zip(peaks[:-1], peaks[1:], strict=True):
         valley = left + int(np.argmin(dens[left:right + 1]))
@@ -158,8 +177,6 @@ def tail_threshold(control: np.ndarray, percentile: float, default: float, *,
     -------
     Placement
     """
-    from scipy.stats import norm
-
     c = np.asarray(control, dtype=float)
     c = c[np.isfinite(c)]
     if len(c) < min_events:
@@ -175,7 +192,7 @@ def tail_threshold(control: np.ndarray, percentile: float, default: float, *,
         upper = c[c > med] - med
         # the upper half-MAD describes the side the gate sits on; skew on the low side is irrelevant
         spread = MAD_SCALE * float(np.median(upper)) if len(upper) else 0.0
-        value = med + float(norm.ppf(percentile / 100.0)) * spread
+        value = med + NormalDist().inv_cdf(percentile / 100.0) * spread
         detail = (f"{percentile}th percentile of the negative peak of {len(c)} control events "
                   f"(median {med:.4g}, spread {spread:.3g})")
         extra = {"events": int(len(c)), "median": med, "spread": spread,
@@ -235,9 +252,86 @@ def singlet_polygon(low: float, high: float, max_area: float) -> tuple[tuple[flo
     return ((0.0, 0.0), (max_area, low * max_area), (max_area, high * max_area))
 
 
+@dataclass(frozen=True)
+class Mixture:
+    """A fitted 2-D Gaussian mixture: ``weights`` (k,), ``means`` (k, 2), ``covariances`` (k, 2, 2)."""
+
+    weights: np.ndarray
+    means: np.ndarray
+    covariances: np.ndarray
+    iterations: int
+
+
+def _log_densities(pts: np.ndarray, means: np.ndarray, covs: np.ndarray) -> np.ndarray:
+    """log N(x | mean_k, cov_k) for every point and component (2-D, closed-form inverse)."""
+    a, b, d = covs[:, 0, 0], covs[:, 0, 1], covs[:, 1, 1]
+    det = a * d - b * b
+    dx = pts[:, None, 0] - means[None, :, 0]
+    dy = pts[:, None, 1] - means[None, :, 1]
+    m2 = (d * dx * dx - 2 * b * dx * dy + a * dy * dy) / det
+    return -0.5 * m2 - np.log(2 * np.pi) - 0.5 * np.log(det)
+
+
+def fit_gaussian_mixture(pts: np.ndarray, k: int, *, seed: int = 0, max_iter: int = 300,
+                         tol: float = 1e-6, reg: float = 1e-6) -> Mixture:
+    """Fit a k-component, full-covariance Gaussian mixture to 2-D points by EM.
+
+    Seeded by k-means++ and a few k-means steps, so a seed gives the same fit. A small
+    EM of our own: 2-D needs no library, and importing one costs more than the fit.
+
+    Parameters
+    ----------
+    pts
+        ``(n, 2)`` points.
+    k
+        Number of components.
+    seed
+        Seed of the k-means++ draw.
+    max_iter, tol
+        EM stops after ``max_iter`` steps or when the mean log-likelihood gains < ``tol``.
+    reg
+        Added to the covariance diagonals (keeps a component on a few identical points invertible).
+
+    Returns
+    -------
+    Mixture
+    """
+    rng = np.random.default_rng(seed)
+    n = len(pts)
+    centres = [pts[rng.integers(n)]]
+    for _ in range(1, k):
+        d2 = np.min([((pts - c) ** 2).sum(axis=1) for c in centres], axis=0)
+        centres.append(pts[rng.choice(n, p=d2 / d2.sum())] if d2.sum() > 0 else pts[rng.integers(n)])
+    c = np.array(centres)
+    for _ in range(10):
+        labels = np.argmin(((pts[:, None, :] - c[None]) ** 2).sum(axis=2), axis=1)
+        c = np.array([pts[labels == j].mean(axis=0) if np.any(labels == j) else c[j] for j in range(k)])
+    resp = np.eye(k)[labels]
+    previous = -np.inf
+    steps = 0
+    while steps < max_iter:
+        steps += 1
+        nk = resp.sum(axis=0) + 1e-12
+        weights = nk / n
+        means = resp.T @ pts / nk[:, None]
+        covs = np.empty((k, 2, 2))
+        for j in range(k):
+            diff = pts - means[j]
+            covs[j] = (resp[:, j, None] * diff).T @ diff / nk[j] + reg * np.eye(2)
+        logp = _log_densities(pts, means, covs) + np.log(weights)
+        top = logp.max(axis=1, keepdims=True)
+        lse = top + np.log(np.exp(logp - top).sum(axis=1, keepdims=True))
+        resp = np.exp(logp - lse)
+        ll = float(lse.mean())
+        if ll - previous < tol:
+            break
+        previous = ll
+    return Mixture(weights, means, covs, steps)
+
+
 def lymphocyte_gmm(x: np.ndarray, y: np.ndarray, expected: tuple[float, float], *,
                    components: int = 3, coverage: float = 0.95, max_distance: float | None = None,
-                   min_weight: float = 0.05, max_events: int = 20000, min_events: int = 200,
+                   min_weight: float = 0.05, max_events: int = 5000, min_events: int = 200,
                    seed: int = 0) -> Placement:
     """The Gaussian-mixture component nearest the expected lymphocyte position.
 
@@ -261,7 +355,7 @@ def lymphocyte_gmm(x: np.ndarray, y: np.ndarray, expected: tuple[float, float], 
     min_events
         Fewer events fall back.
     seed
-        Random state of the mixture fit (results are deterministic for a seed).
+        Seed of the mixture fit (results are deterministic for a seed).
 
     Returns
     -------
@@ -269,8 +363,6 @@ def lymphocyte_gmm(x: np.ndarray, y: np.ndarray, expected: tuple[float, float], 
         ``value`` is ``{"mean": (mx, my), "covariance": ((a, b), (b, d)),
         "distance_square": D2}`` or None on fallback.
     """
-    from sklearn.mixture import GaussianMixture
-
     pts = np.column_stack([np.asarray(x, float), np.asarray(y, float)])
     pts = pts[np.isfinite(pts).all(axis=1)]
     if len(pts) < min_events:
@@ -278,21 +370,20 @@ def lymphocyte_gmm(x: np.ndarray, y: np.ndarray, expected: tuple[float, float], 
                          {"events": int(len(pts))})
     if len(pts) > max_events:
         pts = pts[np.linspace(0, len(pts) - 1, max_events).astype(np.int64)]
-    gmm = GaussianMixture(components, covariance_type="full", random_state=seed, n_init=1,
-                          max_iter=200, reg_covar=1e-6).fit(pts)
+    gmm = fit_gaussian_mixture(pts, components, seed=seed)
     target = np.asarray(expected, dtype=float)
-    dist = np.linalg.norm(gmm.means_ - target, axis=1)
-    dist[gmm.weights_ < min_weight] = np.inf
+    dist = np.linalg.norm(gmm.means - target, axis=1)
+    dist[gmm.weights < min_weight] = np.inf
     k = int(np.argmin(dist))
-    extra = {"events": int(len(pts)), "weights": [float(w) for w in gmm.weights_],
-             "means": [[float(v) for v in m] for m in gmm.means_]}
+    extra = {"events": int(len(pts)), "weights": [float(w) for w in gmm.weights],
+             "means": [[float(v) for v in m] for m in gmm.means]}
     if not np.isfinite(dist[k]) or (max_distance is not None and dist[k] > max_distance):
         return Placement("gmm", None, True,
                          f"no mixture component within {max_distance} of {tuple(expected)}", extra)
-    cov = gmm.covariances_[k]
-    value = {"mean": (float(gmm.means_[k][0]), float(gmm.means_[k][1])),
+    cov = gmm.covariances[k]
+    value = {"mean": (float(gmm.means[k][0]), float(gmm.means[k][1])),
              "covariance": ((float(cov[0, 0]), float(cov[0, 1])), (float(cov[1, 0]), float(cov[1, 1]))),
-             "distance_square": float(chi2.ppf(coverage, 2))}
+             "distance_square": -2.0 * math.log1p(-coverage)}  # chi-square quantile, 2 dof
     return Placement("gmm", value, False,
-                     f"component {k} (weight {gmm.weights_[k]:.2f}) at "
+                     f"component {k} (weight {gmm.weights[k]:.2f}) at "
                      f"({value['mean'][0]:.3g}, {value['mean'][1]:.3g})", extra)

@@ -1,0 +1,187 @@
+"""``immuno cytometry ...``: the cytometry steps, one command each.
+
+    immuno cytometry compensation BATCH --out FILE         spillover from single stains
+    immuno cytometry process BATCH SAMPLE --out DIR        one tube (and its control)
+    immuno cytometry aggregate BATCH --out DIR             gather per-sample files
+    immuno cytometry batch BATCH --out DIR                 all of the above in one go
+    immuno cytometry ingest FCS --panel NAME --out H5AD    one file to per-event AnnData
+    immuno cytometry cluster H5AD... --out H5AD            pooled CD4+ events, Leiden, UMAP
+
+Handlers only parse arguments, call the library and print; a UserError reaches the
+``immuno`` command, which prints it and exits with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+VISITS = ["D0", "D10", "M1"]
+
+
+def _batch(args: argparse.Namespace) -> Any:
+    from immuno.batch import load_batch
+
+    return load_batch(args.batch, visits=args.visits, panels_dir=args.panels)
+
+
+def _cmd_compensation(args: argparse.Namespace) -> int:
+    from immuno.cytometry.compensation import write_spillover_file
+    from immuno.cytometry.pipeline import batch_spillover, needs_single_stains
+
+    batch = _batch(args)
+    if not needs_single_stains(batch) and not args.force:
+        # the workflow asks for the file only when a panel needs it; say so rather than guess
+        print(f"no panel of batch {batch.batch_id} computes compensation from single stains; nothing written")
+        return 0
+    spill = batch_spillover(batch)
+    write_spillover_file(spill, args.out)
+    print(f"spillover of {len(spill.channels)} channels from single stains written to {args.out}")
+    return 0
+
+
+def _cmd_process(args: argparse.Namespace) -> int:
+    from immuno.cytometry.compensation import read_spillover_file
+    from immuno.cytometry.outputs import write_sample_outputs
+    from immuno.cytometry.pipeline import batch_samples, fail_outcome, process_sample
+    from immuno.errors import UserError
+
+    batch = _batch(args)
+    (info,) = batch_samples(batch, [args.sample])
+    spill = None
+    uses = (info.panel.get("compensation") or {}).get("source") == "single_stains"
+    outcome = None
+    if uses:
+        if args.compensation is None:
+            outcome = fail_outcome(info, UserError.single(str(info.panel.path), "the panel computes compensation "
+                                                          "from single stains: pass --compensation FILE"))
+        else:
+            try:
+                spill = read_spillover_file(args.compensation)
+            except UserError as exc:
+                outcome = fail_outcome(info, exc)
+    if outcome is None:
+        outcome = process_sample(info, spill)
+    write_sample_outputs(outcome, args.out, plots=not args.no_plots, gatingml=not args.no_gatingml,
+                         events=not args.no_events)
+    if outcome.ok:
+        print(f"{info.sample_id}: {len(outcome.measurements)} measurement rows, "
+              f"{len(outcome.flags)} QC flag(s)")
+    else:
+        # the sample's failure is a result (a fail flag), not an error of this command
+        print(f"{info.sample_id}: FAILED - {outcome.flags[0]['reason']}")
+    return 0
+
+
+def _cmd_aggregate(args: argparse.Namespace) -> int:
+    from immuno.cytometry.outputs import aggregate_batch
+    from immuno.cytometry.pipeline import batch_samples, sample_table
+
+    batch = _batch(args)
+    m = aggregate_batch(args.out, sample_table(batch_samples(batch)))
+    print(f"{len(m)} cytometry measurement rows written to {Path(args.out) / 'cytometry_measurements.parquet'}")
+    return 0
+
+
+def _cmd_batch(args: argparse.Namespace) -> int:
+    from immuno.cytometry.pipeline import process_batch
+
+    batch = _batch(args)
+    m = process_batch(batch, args.out, plots=not args.no_plots, gatingml=not args.no_gatingml,
+                      events=not args.no_events, progress=True)
+    print(f"{len(m)} cytometry measurement rows written to {args.out}")
+    return 0
+
+
+def _cmd_ingest(args: argparse.Namespace) -> int:
+    from immuno.cytometry.compensation import read_spillover_file
+    from immuno.cytometry.ingest import ingest_sample
+    from immuno.io import write_h5ad
+    from immuno.panels import find_panel
+
+    panel = find_panel(args.panel, args.panels)
+    spill = read_spillover_file(args.compensation) if args.compensation else None
+    adata = ingest_sample(args.fcs, panel, spill=spill, sample_id=Path(args.fcs).stem)
+    write_h5ad(adata, args.out)
+    print(f"{adata.n_obs} events x {adata.n_vars} channels written to {args.out}")
+    return 0
+
+
+def _cmd_cluster(args: argparse.Namespace) -> int:
+    from immuno.cytometry.cluster import cluster_events, pool_events
+    from immuno.io import write_h5ad, write_parquet
+
+    samples = {Path(p).stem: p for p in args.events}
+    pooled = pool_events(samples, population=args.population, n_per_sample=args.per_sample, seed=args.seed)
+    result = cluster_events(pooled, markers=args.markers, resolution=args.resolution, seed=args.seed)
+    write_h5ad(result.adata, args.out)
+    stem = Path(args.out).with_suffix("")
+    write_parquet(result.annotation.reset_index(), f"{stem}_clusters.parquet")
+    write_parquet(result.crosstab.reset_index(), f"{stem}_cluster_gates.parquet")
+    print(f"{result.adata.n_obs} events in {result.annotation.shape[0]} clusters written to {args.out}")
+    return 0
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--panels", default=None, help="panels folder (default: the project's panels/)")
+    p.add_argument("--visits", nargs="+", default=VISITS, help="allowed visits (default: D0 D10 M1)")
+
+
+def _outputs(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--no-plots", action="store_true", help="skip the gating figures")
+    p.add_argument("--no-gatingml", action="store_true", help="skip the GatingML files")
+    p.add_argument("--no-events", action="store_true", help="skip the per-event AnnData files")
+
+
+def register(subparsers: Any) -> None:
+    """Add ``immuno cytometry`` and its subcommands."""
+    top = subparsers.add_parser("cytometry", help="flow cytometry steps (compensation, gating, statistics)")
+    sub = top.add_subparsers(dest="cytometry_command", required=True, metavar="STEP")
+
+    p = sub.add_parser("compensation", help="spillover matrix from the batch's single-stain controls")
+    p.add_argument("batch", help="batch folder")
+    p.add_argument("--out", required=True, help="CSV to write")
+    p.add_argument("--force", action="store_true", help="compute even if no panel asks for it")
+    _common(p)
+    p.set_defaults(func=_cmd_compensation)
+
+    p = sub.add_parser("process", help="gate one tube (with its control) and write its files")
+    p.add_argument("batch", help="batch folder")
+    p.add_argument("sample", help="sample_id of the tube")
+    p.add_argument("--out", required=True, help="the batch's cytometry results folder")
+    p.add_argument("--compensation", default=None, help="spillover CSV from `immuno cytometry compensation`")
+    _common(p)
+    _outputs(p)
+    p.set_defaults(func=_cmd_process)
+
+    p = sub.add_parser("aggregate", help="gather the per-sample files into the batch tables")
+    p.add_argument("batch", help="batch folder")
+    p.add_argument("--out", required=True, help="the batch's cytometry results folder")
+    _common(p)
+    p.set_defaults(func=_cmd_aggregate)
+
+    p = sub.add_parser("batch", help="process every tube of a batch in one go")
+    p.add_argument("batch", help="batch folder")
+    p.add_argument("--out", required=True, help="cytometry results folder to write")
+    _common(p)
+    _outputs(p)
+    p.set_defaults(func=_cmd_batch)
+
+    p = sub.add_parser("ingest", help="one FCS file to per-event AnnData (compensated, transformed, QC flags)")
+    p.add_argument("fcs", help="FCS file")
+    p.add_argument("--panel", required=True, help="panel name")
+    p.add_argument("--out", required=True, help=".h5ad to write")
+    p.add_argument("--compensation", default=None, help="spillover CSV (for single-stain panels)")
+    p.add_argument("--panels", default=None, help="panels folder (default: the project's panels/)")
+    p.set_defaults(func=_cmd_ingest)
+
+    p = sub.add_parser("cluster", help="pool a population of several samples; Leiden clusters and UMAP")
+    p.add_argument("events", nargs="+", help="per-event .h5ad files (results/<batch>/cytometry/events/)")
+    p.add_argument("--out", required=True, help=".h5ad to write (tables beside it)")
+    p.add_argument("--population", default="CD4", help="gate or population to pool (default %(default)s)")
+    p.add_argument("--per-sample", type=int, default=2000, help="events per sample (default %(default)s)")
+    p.add_argument("--markers", nargs="+", default=None, help="markers to cluster on (default: all shared)")
+    p.add_argument("--resolution", type=float, default=0.5, help="Leiden resolution (default %(default)s)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default %(default)s)")
+    p.set_defaults(func=_cmd_cluster)

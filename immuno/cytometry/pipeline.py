@@ -1,0 +1,454 @@
+"""The cytometry pipeline of one sample and of a batch.
+
+Per sample: read -> compensate -> transform -> acquisition QC (the ingest step) -> place
+the panel's gates -> evaluate populations -> statistics and headline features. An ICS
+stimulated tube is processed together with its unstimulated control (the sheet row
+whose ``control_of`` names it): the control sets the cytokine gates and its frequencies
+are subtracted. A sample that cannot be processed fails alone, with its reason in the
+QC flags; the others finish.
+
+Per batch (:func:`process_batch`), every sample's files are written under
+``<out>/samples/<sample_id>/`` (the workflow runs one job per sample), then
+:func:`aggregate_batch` gathers them into the final tables (see
+:mod:`immuno.cytometry.outputs`).
+"""
+
+from __future__ import annotations
+
+import json
+import traceback
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from immuno.cytometry.acquisition_qc import qc_rows
+from immuno.cytometry.compensation import Spillover
+from immuno.cytometry.gating import (
+    ControlGating,
+    GatingResult,
+    check_gate_specs,
+    gate_names,
+    place_gates,
+)
+from immuno.cytometry.ingest import acquisition_qc_of, ingest_sample
+from immuno.cytometry.populations import Population, population_specs
+from immuno.cytometry.statistics import (
+    headline_features,
+    marker_medians,
+    population_masks,
+    population_statistics,
+)
+from immuno.cytometry.transforms import transform_from_spec
+from immuno.errors import UserError
+from immuno.panels import Panel
+
+ASSAY = "cytometry"
+#: tubes that only serve compensation and are not gated
+COMPENSATION_TUBES = ("single_stain", "unstained")
+#: tubes gated as their own control (cytokine gates from their own events)
+CONTROL_TUBES = ("unstimulated", "fmo")
+#: fewest events a headline denominator should hold before the value is trusted
+MIN_DENOMINATOR = 200
+
+
+@dataclass
+class SampleInfo:
+    """What the sample sheet says about one cytometry tube."""
+
+    sample_id: str
+    path: Path
+    panel: Panel
+    patient_id: str = ""
+    visit: str = ""
+    tube: str = ""
+    control_of: str = ""
+    control: SampleInfo | None = None
+    batch_id: str = ""
+
+    @property
+    def is_control(self) -> bool:
+        """True for a tube that controls another (its own events set its cytokine gates)."""
+        return bool(self.control_of) or self.tube in CONTROL_TUBES
+
+
+@dataclass
+class SampleOutcome:
+    """Everything one sample produced (or why it failed).
+
+    Attributes
+    ----------
+    info
+        The sample.
+    ok
+        False when the sample failed; ``flags`` says why.
+    measurements, metrics, flags
+        Rows for the measurement table and the QC tables.
+    statistics
+        Population statistics (:data:`immuno.cytometry.statistics.STAT_COLUMNS`) with
+        one ``median:<marker>`` column per marker.
+    events
+        The per-event AnnData (transformed X, raw/compensated layers, QC flags and gate
+        memberships in obs).
+    gating
+        The gates as placed.
+    transforms
+        Channel -> transform used.
+    spill
+        The spillover matrix used.
+    """
+
+    info: SampleInfo
+    ok: bool = True
+    measurements: list[dict[str, Any]] = field(default_factory=list)
+    metrics: list[dict[str, Any]] = field(default_factory=list)
+    flags: list[dict[str, Any]] = field(default_factory=list)
+    statistics: pd.DataFrame | None = None
+    events: Any = None
+    gating: GatingResult | None = None
+    transforms: dict[str, Any] = field(default_factory=dict)
+    spill: Spillover | None = None
+
+
+def panel_populations(panel: Panel) -> list[Population]:
+    """The panel's populations, checked against its gates (problems name the panel file)."""
+    gates = panel.get("gates") or []
+    problems = check_gate_specs(gates, panel.get("channels") or [], str(panel.path))
+    if problems:
+        raise UserError(problems, hint=f"Fix the gates of {panel.path}.")
+    return population_specs(panel.get("populations"), gate_names(gates), where=str(panel.path))
+
+
+def _transforms_of(adata: Any) -> dict[str, Any]:
+    """Channel -> the transform ingest applied (as recorded in ``var``)."""
+    out: dict[str, Any] = {}
+    for channel, kind, params in zip(adata.var_names, adata.var["transform"], adata.var["transform_params"],
+                                     strict=True):
+        out[str(channel)] = None if kind == "none" else transform_from_spec({"type": kind, **json.loads(params)})
+    return out
+
+
+def _spill_of(adata: Any) -> Spillover | None:
+    prov = adata.uns.get("provenance", {})
+    channels = list(prov.get("spillover_channels", []))
+    if not channels:
+        return None
+    return Spillover(channels, np.asarray(prov["spillover_matrix"], dtype=np.float64),
+                     source=str(prov.get("spillover_source", "")))
+
+
+@dataclass
+class _Gated:
+    events: Any
+    transformed: np.ndarray
+    channels: list[str]
+    gating: GatingResult
+    masks: dict[str, np.ndarray]
+
+
+def _gate_tube(info: SampleInfo, populations: list[Population], batch_spill: Spillover | None,
+               control: ControlGating | None, own_control: bool) -> _Gated:
+    panel = info.panel
+    uses_batch = (panel.get("compensation") or {}).get("source") == "single_stains"
+    adata = ingest_sample(info.path, panel, spill=batch_spill if uses_batch else None, sample_id=info.sample_id)
+    transformed = np.asarray(adata.X)
+    channels = [str(c) for c in adata.var_names]
+    keep = adata.obs["qc_pass"].to_numpy(dtype=bool)
+    gating = place_gates(transformed, channels, panel["gates"], panel["channels"], keep,
+                         control=control, own_control=own_control, sample_id=info.sample_id)
+    masks = population_masks(gating.memberships, populations)
+    return _Gated(adata, transformed, channels, gating, masks)
+
+
+def _counts(masks: Mapping[str, np.ndarray]) -> dict[str, int]:
+    return {k: int(v.sum()) for k, v in masks.items()}
+
+
+def _parents(panel: Panel, populations: list[Population]) -> dict[str, str | None]:
+    parents: dict[str, str | None] = {}
+    for g in panel["gates"]:
+        ids = list(g.get("quadrants", {})) if g.get("type") == "quadrant" else [g["id"]]
+        for i in ids:
+            parents[str(i)] = g.get("parent")
+    for p in populations:
+        parents[p.name] = p.parent
+    return parents
+
+
+def _base(info: SampleInfo) -> dict[str, Any]:
+    return {"batch_id": info.batch_id, "sample_id": info.sample_id, "assay": ASSAY, "panel": info.panel.name}
+
+
+def fail_outcome(info: SampleInfo, exc: BaseException) -> SampleOutcome:
+    """The outcome of a sample that could not be processed: one fail flag with the reason."""
+    if isinstance(exc, UserError):
+        reason = "; ".join(str(p) for p in exc.problems)
+    else:
+        frame = traceback.extract_tb(exc.__traceback__)[-1] if exc.__traceback__ else None
+        where = f" ({Path(frame.filename).name}:{frame.lineno})" if frame else ""
+        reason = f"unexpected {type(exc).__name__}: {exc}{where}"
+    out = SampleOutcome(info=info, ok=False)
+    out.flags.append({**_base(info), "target": "sample", "flag": "sample_failed", "severity": "fail",
+                      "reason": reason})
+    out.metrics.append({**_base(info), "check": "processed", "target": "sample", "value": 0.0,
+                        "lower_limit": 1.0, "passed": False, "detail": reason})
+    return out
+
+
+def process_sample(info: SampleInfo, batch_spill: Spillover | None = None) -> SampleOutcome:
+    """Process one tube (and its control, for an ICS stimulated tube).
+
+    Parameters
+    ----------
+    info
+        The sample, its panel and (for a stimulated tube) its control.
+    batch_spill
+        The batch's single-stain spillover, for panels that use it.
+
+    Returns
+    -------
+    SampleOutcome
+        With ``ok`` False and a fail flag when the sample could not be processed; any
+        problem with its file, panel or control is reported there, never raised.
+    """
+    from threadpoolctl import threadpool_limits
+
+    try:
+        # one sample is one core's work (the workflow runs samples in parallel); threaded BLAS
+        # on the small per-gate matrices only adds synchronisation
+        with threadpool_limits(limits=1):
+            return _process(info, batch_spill)
+    except Exception as exc:  # one bad sample must not stop the batch; the reason goes to QC
+        return fail_outcome(info, exc)
+
+
+def _process(info: SampleInfo, batch_spill: Spillover | None) -> SampleOutcome:
+    panel = info.panel
+    populations = panel_populations(panel)
+    headline = panel.get("headline") or {}
+    needs_control = any(h.get("subtract_control") for h in headline.values())
+    own_control = info.is_control
+    control_gating: ControlGating | None = None
+    control_counts: dict[str, int] | None = None
+    if info.control is not None and not own_control:
+        try:
+            c = _gate_tube(info.control, populations, batch_spill, None, True)
+        except UserError as exc:
+            raise UserError([*exc.problems], hint=f"the control tube {info.control.sample_id} of "
+                            f"{info.sample_id} failed") from None
+        control_gating = ControlGating(info.control.sample_id, c.transformed, c.channels, c.gating.memberships)
+        control_counts = _counts(c.masks)
+    elif needs_control and not own_control:
+        raise UserError.single(f"sample {info.sample_id}", "no control tube: the panel "
+                               f"{panel.name} subtracts an unstimulated tube, but no row of the sample "
+                               f"sheet names {info.sample_id} in its control_of column")
+    g = _gate_tube(info, populations, batch_spill, control_gating, own_control)
+    out = SampleOutcome(info=info, events=g.events, gating=g.gating, transforms=_transforms_of(g.events),
+                        spill=_spill_of(g.events))
+    reference = next((h["of"] for h in headline.values() if "of" in h and h["of"] in g.masks), None)
+    stats = population_statistics(g.masks, _parents(panel, populations), reference=reference)
+    markers, cols = _marker_labels(panel, g.channels)
+    medians = marker_medians(g.masks, np.asarray(g.events.layers["compensated"]), markers, cols)
+    out.statistics = stats.join(medians.add_prefix("median:"), on="population")
+    counts = _counts(g.masks)
+    _add_event_columns(g.events, g.masks)
+    _measurements(out, headline, counts, control_counts, own_control)
+    _qc(out, g, counts, headline)
+    return out
+
+
+def _marker_labels(panel: Panel, channels: list[str]) -> tuple[list[str], list[int]]:
+    labels, cols = [], []
+    for ch in panel["channels"]:
+        if ch.get("marker") and ch["channel"] in channels:
+            labels.append(str(ch["marker"]))
+            cols.append(channels.index(ch["channel"]))
+    return labels, cols
+
+
+def _add_event_columns(adata: Any, masks: Mapping[str, np.ndarray]) -> None:
+    for name, mask in masks.items():
+        if name == "root":
+            continue
+        col = name if name not in adata.obs.columns else f"gate:{name}"
+        adata.obs[col] = np.asarray(mask, dtype=bool)
+
+
+def _measurements(out: SampleOutcome, headline: Mapping[str, Any], counts: Mapping[str, int],
+                  control_counts: Mapping[str, int] | None, own_control: bool) -> None:
+    info = out.info
+    row = {**_base(info), "patient_id": info.patient_id, "visit": info.visit}
+    if not own_control and headline:
+        for h in headline_features(headline, counts, control_counts):
+            out.measurements.append({**row, "feature": h["feature"], "value": h["value"], "unit": h["unit"],
+                                     "flag": h["flag"] or None})
+    assert out.statistics is not None
+    for _, s in out.statistics.iterrows():
+        out.measurements.append({**row, "feature": f"{s['population']}:pct_parent", "value": s["pct_of_parent"],
+                                 "unit": f"% of {s['parent']}" if s["parent"] != "root" else "% of QC-passed events",
+                                 "flag": "no_events" if s["parent_count"] == 0 else None})
+
+
+def _qc(out: SampleOutcome, g: _Gated, counts: Mapping[str, int], headline: Mapping[str, Any]) -> None:
+    base = _base(out.info)
+    metrics, flags = qc_rows(acquisition_qc_of(g.events), out.info.batch_id, out.info.sample_id,
+                             out.info.panel.name)
+    out.metrics += metrics
+    out.flags += flags
+    for p in g.gating.placements:
+        out.metrics.append({**base, "check": "fallback_gate", "target": f"{p['gate']}:{p['dim']}",
+                            "value": float(p["fallback"]), "upper_limit": 0.0, "passed": not p["fallback"],
+                            "detail": f"{p['method']}: {p['detail']}"})
+        if p["fallback"]:
+            out.flags.append({**base, "target": p["gate"], "flag": "fallback_gate", "severity": "warning",
+                              "reason": f"{p['method']} on {p['dim']}: {p['detail']}"})
+    for gid in gate_names(out.info.panel["gates"]):
+        out.metrics.append({**base, "check": "gate_events", "target": gid, "value": counts.get(gid, 0), "detail": ""})
+    for of in sorted({h["of"] for h in headline.values() if "of" in h}):
+        value = counts.get(of, 0)
+        out.metrics.append({**base, "check": "denominator_events", "target": of, "value": value,
+                            "lower_limit": MIN_DENOMINATOR, "passed": value >= MIN_DENOMINATOR, "detail": ""})
+        if value < MIN_DENOMINATOR:
+            out.flags.append({**base, "target": of, "flag": "few_events", "severity": "warning",
+                              "reason": f"{value} events in {of} (fewer than {MIN_DENOMINATOR}); frequencies are imprecise"})
+    if out.info.tube == "reference_control":
+        for m in out.measurements:
+            if m["feature"] in headline:
+                out.metrics.append({**base, "check": "reference_control", "target": m["feature"],
+                                    "value": m["value"], "detail": m["unit"]})
+    fail = any(f["severity"] == "fail" for f in out.flags)
+    for m in out.measurements:
+        m["qc_pass"] = not fail
+
+
+def batch_samples(batch: Any, sample_ids: list[str] | None = None) -> list[SampleInfo]:
+    """The gated cytometry tubes of a batch (single stains and unstained tubes excluded),
+    each with its panel and, for a stimulated tube, its control.
+
+    Parameters
+    ----------
+    batch
+        A loaded :class:`immuno.batch.Batch`.
+    sample_ids
+        Only these samples (default: all gated tubes, in sheet order).
+
+    Raises
+    ------
+    UserError
+        If a requested sample is not a gated cytometry tube of the batch.
+    """
+    rows = batch.rows(ASSAY)
+    by_id = {r["sample_id"]: r for _, r in rows.iterrows()}
+
+    def info_of(r: Any) -> SampleInfo:
+        return SampleInfo(sample_id=r["sample_id"], path=batch.path_of(r), panel=batch.panels[r["panel"]],
+                          patient_id=r["patient_id"], visit=r["visit"], tube=r["tube"],
+                          control_of=r["control_of"], batch_id=batch.batch_id)
+
+    # a row naming another sample in control_of is that sample's control (an unstimulated
+    # tube, or the reference control's unstimulated aliquot)
+    controls = {r["control_of"]: r for _, r in rows.iterrows() if r["control_of"]}
+    gated = [r for _, r in rows.iterrows() if r["tube"] not in COMPENSATION_TUBES]
+    wanted = [r["sample_id"] for r in gated] if sample_ids is None else list(sample_ids)
+    unknown = [s for s in wanted if s not in by_id or by_id[s]["tube"] in COMPENSATION_TUBES]
+    if unknown:
+        raise UserError.single(str(batch.sheet_path), f"not a gated cytometry sample of this batch: {', '.join(unknown)}")
+    out = []
+    for sid in wanted:
+        info = info_of(by_id[sid])
+        if sid in controls and not info.is_control:
+            info.control = info_of(controls[sid])
+        out.append(info)
+    return out
+
+
+def needs_single_stains(batch: Any) -> bool:
+    """True when a panel of the batch's gated tubes computes compensation from single stains."""
+    return any((batch.panels[r["panel"]].get("compensation") or {}).get("source") == "single_stains"
+               for _, r in batch.rows(ASSAY).iterrows() if r["tube"] not in COMPENSATION_TUBES)
+
+
+def batch_spillover(batch: Any) -> Spillover:
+    """The spillover matrix computed from the batch's single-stain controls and unstained tube.
+
+    The candidate detectors are every marker channel of the batch's cytometry panels.
+
+    Raises
+    ------
+    UserError
+        When the batch has no single-stain controls, or they do not give one control per
+        detector (see :func:`immuno.cytometry.compensation.spillover_from_control_files`).
+    """
+    from immuno.cytometry.compensation import spillover_from_control_files
+
+    rows = batch.rows(ASSAY)
+    stains = [batch.path_of(r) for _, r in rows.iterrows() if r["tube"] == "single_stain"]
+    unstained = [batch.path_of(r) for _, r in rows.iterrows() if r["tube"] == "unstained"]
+    if not stains:
+        raise UserError.single(str(batch.sheet_path), "a panel computes compensation from single stains, "
+                               "but the sheet has no row with tube single_stain")
+    channels: list[str] = []
+    gate_settings: dict[str, Any] | None = None
+    for name in dict.fromkeys(rows["panel"]):
+        panel = batch.panels[name]
+        for ch in panel.get("channels") or []:
+            if ch.get("marker") and ch["channel"] not in channels:
+                channels.append(str(ch["channel"]))
+        gate_settings = gate_settings or (panel.get("compensation") or {}).get("scatter_gate")
+    return spillover_from_control_files(stains, unstained[0] if unstained else None, channels, gate_settings)
+
+
+def process_batch(batch: Any, out_dir: str | Path, *, sample_ids: list[str] | None = None,
+                  plots: bool = True, gatingml: bool = True, events: bool = True,
+                  progress: bool = False) -> pd.DataFrame:
+    """Process every gated cytometry tube of a batch and write the batch's cytometry files.
+
+    Parameters
+    ----------
+    batch
+        A loaded batch (:func:`immuno.batch.load_batch`).
+    out_dir
+        The batch's cytometry results folder (``results/<batch>/cytometry``).
+    sample_ids
+        Only these samples (default: all).
+    plots, gatingml, events
+        Also write gating figures, GatingML files and per-event AnnData.
+    progress
+        Show a progress bar (notebooks render it).
+
+    Returns
+    -------
+    pandas.DataFrame
+        The cytometry measurement table (also written as
+        ``cytometry_measurements.parquet``).
+    """
+    from tqdm.auto import tqdm
+
+    from immuno.cytometry.compensation import write_spillover_file
+    from immuno.cytometry.outputs import aggregate_batch, write_sample_outputs
+
+    out = Path(out_dir)
+    infos = batch_samples(batch, sample_ids)
+    spill: Spillover | None = None
+    spill_error: UserError | None = None
+    if needs_single_stains(batch):
+        try:
+            spill = batch_spillover(batch)
+            write_spillover_file(spill, out / "compensation.csv")
+        except UserError as exc:
+            spill_error = exc  # only the samples whose panel needs it fail
+    for info in tqdm(infos, desc="cytometry samples", disable=not progress):
+        uses = (info.panel.get("compensation") or {}).get("source") == "single_stains"
+        outcome = fail_outcome(info, spill_error) if uses and spill_error else process_sample(info, spill)
+        write_sample_outputs(outcome, out, plots=plots, gatingml=gatingml, events=events)
+    return aggregate_batch(out, sample_table(infos))
+
+
+def sample_table(infos: list[SampleInfo]) -> pd.DataFrame:
+    """The samples as the table :func:`immuno.cytometry.outputs.aggregate_batch` takes."""
+    return pd.DataFrame([{"sample_id": i.sample_id, "patient_id": i.patient_id, "visit": i.visit,
+                          "batch_id": i.batch_id, "panel": i.panel.name, "tube": i.tube} for i in infos],
+                        columns=["sample_id", "patient_id", "visit", "batch_id", "panel", "tube"])
