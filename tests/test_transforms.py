@@ -98,6 +98,11 @@ def test_logicle_out_parameter_float32() -> None:
     res = lt.apply(x, out=buf)
     assert res is buf
     np.testing.assert_allclose(buf, lt.apply(x).astype(np.float32), rtol=0, atol=0)
+    # a strided output (a column of a row-major matrix) is filled too
+    matrix = np.zeros((x.size, 3))
+    lt.apply(x, out=matrix[:, 1])
+    np.testing.assert_array_equal(matrix[:, 1], lt.apply(x))
+    assert not matrix[:, [0, 2]].any()
 
 
 @pytest.mark.parametrize("t,a", [(262144, 0), (1024, 24.5), (100000, -10)])

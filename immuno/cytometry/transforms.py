@@ -529,17 +529,23 @@ class LogicleTransform(Transform):
         flat = np.ascontiguousarray(arr).reshape(-1)
         if out is None:
             out = np.empty(arr.shape, dtype=np.float64)
+        if out.shape != arr.shape:
+            raise ValueError(f"out has shape {out.shape}, expected {arr.shape}")
+        # the kernel writes a flat contiguous buffer; any other ``out`` is filled afterwards
+        target = out.reshape(-1) if out.flags.c_contiguous else np.empty(flat.size, out.dtype)
         kernel, bits = ((_logicle_f64, flat.view(np.int64)) if flat.dtype == np.float64
                         else (_logicle_f32, flat.view(np.int32)))
         threads = numba.get_num_threads()
         if flat.size < _PARALLEL_MIN and threads > 1:
             numba.set_num_threads(1)
             try:
-                kernel(flat, bits, out.reshape(-1), self._p, self._taylor, self._nodes())
+                kernel(flat, bits, target, self._p, self._taylor, self._nodes())
             finally:
                 numba.set_num_threads(threads)
         else:
-            kernel(flat, bits, out.reshape(-1), self._p, self._taylor, self._nodes())
+            kernel(flat, bits, target, self._p, self._taylor, self._nodes())
+        if not out.flags.c_contiguous:
+            out[...] = target.reshape(arr.shape)
         return out
 
     def apply_exact(self, x: np.ndarray) -> np.ndarray:
