@@ -260,3 +260,21 @@ def test_bioplex_vendor_curve_and_xlsx(real_data: Path, tmp_path: Path) -> None:
             df.to_excel(xw, sheet_name=name, header=False, index=False)
     again = read_plate(tmp_path / "copy.xlsx")
     pd.testing.assert_frame_equal(plate.wells.drop(columns="plate_id"), again.wells.drop(columns="plate_id"))
+
+
+@pytest.mark.real
+def test_msd_plate_quantified_like_workbench(real_data: Path) -> None:
+    plate = read_plate(real_data / "chemokines" / "msd" / "msd_workbench_test_2.csv")
+    res = quantify_plate(plate)
+    curve = res.curves.iloc[0]
+    assert curve["status"] == "ok" and curve["lloq"] == 1.5625 and curve["uloq"] == 100.0
+    s = res.samples.set_index("sample_name")
+    # U004 and U005 give the very signals of standards S002 (50) and S003 (25): mean 510 and 255
+    assert s.loc["U004", "value"] == pytest.approx(50.0, rel=0.02)
+    assert s.loc["U005", "value"] == pytest.approx(25.0, rel=0.02)
+    # this test file's Calc. Concentration is signal / 10 (51.0, 25.5, 12.75): close, not a fit
+    for name in ("U004", "U005", "U006"):
+        assert s.loc[name, "value"] == pytest.approx(s.loc[name, "vendor_result"], rel=0.05)
+    # U001 (signal 2010) lies above the top standard (100): censored, extrapolated kept apart
+    assert s.loc["U001", "flag"] == ">ULOQ" and np.isnan(s.loc["U001", "value"])
+    assert s.loc["U001", "extrapolated"] > 100

@@ -111,9 +111,9 @@ def _levenberg_marquardt(resid_jac, theta: np.ndarray, lo: np.ndarray, hi: np.nd
     r, J = resid_jac(theta)
     cost = float(r @ r)
     lam = 1e-3
-    history = []
+    history: list[np.ndarray] = []
     for _ in range(max_iter):
-        history.append(cost)
+        history.append(r)
         A = J.T @ J
         grad = J.T @ r
         damp = np.diag(np.maximum(np.diag(A), 1e-12))
@@ -129,19 +129,21 @@ def _levenberg_marquardt(resid_jac, theta: np.ndarray, lo: np.ndarray, hi: np.nd
             done = (cost - c2) <= 1e-10 * max(cost, 1e-300) or float(np.max(np.abs(cand - theta))) < 1e-10
             theta, r, J, cost = cand, r2, J2, c2
             lam = max(lam / 3.0, 1e-12)
-            if done:
+            if done or (len(history) > 20 and float(np.max(np.abs(r - history[-20]))) < 1e-5):
                 return theta, cost, True
         else:
             lam *= 4.0
             if lam > 1e12:  # no step lowers the cost: a (bounded) minimum
                 return theta, cost, True
-    # a 5PL whose top is not reached drifts along a flat valley (d, c and g trade off):
-    # the responses no longer change, so the fit is usable
-    flat = len(history) > 20 and (history[-20] - cost) <= 1e-6 * max(history[-20], 1e-300)
+    # a 5PL whose top is not reached drifts along a flat valley (d, c and g trade off);
+    # with 1/y weights the residuals are relative, so when none of them moved by more
+    # than 0.1 % over the last 20 steps the fitted responses are settled and usable
+    flat = len(history) > 20 and float(np.max(np.abs(r - history[-20]))) < 1e-3
     return theta, cost, flat
 
 
-def fit_curve(x: np.ndarray, y: np.ndarray, model: str = "5PL", weights: str = "1/y^2") -> CurveFit:
+def fit_curve(x: np.ndarray, y: np.ndarray, model: str = "5PL", weights: str = "1/y^2",
+              start: CurveParams | None = None) -> CurveFit:
     """Fit a 5PL (or 4PL) to standards.
 
     Parameters
@@ -154,6 +156,9 @@ def fit_curve(x: np.ndarray, y: np.ndarray, model: str = "5PL", weights: str = "
         ``"5PL"`` or ``"4PL"``.
     weights
         ``"1/y^2"`` (default, relative residuals), ``"1/y"`` or ``"none"``.
+    start
+        A previous fit of nearly the same points (a refit after dropping a standard):
+        used as an extra starting point that usually wins at once.
 
     Returns
     -------
@@ -198,9 +203,13 @@ def fit_curve(x: np.ndarray, y: np.ndarray, model: str = "5PL", weights: str = "
     # a 5PL) and one decade and a half higher; a short run from each, the best is refined
     starts = [(lc_mid, lg) for lg in ((0.0, math.log(0.5), math.log(2.0)) if five else (0.0,))]
     starts.append((lc_mid + 1.5, 0.0))
+    thetas = [np.array([ymin - 0.01 * span, ymax + 0.5 * span, lc0, 1.0] + ([lg0] if five else []))
+              for lc0, lg0 in starts]
+    if start is not None:
+        prev = [start.a, start.d, math.log(start.c), start.b] + ([math.log(start.g)] if five else [])
+        thetas = [np.array(prev)] + thetas[:1]  # a refit: the previous solution and one fresh start
     best: tuple[np.ndarray, float, bool] | None = None
-    for lc0, lg0 in starts:
-        th = np.array([ymin - 0.01 * span, ymax + 0.5 * span, lc0, 1.0] + ([lg0] if five else []))
+    for th in thetas:
         res = _levenberg_marquardt(resid_jac, np.clip(th, lo_a, hi_a), lo_a, hi_a, max_iter=15)
         if best is None or res[1] < best[1]:
             best = res
@@ -307,10 +316,13 @@ def fit_standards(std: pd.DataFrame, analyte: str, rules: dict | None = None) ->
     if np.any(np.diff(conc) >= 0):
         return StandardCurve(analyte, "failed", "expected concentrations do not decrease from standard 1 onwards "
                              f"({', '.join(f'{v:g}' for v in conc)}); check the export's number format", None, table())
+    if n < int(r["min_levels"]):
+        return StandardCurve(analyte, "failed", f"only {n} standard levels; at least {r['min_levels']} needed", None, table())
     rho = pd.Series(conc).corr(pd.Series(lv["mean_net_mfi"]), method="spearman")
     if not rho > 0.5:
         return StandardCurve(analyte, "failed", f"net MFI does not rise with concentration (Spearman {rho:.2f})", None, table())
     excluded: list[str] = []
+    fit: CurveFit | None = None
     while True:
         active = ~lv["excluded"]
         wells = active[codes]
@@ -319,7 +331,8 @@ def fit_standards(std: pd.DataFrame, analyte: str, rules: dict | None = None) ->
         if n_active < int(r["min_levels"]):
             return StandardCurve(analyte, "failed", f"only {n_active} usable standard levels; at least {r['min_levels']} needed",
                                  None, table(), excluded=excluded)
-        fit = fit_curve(x_w[wells], y_w[wells], model, str(r["weights"]))
+        prev = fit.params if excluded and fit is not None and fit.model == model else None
+        fit = fit_curve(x_w[wells], y_w[wells], model, str(r["weights"]), start=prev)
         if not fit.converged or fit.params is None:
             return StandardCurve(analyte, "failed", f"the {model} fit did not converge: {fit.message}", fit, table(), excluded=excluded)
         _judge(lv, codes, y_w, active, fit.params, r)
