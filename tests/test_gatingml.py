@@ -157,3 +157,15 @@ def test_export_refuses_ids_gatingml_cannot_hold(tmp_path: Path) -> None:
     gates = [RectangleGate("CD3+", None, ("BUV395-A",), (0.42,), (None,))]
     with pytest.raises(UserError, match="'CD3\\+' are not valid GatingML ids"):
         write_gatingml(gates, {"BUV395-A": LogicleTransform()}, None, tmp_path / "x.xml")
+
+
+def test_document_errors_name_the_dimension() -> None:
+    from immuno.cytometry.gatingml import DimensionSpec, GatingDocument
+
+    gate = RectangleGate("a", None, ("FL1|uncompensated|nope",), (0.1,), (None,))
+    doc = GatingDocument([gate], {"FL1|uncompensated|nope": DimensionSpec(
+        "FL1|uncompensated|nope", "FL1-H", "uncompensated", "nope")}, source="t.xml")
+    with pytest.raises(UserError, match="unknown transform 'nope'"):
+        doc.evaluate(np.ones((3, 1)), ["FL1-H"])
+    with pytest.raises(UserError, match="'FL1-H' is not a channel of the file"):
+        doc.evaluate(np.ones((3, 1)), ["FL2-H"])

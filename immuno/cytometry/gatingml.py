@@ -193,6 +193,9 @@ class GatingDocument:
                 else:
                     values = raw[:, column(spec.channel)].astype(np.float64)
             if spec.transform_id is not None:
+                if spec.transform_id not in self.transforms:
+                    raise UserError.single(
+                        where, f"dimension {spec.key!r} names an unknown transform {spec.transform_id!r}")
                 values = self.transforms[spec.transform_id].apply(np.ascontiguousarray(values))
             out[:, j] = values
         return out
