@@ -149,7 +149,7 @@ def reference_pair(recipient: pd.DataFrame, donor: pd.DataFrame, replicates: Seq
 def estimate_counts(biopsy: pd.DataFrame, recipient: pd.DataFrame | None = None,
                     donor: pd.DataFrame | None = None, *, pair: ReferencePair | None = None,
                     replicates: Sequence[pd.DataFrame] = (), markers: str = "auto", alpha: float = ALPHA,
-                    genome_equivalents: float | None = None,
+                    min_depth: int = MIN_DEPTH, genome_equivalents: float | None = None,
                     third_party_allele_frequency: float = 0.5) -> ChimerismResult:
     """Estimate the donor fraction of a biopsy from NGS allele counts.
 
@@ -171,6 +171,8 @@ def estimate_counts(biopsy: pd.DataFrame, recipient: pd.DataFrame | None = None,
         exposed to allelic imbalance, so low-level calls rest on recipient-homozygous ones.
     alpha
         Level of the boundary likelihood-ratio detection test.
+    min_depth
+        Reference markers with fewer reads get no genotype (ignored with ``pair``).
     genome_equivalents
         Input DNA in genome equivalents, when known (the LoD is then at least 3 / GE).
     third_party_allele_frequency
@@ -188,7 +190,7 @@ def estimate_counts(biopsy: pd.DataFrame, recipient: pd.DataFrame | None = None,
     if pair is None:
         if recipient is None or donor is None:
             raise ValueError("give recipient and donor counts, or a reference pair")
-        pair = reference_pair(recipient, donor, replicates)
+        pair = reference_pair(recipient, donor, replicates, min_depth=min_depth)
     table = pair.table
     if len(table) and not table["informative"].any():
         return not_estimable("ngs", [Flag("donor_identical_to_recipient", "fail",

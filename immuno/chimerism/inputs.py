@@ -1,0 +1,82 @@
+"""From sample-sheet rows to estimator inputs: which files, which references, which method.
+
+A biopsy's references are the rows with the same ``patient_id`` and ``panel`` and role
+``recipient_reference``, and the ``donor_reference`` row with the same ``donor_id``
+(the same patient's row first: patients may share a donor lot). The method comes from
+the panel (``method: str | ngs | ddpcr | qpcr | fish``). Multi-sample exports are read
+once and split by ``sample_name`` (default: the sample id).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from immuno.chimerism.readers import (
+    read_ddpcr,
+    read_fish,
+    read_genemapper,
+    read_marker_counts,
+    read_qpcr_ct,
+)
+from immuno.errors import UserError
+
+METHODS = ("str", "ngs", "ddpcr", "qpcr", "fish")
+#: methods whose biopsies cannot be estimated without both references
+NEEDS_REFERENCES = {"str": ("recipient_reference", "donor_reference"),
+                    "ngs": ("recipient_reference", "donor_reference"),
+                    "qpcr": ("donor_reference",)}
+_READERS = {"str": read_genemapper, "ddpcr": read_ddpcr, "qpcr": read_qpcr_ct, "fish": read_fish}
+
+
+def sample_name(row: Mapping[str, Any]) -> str:
+    """The sample's name inside its file (``sample_name``, else the sample id)."""
+    return str(row.get("sample_name", "") or row["sample_id"])
+
+
+def references(rows: pd.DataFrame, biopsy: Mapping[str, Any]) -> dict[str, pd.Series | None]:
+    """The recipient and donor reference rows of a biopsy row (None when missing)."""
+    same = rows[(rows["patient_id"] == biopsy["patient_id"]) & (rows["panel"] == biopsy["panel"])]
+    rec = same[same["role"] == "recipient_reference"]
+    donors = rows[(rows["role"] == "donor_reference") & (rows["panel"] == biopsy["panel"])
+                  & (rows["donor_id"] == biopsy["donor_id"])]
+    own = donors[donors["patient_id"] == biopsy["patient_id"]]
+    donors = own if len(own) else donors
+    return {"recipient_reference": rec.iloc[0] if len(rec) else None,
+            "donor_reference": donors.iloc[0] if len(donors) else None}
+
+
+@dataclass
+class FileCache:
+    """Reads each data file once; returns one sample's part of it."""
+
+    root: Path
+    tables: dict[tuple[str, str], pd.DataFrame] = field(default_factory=dict)
+
+    def sample(self, row: Mapping[str, Any], method: str) -> pd.DataFrame:
+        """The rows of ``row``'s sample in its file, read with the method's reader.
+
+        Raises
+        ------
+        UserError
+            When the file cannot be read, lacks columns, or does not hold the sample.
+        """
+        path = (self.root / str(row["file"])).resolve()
+        name = sample_name(row)
+        if method == "ngs" and path.suffix.lower() != ".vcf":
+            return read_marker_counts(path, sample_name=name)  # one sample per count table
+        key = (str(path), method)
+        if key not in self.tables:
+            self.tables[key] = _READERS.get(method, read_marker_counts)(path)
+        table = self.tables[key]
+        part = table[table["sample_name"] == name]
+        if part.empty and table["sample_name"].nunique() == 1 and not row.get("sample_name"):
+            part = table  # a single-sample file need not repeat the sample's name
+        if part.empty:
+            known = ", ".join(sorted(table["sample_name"].unique())[:10])
+            raise UserError.single(f"{path}", f"no sample named {name!r} (sheet column sample_name); the file holds: {known}")
+        return part.reset_index(drop=True)

@@ -1,0 +1,161 @@
+"""One batch's chimerism: every biopsy estimated with its panel's method, results written.
+
+A biopsy whose file is unreadable or whose reference is missing fails on its own (a
+``fail`` flag with the reason, a ``not_estimated`` measurement row); the others finish.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from immuno.chimerism.counts import estimate_counts
+from immuno.chimerism.fragments import estimate_str
+from immuno.chimerism.inputs import NEEDS_REFERENCES, FileCache, references
+from immuno.chimerism.pcr import estimate_ddpcr, estimate_fish, estimate_qpcr
+from immuno.chimerism.result import ChimerismResult, Flag, not_estimable
+from immuno.errors import UserError
+from immuno.panels import Panel
+
+
+@dataclass
+class BiopsyResult:
+    """A biopsy's sheet row with its estimate."""
+
+    row: pd.Series
+    panel: str
+    result: ChimerismResult
+
+
+def _thresholds(panel: Panel) -> dict[str, Any]:
+    return dict(panel.get("thresholds", {}) or {})
+
+
+def estimate_biopsy(row: pd.Series, rows: pd.DataFrame, panel: Panel, cache: FileCache) -> ChimerismResult:
+    """Estimate one biopsy from its sheet row, the batch's chimerism rows and its panel.
+
+    Problems with the inputs (unreadable file, missing reference, absent sample) become a
+    ``fail`` flag on the result rather than an exception.
+    """
+    method = str(panel.get("method", ""))
+    refs = references(rows, row)
+    missing = [role for role in NEEDS_REFERENCES.get(method, ()) if refs[role] is None]
+    if missing:
+        return not_estimable(method, [Flag("missing_reference", "fail",
+                                           f"no {' and no '.join(missing)} row for patient {row['patient_id']}, "
+                                           f"panel {row['panel']}, donor {row['donor_id'] or '(none)'}")])
+    try:
+        return _estimate(method, row, refs, panel, cache)
+    except UserError as exc:
+        return not_estimable(method, [Flag("unreadable_input", "fail", "; ".join(str(p) for p in exc.problems))])
+
+
+def _estimate(method: str, row: pd.Series, refs: dict[str, pd.Series | None], panel: Panel,
+              cache: FileCache) -> ChimerismResult:
+    t = _thresholds(panel)
+    rec, don = refs["recipient_reference"], refs["donor_reference"]
+    if method == "str":
+        stutter = {loc["name"]: loc["stutter_ratio"] for loc in panel.get("loci", []) if "stutter_ratio" in loc}
+        kwargs = {k: t[k] for k in ("analytical_threshold", "stutter_filter", "saturation", "lod_floor") if k in t}
+        return estimate_str(cache.sample(row, "str"), cache.sample(rec, "str"), cache.sample(don, "str"),
+                            locus_stutter=stutter, **kwargs)
+    if method == "ngs":
+        return estimate_counts(cache.sample(row, "ngs"), cache.sample(rec, "ngs"), cache.sample(don, "ngs"),
+                               markers=str(panel.get("marker_selection", "auto")), alpha=float(t.get("alpha", 0.01)),
+                               min_depth=int(t.get("min_depth", 100)))
+    if method == "ddpcr":
+        cfg = panel.get("ddpcr", {})
+        wells = cache.sample(row, "ddpcr").groupby("assay")[["positive", "total"]].sum()
+        target, reference = cfg.get("target_assay"), cfg.get("reference_assay")
+        for assay in (target, reference):
+            if assay not in wells.index:
+                raise UserError.single(str(row["file"]), f"no wells of assay {assay!r} for sample {row['sample_id']}")
+        blank: dict[str, float] = {}
+        if rec is not None:
+            bw = cache.sample(rec, "ddpcr").groupby("assay")[["positive", "total"]].sum()
+            if target in bw.index:
+                blank = {"blank_positive": float(bw.loc[target, "positive"]), "blank_total": float(bw.loc[target, "total"])}
+        return estimate_ddpcr(wells.loc[target, "positive"], wells.loc[target, "total"],
+                              wells.loc[reference, "positive"], wells.loc[reference, "total"],
+                              target_copies=float(cfg.get("target_copies", 1)),
+                              reference_copies=float(cfg.get("reference_copies", 2)), **blank)
+    if method == "qpcr":
+        cfg = panel.get("qpcr", {})
+        bx, cal = cache.sample(row, "qpcr"), cache.sample(don, "qpcr")
+
+        def cts(table: pd.DataFrame, target: str) -> list[float]:
+            return table.loc[table["target"] == target, "ct"].tolist()
+
+        marker, ref_gene = cfg.get("marker_target"), cfg.get("reference_target")
+        return estimate_qpcr(cts(bx, marker), cts(bx, ref_gene), cts(cal, marker), cts(cal, ref_gene),
+                             efficiency=float(cfg.get("efficiency", 1.0)), lod=float(cfg.get("lod", 0.001)))
+    if method == "fish":
+        counts = cache.sample(row, "fish")
+        return estimate_fish(int(counts["donor_nuclei"].sum()), int(counts["nuclei"].sum()),
+                             background=float(panel.get("fish", {}).get("background", 0.0)))
+    return not_estimable(method, [Flag("unknown_method", "fail", f"panel {panel.name!r} has method {method!r}")])
+
+
+def estimate_batch(batch: Any) -> list[BiopsyResult]:
+    """Estimate every biopsy of a batch (``immuno.batch.Batch``), in sheet order."""
+    rows = batch.rows("chimerism")
+    cache = FileCache(Path(batch.root))
+    out = []
+    for _, row in rows[rows["role"] == "biopsy"].iterrows():
+        panel = batch.panels.get(row["panel"])
+        if panel is None:
+            result = not_estimable("", [Flag("unknown_panel", "fail", f"panel {row['panel']!r} is not loaded")])
+        else:
+            result = estimate_biopsy(row, rows, panel, cache)
+        out.append(BiopsyResult(row, row["panel"], result))
+    return out
+
+
+def measurement_rows(batch_id: str, results: list[BiopsyResult]) -> list[dict[str, Any]]:
+    """Measurement-table rows (donor_fraction and donor_fraction_lod per biopsy)."""
+    rows = []
+    for br in results:
+        for m in br.result.measurement_rows():
+            rows.append({"batch_id": batch_id, "sample_id": br.row["sample_id"], "patient_id": br.row["patient_id"],
+                         "visit": br.row["visit"], "panel": br.panel, **m})
+    return rows
+
+
+def qc_rows(batch_id: str, results: list[BiopsyResult]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """QC metric and flag rows of every biopsy."""
+    metrics, flags = [], []
+    for br in results:
+        r = br.result
+        base = {"batch_id": batch_id, "sample_id": br.row["sample_id"], "assay": "chimerism", "panel": br.panel}
+        metrics.append({**base, "check": "informative_markers", "target": r.method, "value": r.n_informative,
+                        "lower_limit": 3 if r.method in ("ngs", "str") else math.nan,
+                        "passed": not r.failed, "detail": "informative loci or markers used"})
+        metrics.append({**base, "check": "lod", "target": r.method, "value": 100 * r.lod,
+                        "passed": None, "detail": "limit of detection, % donor"})
+        if "third_contributor_llr" in r.details:
+            metrics.append({**base, "check": "third_contributor_llr", "target": r.method,
+                            "value": r.details["third_contributor_llr"], "upper_limit": math.log(100.0),
+                            "passed": r.details["third_contributor_llr"] <= math.log(100.0),
+                            "detail": "log-likelihood of an unknown contributor minus the donor's"})
+        if "cv" in r.details:
+            metrics.append({**base, "check": "locus_cv", "target": r.method, "value": r.details["cv"],
+                            "passed": None, "detail": "CV of the per-locus donor fractions"})
+        for f in r.flags:
+            flags.append({**base, "target": f.target or r.method, "flag": f.flag, "severity": f.severity,
+                          "reason": f.reason})
+    return metrics, flags
+
+
+def marker_table(results: list[BiopsyResult], method: str) -> pd.DataFrame:
+    """The per-locus (STR) or per-marker (NGS) tables of every biopsy, stacked."""
+    parts = [br.result.markers.assign(sample_id=br.row["sample_id"], panel=br.panel)
+             for br in results if br.result.method == method and len(br.result.markers)]
+    if not parts:
+        return pd.DataFrame()
+    table = pd.concat(parts, ignore_index=True)
+    front = ["sample_id", "panel"]
+    return table[front + [c for c in table.columns if c not in front]]
