@@ -8,7 +8,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from immuno.chemokines import CurveParams, back_calculate, fit_curve, fit_standards, predict
+from immuno.chemokines import (
+    CurveParams,
+    back_calculate,
+    fit_curve,
+    fit_standard_curves,
+    fit_standards,
+    predict,
+)
 
 TRUE = CurveParams(a=3.0, b=0.8, c=4000.0, d=28000.0, g=1.3)
 LEVELS = 10000.0 / 4.0 ** np.arange(8)
@@ -82,3 +89,15 @@ def test_missing_standards_fail_with_a_reason() -> None:
     assert curve.status == "failed" and "expected concentration" in curve.reason
     few = fit_curve(np.array([1.0, 2.0, 3.0]), np.array([1.0, 2.0, 3.0]), "5PL")
     assert not few.converged and "at least" in few.message
+
+
+def test_fit_standard_curves_on_a_plate_table() -> None:
+    std = _standards(TRUE, noise=0.02, seed=9)
+    wells = pd.concat([std.assign(analyte="CXCL9"), std.assign(analyte="IL10", net_mfi=std["net_mfi"] * 0.5)])
+    wells = wells.assign(role="standard", bead_count=80.0)
+    wells.loc[wells.index[:1], "bead_count"] = 20.0  # one standard well with too few beads
+    table, fitted = fit_standard_curves(wells)
+    assert list(table["analyte"]) == ["CXCL9", "IL10"] and (table["status"] == "ok").all()
+    assert fitted["CXCL9"].points.set_index("standard_level").loc[1.0, "n_wells"] == 1
+    # halving every response moves the lower asymptote a and upper d, not the EC50
+    assert table.loc[1, "ec50"] == pytest.approx(table.loc[0, "ec50"], rel=0.05)

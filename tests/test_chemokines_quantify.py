@@ -278,3 +278,28 @@ def test_msd_plate_quantified_like_workbench(real_data: Path) -> None:
     # U001 (signal 2010) lies above the top standard (100): censored, extrapolated kept apart
     assert s.loc["U001", "flag"] == ">ULOQ" and np.isnan(s.loc["U001", "value"])
     assert s.loc["U001", "extrapolated"] > 100
+
+
+def test_levey_jennings_with_a_history_table(chem_batch: Path, tmp_path: Path) -> None:
+    batch = load_batch(chem_batch)
+    first = process_batch(batch, tmp_path / "first", plots=False)
+    assert len(first)
+    curves = pd.read_parquet(tmp_path / "first" / "curves.parquet").set_index("feature")
+    ec50 = float(curves.loc["CXCL10", "ec50"])
+    # five earlier plates: CXCL10's EC50 steady near today's, IL10's far below today's
+    il10 = float(curves.loc["IL10", "ec50"])
+    hist = pd.DataFrame([{"plate_id": f"OLD{i}", "check": "curve_ec50", "target": t, "value": v * f}
+                         for i, f in enumerate([0.98, 1.01, 1.0, 0.99, 1.02])
+                         for t, v in (("CXCL10", ec50), ("IL10", il10 / 3))])
+    hist.to_parquet(tmp_path / "history.parquet")
+    process_batch(batch, tmp_path / "second", history=tmp_path / "history.parquet", plots=False)
+    m = pd.read_parquet(tmp_path / "second" / "qc_metrics.parquet")
+    lj = m[m["check"] == "levey_jennings_curve_ec50"].set_index("target")
+    assert bool(lj.loc["CXCL10", "passed"]) and lj.loc["CXCL10", "lower_limit"] < ec50 < lj.loc["CXCL10", "upper_limit"]
+    assert not bool(lj.loc["IL10", "passed"]) and "1-3s" in lj.loc["IL10", "detail"]
+    f = pd.read_parquet(tmp_path / "second" / "qc_flags.parquet")
+    assert ((f["flag"] == "westgard_curve_ec50") & (f["target"] == "IL10") & (f["severity"] == "fail")).any()
+    # without a history of 5 plates the batch's single plate is recorded without limits
+    m1 = pd.read_parquet(tmp_path / "first" / "qc_metrics.parquet")
+    lj1 = m1[m1["check"] == "levey_jennings_curve_ec50"]
+    assert len(lj1) == 8 and lj1["passed"].isna().all() and lj1["lower_limit"].isna().all()

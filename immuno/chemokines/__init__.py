@@ -14,6 +14,7 @@ from immuno.chemokines.curves import (
     StandardCurve,
     back_calculate,
     fit_curve,
+    fit_standard_curves,
     fit_standards,
     predict,
 )
@@ -32,7 +33,7 @@ from immuno.chemokines.westgard import levey_jennings, westgard
 __all__ = [
     "CurveFit", "CurveParams", "PlateData", "PlateResult", "QPCR_COLUMNS", "StandardCurve", "WELL_COLUMNS",
     "back_calculate", "check_inputs", "concentrations_anndata", "derived_scores", "detect_format",
-    "efficiency_from_standards", "fit_curve", "fit_standards", "genorm_m", "levey_jennings", "parse_cell",
+    "efficiency_from_standards", "fit_curve", "fit_standard_curves", "fit_standards", "genorm_m", "levey_jennings", "parse_cell",
     "predict", "process_batch", "quantify_file", "quantify_plate", "read_layout", "read_plate",
     "relative_expression", "westgard",
 ]

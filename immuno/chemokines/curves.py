@@ -358,3 +358,36 @@ def fit_standards(std: pd.DataFrame, analyte: str, rules: dict | None = None) ->
         curve.reason = (f"{100 * frac:.0f} % of standard levels pass recovery; at least "
                         f"{100 * float(r['min_fraction_passing']):.0f} % required")
     return curve
+
+
+def fit_standard_curves(wells: pd.DataFrame, rules: dict | None = None,
+                        bead_count_min: float = 35) -> tuple[pd.DataFrame, dict[str, StandardCurve]]:
+    """Fit every analyte's standard curve on one plate's wells table.
+
+    Parameters
+    ----------
+    wells
+        The wells table of one plate (:data:`immuno.chemokines.plate.WELL_COLUMNS`).
+    rules
+        Overrides of :data:`CURVE_DEFAULTS`.
+    bead_count_min
+        Standard wells with fewer beads are left out of the fit.
+
+    Returns
+    -------
+    (curves table, fitted curves by analyte)
+        The table has one row per analyte: status, reason, model, coefficients a b c d g,
+        EC50, R^2, LLOQ, ULOQ and the excluded standards.
+    """
+    rows, fitted = [], {}
+    std = wells[(wells["role"] == "standard") & ~(wells["bead_count"] < bead_count_min)]
+    for analyte in dict.fromkeys(wells["analyte"]):
+        curve = fit_standards(std[std["analyte"] == analyte], analyte, rules)
+        fitted[analyte] = curve
+        p = curve.params
+        rows.append({"analyte": analyte, "status": curve.status, "reason": curve.reason,
+                     "model": curve.fit.model if curve.fit else "", "r2": curve.fit.r2 if curve.fit else math.nan,
+                     **{k: getattr(p, k) if p else math.nan for k in "abcdg"},
+                     "ec50": p.ec50 if p else math.nan, "lloq": curve.lloq, "uloq": curve.uloq,
+                     "excluded": "; ".join(curve.excluded)})
+    return pd.DataFrame(rows), fitted
