@@ -61,9 +61,11 @@ def _cmd_quantify(args: argparse.Namespace) -> int:
     for c in result.curves.itertuples():
         s = samples[samples["analyte"] == c.analyte] if len(samples) else samples
         counts = [int((s["flag"] == f).sum()) if len(s) else 0 for f in ("", "<LLOQ", ">ULOQ")]
-        fit = f"{c.model} R2={c.r2:.4f}" if c.status == "ok" else f"FAILED ({c.reason[:40]})"
+        fit = f"{c.model} R2={c.r2:.4f}" if c.status == "ok" else "FAILED"
         rng = f"{c.lloq:.4g}-{c.uloq:.4g}" if math.isfinite(c.lloq) else "-"
         print(f"  {c.feature[:22]:<22} {fit:<22} {rng:<24} {counts[0]} / {counts[1]} / {counts[2]}")
+    for c in result.curves[result.curves["status"] != "ok"].itertuples():
+        print(f"  {c.feature}: curve failed - {c.reason}")
     print(f"results written to {out}")
     return 0
 
