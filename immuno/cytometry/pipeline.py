@@ -248,7 +248,9 @@ def _process(info: SampleInfo, batch_spill: Spillover | None) -> SampleOutcome:
     g = _gate_tube(info, populations, batch_spill, control_gating, own_control)
     out = SampleOutcome(info=info, events=g.events, gating=g.gating, transforms=_transforms_of(g.events),
                         spill=_spill_of(g.events))
-    reference = next((h["of"] for h in headline.values() if "of" in h and h["of"] in g.masks), None)
+    # "% of CD4+" for every population: the broadest headline denominator (CD4 contains memory CD4)
+    denominators = [h["of"] for h in headline.values() if "of" in h and h["of"] in g.masks]
+    reference = max(denominators, key=lambda d: (int(g.masks[d].sum()), d), default=None)
     stats = population_statistics(g.masks, _parents(panel, populations), reference=reference)
     markers, cols = _marker_labels(panel, g.channels)
     medians = marker_medians(g.masks, np.asarray(g.events.layers["compensated"]), markers, cols)

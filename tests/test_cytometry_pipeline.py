@@ -1,0 +1,238 @@
+"""The cytometry pipeline on demo batches, judged against the simulator's realised truth."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+import pytest
+
+from immuno.batch import load_batch, write_sheet
+from immuno.cytometry.pipeline import batch_samples, process_batch, process_sample
+from immuno.measurements import COLUMNS
+
+PROJECT = Path(__file__).resolve().parents[1]
+HEADLINE = ["Th1", "Th2", "Th17", "Th1_17", "Treg"]
+PATIENTS = ["P01", "P02", "P03", "P04"]  # the default demo's size
+VISITS = ["D0", "D10", "M1"]
+
+
+def _write_batch(folder: Path, patients: list[str], events: int, seed: int = 20261126) -> Path:
+    """The cytometry part of the demo batch (sheet, FCS files, truth.csv)."""
+    from immuno.demo import cytometry as demo
+
+    folder.mkdir(parents=True)
+    rows, truth = demo.simulate(folder, seed, patients, VISITS, events)
+    write_sheet(rows, folder / "samplesheet.csv")
+    pd.DataFrame(truth).to_csv(folder / "truth.csv", index=False)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def demo_results(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, pd.DataFrame]:
+    """The default-size demo (4 patients x 3 visits, 20 000 events per tube), processed once."""
+    root = tmp_path_factory.mktemp("cyto")
+    folder = _write_batch(root / "demo", PATIENTS, 20_000)
+    out = root / "results" / "cytometry"
+    m = process_batch(load_batch(folder), out, plots=False)
+    return folder, out, m
+
+
+def _compare(m: pd.DataFrame, truth: pd.DataFrame, features: list[str]) -> pd.DataFrame:
+    t = truth[truth["feature"].isin(features)]
+    j = t.merge(m, on=["sample_id", "feature"], how="left", suffixes=("_true", ""))
+    assert j["value"].notna().all(), j.loc[j["value"].isna(), ["sample_id", "feature"]]
+    j["abs_err"] = (j["value"] - j["value_true"]).abs()
+    return j
+
+
+def test_demo_headlines_within_acceptance(demo_results: tuple[Path, Path, pd.DataFrame]) -> None:
+    folder, _, m = demo_results
+    truth = pd.read_csv(folder / "truth.csv")
+    j = _compare(m, truth, HEADLINE + [f"{f}_{s}" for f in ("Th1", "Th2", "Th17")
+                                       for s in ("stimulated", "unstimulated")])
+    # every ICS pair and surface tube of every patient visit, and the reference control
+    assert len(j) == (len(PATIENTS) * len(VISITS) + 1) * (3 * 3 + 5)
+    assert (j["abs_err"] <= 1.0).all(), j.nlargest(3, "abs_err")[["sample_id", "feature", "value", "value_true"]]
+    big = j[j["value_true"] > 5]
+    rel = big["abs_err"] / big["value_true"]
+    assert (rel <= 0.10).all(), big.assign(rel=rel).nlargest(3, "rel")[["sample_id", "feature", "value", "value_true"]]
+    # the units name the denominators, as the truth does
+    assert (j["unit"] == j["unit_true"]).all()
+    ratio = _compare(m, truth, ["Th1_Th2_ratio"])
+    assert ((ratio["abs_err"] / ratio["value_true"]) <= 0.10).all()
+
+
+def test_demo_tables_follow_the_contract(demo_results: tuple[Path, Path, pd.DataFrame]) -> None:
+    folder, out, m = demo_results
+    assert list(m.columns) == COLUMNS
+    for col in ("sample_id", "patient_id", "visit", "assay", "feature", "unit"):
+        assert m[col].notna().all(), col
+    assert set(m["assay"]) == {"cytometry"}
+    assert m["qc_pass"].all()
+    on_disk = pd.read_parquet(out / "cytometry_measurements.parquet")
+    pd.testing.assert_frame_equal(on_disk, m)
+    assert not (out / "measurements.parquet").exists()
+    # ICS headlines live under the stimulated tube; the unstimulated tube has no headline
+    ics = m[m["sample_id"] == "P01-D0-ICS-STIM"].set_index("feature")
+    assert ics.loc["Th1", "value"] == pytest.approx(
+        max(ics.loc["Th1_stimulated", "value"] - ics.loc["Th1_unstimulated", "value"], 0.0))
+    assert not m[(m["sample_id"] == "P01-D0-ICS-UNSTIM") & (m["feature"] == "Th1")].shape[0]
+    # single stains and the unstained tube serve compensation only
+    assert not m["sample_id"].str.startswith(("SS-", "UNSTAINED")).any()
+    assert (out / "compensation.csv").is_file()
+
+
+def test_demo_qc_flags_the_clogged_tubes(demo_results: tuple[Path, Path, pd.DataFrame]) -> None:
+    folder, out, _ = demo_results
+    truth = pd.read_csv(folder / "truth.csv")
+    clogged = set(truth[(truth["feature"] == "clog_events") & (truth["value"] > 0)]["sample_id"])
+    flags = pd.read_parquet(out / "qc_flags.parquet")
+    flow = set(flags[flags["flag"] == "unstable_flow"]["sample_id"])
+    assert clogged and clogged <= flow
+    assert not (flags["severity"] == "fail").any()
+    metrics = pd.read_parquet(out / "qc_metrics.parquet")
+    fallback = metrics[metrics["check"] == "fallback_gate"]
+    assert len(fallback) and fallback["passed"].all()
+    ref = metrics[(metrics["check"] == "reference_control")]
+    assert set(ref["sample_id"]) == {"REFCTRL-ICS-STIM", "REFCTRL-SURF"}
+    assert set(ref["target"]) >= {"Th1", "Th2", "Th17", "Treg"}
+
+
+def test_demo_anndata_outputs(demo_results: tuple[Path, Path, pd.DataFrame]) -> None:
+    _, out, m = demo_results
+    pops = ad.read_h5ad(out / "populations.h5ad")
+    assert pops.n_obs == m["sample_id"].nunique()
+    assert "cytometry_surface_demo/Treg" in pops.var_names
+    col = list(pops.var_names).index("cytometry_surface_demo/Treg")
+    row = list(pops.obs_names).index("P02-M1-SURF")
+    assert pops.layers["count"][row, col] > 0
+    treg = m[(m["sample_id"] == "P02-M1-SURF") & (m["feature"] == "Treg")]["value"].iloc[0]
+    assert pops.layers["pct_of_reference"][row, col] == pytest.approx(treg)
+    events = ad.read_h5ad(out / "events" / "P02-M1-SURF.h5ad")
+    assert events.obs["Treg"].dtype == bool
+    assert events.obs["Treg"].sum() == pops.layers["count"][row, col]
+    assert not (events.obs["Treg"] & ~events.obs["qc_pass"]).any()  # QC-flagged events never gated
+    assert {"raw", "compensated"} <= set(events.layers)
+    assert set(events.uns["gates"]["gate"]) >= {"lymphocytes", "singlets", "CD3", "CD4", "Treg"}
+
+
+@pytest.mark.slow
+def test_gatingml_export_reproduces_our_counts_in_flowkit(demo_results: tuple[Path, Path, pd.DataFrame]) -> None:
+    import flowkit as fk
+
+    folder, out, _ = demo_results
+    sid = "P03-D10-ICS-STIM"
+    events = ad.read_h5ad(out / "events" / f"{sid}.h5ad")
+    strategy = fk.parse_gating_xml(str(out / "gatingml" / f"{sid}.xml"))
+    sample = fk.Sample(str(folder / "cytometry" / f"{sid}.fcs"))
+    result = strategy.gate_sample(sample)
+    keep = events.obs["qc_pass"].to_numpy()
+    for gate in ("lymphocytes", "singlets", "live", "CD3", "CD4", "IFNg", "IL4"):
+        path = strategy.find_matching_gate_paths(gate)[0]
+        theirs = result.get_gate_membership(gate, gate_path=path)
+        ours = events.obs[gate].to_numpy()
+        # our hierarchy starts from the events that passed acquisition QC
+        assert np.array_equal(theirs & keep, ours), gate
+
+
+def test_a_bad_file_and_a_missing_control_fail_alone(tmp_path: Path) -> None:
+    from immuno.cytometry.fcs import read_fcs, write_fcs
+
+    folder = _write_batch(tmp_path / "b", ["P01"], 6000)
+    # a renamed detector in one tube (what an instrument change does)
+    bad = folder / "cytometry" / "P01-D10-SURF.fcs"
+    f = read_fcs(bad)
+    channels = ["BV605-X" if c == "BV605-A" else c for c in f.channels]
+    write_fcs(bad, f.events, channels, f.markers, ranges=f.ranges)
+    # and an ICS pair whose unstimulated tube is missing from the sheet
+    sheet = pd.read_csv(folder / "samplesheet.csv", dtype=str, keep_default_na=False)
+    sheet = sheet[sheet["sample_id"] != "P01-M1-ICS-UNSTIM"]
+    sheet.to_csv(folder / "samplesheet.csv", index=False)
+    m = process_batch(load_batch(folder), tmp_path / "out", plots=False, events=False, gatingml=False)
+    flags = pd.read_parquet(tmp_path / "out" / "qc_flags.parquet")
+    failed = flags[flags["severity"] == "fail"].set_index("sample_id")
+    assert set(failed.index) == {"P01-D10-SURF", "P01-M1-ICS-STIM"}
+    reason = failed.loc["P01-D10-SURF", "reason"]
+    assert "P01-D10-SURF.fcs" in reason and "BV605-A" in reason
+    assert "no control tube" in failed.loc["P01-M1-ICS-STIM", "reason"]
+    assert "control_of" in failed.loc["P01-M1-ICS-STIM", "reason"]
+    # the other tubes finished
+    done = set(m.loc[m["feature"] == "Th1", "sample_id"])
+    assert {"P01-D0-ICS-STIM", "P01-D10-ICS-STIM", "P01-D0-SURF", "P01-M1-SURF"} <= done
+    assert not {"P01-D10-SURF", "P01-M1-ICS-STIM"} & set(m["sample_id"])
+
+
+def test_process_sample_is_deterministic_and_writes_a_plot(demo_results: tuple[Path, Path, pd.DataFrame],
+                                                           tmp_path: Path) -> None:
+    from immuno.cytometry.compensation import read_spillover_file
+    from immuno.cytometry.outputs import write_sample_outputs
+
+    folder, out, m = demo_results
+    info = batch_samples(load_batch(folder), ["P04-M1-SURF"])[0]
+    spill = read_spillover_file(out / "compensation.csv")
+    first = process_sample(info, spill)
+    assert first.ok
+    written = write_sample_outputs(first, tmp_path, events=False, gatingml=False)
+    png = tmp_path / "plots" / "P04-M1-SURF.png"
+    assert png in written and png.read_bytes()[:4] == b"\x89PNG"
+    again = pd.read_parquet(tmp_path / "samples" / "P04-M1-SURF" / "sample_measurements.parquet")
+    batch_rows = m[m["sample_id"] == "P04-M1-SURF"].reset_index(drop=True)
+    pd.testing.assert_frame_equal(again, batch_rows)
+    doc = json.loads((out / "samples" / "P04-M1-SURF" / "sample_gates.json").read_text())
+    assert [g["gate_id"] for g in doc["gates"]][:2] == ["lymphocytes", "singlets"]
+
+
+def _alt_instrument_tube(folder: Path, sid: str, seed: int, monkeypatch: pytest.MonkeyPatch,
+                         params: object) -> dict:
+    """A surface tube stained with other fluorochromes, written with detector-style names."""
+    from immuno.cytometry.fcs import format_spillover, parse_spillover, read_fcs, write_fcs
+    from immuno.demo import cytometry as demo
+
+    stains = {"BV421-A": "CD3", "BV510-A": "Viability", "PE-Cy7-A": "CD4", "BV786-A": "CD8",
+              "BUV395-A": "CD45RA", "APC-A": "CXCR3", "BV711-A": "CCR4", "PE-A": "CCR6",
+              "APC-R700-A": "CD25", "FITC-A": "CD127"}
+    names = {"BUV395-A": "UV7-A", "BV421-A": "V1-A", "BV510-A": "V3-A", "BV605-A": "V7-A",
+             "BV711-A": "V10-A", "BV786-A": "V13-A", "FITC-A": "B2-A", "PE-A": "YG1-A",
+             "PE-Cy7-A": "YG9-A", "PerCP-Cy5.5-A": "B8-A", "APC-A": "R1-A", "APC-R700-A": "R4-A",
+             "Time": "TIME"}
+    monkeypatch.setattr(demo, "SURFACE_STAINS", stains)
+    raw = folder / f"{sid}.raw.fcs"
+    labels = demo.simulate_tube(raw, "surface", events=20_000, seed=seed, params=params)
+    f = read_fcs(raw)
+    spill_channels, matrix = parse_spillover(f.keywords["$SPILLOVER"])
+    keywords = {"$SPILLOVER": format_spillover([names[c] for c in spill_channels], matrix),
+                "$TIMESTEP": f.keywords["$TIMESTEP"]}
+    write_fcs(folder / f"{sid}.fcs", f.events, [names.get(c, c) for c in f.channels],
+              [None if m is None else f"{m} stain" for m in f.markers], keywords=keywords, ranges=f.ranges)
+    raw.unlink()
+    return demo.realised_truth("surface", labels)
+
+
+def test_a_new_panel_needs_only_yaml(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from immuno.demo.cytometry import TubeParams
+
+    folder = tmp_path / "alt"
+    folder.mkdir()
+    tubes = {"A01-D0-SURF": (11, TubeParams(th1=0.28, th2=0.12, th17=0.08, treg=0.04)),
+             "A01-M1-SURF": (12, TubeParams(th1=0.15, th2=0.22, th17=0.12, treg=0.09))}
+    truth, rows = {}, []
+    for sid, (seed, params) in tubes.items():
+        truth[sid] = _alt_instrument_tube(folder, sid, seed, monkeypatch, params)
+        rows.append({"sample_id": sid, "patient_id": "A01", "visit": sid.split("-")[1], "assay": "cytometry",
+                     "file": f"{sid}.fcs", "panel": "cytometry_surface_alt", "tube": "stained"})
+    write_sheet(rows, folder / "samplesheet.csv")
+    batch = load_batch(folder, panels_dir=PROJECT / "tests" / "panels")
+    m = process_batch(batch, tmp_path / "out", plots=False, events=False, gatingml=False)
+    got = m.set_index(["sample_id", "feature"])["value"]
+    for sid, features in truth.items():
+        for feature in HEADLINE:
+            value, unit = features[feature]
+            assert abs(got[sid, feature] - value) <= 1.0, (sid, feature, got[sid, feature], value)
+            if value > 5:
+                assert abs(got[sid, feature] - value) / value <= 0.10, (sid, feature)
+    flags = pd.read_parquet(tmp_path / "out" / "qc_flags.parquet")
+    assert not (flags["severity"] == "fail").any()
