@@ -221,7 +221,7 @@ def test_bioplex_with_blank_bead(chem: Path) -> None:
 
 
 @pytest.mark.real
-@pytest.mark.parametrize("n,unknowns", [(1, 10), (2, 0), (5, 2)])
+@pytest.mark.parametrize("n,unknowns", [(1, 10), (2, 0), (3, 0), (4, 0), (5, 2)])
 def test_bioplex_guide_set_plates(chem: Path, n: int, unknowns: int) -> None:
     p = read_plate(chem / "bioplex" / f"guide_set_plate_{n}.xls")
     assert p.analytes == ["GS Analyte A (1)", "GS Analyte B (2)"]
@@ -260,6 +260,11 @@ def test_qpcr_exports(chem: Path) -> None:
     assert qs5.wells["cq"].isna().sum() == 6  # the six NTC wells are Undetermined
     lung = qs5.wells[qs5.wells["well"] == "D1"].iloc[0]
     assert (lung["sample_name"], lung["target"], lung["cq"]) == ("Lung", "TGF-B", 30.155)
+    qs7 = read_plate(chem / "qpcr" / "quantstudio_example07.txt")
+    assert len(qs7.wells) == 16 and qs7.analytes == ["RNaseP", "IPC"]
+    a2 = qs7.wells[qs7.wells["well"] == "A2"].iloc[0]
+    assert (a2["role"], a2["quantity"], a2["cq"]) == ("standard", 312.5, 31.404)
+    assert qs7.wells.loc[qs7.wells["role"] == "ntc", "cq"].isna().all()
     rd = read_plate(chem / "qpcr" / "stepone_std.rdml")
     assert rd.format == "rdml" and len(rd.wells) == 24
     assert sorted(rd.wells["quantity"].dropna().unique()) == [625.0, 1250.0, 2500.0, 5000.0, 10000.0]
