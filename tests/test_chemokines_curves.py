@@ -14,6 +14,7 @@ from immuno.chemokines import (
     fit_curve,
     fit_standard_curves,
     fit_standards,
+    precision_profile,
     predict,
 )
 
@@ -101,3 +102,14 @@ def test_fit_standard_curves_on_a_plate_table() -> None:
     assert fitted["CXCL9"].points.set_index("standard_level").loc[1.0, "n_wells"] == 1
     # halving every response moves the lower asymptote a and upper d, not the EC50
     assert table.loc[1, "ec50"] == pytest.approx(table.loc[0, "ec50"], rel=0.05)
+
+
+def test_precision_profile_of_a_4pl() -> None:
+    # a=0, b=1, g=1: a back-calculated CV of s * (1 + x/c), so 20 % is reached at x = 3c for s = 5 %
+    p = CurveParams(a=0.0, b=1.0, c=100.0, d=10000.0, g=1.0)
+    lo, hi = precision_profile(p, 0.05, 1.0, 10000.0)
+    assert lo == pytest.approx(1.0) and hi == pytest.approx(300.0, rel=0.02)
+    # duplicates halve the variance: s / sqrt(2) * (1 + x/c) <= 20 % up to x = (4 sqrt(2) - 1) c
+    _, hi2 = precision_profile(p, 0.05, 1.0, 10000.0, n_wells=2)
+    assert hi2 == pytest.approx(100.0 * (4 * math.sqrt(2) - 1), rel=0.02)
+    assert np.isnan(precision_profile(p, 0.5, 1.0, 10000.0)[0])

@@ -16,6 +16,7 @@ from immuno.chemokines.curves import (
     fit_curve,
     fit_standard_curves,
     fit_standards,
+    precision_profile,
     predict,
 )
 from immuno.chemokines.plate import QPCR_COLUMNS, WELL_COLUMNS, PlateData, parse_cell, read_layout
@@ -34,6 +35,6 @@ __all__ = [
     "CurveFit", "CurveParams", "PlateData", "PlateResult", "QPCR_COLUMNS", "StandardCurve", "WELL_COLUMNS",
     "back_calculate", "check_inputs", "concentrations_anndata", "derived_scores", "detect_format",
     "efficiency_from_standards", "fit_curve", "fit_standard_curves", "fit_standards", "genorm_m", "levey_jennings", "parse_cell",
-    "predict", "process_batch", "quantify_file", "quantify_plate", "read_layout", "read_plate",
+    "precision_profile", "predict", "process_batch", "quantify_file", "quantify_plate", "read_layout", "read_plate",
     "relative_expression", "westgard",
 ]

@@ -83,6 +83,8 @@ class CurveFit:
     message: str
     r2: float = math.nan
     n_points: int = 0
+    #: residual SD of the weighted fit; with 1/y^2 weights, the relative SD of one well
+    residual_sd: float = math.nan
 
 
 def _model(theta: np.ndarray, u: np.ndarray, five: bool) -> tuple[np.ndarray, np.ndarray]:
@@ -214,7 +216,7 @@ def fit_curve(x: np.ndarray, y: np.ndarray, model: str = "5PL", weights: str = "
         if best is None or res[1] < best[1]:
             best = res
     assert best is not None
-    theta, _cost, converged = _levenberg_marquardt(resid_jac, best[0], lo_a, hi_a, max_iter=300)
+    theta, cost, converged = _levenberg_marquardt(resid_jac, best[0], lo_a, hi_a, max_iter=300)
     if not np.all(np.isfinite(theta)):
         return CurveFit(None, model, False, "the fit did not converge (no finite solution)", n_points=len(x))
     th = theta
@@ -225,7 +227,9 @@ def fit_curve(x: np.ndarray, y: np.ndarray, model: str = "5PL", weights: str = "
     ss_tot = float(np.sum((y - y.mean()) ** 2))
     r2 = 1.0 - ss_res / ss_tot if ss_tot > 0 else math.nan
     converged = converged and bool(np.isfinite(r2))
-    return CurveFit(params, model, converged, "ok" if converged else "no convergence within 300 iterations", r2, len(x))
+    resid_sd = math.sqrt(cost / (len(x) - n_par)) if len(x) > n_par else math.nan
+    return CurveFit(params, model, converged, "ok" if converged else "no convergence within 300 iterations", r2,
+                    len(x), resid_sd)
 
 
 @dataclass
@@ -358,6 +362,32 @@ def fit_standards(std: pd.DataFrame, analyte: str, rules: dict | None = None) ->
         curve.reason = (f"{100 * frac:.0f} % of standard levels pass recovery; at least "
                         f"{100 * float(r['min_fraction_passing']):.0f} % required")
     return curve
+
+
+def precision_profile(p: CurveParams, relative_sd: float, x_low: float, x_high: float,
+                      max_cv: float = 20.0, n_wells: int = 1) -> tuple[float, float]:
+    """Concentration range where the predicted CV of a back-calculated value is <= ``max_cv``.
+
+    With a proportional response error (1/y^2 weights) of relative SD ``s``, a
+    concentration's CV is ``s * y / |x dy/dx| / sqrt(n_wells)``: large where the curve
+    flattens towards an asymptote. Searched within [x_low, x_high] (the standards).
+
+    Returns
+    -------
+    (low, high)
+        NaN, NaN when no concentration reaches the precision.
+    """
+    if not (math.isfinite(relative_sd) and x_low > 0 and x_high > x_low):
+        return math.nan, math.nan
+    x = np.geomspace(x_low, x_high, 400)
+    z = (x / p.c) ** p.b
+    elasticity = np.abs((p.d - p.a) * p.g * p.b * z * (1.0 + z) ** (-p.g - 1.0))  # x dy/dx
+    with np.errstate(divide="ignore", invalid="ignore"):
+        cv = 100.0 * relative_sd * np.abs(predict(p, x)) / elasticity / math.sqrt(max(n_wells, 1))
+    ok = np.isfinite(cv) & (cv <= max_cv)
+    if not ok.any():
+        return math.nan, math.nan
+    return float(x[ok].min()), float(x[ok].max())
 
 
 def fit_standard_curves(wells: pd.DataFrame, rules: dict | None = None,

@@ -21,7 +21,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from immuno.chemokines.curves import CurveParams, StandardCurve, back_calculate, fit_standards
+from immuno.chemokines.curves import (
+    CurveParams,
+    StandardCurve,
+    back_calculate,
+    fit_standards,
+    precision_profile,
+)
 from immuno.chemokines.plate import PlateData
 
 #: QC defaults (a panel's ``qc:`` section overrides them)
@@ -143,6 +149,11 @@ def quantify_plate(plate: PlateData, panel: Any = None, curve_rules: dict | None
         for k in "abcdg":
             row[k] = getattr(cp, k) if cp else math.nan
         row["ec50"] = cp.ec50 if cp else math.nan
+        # LLOQ/ULOQ confirmed by the precision profile of a duplicate (predicted CV <= 20 %)
+        row["lloq_profile"], row["uloq_profile"] = (
+            precision_profile(cp, curve.fit.residual_sd, float(curve.points["expected_conc"].min()),
+                              float(curve.points["expected_conc"].max()), q["replicate_cv_max"], 2)
+            if cp and curve.fit is not None and len(curve.points) else (math.nan, math.nan))
         if len(curve.points):
             pts = curve.points.assign(plate_id=pid, analyte=analyte, feature=feat)
             std_rows.append(pts)
