@@ -11,11 +11,8 @@ from immuno.chemokines.checks import check_inputs
 from immuno.chemokines.curves import (
     CurveFit,
     CurveParams,
-    StandardCurve,
     back_calculate,
     fit_curve,
-    fit_standard_curves,
-    fit_standards,
     precision_profile,
     predict,
 )
@@ -29,10 +26,16 @@ from immuno.chemokines.process import (
 from immuno.chemokines.qpcr import efficiency_from_standards, genorm_m, relative_expression
 from immuno.chemokines.quantify import PlateResult, quantify_plate
 from immuno.chemokines.readers import detect_format, read_plate
+from immuno.chemokines.standards import (
+    CURVE_DEFAULTS,
+    StandardCurve,
+    fit_standard_curves,
+    fit_standards,
+)
 from immuno.chemokines.westgard import levey_jennings, westgard
 
 __all__ = [
-    "CurveFit", "CurveParams", "PlateData", "PlateResult", "QPCR_COLUMNS", "StandardCurve", "WELL_COLUMNS",
+    "CURVE_DEFAULTS", "CurveFit", "CurveParams", "PlateData", "PlateResult", "QPCR_COLUMNS", "StandardCurve", "WELL_COLUMNS",
     "back_calculate", "check_inputs", "concentrations_anndata", "derived_scores", "detect_format",
     "efficiency_from_standards", "fit_curve", "fit_standard_curves", "fit_standards", "genorm_m", "levey_jennings", "parse_cell",
     "precision_profile", "predict", "process_batch", "quantify_file", "quantify_plate", "read_layout", "read_plate",

@@ -21,14 +21,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from immuno.chemokines.curves import (
-    CurveParams,
-    StandardCurve,
-    back_calculate,
-    fit_standards,
-    precision_profile,
-)
+from immuno.chemokines.curves import CurveParams, back_calculate, precision_profile
 from immuno.chemokines.plate import PlateData
+from immuno.chemokines.standards import StandardCurve, fit_standards
 
 #: QC defaults (a panel's ``qc:`` section overrides them)
 QC_DEFAULTS: dict[str, float] = {
