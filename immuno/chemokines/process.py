@@ -143,8 +143,8 @@ def process_batch(batch: Any, out_dir: str | Path, history: str | Path | None = 
         tag = {"panel": panel_name}
         try:
             plate, result, m, f = quantify_file(batch.root / file, panel, batch.root / layout if layout else None)
-        except UserError as exc:
-            reason = "; ".join(str(p) for p in exc.problems)
+        except (UserError, ValueError) as exc:  # a malformed export fails its own samples only
+            reason = "; ".join(str(p) for p in exc.problems) if isinstance(exc, UserError) else f"{file}: {exc}"
             for r in sheet.itertuples():
                 flags.append({"sample_id": r.sample_id, "target": "", "flag": "file_failed", "severity": "fail",
                               "reason": reason, **tag})
