@@ -278,3 +278,12 @@ def test_qpcr_exports(chem: Path) -> None:
 def test_legendplex_fcs_is_not_a_plate_export(chem: Path) -> None:
     with pytest.raises(UserError, match="unknown plate export format"):
         read_plate(chem / "legendplex" / "K2-C07-A7.fcs")
+
+
+@pytest.mark.real
+def test_msd_row_without_signal_is_located(chem: Path, tmp_path: Path) -> None:
+    lines = (chem / "msd" / "msd_workbench_test_2.csv").read_text().splitlines()
+    lines[5] = lines[5].split(",")[0] + ",Test Assay 1.0"  # a row cut short after the assay
+    (tmp_path / "cut.csv").write_text("\n".join(lines) + "\n")
+    with pytest.raises(UserError, match=r"line 6: empty or missing Well, Signal"):
+        read_plate(tmp_path / "cut.csv")

@@ -66,6 +66,10 @@ def read_msd(path: str | Path) -> PlateData:
         if not any(c.strip() for c in r):
             continue
         rec = dict(zip(header, [c.strip() for c in r], strict=False))
+        short = [c for c in REQUIRED if not rec.get(c)]
+        if short:
+            raise UserError.single(f"{path}: line {lineno}", f"empty or missing {', '.join(short)}; expected a value in "
+                                   f"each of {', '.join(REQUIRED)}")
         role, level = infer_role(rec["Sample"])
         expected = to_float(rec.get("Concentration"))
         if role == "standard" and expected == 0:
