@@ -43,17 +43,20 @@ THIRD_CONTRIBUTOR_LLR = math.log(100.0)
 
 
 def consensus_error(recipient: pd.DataFrame, donor: pd.DataFrame, floor: float = ERROR_FLOOR,
-                    min_depth: int = MIN_DEPTH) -> tuple[float, float]:
+                    min_depth: int = MIN_DEPTH,
+                    calls: tuple[pd.DataFrame, pd.DataFrame] | None = None) -> tuple[float, float]:
     """Pooled background error of the homozygous reference calls, and its relative SE.
 
     The relative standard error uses the markers' own scatter (Pearson dispersion of the
     minority reads around the pooled rate), so overdispersion and marker-to-marker
-    differences in error widen it.
+    differences in error widen it. ``calls`` are the references' genotype calls when
+    already made.
     """
+    if calls is None:
+        calls = (call_ngs_genotype(recipient, min_depth), call_ngs_genotype(donor, min_depth))
     minor, depth = [], []
-    for ref in (recipient, donor):
-        calls = call_ngs_genotype(ref, min_depth)
-        g, n = calls["genotype"].to_numpy(), calls["depth"].to_numpy()
+    for ref, call in zip((recipient, donor), calls, strict=True):
+        g, n = call["genotype"].to_numpy(), call["depth"].to_numpy()
         alt = ref["alt_count"].to_numpy(float)
         hom = (g == 0) | (g == 2)
         minor.append(np.where(g == 0, alt, n - alt)[hom])
@@ -70,7 +73,8 @@ def consensus_error(recipient: pd.DataFrame, donor: pd.DataFrame, floor: float =
 
 def background_error(recipient: pd.DataFrame, donor: pd.DataFrame,
                      replicates: Sequence[pd.DataFrame] = (), floor: float = ERROR_FLOOR,
-                     min_depth: int = MIN_DEPTH) -> pd.Series:
+                     min_depth: int = MIN_DEPTH,
+                     calls: tuple[pd.DataFrame, pd.DataFrame] | None = None) -> pd.Series:
     """Background error rate per marker.
 
     Parameters
@@ -84,6 +88,8 @@ def background_error(recipient: pd.DataFrame, donor: pd.DataFrame,
         Smallest rate used.
     min_depth
         Depth below which a reference call is not used.
+    calls
+        The references' genotype calls, when already made.
 
     Returns
     -------
@@ -91,10 +97,12 @@ def background_error(recipient: pd.DataFrame, donor: pd.DataFrame,
         Error rate indexed by marker. Markers without replicate data get the consensus
         rate: the pooled minority-allele fraction of every homozygous reference call.
     """
-    consensus, _ = consensus_error(recipient, donor, floor, min_depth)
+    if calls is None:
+        calls = (call_ngs_genotype(recipient, min_depth), call_ngs_genotype(donor, min_depth))
+    consensus, _ = consensus_error(recipient, donor, floor, min_depth, calls)
     rates = pd.Series(consensus, index=pd.Index(recipient["marker"].astype(str), name="marker"), dtype=float)
     if replicates:
-        g = call_ngs_genotype(recipient, min_depth).set_index("marker")["genotype"]
+        g = calls[0].set_index("marker")["genotype"]
         reps = pd.concat(replicates).astype({"marker": str}).groupby("marker")[["alt_count", "depth"]].sum()
         reps = reps.join(g, how="inner")
         hom = reps[reps["genotype"].isin([0, 2])]
@@ -138,11 +146,12 @@ def reference_pair(recipient: pd.DataFrame, donor: pd.DataFrame, replicates: Seq
     min_depth, hom_vaf, het_range
         Genotype calling thresholds (see :func:`immuno.chimerism.genotypes.call_ngs_genotype`).
     """
-    pairs = informative_markers(call_ngs_genotype(recipient, min_depth, hom_vaf, het_range),
-                                call_ngs_genotype(donor, min_depth, hom_vaf, het_range))
-    errors = background_error(recipient, donor, replicates, min_depth=min_depth)
+    calls = (call_ngs_genotype(recipient, min_depth, hom_vaf, het_range),
+             call_ngs_genotype(donor, min_depth, hom_vaf, het_range))
+    pairs = informative_markers(*calls)
+    errors = background_error(recipient, donor, replicates, min_depth=min_depth, calls=calls)
     pairs["error_rate"] = pairs["marker"].map(errors).fillna(float(errors.median()) if len(errors) else ERROR_FLOOR)
-    _, rel_se = consensus_error(recipient, donor, min_depth=min_depth)
+    _, rel_se = consensus_error(recipient, donor, min_depth=min_depth, calls=calls)
     return ReferencePair(pairs, len(pairs), rel_se)
 
 

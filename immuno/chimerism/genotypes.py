@@ -179,11 +179,14 @@ def informative_markers(recipient: pd.DataFrame, donor: pd.DataFrame) -> pd.Data
                             "recipient_stutter": m["stutter_ratio_r"]})
         out["pattern"] = [str_pattern(r, d) for r, d in zip(out["recipient_alleles"], out["donor_alleles"], strict=True)]
     else:
-        m = recipient.dropna(subset=["genotype"]).merge(donor.dropna(subset=["genotype"]),
-                                                       on="marker", suffixes=("_r", "_d"))
-        out = pd.DataFrame({"marker": m["marker"], "g_recipient": m["genotype_r"], "g_donor": m["genotype_d"]})
-        same = out["g_recipient"] == out["g_donor"]
-        out["pattern"] = np.where(same, "identical",
-                                  np.where(out["g_recipient"] == 1, "recipient_het", "recipient_hom"))
+        # plain arrays: this runs once per biopsy in a batch, pandas merges cost milliseconds
+        g_r = recipient["genotype"].to_numpy(float)
+        idx = pd.Index(donor["marker"].astype(str)).get_indexer(recipient["marker"].astype(str))
+        g_d = np.where(idx >= 0, donor["genotype"].to_numpy(float)[idx], np.nan)
+        keep = ~np.isnan(g_r) & ~np.isnan(g_d)
+        g_r, g_d = g_r[keep], g_d[keep]
+        pattern = np.where(g_r == g_d, "identical", np.where(g_r == 1, "recipient_het", "recipient_hom"))
+        out = pd.DataFrame({"marker": recipient["marker"].astype(str).to_numpy()[keep], "g_recipient": g_r,
+                            "g_donor": g_d, "pattern": pattern})
     out["informative"] = out["pattern"] != "identical"
     return out.reset_index(drop=True)

@@ -27,6 +27,8 @@ CHI2_95 = 3.841458820694124
 COARSE_F = np.concatenate([[0.0], np.logspace(-5, 0, 11)])
 _RHO_GRID = 10.0 ** np.arange(1.0, 7.01, 1.0)
 _STENCIL = 10.0 ** np.array([-0.5, -0.25, 0.0, 0.25, 0.5])
+#: once rho is estimated, it moves little across the interval: three points suffice
+_NARROW = 10.0 ** np.array([-0.25, 0.0, 0.25])
 
 
 @dataclass
@@ -117,14 +119,17 @@ class ProfileLikelihood:
         The likelihood.
     rho
         Centre of the rho stencil; by default the best rho of a coarse (f, rho) grid.
+    stencil
+        Multipliers of rho evaluated (evenly spaced in log10 by 0.25).
     """
 
-    def __init__(self, lik: BetaBinomialLikelihood, rho: float | None = None) -> None:
+    def __init__(self, lik: BetaBinomialLikelihood, rho: float | None = None,
+                 stencil: np.ndarray = _STENCIL) -> None:
         self.lik = lik
         if rho is None:
-            coarse = lik.loglik(COARSE_F, _RHO_GRID)
+            coarse = lik.loglik(COARSE_F[::2], _RHO_GRID)
             rho = float(_RHO_GRID[np.unravel_index(coarse.argmax(), coarse.shape)[1]])
-        self.rho_grid = rho * _STENCIL
+        self.rho_grid = rho * stencil
 
     def __call__(self, f: np.ndarray | float) -> np.ndarray:
         peak, _ = _profile_max(self.lik.loglik(np.atleast_1d(np.asarray(f, float)), self.rho_grid))
@@ -173,6 +178,7 @@ def fit_fraction(lik: BetaBinomialLikelihood) -> tuple[Fit, ProfileLikelihood]:
         # rho at the estimate sits on the stencil's edge: centre the stencil there, refit
         prof = ProfileLikelihood(lik, rho)
     target = l_max - CHI2_95 / 2
+    prof = ProfileLikelihood(lik, rho, _NARROW)
     below = COARSE_F[(values < target) & (COARSE_F < f_hat)]
     above = COARSE_F[(values < target) & (COARSE_F > f_hat)]
     lower = _crossing(prof, target, below.max(), f_hat) if below.size and f_hat > 0 else 0.0
@@ -187,7 +193,7 @@ def _boundary_p(stat: float) -> float:
     return 0.5 * float(special.erfc(math.sqrt(stat / 2)))
 
 
-def _fine_grid(lo: float, hi: float, n: int = 12) -> np.ndarray:
+def _fine_grid(lo: float, hi: float, n: int = 8) -> np.ndarray:
     return np.linspace(lo, hi, n) if lo <= 0 else np.geomspace(lo, hi, n)
 
 

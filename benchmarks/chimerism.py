@@ -1,0 +1,118 @@
+"""Chimerism benchmark: speed of the counts estimator and the anchors, printed as JSON.
+
+    .venv/bin/python benchmarks/chimerism.py [--biopsies 100] [--markers 200] [--repeats 3]
+
+* speed: 100 simulated biopsies x 200 biallelic markers at ~1000x (each with its own
+  recipient/donor pair), estimated with references typed beforehand (``estimate``) and
+  from the raw reference counts (``end_to_end``); best of ``--repeats`` runs;
+* anchors: the allomix 10 % admixture VCF (truth 10 %) and the Pedini et al. 2021 ddPCR
+  table (Poisson-corrected vs the paper's raw droplet ratio), when ../shared/data/real
+  is present.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from immuno.chimerism import estimate_counts, read_vcf, reference_pair
+from immuno.chimerism.pcr import estimate_ddpcr
+from immuno.demo.chimerism import simulate_marker_counts
+
+REAL = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "real" / "chimerism"
+LEVELS = (0.0, 0.001, 0.005, 0.01, 0.05)
+
+
+def _cases(biopsies: int, markers: int, seed: int = 1) -> list[tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, float]]:
+    rng = np.random.default_rng(seed)
+    names = [f"m{i:03d}" for i in range(markers)]
+    cases = []
+    for i in range(biopsies):
+        af = rng.uniform(0.2, 0.8, markers)
+        g_r = (rng.random((2, markers)) < af).sum(0).astype(float)
+        g_d = (rng.random((2, markers)) < af).sum(0).astype(float)
+        depth = 1000 * np.exp(0.2 * rng.standard_normal(markers))
+        error = 1e-3 * np.exp(0.3 * rng.standard_normal(markers))
+        level = LEVELS[i % len(LEVELS)]
+        tables = []
+        for first, second, f in ((g_r, g_r, 0.0), (g_d, g_d, 0.0), (g_r, g_d, level)):
+            n, k = simulate_marker_counts(rng, first, second, f, depth, error)
+            tables.append(pd.DataFrame({"marker": names, "depth": n, "alt_count": k}))
+        recipient, donor, biopsy = tables
+        cases.append((biopsy, recipient, donor, level))
+    return cases
+
+
+def speed(biopsies: int, markers: int, repeats: int) -> dict[str, float]:
+    """Seconds for the whole set: estimation alone, and with reference typing."""
+    cases = _cases(biopsies, markers)
+    pairs = [reference_pair(rec, don) for _, rec, don, _ in cases]
+    estimate, end_to_end = [], []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        results = [estimate_counts(bx, pair=p) for (bx, _, _, _), p in zip(cases, pairs, strict=True)]
+        estimate.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        for bx, rec, don, _ in cases:
+            estimate_counts(bx, rec, don)
+        end_to_end.append(time.perf_counter() - t)
+    covered = [r.lower <= lv <= r.upper for r, (_, _, _, lv) in zip(results, cases, strict=True)]
+    return {"biopsies": biopsies, "markers": markers, "estimate_seconds": min(estimate),
+            "end_to_end_seconds": min(end_to_end), "interval_coverage": float(np.mean(covered)),
+            "detected_at_0": float(np.mean([r.detected for r, c in zip(results, cases, strict=True) if c[3] == 0]))}
+
+
+def anchors() -> dict[str, object]:
+    """The real-file anchors, or why they were skipped."""
+    if not REAL.is_dir():
+        return {"skipped": "../shared/data/real/chimerism not present"}
+    folder = REAL / "allomix_synthetic"
+    r = estimate_counts(read_vcf(folder / "host_90_donor_10.vcf"), read_vcf(folder / "host.vcf"),
+                        read_vcf(folder / "donor.vcf"))
+    out: dict[str, object] = {"allomix_10pct": {"truth_pct": 10.0, "estimate_pct": 100 * r.fraction,
+                                                "lower_pct": 100 * r.lower, "upper_pct": 100 * r.upper,
+                                                "summary": r.summary()}}
+    table = pd.read_csv(REAL / "ddpcr" / "pedini2021_table3.tsv", sep="\t", comment="#")
+    rows = []
+    for _, t in table.iterrows():
+        d = estimate_ddpcr(t["y_pos"], t["total_droplets"], t["rpp30_pos"], t["total_droplets"])
+        rows.append({"sample": t["sample"], "expected_pct": float(t["expected_pct"]),
+                     "paper_pct": str(t["reported_pct"]), "raw_pct": 100 * d.details["raw_fraction"],
+                     "poisson_pct": 100 * d.fraction, "lower_pct": 100 * d.lower, "upper_pct": 100 * d.upper,
+                     "detected": d.detected})
+    out["pedini2021_ddpcr"] = rows
+    return out
+
+
+def _machine_speed() -> float:
+    """Seconds for 1M log-gamma evaluations (best of 5): scales the timings between machines."""
+    from scipy.special import gammaln
+
+    x = np.linspace(1.0, 1000.0, 1_000_000)
+    best = math.inf
+    for _ in range(5):
+        t = time.perf_counter()
+        gammaln(x)
+        best = min(best, time.perf_counter() - t)
+    return best
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--biopsies", type=int, default=100)
+    ap.add_argument("--markers", type=int, default=200)
+    ap.add_argument("--repeats", type=int, default=3)
+    a = ap.parse_args()
+    result = {"machine": {"gammaln_1M_seconds": _machine_speed()},
+              "speed": speed(a.biopsies, a.markers, a.repeats), "anchors": anchors()}
+    print(json.dumps(result, indent=2, default=lambda x: None if isinstance(x, float) and math.isnan(x) else x))
+
+
+if __name__ == "__main__":
+    main()
