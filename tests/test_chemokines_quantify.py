@@ -303,3 +303,14 @@ def test_levey_jennings_with_a_history_table(chem_batch: Path, tmp_path: Path) -
     m1 = pd.read_parquet(tmp_path / "first" / "qc_metrics.parquet")
     lj1 = m1[m1["check"] == "levey_jennings_curve_ec50"]
     assert len(lj1) == 8 and lj1["passed"].isna().all() and lj1["lower_limit"].isna().all()
+
+
+def test_bead_regions_outside_the_panel_are_not_measurements(plate_and_truth, tmp_path: Path) -> None:
+    path, _ = plate_and_truth
+    text = path.read_text().replace("CXCL11/I-TAC", "Monitoring")
+    (tmp_path / "mon.csv").write_text(text)
+    res = quantify_plate(read_plate(tmp_path / "mon.csv"), find_panel("chemokine_demo"))
+    mon = res.curves.set_index("analyte").loc["Monitoring"]
+    assert not mon["in_panel"] and mon["feature"] == "Monitoring"
+    assert not res.samples.loc[res.samples["analyte"] == "Monitoring", "in_panel"].any()
+    assert any(f["flag"] == "analyte_not_in_panel" for f in res.flags)

@@ -82,6 +82,7 @@ def _qpcr_rows(plate: PlateData, panel: Any) -> tuple[pd.DataFrame, list[dict], 
         raise UserError.single(plate.plate_id, f"cannot quantify the qPCR run: {exc}") from None
     names = analyte_map(plate.analytes, panel)
     table["feature"] = table["target"].map(lambda t: names[t]["feature"])
+    table["in_panel"] = table["target"].map(lambda t: names[t]["in_panel"] == "yes")
     table["class"] = table["target"].map(lambda t: names[t]["class"])
     table["unit"] = "relative expression"
     table["flag"] = ""
@@ -184,6 +185,8 @@ def process_batch(batch: Any, out_dir: str | Path, history: str | Path | None = 
             st = table[table["sample_name"] == r.sample_name]
             samples_all.append(st.assign(sample_id=r.sample_id, patient_id=r.patient_id, visit=r.visit, panel=panel_name))
             for s in st.to_dict("records"):
+                if not s.get("in_panel", True):
+                    continue  # e.g. a monitoring bead region: kept in samples.parquet only
                 lower, upper = s.get("lower", math.nan), s.get("upper", math.nan)
                 if s["flag"] == "<LLOQ":
                     upper = s["lloq"]  # censored: the value lies below LLOQ

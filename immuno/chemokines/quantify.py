@@ -134,7 +134,13 @@ def quantify_plate(plate: PlateData, panel: Any = None, curve_rules: dict | None
         curve = fit_standards(std, analyte, crules)
         fitted[analyte] = curve
         p = curve.params if curve.status == "ok" else None
+        in_panel = names[analyte]["in_panel"] == "yes"
+        if not in_panel:
+            flags.append({"sample_id": "", "target": feat, "flag": "analyte_not_in_panel", "severity": "info",
+                          "reason": f"plate {pid}: bead region {analyte!r} matches no analyte of the panel; "
+                                    "quantified but not reported as a measurement"})
         row: dict[str, Any] = {"plate_id": pid, "analyte": analyte, "feature": feat, "class": names[analyte]["class"],
+                               "in_panel": in_panel,
                                "status": curve.status, "reason": curve.reason,
                                "model": curve.fit.model if curve.fit else "", "r2": curve.fit.r2 if curve.fit else math.nan,
                                "n_levels": int(len(curve.points)), "n_excluded": len(curve.excluded),
@@ -223,7 +229,7 @@ def _quantify_samples(sw: pd.DataFrame, p: CurveParams | None, curve: StandardCu
                         "n_wells": n_wells, "n_used": n_used.astype(int), "dilution": df,
                         "mean_net_mfi": y, "conc_in_well": np.nan, "value": np.nan, "extrapolated": np.nan,
                         "lloq": curve.lloq * df, "uloq": curve.uloq * df, "replicate_cv": np.nan,
-                        "flag": "", "qc_pass": False, "vendor_result": vendor})
+                        "flag": "", "qc_pass": False, "vendor_result": vendor, "in_panel": crow["in_panel"]})
     feat = crow["feature"]
     if p is None:
         out["flag"] = "curve_failed"
