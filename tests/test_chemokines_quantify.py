@@ -150,6 +150,13 @@ def test_process_batch_outputs(chem_batch: Path, tmp_path: Path) -> None:
     adata = ad.read_h5ad(out / "concentrations.h5ad")
     assert adata.shape == (9, 8) and {"mean_net_mfi", "extrapolated", "flag"} <= set(adata.layers)
     assert adata.uns["provenance"]["input_files"] == ["chemokine/CHEMO_PLATE_01.csv"]
+    # X holds the in-range values only; the flag layer codes the censoring
+    low = table[table["flag"] == "<LLOQ"].iloc[0]
+    i, j = adata.obs_names.get_loc(low["sample_id"]), adata.var_names.get_loc(low["feature"])
+    assert np.isnan(adata.X[i, j]) and adata.layers["flag"][i, j] == adata.uns["flag_codes"]["<LLOQ"]
+    ok = table[(table["flag"] == "") & table["feature"].isin(adata.var_names)].iloc[0]
+    i, j = adata.obs_names.get_loc(ok["sample_id"]), adata.var_names.get_loc(ok["feature"])
+    assert adata.X[i, j] == pytest.approx(ok["value"]) and adata.layers["flag"][i, j] == 0
     again = process_batch(batch, tmp_path / "again", plots=False)
     pd.testing.assert_frame_equal(table, again)
 
