@@ -52,11 +52,15 @@ class BetaBinomialLikelihood:
     e: np.ndarray
 
     def __post_init__(self) -> None:
-        # markers sharing (g_R, g_D, e) share q(f): the q-only terms are computed per class
-        key = np.stack([self.g_r, self.g_d, self.e], axis=1)
-        classes, inverse = np.unique(key, axis=0, return_inverse=True)
-        self._inverse = inverse.ravel()
-        self._cr, self._cd, self._ce = classes.T
+        # markers sharing (g_R, g_D, e) share q(f): the q-only terms are computed per class;
+        # with a consensus error (one rate) the doses alone make at most 9 classes
+        if len(self.e) and np.all(self.e == self.e[0]):
+            codes, self._inverse = np.unique(3 * self.g_r + self.g_d, return_inverse=True)
+            self._cr, self._cd = np.floor(codes / 3), codes % 3
+            self._ce = np.full(len(codes), self.e[0] if len(self.e) else 0.0)
+        else:
+            self._inverse = np.arange(len(self.e))
+            self._cr, self._cd, self._ce = self.g_r, self.g_d, self.e
 
     def q(self, f: np.ndarray) -> np.ndarray:
         """Expected alternate-read fraction per marker, shape (len(f), markers)."""
