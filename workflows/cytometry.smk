@@ -1,7 +1,11 @@
 # Cytometry: one job per gated tube (so a cluster can spread them), a batch-level job for
 # the spillover matrix when a panel computes it from single stains, and `cytometry_batch`
-# gathering the per-sample files into the batch's cytometry tables. Every step is an
-# `immuno cytometry ...` command; the rules only wire files together.
+# gathering the per-sample files into the batch's cytometry tables. An unstimulated tube
+# is gated inside its stimulated tube's job (it sets that tube's cytokine gates), which
+# also writes its files. Every step is an `immuno cytometry ...` command; the rules only
+# wire files together.
+
+import functools
 
 CYTOMETRY_SKIP_TUBES = ("single_stain", "unstained")  # compensation controls, not gated
 
@@ -12,6 +16,14 @@ def cytometry_rows(batch):
     return sheet[(sheet["assay"] == "cytometry") & ~sheet["tube"].isin(CYTOMETRY_SKIP_TUBES)]
 
 
+def cytometry_units(batch):
+    """Gated tubes that get a job of their own: all but the controls of another gated tube."""
+    rows = cytometry_rows(batch)
+    ids = set(rows["sample_id"])
+    return rows.loc[~rows["control_of"].isin(ids), "sample_id"].tolist()
+
+
+@functools.cache
 def cytometry_needs_compensation(batch):
     """True when a panel of the batch's gated tubes computes compensation from single stains."""
     from immuno.panels import load_panel, panel_index
@@ -38,9 +50,10 @@ def cytometry_sample_inputs(wildcards):
 
 
 def cytometry_sample_tables(wildcards):
-    """Every gated tube's per-sample tables (what `cytometry_batch` gathers)."""
+    """Every job's per-sample tables (what `cytometry_batch` gathers; a control tube's
+    tables are written by its stimulated tube's job)."""
     base = f"{RESULTS}/{wildcards.batch}/cytometry/samples"
-    return [f"{base}/{sid}/{name}" for sid in cytometry_rows(wildcards.batch)["sample_id"]
+    return [f"{base}/{sid}/{name}" for sid in cytometry_units(wildcards.batch)
             for name in ("sample_measurements.parquet", "sample_qc_metrics.parquet",
                          "sample_qc_flags.parquet")]
 

@@ -1,7 +1,7 @@
 """``immuno cytometry ...``: the cytometry steps, one command each.
 
     immuno cytometry compensation BATCH --out FILE         spillover from single stains
-    immuno cytometry process BATCH SAMPLE --out DIR        one tube (and its control)
+    immuno cytometry process BATCH SAMPLE --out DIR        one tube (and its control tube)
     immuno cytometry aggregate BATCH --out DIR             gather per-sample files
     immuno cytometry batch BATCH --out DIR                 all of the above in one go
     immuno cytometry ingest FCS --panel NAME --out H5AD    one file to per-event AnnData
@@ -44,33 +44,36 @@ def _cmd_compensation(args: argparse.Namespace) -> int:
 def _cmd_process(args: argparse.Namespace) -> int:
     from immuno.cytometry.compensation import read_spillover_file
     from immuno.cytometry.outputs import write_sample_outputs
-    from immuno.cytometry.pipeline import batch_samples, fail_outcome, process_sample
+    from immuno.cytometry.pipeline import batch_samples, fail_outcome, process_unit
     from immuno.errors import UserError
 
     batch = _batch(args)
     (info,) = batch_samples(batch, [args.sample])
     spill = None
     uses = (info.panel.get("compensation") or {}).get("source") == "single_stains"
-    outcome = None
-    if uses:
-        if args.compensation is None:
-            outcome = fail_outcome(info, UserError.single(str(info.panel.path), "the panel computes compensation "
-                                                          "from single stains: pass --compensation FILE"))
-        else:
-            try:
-                spill = read_spillover_file(args.compensation)
-            except UserError as exc:
-                outcome = fail_outcome(info, exc)
-    if outcome is None:
-        outcome = process_sample(info, spill)
-    write_sample_outputs(outcome, args.out, plots=not args.no_plots, gatingml=not args.no_gatingml,
-                         events=not args.no_events)
-    if outcome.ok:
-        print(f"{info.sample_id}: {len(outcome.measurements)} measurement rows, "
-              f"{len(outcome.flags)} QC flag(s)")
+    failure: UserError | None = None
+    if uses and args.compensation is None:
+        failure = UserError.single(str(info.panel.path), "the panel computes compensation from single "
+                                   "stains: pass --compensation FILE")
+    elif uses:
+        try:
+            spill = read_spillover_file(args.compensation)
+        except UserError as exc:
+            failure = exc
+    if failure is not None:
+        outcomes = [fail_outcome(i, failure) for i in (info, info.control) if i is not None]
     else:
-        # the sample's failure is a result (a fail flag), not an error of this command
-        print(f"{info.sample_id}: FAILED - {outcome.flags[0]['reason']}")
+        # a stimulated tube comes with its unstimulated control: both are written
+        outcomes = process_unit(info, spill)
+    for outcome in outcomes:
+        write_sample_outputs(outcome, args.out, plots=not args.no_plots, gatingml=not args.no_gatingml,
+                             events=not args.no_events)
+        sid = outcome.info.sample_id
+        if outcome.ok:
+            print(f"{sid}: {len(outcome.measurements)} measurement rows, {len(outcome.flags)} QC flag(s)")
+        else:
+            # the sample's failure is a result (a fail flag), not an error of this command
+            print(f"{sid}: FAILED - {outcome.flags[0]['reason']}")
     return 0
 
 

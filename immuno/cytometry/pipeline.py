@@ -214,38 +214,59 @@ def process_sample(info: SampleInfo, batch_spill: Spillover | None = None) -> Sa
         With ``ok`` False and a fail flag when the sample could not be processed; any
         problem with its file, panel or control is reported there, never raised.
     """
+    return process_unit(info, batch_spill)[0]
+
+
+def process_unit(info: SampleInfo, batch_spill: Spillover | None = None) -> list[SampleOutcome]:
+    """Process a tube together with its control tube: ``[tube, control]`` (or ``[tube]``).
+
+    The control is gated anyway to set the tube's cytokine gates, so its own results
+    come at no extra cost; the workflow runs one job per such unit.
+    """
     from threadpoolctl import threadpool_limits
 
-    try:
-        # one sample is one core's work (the workflow runs samples in parallel); threaded BLAS
-        # on the small per-gate matrices only adds synchronisation
-        with threadpool_limits(limits=1):
-            return _process(info, batch_spill)
-    except Exception as exc:  # one bad sample must not stop the batch; the reason goes to QC
-        return fail_outcome(info, exc)
-
-
-def _process(info: SampleInfo, batch_spill: Spillover | None) -> SampleOutcome:
-    panel = info.panel
-    populations = panel_populations(panel)
-    headline = panel.get("headline") or {}
-    needs_control = any(h.get("subtract_control") for h in headline.values())
-    own_control = info.is_control
-    control_gating: ControlGating | None = None
-    control_counts: dict[str, int] | None = None
-    if info.control is not None and not own_control:
+    # one unit is one core's work (the workflow runs units in parallel); threaded BLAS on
+    # the small per-gate matrices only adds synchronisation
+    with threadpool_limits(limits=1):
         try:
-            c = _gate_tube(info.control, populations, batch_spill, None, True)
+            populations = panel_populations(info.panel)
         except UserError as exc:
-            raise UserError([*exc.problems], hint=f"the control tube {info.control.sample_id} of "
-                            f"{info.sample_id} failed") from None
-        control_gating = ControlGating(info.control.sample_id, c.transformed, c.channels, c.gating.memberships)
-        control_counts = _counts(c.masks)
-    elif needs_control and not own_control:
+            return [fail_outcome(i, exc) for i in (info, info.control) if i is not None]
+        control: _Gated | None = None
+        control_out: list[SampleOutcome] = []
+        if info.control is not None and not info.is_control:
+            try:
+                control = _gate_tube(info.control, populations, batch_spill, None, True)
+                control_out = [_outcome(info.control, control, populations, None)]
+            except Exception as exc:  # a bad control fails itself and the tube it controls
+                failed = fail_outcome(info.control, exc)
+                why = UserError.single(f"sample {info.sample_id}", f"its control tube {info.control.sample_id} "
+                                       f"failed: {failed.flags[0]['reason']}")
+                return [fail_outcome(info, why), failed]
+        try:
+            return [_process(info, populations, batch_spill, control), *control_out]
+        except Exception as exc:  # one bad sample must not stop the batch; the reason goes to QC
+            return [fail_outcome(info, exc), *control_out]
+
+
+def _process(info: SampleInfo, populations: list[Population], batch_spill: Spillover | None,
+             control: _Gated | None) -> SampleOutcome:
+    headline = info.panel.get("headline") or {}
+    needs_control = any(h.get("subtract_control") for h in headline.values())
+    if control is None and needs_control and not info.is_control:
         raise UserError.single(f"sample {info.sample_id}", "no control tube: the panel "
-                               f"{panel.name} subtracts an unstimulated tube, but no row of the sample "
+                               f"{info.panel.name} subtracts an unstimulated tube, but no row of the sample "
                                f"sheet names {info.sample_id} in its control_of column")
-    g = _gate_tube(info, populations, batch_spill, control_gating, own_control)
+    gating = (ControlGating(info.control.sample_id, control.transformed, control.channels, control.gating.memberships)
+              if control is not None and info.control is not None else None)
+    g = _gate_tube(info, populations, batch_spill, gating, info.is_control)
+    return _outcome(info, g, populations, _counts(control.masks) if control is not None else None)
+
+
+def _outcome(info: SampleInfo, g: _Gated, populations: list[Population],
+             control_counts: dict[str, int] | None) -> SampleOutcome:
+    panel = info.panel
+    headline = panel.get("headline") or {}
     out = SampleOutcome(info=info, events=g.events, gating=g.gating, transforms=_transforms_of(g.events),
                         spill=_spill_of(g.events))
     # "% of CD4+" for every population: the broadest headline denominator (CD4 contains memory CD4)
@@ -257,7 +278,7 @@ def _process(info: SampleInfo, batch_spill: Spillover | None) -> SampleOutcome:
     out.statistics = stats.join(medians.add_prefix("median:"), on="population")
     counts = _counts(g.masks)
     _add_event_columns(g.events, g.masks)
-    _measurements(out, headline, counts, control_counts, own_control)
+    _measurements(out, headline, counts, control_counts, info.is_control)
     _qc(out, g, counts, headline)
     return out
 
@@ -326,7 +347,7 @@ def _qc(out: SampleOutcome, g: _Gated, counts: Mapping[str, int], headline: Mapp
         m["qc_pass"] = not fail
 
 
-def batch_samples(batch: Any, sample_ids: list[str] | None = None) -> list[SampleInfo]:
+def batch_samples(batch: Any, sample_ids: list[str] | None = None, units: bool = False) -> list[SampleInfo]:
     """The gated cytometry tubes of a batch (single stains and unstained tubes excluded),
     each with its panel and, for a stimulated tube, its control.
 
@@ -336,6 +357,9 @@ def batch_samples(batch: Any, sample_ids: list[str] | None = None) -> list[Sampl
         A loaded :class:`immuno.batch.Batch`.
     sample_ids
         Only these samples (default: all gated tubes, in sheet order).
+    units
+        Leave out the control tubes that come with another listed tube (each item is then
+        one unit of work for :func:`process_unit`).
 
     Raises
     ------
@@ -364,6 +388,9 @@ def batch_samples(batch: Any, sample_ids: list[str] | None = None) -> list[Sampl
         if sid in controls and not info.is_control:
             info.control = info_of(controls[sid])
         out.append(info)
+    if units:
+        attached = {i.control.sample_id for i in out if i.control is not None}
+        out = [i for i in out if i.sample_id not in attached]
     return out
 
 
@@ -434,6 +461,7 @@ def process_batch(batch: Any, out_dir: str | Path, *, sample_ids: list[str] | No
 
     out = Path(out_dir)
     infos = batch_samples(batch, sample_ids)
+    units = batch_samples(batch, sample_ids, units=True)
     spill: Spillover | None = None
     spill_error: UserError | None = None
     if needs_single_stains(batch):
@@ -442,10 +470,14 @@ def process_batch(batch: Any, out_dir: str | Path, *, sample_ids: list[str] | No
             write_spillover_file(spill, out / "compensation.csv")
         except UserError as exc:
             spill_error = exc  # only the samples whose panel needs it fail
-    for info in tqdm(infos, desc="cytometry samples", disable=not progress):
+    for info in tqdm(units, desc="cytometry samples", disable=not progress):
         uses = (info.panel.get("compensation") or {}).get("source") == "single_stains"
-        outcome = fail_outcome(info, spill_error) if uses and spill_error else process_sample(info, spill)
-        write_sample_outputs(outcome, out, plots=plots, gatingml=gatingml, events=events)
+        if uses and spill_error:
+            outcomes = [fail_outcome(i, spill_error) for i in (info, info.control) if i is not None]
+        else:
+            outcomes = process_unit(info, spill)
+        for outcome in outcomes:
+            write_sample_outputs(outcome, out, plots=plots, gatingml=gatingml, events=events)
     return aggregate_batch(out, sample_table(infos))
 
 
