@@ -25,7 +25,7 @@ CHI2_95 = 3.841458820694124
 
 #: f values where the profile is first evaluated (0, then 4 per decade)
 COARSE_F = np.concatenate([[0.0], np.logspace(-5, 0, 11)])
-_RHO_GRID = 10.0 ** np.arange(1.0, 7.01, 1.0)
+_RHO_GRID = 10.0 ** np.arange(1.0, 7.01, 0.5)
 _STENCIL = 10.0 ** np.array([-0.5, -0.25, 0.0, 0.25, 0.5])
 #: once rho is estimated, it moves little across the interval: three points suffice
 _NARROW = 10.0 ** np.array([-0.25, 0.0, 0.25])
@@ -142,9 +142,11 @@ class ProfileLikelihood:
     def rho_at(self, f: float) -> tuple[float, bool]:
         """The profiled overdispersion at f, and whether it lies inside the stencil."""
         ll = self.lik.loglik(np.array([f]), self.rho_grid)
+        best = int(ll[0].argmax())
+        if not 0 < best < len(self.rho_grid) - 1:
+            return float(self.rho_grid[best]), False  # on the edge: the maximum lies beyond
         _, pos = _profile_max(ll)
-        inside = 0 < int(ll[0].argmax()) < len(self.rho_grid) - 1
-        return float(self.rho_grid[0] * 10 ** (0.25 * pos[0])), inside
+        return float(self.rho_grid[0] * 10 ** (0.25 * pos[0])), True
 
 
 @dataclass(frozen=True)
@@ -170,17 +172,18 @@ def fit_fraction(lik: BetaBinomialLikelihood) -> tuple[Fit, ProfileLikelihood]:
     vectorised calls rather than dozens of scalar ones.
     """
     prof = ProfileLikelihood(lik)
-    for _ in range(3):
+    for _ in range(8):
         values = prof(COARSE_F)
         i = int(values.argmax())
-        f_hat, l_max = _refine_peak(prof, COARSE_F[max(i - 1, 0)], COARSE_F[min(i + 1, len(COARSE_F) - 1)])
-        if values[0] >= l_max:
-            f_hat, l_max = 0.0, float(values[0])
-        rho, inside = prof.rho_at(f_hat)
+        rho, inside = prof.rho_at(COARSE_F[i])
         if inside:
             break
-        # rho at the estimate sits on the stencil's edge: centre the stencil there, refit
+        # rho sits on the stencil's edge: centre the stencil there and look again
         prof = ProfileLikelihood(lik, rho)
+    f_hat, l_max = _refine_peak(prof, COARSE_F[max(i - 1, 0)], COARSE_F[min(i + 1, len(COARSE_F) - 1)])
+    if values[0] >= l_max:
+        f_hat, l_max = 0.0, float(values[0])
+    rho, _ = prof.rho_at(f_hat)
     target = l_max - CHI2_95 / 2
     prof = ProfileLikelihood(lik, rho, _NARROW)
     below = COARSE_F[(values < target) & (COARSE_F < f_hat)]
@@ -227,14 +230,12 @@ def _parabola_peak(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
 
 def _crossing(prof: ProfileLikelihood, target: float, lo: float, hi: float) -> float:
     """The f in [lo, hi] where the profile crosses ``target`` (once: it is unimodal)."""
-    for _ in range(2):
-        x = _fine_grid(lo, hi)
-        y = prof(x) - target
-        sign = np.flatnonzero(np.diff(np.sign(y)) != 0)
-        if not sign.size:
-            return float(lo if abs(y[0]) < abs(y[-1]) else hi)
-        k = int(sign[0])
-        lo, hi = x[k], x[k + 1]
+    x = _fine_grid(lo, hi, 12)
+    y = prof(x) - target
+    sign = np.flatnonzero(np.diff(np.sign(y)) != 0)
+    if not sign.size:
+        return float(lo if abs(y[0]) < abs(y[-1]) else hi)
+    k = int(sign[0])
     # linear interpolation between the two fine-grid points around the crossing
     return float(x[k] + (x[k + 1] - x[k]) * y[k] / (y[k] - y[k + 1]))
 
@@ -298,11 +299,11 @@ def third_contributor_llr(k: np.ndarray, n: np.ndarray, g_r: np.ndarray, g_d: np
     Give every recipient-homozygous marker with reads, including those where the donor
     matches the recipient: foreign reads there cannot come from the donor. The unknown
     person's dose at each marker is a Hardy-Weinberg mixture at ``allele_frequency``.
-    Both models are maximised over f within a factor 5 of the donor fit and rho within a
-    factor 3 of it (a contributor of a different size would not change the verdict).
+    Both models are maximised over f within a factor 5 of the donor fit, at the donor
+    fit's overdispersion (a contributor of a different size would not change the verdict).
     """
     f_grid = np.geomspace(max(fraction, 1e-6) / 5, min(max(fraction, 1e-6) * 5, 1.0), 8)
-    rho_grid = rho * np.array([1 / 3, 1.0, 3.0])
+    rho_grid = np.array([rho])
     donor = BetaBinomialLikelihood(k, n, g_r, g_d, e).loglik(f_grid, rho_grid).max()
     af = allele_frequency
     prior = np.log(np.array([(1 - af) ** 2, 2 * af * (1 - af), af**2]))
