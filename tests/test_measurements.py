@@ -53,3 +53,14 @@ def test_atomic_write_leaves_nothing_on_failure(tmp_path: Path) -> None:
         raise RuntimeError("crash mid-write")
     assert dest.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["out.parquet"]
+
+
+def test_atomic_write_gives_ordinary_permissions(tmp_path: Path) -> None:
+    import os
+
+    umask = os.umask(0o022)
+    try:
+        dest = write_parquet(pd.DataFrame({"a": [1]}), tmp_path / "t.parquet")
+    finally:
+        os.umask(umask)
+    assert dest.stat().st_mode & 0o777 == 0o644
