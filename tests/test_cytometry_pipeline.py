@@ -236,3 +236,28 @@ def test_a_new_panel_needs_only_yaml(tmp_path: Path, monkeypatch: pytest.MonkeyP
                 assert abs(got[sid, feature] - value) / value <= 0.10, (sid, feature)
     flags = pd.read_parquet(tmp_path / "out" / "qc_flags.parquet")
     assert not (flags["severity"] == "fail").any()
+
+
+def test_clusters_of_pooled_cd4_cells_follow_the_cytokine_gates(
+        demo_results: tuple[Path, Path, pd.DataFrame]) -> None:
+    from immuno.cytometry.cluster import cluster_events, pool_events
+
+    _, out, _ = demo_results
+    samples = {sid: out / "events" / f"{sid}.h5ad" for sid in ("P01-D0-ICS-STIM", "P01-M1-ICS-STIM")}
+    pooled = pool_events(samples, population="CD4", n_per_sample=1500, seed=1)
+    assert pooled.n_obs == 3000 and pooled.obs["CD4"].all()
+    assert list(pooled.obs["sample_id"].value_counts()) == [1500, 1500]
+    result = cluster_events(pooled, markers=["IFNg", "IL4", "IL17A"], resolution=0.3, seed=0, umap=False)
+    share = result.crosstab["IFNg"]
+    top = share.idxmax()
+    # IFN-gamma producers form their own clusters: nearly pure, and bright in IFNg
+    assert share[top] > 0.9
+    ifng_clusters = share[share > 0.5].index
+    inside = result.adata.obs["leiden"].isin(ifng_clusters)
+    assert (result.adata.obs.loc[inside, "IFNg"]).mean() > 0.9
+    assert (result.adata.obs.loc[~inside, "IFNg"]).mean() < 0.05
+    assert result.annotation.loc[top, "IFNg"] > result.annotation["IFNg"].median()
+    assert "IFNg+" in result.annotation.loc[top, "label"]
+    assert result.annotation["n_events"].sum() == 3000
+    again = cluster_events(pooled, markers=["IFNg", "IL4", "IL17A"], resolution=0.3, seed=0, umap=False)
+    assert again.adata.obs["leiden"].tolist() == result.adata.obs["leiden"].tolist()

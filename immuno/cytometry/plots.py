@@ -90,17 +90,18 @@ def plot_gating(events: np.ndarray, channels: Sequence[str], gates: Sequence[Any
     title
         Figure title (the sample id; never a patient name).
     """
-    # matplotlib is imported here, not with the package: most callers never draw
-    import matplotlib
-
-    matplotlib.use("Agg")  # files only; never needs a display
-    import matplotlib.pyplot as plt
+    # matplotlib is imported here, not with the package: most callers never draw. A bare
+    # Figure on the Agg canvas needs no display and skips pyplot's import and state.
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
     labels = labels or {}
     n = max(len(gates), 1)
     ncol = min(4, n)
     nrow = math.ceil(n / ncol)
-    fig, axes = plt.subplots(nrow, ncol, figsize=(3.2 * ncol, 3.0 * nrow), squeeze=False)
+    fig = Figure(figsize=(3.2 * ncol, 3.0 * nrow))
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(nrow, ncol, squeeze=False)
     for ax in axes.flat[n:]:
         ax.set_visible(False)
     for ax, gate in zip(axes.flat, gates, strict=False):
@@ -142,4 +143,3 @@ def plot_gating(events: np.ndarray, channels: Sequence[str], gates: Sequence[Any
                         wspace=0.35, hspace=0.55)
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=80, metadata={"Software": None})
-    plt.close(fig)
