@@ -175,15 +175,14 @@ def fit_fraction(lik: BetaBinomialLikelihood) -> tuple[Fit, ProfileLikelihood]:
     for _ in range(8):
         values = prof(COARSE_F)
         i = int(values.argmax())
-        rho, inside = prof.rho_at(COARSE_F[i])
+        f_hat, l_max = _refine_peak(prof, COARSE_F[max(i - 1, 0)], COARSE_F[min(i + 1, len(COARSE_F) - 1)])
+        if values[0] >= l_max:
+            f_hat, l_max = 0.0, float(values[0])
+        rho, inside = prof.rho_at(f_hat)
         if inside:
             break
-        # rho sits on the stencil's edge: centre the stencil there and look again
+        # rho at the estimate sits on the stencil's edge: centre the stencil there, refit
         prof = ProfileLikelihood(lik, rho)
-    f_hat, l_max = _refine_peak(prof, COARSE_F[max(i - 1, 0)], COARSE_F[min(i + 1, len(COARSE_F) - 1)])
-    if values[0] >= l_max:
-        f_hat, l_max = 0.0, float(values[0])
-    rho, _ = prof.rho_at(f_hat)
     target = l_max - CHI2_95 / 2
     prof = ProfileLikelihood(lik, rho, _NARROW)
     below = COARSE_F[(values < target) & (COARSE_F < f_hat)]
