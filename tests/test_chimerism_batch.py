@@ -63,6 +63,8 @@ def test_side_tables_anndata_and_plots(processed: tuple[Path, dict[str, Path]]) 
         assert (out / name).is_file(), name
     genotypes = pd.read_parquet(out / "genotypes.parquet")
     assert genotypes["sample_id"].nunique() == 36  # every file of every sample, references included
+    # names typed in the instrument software stay in the batch folder; only sheet codes leave
+    assert not {"sample_name", "sample_file"} & set(genotypes.columns)
     loci = pd.read_parquet(out / "str_loci.parquet")
     assert {"marker", "pattern", "donor_fraction", "stutter_position", "used", "outlier"} <= set(loci.columns)
     adata = ad.read_h5ad(out / "chimerism.h5ad")

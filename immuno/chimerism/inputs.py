@@ -77,6 +77,8 @@ class FileCache:
         if part.empty and table["sample_name"].nunique() == 1 and not row.get("sample_name"):
             part = table  # a single-sample file need not repeat the sample's name
         if part.empty:
-            known = ", ".join(sorted(table["sample_name"].unique())[:10])
-            raise UserError.single(f"{path}", f"no sample named {name!r} (sheet column sample_name); the file holds: {known}")
+            # the file's other sample names are not echoed: results must not carry free text
+            others = table["sample_name"].nunique()
+            raise UserError.single(f"{path}", f"no sample named {name!r} (sheet column sample_name) among "
+                                   f"the {others} sample(s) in the file")
         return part.reset_index(drop=True)

@@ -106,7 +106,8 @@ def genotypes_table(batch: Any) -> pd.DataFrame:
             table = cache.sample(row, method)
         except UserError:
             continue  # the biopsy's flags carry the reason
-        parts.append(table.drop(columns=["sample_name"], errors="ignore").assign(
+        # names as typed in the instrument software may be free text: only sheet codes leave
+        parts.append(table.drop(columns=["sample_name", "sample_file"], errors="ignore").assign(
             batch_id=batch.batch_id, sample_id=row["sample_id"], role=row["role"], method=method))
     if not parts:
         return pd.DataFrame(columns=["batch_id", "sample_id", "role", "method", "marker"])

@@ -80,7 +80,7 @@ class ChimerismResult:
     @property
     def flag(self) -> str:
         """The measurement-table flag: ``detected``, ``not_detected`` or ``not_estimated``."""
-        if self.failed or (not self.estimable and self.detected):
+        if self.failed:
             return "not_estimated"
         return "detected" if self.detected else "not_detected"
 
