@@ -36,8 +36,8 @@ from immuno.cytometry.gating import (
 )
 from immuno.cytometry.ingest import acquisition_qc_of, ingest_sample
 from immuno.cytometry.populations import Population, population_specs
+from immuno.cytometry.sample_rows import measurement_rows, sample_qc_rows
 from immuno.cytometry.statistics import (
-    headline_features,
     marker_medians,
     population_masks,
     population_statistics,
@@ -51,8 +51,6 @@ ASSAY = "cytometry"
 COMPENSATION_TUBES = ("single_stain", "unstained")
 #: tubes gated as their own control (cytokine gates from their own events)
 CONTROL_TUBES = ("unstimulated", "fmo")
-#: fewest events a headline denominator should hold before the value is trusted
-MIN_DENOMINATOR = 200
 
 
 @dataclass
@@ -278,8 +276,12 @@ def _outcome(info: SampleInfo, g: _Gated, populations: list[Population],
     out.statistics = stats.join(medians.add_prefix("median:"), on="population")
     counts = _counts(g.masks)
     _add_event_columns(g.events, g.masks)
-    _measurements(out, headline, counts, control_counts, info.is_control)
-    _qc(out, g, counts, headline)
+    row = {**_base(info), "patient_id": info.patient_id, "visit": info.visit}
+    out.measurements = measurement_rows(row, headline, counts, control_counts, info.is_control, out.statistics)
+    acquisition = qc_rows(acquisition_qc_of(g.events), info.batch_id, info.sample_id, panel.name)
+    out.metrics, out.flags = sample_qc_rows(_base(info), acquisition, g.gating.placements,
+                                            gate_names(panel["gates"]), headline, counts,
+                                            out.measurements, info.tube == "reference_control")
     return out
 
 
@@ -298,53 +300,6 @@ def _add_event_columns(adata: Any, masks: Mapping[str, np.ndarray]) -> None:
             continue
         col = name if name not in adata.obs.columns else f"gate:{name}"
         adata.obs[col] = np.asarray(mask, dtype=bool)
-
-
-def _measurements(out: SampleOutcome, headline: Mapping[str, Any], counts: Mapping[str, int],
-                  control_counts: Mapping[str, int] | None, own_control: bool) -> None:
-    info = out.info
-    row = {**_base(info), "patient_id": info.patient_id, "visit": info.visit}
-    if not own_control and headline:
-        for h in headline_features(headline, counts, control_counts):
-            out.measurements.append({**row, "feature": h["feature"], "value": h["value"], "unit": h["unit"],
-                                     "flag": h["flag"] or None})
-    assert out.statistics is not None
-    for _, s in out.statistics.iterrows():
-        out.measurements.append({**row, "feature": f"{s['population']}:pct_parent", "value": s["pct_of_parent"],
-                                 "unit": f"% of {s['parent']}" if s["parent"] != "root" else "% of QC-passed events",
-                                 "flag": "no_events" if s["parent_count"] == 0 else None})
-
-
-def _qc(out: SampleOutcome, g: _Gated, counts: Mapping[str, int], headline: Mapping[str, Any]) -> None:
-    base = _base(out.info)
-    metrics, flags = qc_rows(acquisition_qc_of(g.events), out.info.batch_id, out.info.sample_id,
-                             out.info.panel.name)
-    out.metrics += metrics
-    out.flags += flags
-    for p in g.gating.placements:
-        out.metrics.append({**base, "check": "fallback_gate", "target": f"{p['gate']}:{p['dim']}",
-                            "value": float(p["fallback"]), "upper_limit": 0.0, "passed": not p["fallback"],
-                            "detail": f"{p['method']}: {p['detail']}"})
-        if p["fallback"]:
-            out.flags.append({**base, "target": p["gate"], "flag": "fallback_gate", "severity": "warning",
-                              "reason": f"{p['method']} on {p['dim']}: {p['detail']}"})
-    for gid in gate_names(out.info.panel["gates"]):
-        out.metrics.append({**base, "check": "gate_events", "target": gid, "value": counts.get(gid, 0), "detail": ""})
-    for of in sorted({h["of"] for h in headline.values() if "of" in h}):
-        value = counts.get(of, 0)
-        out.metrics.append({**base, "check": "denominator_events", "target": of, "value": value,
-                            "lower_limit": MIN_DENOMINATOR, "passed": value >= MIN_DENOMINATOR, "detail": ""})
-        if value < MIN_DENOMINATOR:
-            out.flags.append({**base, "target": of, "flag": "few_events", "severity": "warning",
-                              "reason": f"{value} events in {of} (fewer than {MIN_DENOMINATOR}); frequencies are imprecise"})
-    if out.info.tube == "reference_control":
-        for m in out.measurements:
-            if m["feature"] in headline:
-                out.metrics.append({**base, "check": "reference_control", "target": m["feature"],
-                                    "value": m["value"], "detail": m["unit"]})
-    fail = any(f["severity"] == "fail" for f in out.flags)
-    for m in out.measurements:
-        m["qc_pass"] = not fail
 
 
 def batch_samples(batch: Any, sample_ids: list[str] | None = None, units: bool = False) -> list[SampleInfo]:
