@@ -18,6 +18,7 @@ clean loci exist. Outlier loci (median +/- 3.5 MAD) are flagged and left out.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -99,7 +100,8 @@ def estimate_str(biopsy: pd.DataFrame, recipient: pd.DataFrame, donor: pd.DataFr
     return _summarise(loci, lod_floor)
 
 
-def _locus(pr: pd.Series, peaks: pd.DataFrame, stutter: float, threshold: float, saturation: float) -> dict:
+def _locus(pr: pd.Series, peaks: pd.DataFrame, stutter: float, threshold: float,
+           saturation: float) -> dict[str, Any]:
     """One informative locus: stutter-corrected areas, the pattern formula, the locus LoD."""
     rec, don = set(pr["recipient_alleles"]), set(pr["donor_alleles"])
     alleles = rec | don

@@ -23,7 +23,7 @@ from scipy.special import gammaln
 Z95 = 1.645
 CHI2_95 = 3.841458820694124
 
-#: f values where the profile is first evaluated (0, then 4 per decade)
+#: f values where the profile is first evaluated (0, then two per decade from 1e-5)
 COARSE_F = np.concatenate([[0.0], np.logspace(-5, 0, 11)])
 _RHO_GRID = 10.0 ** np.arange(1.0, 7.01, 0.5)
 _STENCIL = 10.0 ** np.array([-0.5, -0.25, 0.0, 0.25, 0.5])
@@ -57,7 +57,7 @@ class BetaBinomialLikelihood:
         if len(self.e) and np.all(self.e == self.e[0]):
             codes, self._inverse = np.unique(3 * self.g_r + self.g_d, return_inverse=True)
             self._cr, self._cd = np.floor(codes / 3), codes % 3
-            self._ce = np.full(len(codes), self.e[0] if len(self.e) else 0.0)
+            self._ce = np.full(len(codes), self.e[0])
         else:
             self._inverse = np.arange(len(self.e))
             self._cr, self._cd, self._ce = self.g_r, self.g_d, self.e
@@ -167,9 +167,10 @@ def fit_fraction(lik: BetaBinomialLikelihood) -> tuple[Fit, ProfileLikelihood]:
 
     The interval is where ``2 (L(f_hat) - L(f)) <= 3.841``; the detection p-value is the
     boundary likelihood-ratio test ``0.5 P(chi2_1 >= D)``, D = 2 (L(f_hat) - L(0)).
-    The profile is evaluated on a coarse grid (4 points per decade), then on a fine grid
+    The profile is evaluated on a coarse grid (two points per decade), then on fine grids
     between the coarse neighbours of the maximum and of each interval end: a handful of
-    vectorised calls rather than dozens of scalar ones.
+    vectorised calls rather than dozens of scalar ones. rho is maximised on a stencil
+    (+/- 0.5 decade) re-centred until the estimate's rho lies inside it.
     """
     prof = ProfileLikelihood(lik)
     for _ in range(8):
