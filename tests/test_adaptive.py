@@ -128,3 +128,102 @@ def test_lymphocyte_gmm_picks_the_component_nearest_expected() -> None:
     assert again.value == got.value
     far = lymphocyte_gmm(pts[:, 0], pts[:, 1], expected=(0.9, 0.9), max_distance=0.1)
     assert far.fallback and far.value is None
+
+
+# --- gating from the panel -------------------------------------------------------------
+
+CHANNELS = [{"channel": "FSC-A", "marker": None}, {"channel": "SSC-A", "marker": None},
+            {"channel": "B2-A", "marker": "CD4"}, {"channel": "R4-A", "marker": "CD8"},
+            {"channel": "V1-A", "marker": "IFNg"}]
+
+
+def _quadrant_events(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    n = 8000
+    cd4 = rng.random(n) < 0.55
+    cd8 = ~cd4 & (rng.random(n) < 0.6)
+    ev = np.empty((n, 5))
+    ev[:, 0] = rng.normal(0.25, 0.03, n)
+    ev[:, 1] = rng.normal(0.06, 0.01, n)
+    ev[:, 2] = np.where(cd4, rng.normal(0.62, 0.04, n), rng.normal(0.18, 0.05, n))
+    ev[:, 3] = np.where(cd8, rng.normal(0.68, 0.04, n), rng.normal(0.17, 0.05, n))
+    ev[:, 4] = rng.normal(0.2, 0.04, n)
+    return ev, cd4, cd8
+
+
+def test_quadrant_gate_with_valley_dividers_from_the_panel() -> None:
+    from immuno.cytometry.gating import place_gates
+
+    ev, cd4, cd8 = _quadrant_events(np.random.default_rng(11))
+    specs = [{"id": "T", "type": "quadrant", "dims": ["CD4", "CD8"],
+              "dividers": [{"method": "density_valley", "window": [0.3, 0.5], "default": 0.4},
+                           {"method": "density_valley", "window": [0.3, 0.55], "default": 0.42}],
+              "quadrants": {"CD4_T": ["+", "-"], "CD8_T": ["-", "+"], "DN": ["-", "-"]}}]
+    got = place_gates(ev, ["FSC-A", "SSC-A", "B2-A", "R4-A", "V1-A"], specs, CHANNELS)
+    assert not any(p["fallback"] for p in got.placements)
+    assert [p["dim"] for p in got.placements] == ["B2-A", "R4-A"]  # markers resolved to channels
+    assert np.mean(got.memberships["CD4_T"] == cd4) > 0.999
+    assert np.mean(got.memberships["CD8_T"] == cd8) > 0.999
+    assert np.mean(got.memberships["DN"] == (~cd4 & ~cd8)) > 0.999
+
+
+def test_gmm_gate_falls_back_to_the_panel_default_shape() -> None:
+    from immuno.cytometry.gates import RectangleGate
+    from immuno.cytometry.gating import place_gates
+
+    ev, _, _ = _quadrant_events(np.random.default_rng(12))
+    specs = [{"id": "lymph", "type": "gmm", "dims": ["FSC-A", "SSC-A"], "expected": [0.7, 0.5],
+              "max_distance": 0.05, "default": {"type": "rectangle", "min": [0.2, 0.03], "max": [0.3, 0.09]}}]
+    got = place_gates(ev, ["FSC-A", "SSC-A", "B2-A", "R4-A", "V1-A"], specs, CHANNELS)
+    assert got.fallbacks and got.fallbacks[0]["gate"] == "lymph"
+    gate = got.gates[0]
+    assert isinstance(gate, RectangleGate) and gate.mins == (0.2, 0.03)
+    inside = (ev[:, 0] >= 0.2) & (ev[:, 0] < 0.3) & (ev[:, 1] >= 0.03) & (ev[:, 1] < 0.09)
+    np.testing.assert_array_equal(got.memberships["lymph"], inside)
+
+
+def test_control_percentile_gate_needs_a_control_tube() -> None:
+    from immuno.cytometry.gating import ControlGating, place_gates
+    from immuno.errors import UserError
+
+    rng = np.random.default_rng(13)
+    ev, _, _ = _quadrant_events(rng)
+    specs = [{"id": "IFNg", "type": "threshold", "thresholds": [
+        {"dim": "IFNg", "keep": "above", "method": "control_percentile", "percentile": 99.9, "default": 0.5}]}]
+    names = ["FSC-A", "SSC-A", "B2-A", "R4-A", "V1-A"]
+    with pytest.raises(UserError, match="control_of") as err:
+        place_gates(ev, names, specs, CHANNELS, sample_id="P01-D0-ICS-STIM")
+    assert "P01-D0-ICS-STIM" in str(err.value)
+    control = ControlGating("P01-D0-ICS-UNSTIM", ev, names, {"root": np.ones(len(ev), bool)})
+    stim = ev.copy()
+    stim[:500, 4] = rng.normal(0.6, 0.03, 500)  # 500 responders
+    got = place_gates(stim, names, specs, CHANNELS, control=control)
+    threshold = got.gates[0].mins[0]
+    assert threshold == pytest.approx(0.2 + 3.09 * 0.04, abs=0.01)
+    assert got.memberships["IFNg"].sum() == pytest.approx(500 + 0.001 * 7500, abs=8)
+
+
+def test_panel_mistakes_name_the_file_line_and_name(tmp_path) -> None:
+    from pathlib import Path
+
+    from immuno.cytometry.pipeline import panel_populations
+    from immuno.errors import UserError
+    from immuno.panels import load_panel
+
+    source = Path(__file__).resolve().parents[1] / "panels" / "cytometry_ics_demo.yaml"
+    text = source.read_text().replace('Th2: {expr: "CD4 & IL4 & !IFNg"', 'Th2: {expr: "CD4 & IL4 & !IFNgamma"')
+    text = text.replace("    parent: CD3\n", "    parent: CD33\n", 1)
+    bad = tmp_path / "ics.yaml"
+    bad.write_text(text)
+    with pytest.raises(UserError) as err:
+        panel_populations(load_panel(bad))
+    msg = str(err.value)
+    gate_line = text.splitlines().index("    parent: CD33") + 1 - 1  # the gate's "- id:" line
+    assert f"{bad}: line {gate_line}: gates[4] (CD4)" in msg and "'CD33'" in msg
+    # once the gates are right, the population's unknown name is reported with its line
+    fixed = tmp_path / "ics2.yaml"
+    fixed.write_text(text.replace("    parent: CD33\n", "    parent: CD3\n"))
+    with pytest.raises(UserError) as err:
+        panel_populations(load_panel(fixed))
+    pop_line = next(i for i, ln in enumerate(text.splitlines(), 1) if ln.startswith("  Th2:"))
+    assert f"{fixed}: line {pop_line}: populations.Th2" in str(err.value)
+    assert "'IFNgamma'" in str(err.value)

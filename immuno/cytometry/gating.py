@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -99,13 +100,45 @@ def gate_names(gate_specs: Sequence[Mapping[str, Any]]) -> list[str]:
     return names
 
 
+def panel_lines(path: str | Path) -> dict[str, int]:
+    """Line numbers of a panel file's gates and populations, for messages.
+
+    Returns
+    -------
+    dict
+        ``"gates[i]"`` and ``"populations.<name>"`` -> 1-based line.
+    """
+    import yaml
+
+    try:
+        root = yaml.compose(Path(path).read_text(encoding="utf-8"), Loader=yaml.SafeLoader)
+    except (OSError, yaml.YAMLError):
+        return {}
+    lines: dict[str, int] = {}
+    if not isinstance(root, yaml.MappingNode):
+        return lines
+    for key, value in root.value:
+        if key.value == "gates" and isinstance(value, yaml.SequenceNode):
+            for i, item in enumerate(value.value):
+                lines[f"gates[{i}]"] = item.start_mark.line + 1
+        elif key.value == "populations" and isinstance(value, yaml.MappingNode):
+            for name, _ in value.value:
+                lines[f"populations.{name.value}"] = name.start_mark.line + 1
+    return lines
+
+
 def check_gate_specs(gate_specs: Sequence[Mapping[str, Any]], panel_channels: Sequence[Mapping[str, Any]],
-                     where: str) -> list[Problem]:
-    """Problems in a panel's gate hierarchy: unknown parents or dims, duplicate ids."""
+                     where: str, lines: Mapping[str, int] | None = None) -> list[Problem]:
+    """Problems in a panel's gate hierarchy: unknown parents or dims, duplicate ids.
+
+    Each problem names ``where`` (the panel file), the gate's line when ``lines`` has it
+    (see :func:`panel_lines`), and the gate id.
+    """
     problems: list[Problem] = []
     seen: set[str] = set()
     for i, g in enumerate(gate_specs):
-        loc = f"{where}: gates[{i}] ({g.get('id')})"
+        line = (lines or {}).get(f"gates[{i}]")
+        loc = f"{where}: line {line}: gates[{i}] ({g.get('id')})" if line else f"{where}: gates[{i}] ({g.get('id')})"
         parent = g.get("parent")
         if parent is not None and parent not in seen:
             problems.append(Problem(loc, f"parent {parent!r} is not a gate defined above it"))

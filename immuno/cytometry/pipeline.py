@@ -32,6 +32,7 @@ from immuno.cytometry.gating import (
     GatingResult,
     check_gate_specs,
     gate_names,
+    panel_lines,
     place_gates,
 )
 from immuno.cytometry.ingest import acquisition_qc_of, ingest_sample
@@ -114,10 +115,12 @@ class SampleOutcome:
 def panel_populations(panel: Panel) -> list[Population]:
     """The panel's populations, checked against its gates (problems name the panel file)."""
     gates = panel.get("gates") or []
-    problems = check_gate_specs(gates, panel.get("channels") or [], str(panel.path))
+    lines = panel_lines(panel.path)
+    problems = check_gate_specs(gates, panel.get("channels") or [], str(panel.path), lines)
     if problems:
         raise UserError(problems, hint=f"Fix the gates of {panel.path}.")
-    return population_specs(panel.get("populations"), gate_names(gates), where=str(panel.path))
+    pop_lines = {k.split(".", 1)[1]: v for k, v in lines.items() if k.startswith("populations.")}
+    return population_specs(panel.get("populations"), gate_names(gates), where=str(panel.path), lines=pop_lines)
 
 
 def _transforms_of(adata: Any) -> dict[str, Any]:
