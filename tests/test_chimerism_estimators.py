@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from immuno.chimerism import (
+    background_error,
     estimate_counts,
     estimate_str,
     read_genemapper,
@@ -271,3 +272,22 @@ def test_fish_clopper_pearson() -> None:
     assert some.upper == pytest.approx(beta.ppf(0.975, 6, 395), rel=1e-9)
     assert some.detected
     assert [f.flag for f in estimate_fish(1, 150).flags] == ["few_nuclei"]
+
+
+def test_recipient_replicates_learn_per_marker_errors() -> None:
+    rng = np.random.default_rng(21)
+    g_r, g_d, depth, _ = _pair(rng, 48)
+    # half the markers are ten times noisier than the others
+    error = np.where(np.arange(48) % 2 == 0, 5e-4, 5e-3)
+    rec = _table(*simulate_marker_counts(rng, g_r, g_r, 0, depth, error))
+    don = _table(*simulate_marker_counts(rng, g_d, g_d, 0, depth, error))
+    reps = [_table(*simulate_marker_counts(rng, g_r, g_r, 0, 3 * depth, error)) for _ in range(3)]
+    rates = background_error(rec, don, reps)
+    hom = np.isin(g_r, (0, 2))
+    learnt = rates.to_numpy()[hom]
+    # ~9000 reads per marker: the noisy and the quiet markers are told apart
+    assert np.median(learnt[error[hom] > 1e-3]) == pytest.approx(5e-3, rel=0.3)
+    assert np.median(learnt[error[hom] < 1e-3]) == pytest.approx(5e-4, rel=0.5)
+    bx = _table(*simulate_marker_counts(rng, g_r, g_d, 0.01, depth, error))
+    result = estimate_counts(bx, rec, don, replicates=reps)
+    assert result.lower <= 0.01 <= result.upper and result.detected

@@ -38,6 +38,14 @@ def sample_name(row: Mapping[str, Any]) -> str:
     return str(row.get("sample_name", "") or row["sample_id"])
 
 
+def recipient_replicates(rows: pd.DataFrame, biopsy: Mapping[str, Any]) -> list[pd.Series]:
+    """Every recipient-reference row of the biopsy's patient and panel (pure-recipient
+    replicates when there are several)."""
+    same = rows[(rows["patient_id"] == biopsy["patient_id"]) & (rows["panel"] == biopsy["panel"])
+                & (rows["role"] == "recipient_reference")]
+    return [r for _, r in same.iterrows()]
+
+
 def references(rows: pd.DataFrame, biopsy: Mapping[str, Any]) -> dict[str, pd.Series | None]:
     """The recipient and donor reference rows of a biopsy row (None when missing)."""
     same = rows[(rows["patient_id"] == biopsy["patient_id"]) & (rows["panel"] == biopsy["panel"])]

@@ -15,11 +15,14 @@ import pandas as pd
 
 from immuno.chimerism.counts import estimate_counts
 from immuno.chimerism.fragments import estimate_str
-from immuno.chimerism.inputs import NEEDS_REFERENCES, FileCache, references
+from immuno.chimerism.inputs import NEEDS_REFERENCES, FileCache, recipient_replicates, references
 from immuno.chimerism.pcr import estimate_ddpcr, estimate_fish, estimate_qpcr
 from immuno.chimerism.result import ChimerismResult, Flag, not_estimable
 from immuno.errors import UserError
 from immuno.panels import Panel
+
+#: pure-recipient replicates needed before per-marker background errors replace the consensus
+MIN_REPLICATES = 3
 
 
 @dataclass
@@ -49,13 +52,13 @@ def estimate_biopsy(row: pd.Series, rows: pd.DataFrame, panel: Panel, cache: Fil
                                            f"no {' and no '.join(missing)} row for patient {row['patient_id']}, "
                                            f"panel {row['panel']}, donor {row['donor_id'] or '(none)'}")])
     try:
-        return _estimate(method, row, refs, panel, cache)
+        return _estimate(method, row, rows, refs, panel, cache)
     except UserError as exc:
         return not_estimable(method, [Flag("unreadable_input", "fail", "; ".join(str(p) for p in exc.problems))])
 
 
-def _estimate(method: str, row: pd.Series, refs: dict[str, pd.Series | None], panel: Panel,
-              cache: FileCache) -> ChimerismResult:
+def _estimate(method: str, row: pd.Series, rows: pd.DataFrame, refs: dict[str, pd.Series | None],
+              panel: Panel, cache: FileCache) -> ChimerismResult:
     t = _thresholds(panel)
     rec, don = refs["recipient_reference"], refs["donor_reference"]
     if method == "str":
@@ -64,9 +67,13 @@ def _estimate(method: str, row: pd.Series, refs: dict[str, pd.Series | None], pa
         return estimate_str(cache.sample(row, "str"), cache.sample(rec, "str"), cache.sample(don, "str"),
                             locus_stutter=stutter, **kwargs)
     if method == "ngs":
+        # several recipient references of one patient are pure-recipient replicates:
+        # with them the background error is learnt per marker
+        reps = recipient_replicates(rows, row)
+        replicates = [cache.sample(r, "ngs") for r in reps] if len(reps) >= MIN_REPLICATES else []
         return estimate_counts(cache.sample(row, "ngs"), cache.sample(rec, "ngs"), cache.sample(don, "ngs"),
-                               markers=str(panel.get("marker_selection", "auto")), alpha=float(t.get("alpha", 0.01)),
-                               min_depth=int(t.get("min_depth", 100)))
+                               replicates=replicates, markers=str(panel.get("marker_selection", "auto")),
+                               alpha=float(t.get("alpha", 0.01)), min_depth=int(t.get("min_depth", 100)))
     if method == "ddpcr":
         cfg = panel.get("ddpcr", {})
         wells = cache.sample(row, "ddpcr").groupby("assay")[["positive", "total"]].sum()
