@@ -291,3 +291,22 @@ def test_recipient_replicates_learn_per_marker_errors() -> None:
     bx = _table(*simulate_marker_counts(rng, g_r, g_d, 0.01, depth, error))
     result = estimate_counts(bx, rec, don, replicates=reps)
     assert result.lower <= 0.01 <= result.upper and result.detected
+
+
+def test_str_outlier_and_saturated_loci_are_flagged_and_left_out() -> None:
+    rec = {f"L{i}": (str(10 + i), str(12 + i)) for i in range(8)}
+    don = {f"L{i}": (str(15 + i), str(16 + i)) for i in range(8)}
+    f = 0.10
+    bx = _mixture(rec, don, f, stutter=0.07)
+    # L0's donor peaks are three times what the dose model gives (e.g. a pull-up peak)
+    bump = (bx["marker"] == "L0") & bx["allele"].isin(don["L0"])
+    bx.loc[bump, "area"] *= 3
+    # L1 saturates the camera
+    bx.loc[bx["marker"] == "L1", "height"] = 32000.0
+    result = estimate_str(bx, _mixture(rec, don, 0.0, stutter=0.07), _mixture(rec, don, 1.0, stutter=0.07))
+    loci = result.markers.set_index("marker")
+    assert loci.loc["L0", "outlier"] and not loci.loc["L0", "used"]
+    assert loci.loc["L1", "saturated"] and not loci.loc["L1", "used"]
+    assert {(fl.flag, fl.target) for fl in result.flags} >= {("outlier_locus", "L0"), ("saturated_locus", "L1")}
+    assert result.fraction == pytest.approx(f, abs=1e-9)
+    assert result.n_informative == 6 and result.details["sd"] == pytest.approx(0.0, abs=1e-12)
