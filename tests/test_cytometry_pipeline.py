@@ -143,6 +143,9 @@ def test_a_bad_file_and_a_missing_control_fail_alone(tmp_path: Path) -> None:
     from immuno.cytometry.fcs import read_fcs, write_fcs
 
     folder = _write_batch(tmp_path / "b", ["P01"], 6000)
+    out = tmp_path / "out"
+    process_batch(load_batch(folder), out, sample_ids=["P01-D10-SURF"], plots=False)
+    assert (out / "events" / "P01-D10-SURF.h5ad").is_file()
     # a renamed detector in one tube (what an instrument change does)
     bad = folder / "cytometry" / "P01-D10-SURF.fcs"
     f = read_fcs(bad)
@@ -152,8 +155,8 @@ def test_a_bad_file_and_a_missing_control_fail_alone(tmp_path: Path) -> None:
     sheet = pd.read_csv(folder / "samplesheet.csv", dtype=str, keep_default_na=False)
     sheet = sheet[sheet["sample_id"] != "P01-M1-ICS-UNSTIM"]
     sheet.to_csv(folder / "samplesheet.csv", index=False)
-    m = process_batch(load_batch(folder), tmp_path / "out", plots=False, events=False, gatingml=False)
-    flags = pd.read_parquet(tmp_path / "out" / "qc_flags.parquet")
+    m = process_batch(load_batch(folder), out, plots=False, events=False, gatingml=False)
+    flags = pd.read_parquet(out / "qc_flags.parquet")
     failed = flags[flags["severity"] == "fail"].set_index("sample_id")
     assert set(failed.index) == {"P01-D10-SURF", "P01-M1-ICS-STIM"}
     reason = failed.loc["P01-D10-SURF", "reason"]
@@ -164,6 +167,9 @@ def test_a_bad_file_and_a_missing_control_fail_alone(tmp_path: Path) -> None:
     done = set(m.loc[m["feature"] == "Th1", "sample_id"])
     assert {"P01-D0-ICS-STIM", "P01-D10-ICS-STIM", "P01-D0-SURF", "P01-M1-SURF"} <= done
     assert not {"P01-D10-SURF", "P01-M1-ICS-STIM"} & set(m["sample_id"])
+    # nothing of the earlier successful run of the failed tube is left behind
+    assert not (out / "events" / "P01-D10-SURF.h5ad").exists()
+    assert not (out / "gatingml" / "P01-D10-SURF.xml").exists()
 
 
 def test_process_sample_is_deterministic_and_writes_a_plot(demo_results: tuple[Path, Path, pd.DataFrame],

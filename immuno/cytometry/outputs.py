@@ -79,13 +79,18 @@ def write_sample_outputs(outcome: SampleOutcome, out_dir: str | os.PathLike[str]
         write_parquet(metrics_table(outcome.metrics), folder / SAMPLE_TABLES[1]),
         write_parquet(flags_table(outcome.flags), folder / SAMPLE_TABLES[2]),
     ]
+    base = Path(out_dir)
     if not outcome.ok or outcome.gating is None:
+        # a sample that failed now must not keep the files of an earlier, successful run
+        for stale in (folder / "sample_populations.parquet", folder / "sample_gates.json",
+                      base / "events" / f"{info.sample_id}.h5ad", base / "plots" / f"{info.sample_id}.png",
+                      base / "gatingml" / f"{info.sample_id}.xml"):
+            stale.unlink(missing_ok=True)
         return written
     stats = outcome.statistics.copy()
     stats.insert(0, "sample_id", info.sample_id)
     stats.insert(1, "panel", info.panel.name)
     written.append(write_parquet(stats, folder / "sample_populations.parquet"))
-    base = Path(out_dir)
     if events:
         adata = outcome.events
         adata.uns["sample"] = {"sample_id": info.sample_id, "patient_id": info.patient_id, "visit": info.visit,

@@ -8,9 +8,9 @@ are subtracted. A sample that cannot be processed fails alone, with its reason i
 QC flags; the others finish.
 
 Per batch (:func:`process_batch`), every sample's files are written under
-``<out>/samples/<sample_id>/`` (the workflow runs one job per sample), then
-:func:`aggregate_batch` gathers them into the final tables (see
-:mod:`immuno.cytometry.outputs`).
+``<out>/samples/<sample_id>/`` (the workflow runs one job per tube, an ICS pair being one
+unit: :func:`process_unit`), then :func:`immuno.cytometry.outputs.aggregate_batch`
+gathers them into the final tables.
 """
 
 from __future__ import annotations
