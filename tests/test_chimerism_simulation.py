@@ -13,15 +13,11 @@ import pandas as pd
 import pytest
 
 from immuno.chimerism import estimate_counts
-from immuno.demo.chimerism import simulate_marker_counts
+from immuno.demo.chimerism import simulate_case
 
 LEVELS = (0.0, 0.001, 0.005, 0.01, 0.05)
 PER_LEVEL = 100
 MARKERS = 40
-
-
-def _table(n: np.ndarray, k: np.ndarray) -> pd.DataFrame:
-    return pd.DataFrame({"marker": [f"m{i:02d}" for i in range(len(n))], "depth": n, "alt_count": k})
 
 
 @pytest.fixture(scope="module")
@@ -30,15 +26,7 @@ def simulated() -> pd.DataFrame:
     rows = []
     for level in LEVELS:
         for _ in range(PER_LEVEL):
-            af = rng.uniform(0.2, 0.8, MARKERS)
-            g_r = (rng.random((2, MARKERS)) < af).sum(0).astype(float)
-            g_d = (rng.random((2, MARKERS)) < af).sum(0).astype(float)
-            depth = 1000 * np.exp(0.2 * rng.standard_normal(MARKERS))
-            error = 1e-3 * np.exp(0.3 * rng.standard_normal(MARKERS))
-            rec = _table(*simulate_marker_counts(rng, g_r, g_r, 0.0, depth, error))
-            don = _table(*simulate_marker_counts(rng, g_d, g_d, 0.0, depth, error))
-            bx = _table(*simulate_marker_counts(rng, g_r, g_d, level, depth, error))
-            r = estimate_counts(bx, rec, don)
+            r = estimate_counts(*simulate_case(rng, MARKERS, level))
             rows.append({"level": level, "fraction": r.fraction, "lower": r.lower, "upper": r.upper,
                          "detected": r.detected, "failed": r.failed, "lod": r.lod})
     return pd.DataFrame(rows)

@@ -61,6 +61,7 @@ class BetaBinomialLikelihood:
         else:
             self._inverse = np.arange(len(self.e))
             self._cr, self._cd, self._ce = self.g_r, self.g_d, self.e
+        self._class_sizes = np.bincount(self._inverse, minlength=len(self._ce)).astype(float)
 
     def q(self, f: np.ndarray) -> np.ndarray:
         """Expected alternate-read fraction per marker, shape (len(f), markers)."""
@@ -74,21 +75,34 @@ class BetaBinomialLikelihood:
         ``error_scale`` multiplies every background rate (default: 1); rows run over f
         first, then over the scales.
         """
-        f, rho = np.asarray(f, float)[:, None, None], np.asarray(rho, float)
-        scale = np.ones(1) if error_scale is None else np.asarray(error_scale, float)
-        e = np.clip(self._ce[None, None, :] * scale[None, :, None], 0.0, 0.5)
-        p = ((1 - f) * self._cr + f * self._cd) / 2
-        qc = (p * (1 - e) + (1 - p) * e).reshape(-1, len(self._ce))
-        a = qc[:, None, :] * rho[None, :, None]
-        b = (1 - qc)[:, None, :] * rho[None, :, None]
+        a, b, rho = self._shape_terms(f, rho, error_scale)
         per_class = (-gammaln(a) - gammaln(b))[:, :, self._inverse]
         a, b = a[:, :, self._inverse], b[:, :, self._inverse]
         norm = gammaln(rho)[:, None] - gammaln(self.n[None, :] + rho[:, None])
         return gammaln(self.k + a) + gammaln(self.n - self.k + b) + per_class + norm[None]
 
-    def loglik(self, f: np.ndarray, rho: np.ndarray) -> np.ndarray:
-        """Log-likelihood at every (f, rho) pair, shape (len(f), len(rho))."""
-        return self.per_marker(f, rho).sum(axis=2)
+    def loglik(self, f: np.ndarray, rho: np.ndarray, error_scale: np.ndarray | None = None) -> np.ndarray:
+        """Log-likelihood at every (f, rho) pair, shape (len(f) * len(error_scale), len(rho)).
+
+        The same sum as ``per_marker(...).sum(axis=2)``, with the per-class terms weighted
+        by class sizes instead of being spread over the markers (the hot path).
+        """
+        a, b, rho = self._shape_terms(f, rho, error_scale)
+        per_class = (-gammaln(a) - gammaln(b)) @ self._class_sizes
+        a, b = a[:, :, self._inverse], b[:, :, self._inverse]
+        data = (gammaln(self.k + a) + gammaln(self.n - self.k + b)).sum(axis=2)
+        norm = (gammaln(rho)[:, None] - gammaln(self.n[None, :] + rho[:, None])).sum(axis=1)
+        return data + per_class + norm[None, :]
+
+    def _shape_terms(self, f: np.ndarray, rho: np.ndarray,
+                     error_scale: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Beta parameters per class, ``q rho`` and ``(1 - q) rho``, shape (rows, rho, classes)."""
+        f, rho = np.asarray(f, float)[:, None, None], np.asarray(rho, float)
+        scale = np.ones(1) if error_scale is None else np.asarray(error_scale, float)
+        e = np.clip(self._ce[None, None, :] * scale[None, :, None], 0.0, 0.5)
+        p = ((1 - f) * self._cr + f * self._cd) / 2
+        qc = (p * (1 - e) + (1 - p) * e).reshape(-1, len(self._ce))
+        return qc[:, None, :] * rho[None, :, None], (1 - qc)[:, None, :] * rho[None, :, None], rho
 
     def sd(self, f: float, rho: float) -> float:
         """Standard error of f at ``f`` from the expected Fisher information."""
@@ -260,7 +274,7 @@ def detection_test(lik: BetaBinomialLikelihood, fit: Fit, rho_grid: np.ndarray,
     if error_rel_se <= 0:
         return fit.lr_statistic, fit.p_value
     z = np.linspace(-4.0, 4.0, 9)
-    ll = lik.per_marker(np.array([0.0, fit.fraction]), rho_grid, np.exp(z * error_rel_se)).sum(axis=2)
+    ll = lik.loglik(np.array([0.0, fit.fraction]), rho_grid, np.exp(z * error_rel_se))
     peak, _ = _profile_max(ll)
     best, _ = _profile_max(peak.reshape(2, len(z)) - 0.5 * z**2)
     stat = max(2 * float(best[1] - best[0]), 0.0)

@@ -184,6 +184,33 @@ def simulate_marker_counts(rng: np.random.Generator, g_recipient: np.ndarray, g_
     return n.astype(float), rng.binomial(n, pi).astype(float)
 
 
+def simulate_case(rng: np.random.Generator, markers: int, fraction: float, depth: float = NGS_DEPTH,
+                  error: float = NGS_ERROR, rho: float = NGS_RHO) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """One unrelated recipient/donor pair and a biopsy at ``fraction``, as count tables.
+
+    Allele frequencies are uniform in 0.2-0.8; each marker's depth varies around
+    ``depth`` (lognormal, sd 0.2) and its background error around ``error`` (lognormal,
+    sd 0.3); the references are pure samples sequenced the same way.
+
+    Returns
+    -------
+    tuple
+        (biopsy, recipient, donor) tables with ``marker``, ``depth``, ``alt_count``.
+    """
+    af = rng.uniform(0.2, 0.8, markers)
+    g_r = (rng.random((2, markers)) < af).sum(0).astype(float)
+    g_d = (rng.random((2, markers)) < af).sum(0).astype(float)
+    mean_depth = depth * np.exp(0.2 * rng.standard_normal(markers))
+    errors = error * np.exp(0.3 * rng.standard_normal(markers))
+    names = [f"m{i:03d}" for i in range(markers)]
+    tables = []
+    for first, second, f in ((g_r, g_r, 0.0), (g_d, g_d, 0.0), (g_r, g_d, fraction)):
+        n, k = simulate_marker_counts(rng, first, second, f, mean_depth, errors, rho)
+        tables.append(pd.DataFrame({"marker": names, "depth": n, "alt_count": k}))
+    recipient, donor, biopsy = tables
+    return biopsy, recipient, donor
+
+
 def ngs_table(rng: np.random.Generator, d: ChimerismDesign, g_r: np.ndarray, g_d: np.ndarray,
               fraction: float) -> str:
     """A Devyser-style count table of one sample."""
