@@ -215,7 +215,7 @@ def workflow_figure(events: int) -> tuple[float | None, str]:
         batch, results = Path(tmp) / "demo", Path(tmp) / "results"
         t0 = time.perf_counter()
         steps = [[str(exe), "demo", str(batch), "--events", str(events)],
-                 [str(exe), "run", str(batch), "--results", str(results), "--cores", "2"]]
+                 [str(exe), "run", "--results", str(results), "--cores", "2", str(batch)]]
         for cmd in steps:
             done = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp)
             if done.returncode != 0:
