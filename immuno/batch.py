@@ -279,3 +279,14 @@ def write_sheet(rows: Sequence[dict[str, str]], path: str | Path) -> pd.DataFram
             df[c] = ""
     write_text(df[cols].to_csv(index=False, lineterminator="\n"), path)
     return df[cols]
+
+
+_VISIT_UNIT_DAYS = {"D": 1, "W": 7, "M": 30, "Y": 365}
+
+
+def visit_sort_key(visit: str) -> tuple[float, str]:
+    """Order visit codes in time: ``D0 < D10 < W2 < M1 < Y1``; unknown codes go last."""
+    match = re.fullmatch(r"([DWMY])(\d+(?:\.\d+)?)", str(visit).strip().upper())
+    if not match:
+        return (float("inf"), str(visit))
+    return (_VISIT_UNIT_DAYS[match.group(1)] * float(match.group(2)), str(visit))

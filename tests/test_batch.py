@@ -174,3 +174,9 @@ def test_missing_sheet_and_folder(tmp_path: Path) -> None:
         load_batch(tmp_path / "nope")
     with pytest.raises(UserError, match="no sample sheet"):
         load_batch(tmp_path)
+
+
+def test_visits_sort_in_time() -> None:
+    from immuno.batch import visit_sort_key
+
+    assert sorted(["M1", "D10", "X", "D0", "W2", "Y1"], key=visit_sort_key) == ["D0", "D10", "W2", "M1", "Y1", "X"]

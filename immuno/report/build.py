@@ -17,6 +17,7 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 from jinja2 import Environment, select_autoescape  # noqa: E402
 
+from immuno.batch import visit_sort_key  # noqa: E402
 from immuno.errors import UserError  # noqa: E402
 from immuno.io import write_text  # noqa: E402
 
@@ -58,6 +59,7 @@ def _assay_table(m: pd.DataFrame) -> pd.DataFrame:
                  column=m.feature + " [" + m.unit.fillna("") + "]")
     table = m.pivot_table(index=["patient_id", "visit", "sample_id", "panel"], columns="column",
                           values="cell", aggfunc="first").fillna("")
+    table.columns.name = None
     return table.reset_index()
 
 
@@ -65,9 +67,13 @@ def _visit_plot(m: pd.DataFrame, features: list[str]) -> str | None:
     m = m[m.feature.isin(features) & m.value.notna() & m.visit.notna() & (m.visit != "")]
     if m.empty:
         return None
-    grid = sns.catplot(data=m, x="visit", y="value", hue="patient_id", col="feature", col_wrap=3,
-                       kind="point", sharey=False, height=2.6, aspect=1.2, dodge=0.2)
-    grid.set_titles("{col_name}")
+    # one panel per feature and assay panel: an ICS Th1 and a surface Th1 are different measures
+    m = m.assign(series=m.feature + " [" + m.unit.fillna("") + "]\n" + m.panel.fillna(""))
+    order = sorted(m.series.unique(), key=lambda s: (features.index(s.split(" [")[0]), s))
+    grid = sns.catplot(data=m, x="visit", y="value", hue="patient_id", col="series", col_order=order,
+                       col_wrap=4, kind="point", sharey=False, height=2.6, aspect=1.2, dodge=0.2,
+                       order=sorted(set(m.visit), key=visit_sort_key))
+    grid.set_titles("{col_name}", size=8)
     return _png(grid.figure)
 
 
