@@ -118,6 +118,12 @@ def test_demo_anndata_outputs(demo_results: tuple[Path, Path, pd.DataFrame]) -> 
     assert not (events.obs["Treg"] & ~events.obs["qc_pass"]).any()  # QC-flagged events never gated
     assert {"raw", "compensated"} <= set(events.layers)
     assert set(events.uns["gates"]["gate"]) >= {"lymphocytes", "singlets", "CD3", "CD4", "Treg"}
+    # compensation controls are ingested (events and acquisition QC) but not gated
+    stain = ad.read_h5ad(out / "events" / "SS-PE-Cy7.h5ad")
+    assert "qc_pass" in stain.obs and "CD4" not in stain.obs
+    assert (out / "events" / "UNSTAINED.h5ad").is_file()
+    metrics = pd.read_parquet(out / "qc_metrics.parquet")
+    assert "acquisition_kept" in set(metrics.loc[metrics["sample_id"] == "UNSTAINED", "check"])
 
 
 @pytest.mark.slow

@@ -69,6 +69,8 @@ def test_workflow_matches_the_library(cyto_batch: Path, tmp_path: Path) -> None:
     assert (out / "logs" / "cytometry" / "P01-D10-SURF.log").is_file()
     assert (out / "cytometry" / "gatingml" / "P01-D10-SURF.xml").is_file()
     assert (out / "cytometry" / "plots" / "P01-D10-SURF.png").is_file()
+    sheet = pd.read_csv(cyto_batch / "samplesheet.csv", dtype=str, keep_default_na=False)
+    assert all((out / "cytometry" / "events" / f"{s}.h5ad").is_file() for s in sheet["sample_id"])
     lib = process_batch(load_batch(cyto_batch), tmp_path / "lib", plots=False, events=False)
     pd.testing.assert_frame_equal(wf, lib)  # same numbers through the workflow as in a notebook
 

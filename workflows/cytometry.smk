@@ -92,10 +92,24 @@ rule cytometry_sample:
         "--panels {PANELS} --visits {VISITS} {params.compensation} > {log} 2>&1"
 
 
+def cytometry_batch_inputs(wildcards):
+    """Every job's tables, the compensation controls' files (ingested here) and the matrix."""
+    sheet = validated_sheet(wildcards.batch)
+    folder = Path(batch_folder(wildcards))
+    controls = sheet[(sheet["assay"] == "cytometry") & sheet["tube"].isin(CYTOMETRY_SKIP_TUBES)]
+    inputs = {
+        "sheet": f"{RESULTS}/{wildcards.batch}/validation/samplesheet.csv",
+        "samples": cytometry_sample_tables(wildcards),
+        "controls": [str(folder / f) for f in controls["file"]],
+    }
+    if cytometry_needs_compensation(wildcards.batch):
+        inputs["compensation"] = f"{RESULTS}/{wildcards.batch}/cytometry/compensation.csv"
+    return inputs
+
+
 rule cytometry_batch:
     input:
-        sheet=f"{RESULTS}/{{batch}}/validation/samplesheet.csv",
-        samples=cytometry_sample_tables,
+        unpack(cytometry_batch_inputs),
     output:
         measurements=f"{RESULTS}/{{batch}}/cytometry/cytometry_measurements.parquet",
         metrics=f"{RESULTS}/{{batch}}/cytometry/qc_metrics.parquet",

@@ -78,11 +78,22 @@ def _cmd_process(args: argparse.Namespace) -> int:
 
 
 def _cmd_aggregate(args: argparse.Namespace) -> int:
+    from immuno.cytometry.compensation import read_spillover_file
     from immuno.cytometry.outputs import aggregate_batch
-    from immuno.cytometry.pipeline import batch_samples, sample_table
+    from immuno.cytometry.pipeline import (
+        batch_samples,
+        needs_single_stains,
+        sample_table,
+        write_compensation_tubes,
+    )
 
     batch = _batch(args)
-    m = aggregate_batch(args.out, sample_table(batch_samples(batch)))
+    # the compensation controls are ingested here (one job): they are read anyway, and a
+    # job each would cost more in start-up than in work
+    matrix = Path(args.out) / "compensation.csv"
+    spill = read_spillover_file(matrix) if needs_single_stains(batch) and matrix.is_file() else None
+    controls = write_compensation_tubes(batch, args.out, spill)
+    m = aggregate_batch(args.out, sample_table(batch_samples(batch) + controls))
     print(f"{len(m)} cytometry measurement rows written to {Path(args.out) / 'cytometry_measurements.parquet'}")
     return 0
 
@@ -158,7 +169,7 @@ def register(subparsers: Any) -> None:
     _outputs(p)
     p.set_defaults(func=_cmd_process)
 
-    p = sub.add_parser("aggregate", help="gather the per-sample files into the batch tables")
+    p = sub.add_parser("aggregate", help="ingest the compensation controls; gather every tube's files into the batch tables")
     p.add_argument("batch", help="batch folder")
     p.add_argument("--out", required=True, help="the batch's cytometry results folder")
     _common(p)

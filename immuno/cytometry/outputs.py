@@ -80,23 +80,26 @@ def write_sample_outputs(outcome: SampleOutcome, out_dir: str | os.PathLike[str]
         write_parquet(flags_table(outcome.flags), folder / SAMPLE_TABLES[2]),
     ]
     base = Path(out_dir)
-    if not outcome.ok or outcome.gating is None:
+    if not outcome.ok:
         # a sample that failed now must not keep the files of an earlier, successful run
         for stale in (folder / "sample_populations.parquet", folder / "sample_gates.json",
                       base / "events" / f"{info.sample_id}.h5ad", base / "plots" / f"{info.sample_id}.png",
                       base / "gatingml" / f"{info.sample_id}.xml"):
             stale.unlink(missing_ok=True)
         return written
+    if events and outcome.events is not None:
+        adata = outcome.events
+        adata.uns["sample"] = {"sample_id": info.sample_id, "patient_id": info.patient_id, "visit": info.visit,
+                               "batch_id": info.batch_id, "panel": info.panel.name, "tube": info.tube}
+        if outcome.gating is not None:
+            adata.uns["gates"] = placements_table(outcome.gating.placements)
+        written.append(write_h5ad(adata, base / "events" / f"{info.sample_id}.h5ad"))
+    if outcome.gating is None:  # a compensation control: ingested, not gated
+        return written
     stats = outcome.statistics.copy()
     stats.insert(0, "sample_id", info.sample_id)
     stats.insert(1, "panel", info.panel.name)
     written.append(write_parquet(stats, folder / "sample_populations.parquet"))
-    if events:
-        adata = outcome.events
-        adata.uns["sample"] = {"sample_id": info.sample_id, "patient_id": info.patient_id, "visit": info.visit,
-                               "batch_id": info.batch_id, "panel": info.panel.name, "tube": info.tube}
-        adata.uns["gates"] = placements_table(outcome.gating.placements)
-        written.append(write_h5ad(adata, base / "events" / f"{info.sample_id}.h5ad"))
     if gatingml:
         # the GatingML file itself is written by the batch step: its writer needs FlowKit,
         # whose import costs more than processing a sample

@@ -250,6 +250,23 @@ def process_unit(info: SampleInfo, batch_spill: Spillover | None = None) -> list
             return [fail_outcome(info, exc), *control_out]
 
 
+def ingest_only(info: SampleInfo, batch_spill: Spillover | None = None) -> SampleOutcome:
+    """A compensation control (single stain, unstained tube): ingested and QC-checked, not gated.
+
+    Its per-event AnnData and acquisition QC rows are kept like every other tube's, so
+    every file of a batch has its ingested form; it adds no measurements.
+    """
+    try:
+        uses_batch = (info.panel.get("compensation") or {}).get("source") == "single_stains"
+        adata = ingest_sample(info.path, info.panel, spill=batch_spill if uses_batch else None,
+                              sample_id=info.sample_id)
+        metrics, flags = qc_rows(acquisition_qc_of(adata), info.batch_id, info.sample_id, info.panel.name)
+        return SampleOutcome(info=info, events=adata, metrics=metrics, flags=flags, spill=_spill_of(adata),
+                             transforms=_transforms_of(adata))
+    except Exception as exc:  # the reason goes to QC; the batch goes on
+        return fail_outcome(info, exc)
+
+
 def _process(info: SampleInfo, populations: list[Population], batch_spill: Spillover | None,
              control: _Gated | None) -> SampleOutcome:
     headline = info.panel.get("headline") or {}
@@ -352,6 +369,30 @@ def batch_samples(batch: Any, sample_ids: list[str] | None = None, units: bool =
     return out
 
 
+def compensation_tubes(batch: Any) -> list[SampleInfo]:
+    """The batch's single-stain controls and unstained tubes (ingested, never gated)."""
+    rows = batch.rows(ASSAY)
+    return [SampleInfo(sample_id=r["sample_id"], path=batch.path_of(r), panel=batch.panels[r["panel"]],
+                       patient_id=r["patient_id"], visit=r["visit"], tube=r["tube"], batch_id=batch.batch_id)
+            for _, r in rows.iterrows() if r["tube"] in COMPENSATION_TUBES]
+
+
+def write_compensation_tubes(batch: Any, out_dir: str | Path, spill: Spillover | None) -> list[SampleInfo]:
+    """Ingest the batch's compensation tubes and write their per-sample files.
+
+    Returns
+    -------
+    list of SampleInfo
+        The tubes written (for :func:`immuno.cytometry.outputs.aggregate_batch`).
+    """
+    from immuno.cytometry.outputs import write_sample_outputs
+
+    tubes = compensation_tubes(batch)
+    for info in tubes:
+        write_sample_outputs(ingest_only(info, spill), out_dir, plots=False, gatingml=False)
+    return tubes
+
+
 def needs_single_stains(batch: Any) -> bool:
     """True when a panel of the batch's gated tubes computes compensation from single stains."""
     return any((batch.panels[r["panel"]].get("compensation") or {}).get("source") == "single_stains"
@@ -436,6 +477,8 @@ def process_batch(batch: Any, out_dir: str | Path, *, sample_ids: list[str] | No
             outcomes = process_unit(info, spill)
         for outcome in outcomes:
             write_sample_outputs(outcome, out, plots=plots, gatingml=gatingml, events=events)
+    if sample_ids is None:
+        infos += write_compensation_tubes(batch, out, spill)
     return aggregate_batch(out, sample_table(infos))
 
 
