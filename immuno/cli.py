@@ -108,15 +108,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--write", default=None, help="write the validated sheet to this CSV")
     p.set_defaults(func=_cmd_validate)
 
-    p = sub.add_parser("run", help="run the workflow on batch folders (default: the demo batch)")
+    p = sub.add_parser("run", help="run the workflow on batch folders (default: the demo batch)",
+                       epilog="Arguments after -- go to Snakemake unchanged, e.g. immuno run B -- --forceall")
     p.add_argument("batches", nargs="*", help="batch folders; none runs the default configuration (demo)")
     p.add_argument("--results", default="results", help="results folder (default %(default)s)")
     p.add_argument("--cores", type=int, default=None, help="cores to use (default: all)")
     p.add_argument("--panels", default=None, help="panels folder (default: the project's panels/)")
     p.add_argument("--profile", default=None, help="Snakemake profile: local or slurm")
     p.add_argument("-n", "--dry-run", action="store_true", help="plan only")
-    p.add_argument("snakemake_args", nargs=argparse.REMAINDER, help="after --: passed to Snakemake")
-    p.set_defaults(func=_cmd_run)
+    p.set_defaults(func=_cmd_run, snakemake_args=[])
 
     p = sub.add_parser("collect", help="(workflow step) merge assay tables of one batch")
     p.add_argument("batch", help="batch folder")
@@ -149,7 +149,17 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``immuno`` command; returns the exit status."""
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # everything after "--" belongs to Snakemake (immuno run only), so options may follow batches
+    extra: list[str] = []
+    if "--" in argv:
+        cut = argv.index("--")
+        argv, extra = argv[:cut], argv[cut + 1:]
     args = parser.parse_args(argv)
+    if extra:
+        if args.command != "run":
+            parser.error("arguments after -- are only for `immuno run`")
+        args.snakemake_args = extra
     try:
         return int(args.func(args) or 0)
     except UserError as exc:

@@ -90,7 +90,6 @@ def run_workflow(batches: Sequence[str], results: str = "results", cores: int | 
         cmd += ["--workflow-profile", str(prof if prof.is_dir() else Path(profile).resolve())]
     if dry_run:
         cmd.append("--dry-run")
-    extra = [a for a in extra if a != "--"]
     with tempfile.TemporaryDirectory(prefix="immuno-run-") as tmp:
         override_file = Path(tmp) / "overrides.yaml"
         override_file.write_text(yaml.safe_dump(overrides, sort_keys=True))

@@ -152,3 +152,10 @@ def test_older_results_schema_is_recognised(tmp_path: Path) -> None:
     (batch / "provenance.json").write_text(json.dumps({"schema_version": "0.1"}))
     with pytest.raises(UserError, match="schema version '0.1'"):
         Study(tmp_path)
+
+
+def test_run_options_may_follow_batches(small_demo: Path, tmp_path: Path) -> None:
+    results = tmp_path / "res"
+    status = main(["run", str(small_demo), "--results", str(results), "--cores", "1", "--", "--dry-run"])
+    assert status == 0
+    assert not (results / "demo" / "measurements.parquet").exists()
