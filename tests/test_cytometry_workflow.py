@@ -53,8 +53,10 @@ def test_plan_has_one_job_per_gated_tube(cyto_batch: Path, tmp_path: Path) -> No
     counts = dict(re.findall(r"^(cytometry_\w+)\s+(\d+)\s*$", done.stdout, flags=re.MULTILINE))
     # 3 visits x (ICS pair + surface tube) + the reference control's ICS pair and surface
     # tube; an ICS pair is one job (the unstimulated tube sets the stimulated tube's gates);
-    # single stains and the unstained tube feed the one batch-level compensation job
-    assert counts == {"cytometry_sample": "8", "cytometry_compensation": "1", "cytometry_batch": "1"}
+    # single stains and the unstained tube feed the one batch-level compensation job and
+    # are ingested by one more
+    assert counts == {"cytometry_sample": "8", "cytometry_compensation": "1", "cytometry_controls": "1",
+                      "cytometry_batch": "1"}
 
 
 @pytest.mark.slow

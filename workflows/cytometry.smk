@@ -1,6 +1,7 @@
 # Cytometry: one job per gated tube (so a cluster can spread them), a batch-level job for
-# the spillover matrix when a panel computes it from single stains, and `cytometry_batch`
-# gathering the per-sample files into the batch's cytometry tables. An unstimulated tube
+# the spillover matrix when a panel computes it from single stains, one that ingests the
+# single stains and unstained tube, and `cytometry_batch` gathering the per-sample files
+# into the batch's cytometry tables. An unstimulated tube
 # is gated inside its stimulated tube's job (it sets that tube's cytokine gates), which
 # also writes its files. Every step is an `immuno cytometry ...` command; the rules only
 # wire files together.
@@ -92,24 +93,41 @@ rule cytometry_sample:
         "--panels {PANELS} --visits {VISITS} {params.compensation} > {log} 2>&1"
 
 
-def cytometry_batch_inputs(wildcards):
-    """Every job's tables, the compensation controls' files (ingested here) and the matrix."""
+def cytometry_controls_inputs(wildcards):
+    """The compensation controls' files and, when a panel computes it, the batch matrix."""
     sheet = validated_sheet(wildcards.batch)
     folder = Path(batch_folder(wildcards))
     controls = sheet[(sheet["assay"] == "cytometry") & sheet["tube"].isin(CYTOMETRY_SKIP_TUBES)]
     inputs = {
         "sheet": f"{RESULTS}/{wildcards.batch}/validation/samplesheet.csv",
-        "samples": cytometry_sample_tables(wildcards),
-        "controls": [str(folder / f) for f in controls["file"]],
+        "fcs": [str(folder / f) for f in controls["file"]],
     }
     if cytometry_needs_compensation(wildcards.batch):
         inputs["compensation"] = f"{RESULTS}/{wildcards.batch}/cytometry/compensation.csv"
     return inputs
 
 
+rule cytometry_controls:
+    input:
+        unpack(cytometry_controls_inputs),
+    output:
+        f"{RESULTS}/{{batch}}/cytometry/compensation_controls.json",
+    log:
+        f"{RESULTS}/{{batch}}/logs/cytometry_controls.log",
+    params:
+        folder=batch_folder,
+        out=lambda wc: f"{RESULTS}/{wc.batch}/cytometry",
+        compensation=lambda wc, input: f"--compensation {input.compensation}" if "compensation" in input.keys() else "",
+    shell:
+        "{IMMUNO} cytometry controls {params.folder} --out {params.out} --panels {PANELS} "
+        "--visits {VISITS} {params.compensation} > {log} 2>&1"
+
+
 rule cytometry_batch:
     input:
-        unpack(cytometry_batch_inputs),
+        sheet=f"{RESULTS}/{{batch}}/validation/samplesheet.csv",
+        samples=cytometry_sample_tables,
+        controls=f"{RESULTS}/{{batch}}/cytometry/compensation_controls.json",
     output:
         measurements=f"{RESULTS}/{{batch}}/cytometry/cytometry_measurements.parquet",
         metrics=f"{RESULTS}/{{batch}}/cytometry/qc_metrics.parquet",

@@ -2,6 +2,7 @@
 
     immuno cytometry compensation BATCH --out FILE         spillover from single stains
     immuno cytometry process BATCH SAMPLE --out DIR        one tube (and its control tube)
+    immuno cytometry controls BATCH --out DIR              ingest single stains, unstained tube
     immuno cytometry aggregate BATCH --out DIR             gather per-sample files
     immuno cytometry batch BATCH --out DIR                 all of the above in one go
     immuno cytometry ingest FCS --panel NAME --out H5AD    one file to per-event AnnData
@@ -77,23 +78,27 @@ def _cmd_process(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_aggregate(args: argparse.Namespace) -> int:
+def _cmd_controls(args: argparse.Namespace) -> int:
     from immuno.cytometry.compensation import read_spillover_file
-    from immuno.cytometry.outputs import aggregate_batch
-    from immuno.cytometry.pipeline import (
-        batch_samples,
-        needs_single_stains,
-        sample_table,
-        write_compensation_tubes,
-    )
+    from immuno.cytometry.pipeline import write_compensation_tubes
+    from immuno.io import write_json
 
     batch = _batch(args)
-    # the compensation controls are ingested here (one job): they are read anyway, and a
-    # job each would cost more in start-up than in work
-    matrix = Path(args.out) / "compensation.csv"
-    spill = read_spillover_file(matrix) if needs_single_stains(batch) and matrix.is_file() else None
-    controls = write_compensation_tubes(batch, args.out, spill)
-    m = aggregate_batch(args.out, sample_table(batch_samples(batch) + controls))
+    spill = read_spillover_file(args.compensation) if args.compensation else None
+    tubes = write_compensation_tubes(batch, args.out, spill)
+    # the workflow's record that this step ran (the tubes' own files are under samples/)
+    write_json({"batch_id": batch.batch_id, "compensation_controls": [t.sample_id for t in tubes]},
+               Path(args.out) / "compensation_controls.json")
+    print(f"{len(tubes)} compensation control tube(s) ingested into {args.out}")
+    return 0
+
+
+def _cmd_aggregate(args: argparse.Namespace) -> int:
+    from immuno.cytometry.outputs import aggregate_batch
+    from immuno.cytometry.pipeline import batch_samples, compensation_tubes, sample_table
+
+    batch = _batch(args)
+    m = aggregate_batch(args.out, sample_table(batch_samples(batch) + compensation_tubes(batch)))
     print(f"{len(m)} cytometry measurement rows written to {Path(args.out) / 'cytometry_measurements.parquet'}")
     return 0
 
@@ -169,7 +174,14 @@ def register(subparsers: Any) -> None:
     _outputs(p)
     p.set_defaults(func=_cmd_process)
 
-    p = sub.add_parser("aggregate", help="ingest the compensation controls; gather every tube's files into the batch tables")
+    p = sub.add_parser("controls", help="ingest the single stains and unstained tube (events, acquisition QC)")
+    p.add_argument("batch", help="batch folder")
+    p.add_argument("--out", required=True, help="the batch's cytometry results folder")
+    p.add_argument("--compensation", default=None, help="spillover CSV (for single-stain panels)")
+    _common(p)
+    p.set_defaults(func=_cmd_controls)
+
+    p = sub.add_parser("aggregate", help="gather every tube's files into the batch tables")
     p.add_argument("batch", help="batch folder")
     p.add_argument("--out", required=True, help="the batch's cytometry results folder")
     _common(p)
