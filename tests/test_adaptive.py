@@ -227,3 +227,23 @@ def test_panel_mistakes_name_the_file_line_and_name(tmp_path) -> None:
     pop_line = next(i for i, ln in enumerate(text.splitlines(), 1) if ln.startswith("  Th2:"))
     assert f"{fixed}: line {pop_line}: populations.Th2" in str(err.value)
     assert "'IFNgamma'" in str(err.value)
+
+
+def test_headline_names_are_checked(tmp_path) -> None:
+    from pathlib import Path
+
+    from immuno.cytometry.pipeline import panel_populations
+    from immuno.errors import UserError
+    from immuno.panels import load_panel
+
+    source = Path(__file__).resolve().parents[1] / "panels" / "cytometry_surface_demo.yaml"
+    text = source.read_text().replace("Treg: {population: Treg, of: CD4,", "Treg: {population: Treg, of: CD4T,")
+    text = text.replace("ratio: [Th1, Th2]", "ratio: [Th1, Th22]")
+    bad = tmp_path / "surface.yaml"
+    bad.write_text(text)
+    with pytest.raises(UserError) as err:
+        panel_populations(load_panel(bad))
+    problems = err.value.problems
+    line = next(i for i, ln in enumerate(text.splitlines(), 1) if ln.startswith("  Treg: {population"))
+    assert problems[0].where == f"{bad}: line {line}: headline.Treg" and "'CD4T'" in problems[0].what
+    assert problems[1].where.endswith("headline.Th1_Th2_ratio") and "'Th22'" in problems[1].what

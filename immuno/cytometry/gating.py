@@ -106,7 +106,7 @@ def panel_lines(path: str | Path) -> dict[str, int]:
     Returns
     -------
     dict
-        ``"gates[i]"`` and ``"populations.<name>"`` -> 1-based line.
+        ``"gates[i]"``, ``"populations.<name>"`` and ``"headline.<feature>"`` -> 1-based line.
     """
     import yaml
 
@@ -121,10 +121,30 @@ def panel_lines(path: str | Path) -> dict[str, int]:
         if key.value == "gates" and isinstance(value, yaml.SequenceNode):
             for i, item in enumerate(value.value):
                 lines[f"gates[{i}]"] = item.start_mark.line + 1
-        elif key.value == "populations" and isinstance(value, yaml.MappingNode):
+        elif key.value in ("populations", "headline") and isinstance(value, yaml.MappingNode):
             for name, _ in value.value:
-                lines[f"populations.{name.value}"] = name.start_mark.line + 1
+                lines[f"{key.value}.{name.value}"] = name.start_mark.line + 1
     return lines
+
+
+def check_headline(headline: Mapping[str, Mapping[str, Any]], names: Sequence[str], where: str,
+                   lines: Mapping[str, int] | None = None) -> list[Problem]:
+    """Problems in a panel's headline section: populations, denominators or ratio terms
+    that are not gates, populations or (for ratios) other headline features."""
+    problems: list[Problem] = []
+    fractions = [f for f, h in headline.items() if "ratio" not in h]
+    for feature, h in headline.items():
+        line = (lines or {}).get(f"headline.{feature}")
+        loc = f"{where}: line {line}: headline.{feature}" if line else f"{where}: headline.{feature}"
+        if "ratio" in h:
+            bad = [t for t in h["ratio"] if t not in fractions]
+            expected = f"headline features computed as fractions ({', '.join(fractions)})"
+        else:
+            bad = [t for t in (h["population"], h["of"]) if t not in names]
+            expected = f"gate ids or populations ({', '.join(names)})"
+        if bad:
+            problems.append(Problem(loc, f"unknown name(s) {', '.join(map(repr, bad))}; expected {expected}"))
+    return problems
 
 
 def check_gate_specs(gate_specs: Sequence[Mapping[str, Any]], panel_channels: Sequence[Mapping[str, Any]],

@@ -31,6 +31,7 @@ from immuno.cytometry.gating import (
     ControlGating,
     GatingResult,
     check_gate_specs,
+    check_headline,
     gate_names,
     panel_lines,
     place_gates,
@@ -111,7 +112,13 @@ def panel_populations(panel: Panel) -> list[Population]:
     if problems:
         raise UserError(problems, hint=f"Fix the gates of {panel.path}.")
     pop_lines = {k.split(".", 1)[1]: v for k, v in lines.items() if k.startswith("populations.")}
-    return population_specs(panel.get("populations"), gate_names(gates), where=str(panel.path), lines=pop_lines)
+    populations = population_specs(panel.get("populations"), gate_names(gates), where=str(panel.path),
+                                   lines=pop_lines)
+    problems = check_headline(panel.get("headline") or {}, [*gate_names(gates), *(p.name for p in populations)],
+                              str(panel.path), lines)
+    if problems:
+        raise UserError(problems, hint=f"Fix the headline section of {panel.path}.")
+    return populations
 
 
 def _transforms_of(adata: Any) -> dict[str, Any]:
