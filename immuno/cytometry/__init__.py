@@ -57,6 +57,7 @@ from immuno.cytometry.pipeline import (
     batch_spillover,
     process_batch,
     process_sample,
+    process_unit,
 )
 from immuno.cytometry.plots import plot_gating
 from immuno.cytometry.populations import (
@@ -159,6 +160,7 @@ __all__ = [
     "SampleOutcome",
     "process_sample",
     "process_batch",
+    "process_unit",
     "batch_samples",
     "batch_spillover",
     "write_sample_outputs",
