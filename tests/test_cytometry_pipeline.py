@@ -157,6 +157,9 @@ def test_a_bad_file_and_a_missing_control_fail_alone(tmp_path: Path) -> None:
     f = read_fcs(bad)
     channels = ["BV605-X" if c == "BV605-A" else c for c in f.channels]
     write_fcs(bad, f.events, channels, f.markers, ranges=f.ranges)
+    # a truncated control tube (a copy interrupted)
+    control = folder / "cytometry" / "P01-D10-ICS-UNSTIM.fcs"
+    control.write_bytes(control.read_bytes()[:5000])
     # and an ICS pair whose unstimulated tube is missing from the sheet
     sheet = pd.read_csv(folder / "samplesheet.csv", dtype=str, keep_default_na=False)
     sheet = sheet[sheet["sample_id"] != "P01-M1-ICS-UNSTIM"]
@@ -164,15 +167,17 @@ def test_a_bad_file_and_a_missing_control_fail_alone(tmp_path: Path) -> None:
     m = process_batch(load_batch(folder), out, plots=False, events=False, gatingml=False)
     flags = pd.read_parquet(out / "qc_flags.parquet")
     failed = flags[flags["severity"] == "fail"].set_index("sample_id")
-    assert set(failed.index) == {"P01-D10-SURF", "P01-M1-ICS-STIM"}
+    assert set(failed.index) == {"P01-D10-SURF", "P01-M1-ICS-STIM", "P01-D10-ICS-UNSTIM", "P01-D10-ICS-STIM"}
+    assert "P01-D10-ICS-UNSTIM.fcs" in failed.loc["P01-D10-ICS-UNSTIM", "reason"]
+    assert "its control tube P01-D10-ICS-UNSTIM failed" in failed.loc["P01-D10-ICS-STIM", "reason"]
     reason = failed.loc["P01-D10-SURF", "reason"]
     assert "P01-D10-SURF.fcs" in reason and "BV605-A" in reason
     assert "no control tube" in failed.loc["P01-M1-ICS-STIM", "reason"]
     assert "control_of" in failed.loc["P01-M1-ICS-STIM", "reason"]
     # the other tubes finished
     done = set(m.loc[m["feature"] == "Th1", "sample_id"])
-    assert {"P01-D0-ICS-STIM", "P01-D10-ICS-STIM", "P01-D0-SURF", "P01-M1-SURF"} <= done
-    assert not {"P01-D10-SURF", "P01-M1-ICS-STIM"} & set(m["sample_id"])
+    assert {"P01-D0-ICS-STIM", "P01-D0-SURF", "P01-M1-SURF"} <= done
+    assert not set(failed.index) & set(m["sample_id"])
     # nothing of the earlier successful run of the failed tube is left behind
     assert not (out / "events" / "P01-D10-SURF.h5ad").exists()
     assert not (out / "gatingml" / "P01-D10-SURF.xml").exists()
