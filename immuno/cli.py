@@ -1,4 +1,4 @@
-"""The ``immuno`` command: what lab scientists type.
+"""immuno: validated results of the LYSYME immunology lab from raw instrument files.
 
     immuno demo OUT              write the synthetic demo batch (with truth.csv)
     immuno validate BATCH        check a batch; every problem listed, exit status 2
