@@ -159,3 +159,16 @@ def test_run_options_may_follow_batches(small_demo: Path, tmp_path: Path) -> Non
     status = main(["run", str(small_demo), "--results", str(results), "--cores", "1", "--", "--dry-run"])
     assert status == 0
     assert not (results / "demo" / "measurements.parquet").exists()
+
+
+def test_workflow_writes_no_results_for_an_invalid_batch(demo_copy: Path, tmp_path: Path) -> None:
+    sheet = pd.read_csv(demo_copy / "samplesheet.csv", dtype=str, keep_default_na=False)
+    sheet.loc[0, "visit"] = "D7"
+    sheet.to_csv(demo_copy / "samplesheet.csv", index=False)
+    results = tmp_path / "results"
+    done = _snakemake(tmp_path, {"results": str(results), "batches": [str(demo_copy)], "demo": {"make": False}},
+                      "--cores", "1")
+    assert done.returncode != 0
+    assert not (results / demo_copy.name).exists()
+    log = (results / "logs" / f"validate_batch.{demo_copy.name}.log").read_text()
+    assert "'D7' is not an allowed visit" in log

@@ -85,7 +85,8 @@ checkpoint validate_batch:
     output:
         sheet=f"{RESULTS}/{{batch}}/validation/samplesheet.csv",
     log:
-        f"{RESULTS}/{{batch}}/logs/validate_batch.log",
+        # outside results/<batch>/: a batch that fails validation gets no results folder
+        f"{RESULTS}/logs/validate_batch.{{batch}}.log",
     params:
         folder=batch_folder,
     shell:
