@@ -34,7 +34,8 @@ from immuno.cytometry.gates import (
 from immuno.cytometry.transforms import LogicleTransform, Transform
 from immuno.errors import UserError
 
-__all__ = ["GateTree", "GatedEvents", "gate_events", "compensate_solve"]
+__all__ = ["GateTree", "GatedEvents", "compensate_columns", "compensate_solve", "gate_events",
+           "gate_membership"]
 
 
 class SpilloverLike(Protocol):
@@ -283,29 +284,7 @@ class GateTree:
             if isinstance(g, BooleanGate):
                 masks[gid] = self._boolean(g, masks, n, root_mask)
                 continue
-            parent_rows = rows(g.parent_id)
-            cols = np.array([index[d] for d in g.dims], dtype=np.int64)
-            if isinstance(g, QuadrantGate):
-                masks.update(_eval_quadrants(g, events, parent_rows, cols, n))
-                continue
-            out = np.zeros(n, dtype=bool)
-            if isinstance(g, RectangleGate):
-                lo = np.array([np.nan if v is None else v for v in g.mins], dtype=np.float64)
-                hi = np.array([np.nan if v is None else v for v in g.maxs], dtype=np.float64)
-                _rectangle(events, parent_rows, cols, lo, hi,
-                           np.array([v is not None for v in g.mins]),
-                           np.array([v is not None for v in g.maxs]), g.complement, out)
-            elif isinstance(g, PolygonGate):
-                verts = np.asarray(g.vertices, dtype=np.float64)
-                _polygon(events, parent_rows, cols[0], cols[1], np.ascontiguousarray(verts[:, 0]),
-                         np.ascontiguousarray(verts[:, 1]), g.complement, out)
-            elif isinstance(g, EllipseGate):
-                inv = np.linalg.inv(np.asarray(g.covariance, dtype=np.float64))
-                _ellipse(events, parent_rows, cols, np.asarray(g.mean, dtype=np.float64),
-                         inv, float(g.distance_square), out)
-            else:  # pragma: no cover - the constructor only admits known gate types
-                raise TypeError(f"unknown gate type {type(g).__name__}")
-            masks[gid] = out
+            masks.update(_evaluate_shape(g, events, index, rows(g.parent_id), n))
         return masks
 
     def _boolean(self, g: BooleanGate, masks: Mapping[str, np.ndarray], n: int,
@@ -327,6 +306,53 @@ class GateTree:
                root_mask: np.ndarray | None = None) -> dict[str, int]:
         """Event count of every gate (see :meth:`evaluate`)."""
         return {k: int(v.sum()) for k, v in self.evaluate(events, channels, root_mask).items()}
+
+
+def _evaluate_shape(g: Gate, events: np.ndarray, index: Mapping[str, int], parent_rows: np.ndarray,
+                    n: int) -> dict[str, np.ndarray]:
+    """Membership of one non-boolean gate, tested only on ``parent_rows``."""
+    cols = np.array([index[d] for d in g.dims], dtype=np.int64)
+    if isinstance(g, QuadrantGate):
+        return _eval_quadrants(g, events, parent_rows, cols, n)
+    out = np.zeros(n, dtype=bool)
+    if isinstance(g, RectangleGate):
+        lo = np.array([np.nan if v is None else v for v in g.mins], dtype=np.float64)
+        hi = np.array([np.nan if v is None else v for v in g.maxs], dtype=np.float64)
+        _rectangle(events, parent_rows, cols, lo, hi, np.array([v is not None for v in g.mins]),
+                   np.array([v is not None for v in g.maxs]), g.complement, out)
+    elif isinstance(g, PolygonGate):
+        verts = np.asarray(g.vertices, dtype=np.float64)
+        _polygon(events, parent_rows, cols[0], cols[1], np.ascontiguousarray(verts[:, 0]),
+                 np.ascontiguousarray(verts[:, 1]), g.complement, out)
+    elif isinstance(g, EllipseGate):
+        inv = np.linalg.inv(np.asarray(g.covariance, dtype=np.float64))
+        _ellipse(events, parent_rows, cols, np.asarray(g.mean, dtype=np.float64), inv,
+                 float(g.distance_square), out)
+    else:  # pragma: no cover - the gate model only has these shapes
+        raise TypeError(f"unknown gate type {type(g).__name__}")
+    return {g.gate_id: out}
+
+
+def gate_membership(gate: Gate, events: np.ndarray, channels: Sequence[str],
+                    parent_mask: np.ndarray) -> dict[str, np.ndarray]:
+    """Absolute membership of one shape gate whose parent's membership is known.
+
+    Used while a hierarchy is being placed (a child gate is placed on its parent's
+    events, so the parent's membership is needed before the child exists). The gate is
+    tested only on the parent's rows, by the same kernels as :meth:`GateTree.evaluate`.
+
+    Returns
+    -------
+    dict
+        Gate id (or each quadrant id) -> bool array over all events.
+    """
+    if isinstance(gate, BooleanGate):
+        raise TypeError("boolean gates combine other memberships; evaluate them with a GateTree")
+    index = {c: i for i, c in enumerate(channels)}
+    missing = [d for d in gate.dims if d not in index]
+    if missing:
+        raise UserError.single("gates", f"dimension(s) {', '.join(missing)} not among the channels {list(channels)}")
+    return _evaluate_shape(gate, events, index, np.flatnonzero(parent_mask), events.shape[0])
 
 
 def _eval_quadrants(g: QuadrantGate, events: np.ndarray, rows: np.ndarray, cols: np.ndarray,
@@ -358,6 +384,67 @@ def compensate_solve(observed: np.ndarray, spill_matrix: np.ndarray) -> np.ndarr
     """
     return np.linalg.solve(np.asarray(spill_matrix, dtype=np.float64).T,
                            np.asarray(observed, dtype=np.float64).T).T
+
+
+def compensate_columns(raw: np.ndarray, channels: Sequence[str], spill: SpilloverLike | None,
+                       columns: Sequence[str], *, chunk_size: int = 65536, where: str = "events") -> np.ndarray:
+    """Compensated values of some columns, in one pass over row chunks, as float32.
+
+    Only the chosen columns and the spillover's channels are read; compensation is one
+    product with the inverse matrix per row (the same kernel :func:`gate_events` uses).
+
+    Parameters
+    ----------
+    raw
+        ``(n_events, n_channels)`` observed events.
+    channels
+        Column names ($PnN) of ``raw``.
+    spill
+        The matrix (its channels must be columns of ``raw``); None copies the columns.
+    columns
+        The columns wanted, in output order.
+    chunk_size
+        Rows per chunk (bounds the float64 working memory).
+    where
+        The file, for error messages.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(n_events, len(columns))`` float32, C-contiguous.
+
+    Raises
+    ------
+    UserError
+        A spillover channel the events lack, or a singular matrix.
+    """
+    index = {c: i for i, c in enumerate(channels)}
+    spill_cols: list[int] = []
+    inverse = np.zeros((0, 0))
+    if spill is not None:
+        unknown = [c for c in spill.channels if c not in index]
+        if unknown:
+            raise UserError.single(where, f"spillover channel(s) {', '.join(unknown)} are not channels of the file")
+        matrix = np.asarray(spill.matrix, dtype=np.float64)
+        if np.linalg.cond(matrix) > 1e12:
+            raise UserError.single(where, "the spillover matrix is singular and cannot be inverted")
+        spill_cols = [index[c] for c in spill.channels]
+        inverse = np.linalg.inv(matrix)
+    wanted = [index[c] for c in columns]
+    work_cols = sorted(set(wanted) | set(spill_cols))
+    pos = {j: p for p, j in enumerate(work_cols)}
+    comp_local = np.array([pos[j] for j in spill_cols], dtype=np.int64)
+    pick = np.array([pos[j] for j in wanted], dtype=np.int64)
+    n = raw.shape[0]
+    out = np.empty((n, len(wanted)), dtype=np.float32)
+    buf = np.empty((max(min(chunk_size, n), 1), len(work_cols)), dtype=np.float64)
+    cols = np.array(work_cols, dtype=np.int64)
+    for start in range(0, n, chunk_size):
+        stop = min(start + chunk_size, n)
+        chunk = buf[: stop - start]
+        _load_chunk(raw, start, cols, comp_local, inverse, chunk)
+        out[start:stop] = chunk[:, pick]
+    return out
 
 
 @dataclass

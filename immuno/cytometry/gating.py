@@ -15,7 +15,6 @@ so flagged events never enter a population.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from immuno.cytometry import adaptive
-from immuno.cytometry.engine import GateTree
+from immuno.cytometry.engine import GateTree, gate_membership
 from immuno.cytometry.gates import EllipseGate, PolygonGate, QuadrantGate, RectangleGate
 from immuno.errors import Problem, UserError
 
@@ -176,12 +175,6 @@ def check_gate_specs(gate_specs: Sequence[Mapping[str, Any]], panel_channels: Se
     return problems
 
 
-def _member(gate: Any, events: np.ndarray, channels: list[str], parent_mask: np.ndarray) -> dict[str, np.ndarray]:
-    """Membership of one gate, evaluated by the engine on its parent's rows only (no copy)."""
-    tree = GateTree([dataclasses.replace(gate, parent_id=None)])
-    return tree.evaluate(events, channels, root_mask=parent_mask)
-
-
 class _Placer:
     """Places the gates of one panel on one sample (see :func:`place_gates`)."""
 
@@ -323,10 +316,18 @@ def place_gates(events: np.ndarray, channels: Sequence[str], gate_specs: Sequenc
     placer = _Placer(np.asarray(events), list(channels), panel_channels, control, own_control, sample_id)
     n = events.shape[0]
     root = np.ones(n, dtype=bool) if root_mask is None else np.asarray(root_mask, dtype=bool)
-    placer.result.memberships[ROOT] = root
+    placing = placer.result.memberships
+    placing[ROOT] = root
+    parents = {str(g["parent"]) for g in gate_specs if g.get("parent") is not None}
     for g in gate_specs:
         gate = placer.place(g)
-        pmask = placer.result.memberships[ROOT if g.get("parent") is None else str(g["parent"])]
-        placer.result.memberships.update(_member(gate, placer.events, placer.channels, pmask))
         placer.result.gates.append(gate)
+        # a child is placed on its parent's events, so a parent's membership is needed
+        # before its children exist; leaves wait for the evaluation of the whole tree
+        if any(oid in parents for oid in gate_names([g])):
+            pmask = placing[ROOT if g.get("parent") is None else str(g["parent"])]
+            placing.update(gate_membership(gate, placer.events, placer.channels, pmask))
+    # the hierarchy as placed, evaluated in one pass: each gate on its parent's rows only
+    tree = GateTree(placer.result.gates)
+    placer.result.memberships = {ROOT: root, **tree.evaluate(placer.events, placer.channels, root_mask=root)}
     return placer.result

@@ -32,10 +32,10 @@ import pandas as pd
 from immuno.cytometry.acquisition_qc import FLAG_COLUMNS, AcquisitionQC, acquisition_qc, qc_settings
 from immuno.cytometry.compensation import (
     Spillover,
-    compensate,
     read_spillover_file,
     spillover_from_keywords,
 )
+from immuno.cytometry.engine import compensate_columns
 from immuno.cytometry.fcs import FCSData, read_fcs
 from immuno.cytometry.transforms import transform_from_spec
 from immuno.errors import UserError
@@ -149,8 +149,6 @@ def ingest_sample(fcs_path: str | os.PathLike[str], panel: Panel | str | os.Path
                                f"{panel.name!r} (the file has: {', '.join(fcs.channels)})",
                                hint="Rename the channel in the panel's `channels:` or re-export the file.")
     matrix = resolve_spillover(fcs, panel, spill)
-    compensated = (compensate(fcs.events, fcs.channels, matrix, where=str(fcs.path))
-                   if matrix is not None else fcs.events.copy())
     entries = panel_channels(panel)
     names = [e["channel"] for e in entries]
     time_unit = "s" if fcs.keywords.get("$TIMESTEP", "").strip() else "Time units"
@@ -158,12 +156,16 @@ def ingest_sample(fcs_path: str | os.PathLike[str], panel: Panel | str | os.Path
     qc = acquisition_qc(fcs.events, fcs.channels, fcs.top_values() + 1, **qc_settings(panel.get("qc"), names),
                         time_unit=time_unit)
     cols = [fcs.channel_index(c) for c in names]
-    raw = np.ascontiguousarray(fcs.events[:, cols])
-    comp = np.ascontiguousarray(compensated[:, cols])
-    del compensated
-    # one row per channel: each transform then reads and writes contiguous memory
-    comp_by_channel = np.ascontiguousarray(comp.T)
-    x_by_channel = np.empty_like(comp_by_channel)
+    raw = fcs.events[:, cols]
+    if matrix is not None:
+        missing_spill = [c for c in matrix.channels if c not in fcs.channels]
+        if missing_spill:
+            raise UserError.single(str(fcs.path), f"spillover matrix ({matrix.source or 'given'}) names "
+                                   f"channel(s) {', '.join(missing_spill)} that the data does not have "
+                                   f"(channels: {', '.join(fcs.channels)})")
+    # compensated once, in one pass over the file (only the panel's and the matrix's columns)
+    comp = compensate_columns(fcs.events, fcs.channels, matrix, names, where=str(fcs.path))
+    x = np.empty_like(comp)
     specs = panel.get("transforms", {}) or {}
     var_rows = []
     keep = qc.flags["qc_pass"].to_numpy()
@@ -173,21 +175,20 @@ def ingest_sample(fcs_path: str | os.PathLike[str], panel: Panel | str | os.Path
             raise UserError.single(f"{panel.path}: channels", f"channel {entry['channel']} uses transform "
                                    f"{tname!r}, which `transforms:` does not define")
         where = f"{panel.path}: transforms.{tname}"
-        column = comp_by_channel[j]
+        column = np.ascontiguousarray(comp[:, j])
         # W is estimated on the events gating will see, not on margin events or clogs
         tf = transform_from_spec(specs.get(tname), where=where, data=column[keep] if keep.any() else column) if tname else None
-        x_by_channel[j] = tf.apply(column) if tf is not None else column
+        # transformed once per channel
+        x[:, j] = tf.apply(column) if tf is not None else column
         var_rows.append({"marker": entry.get("marker"), "pns": fcs.markers[cols[j]],
                          "range": float(fcs.ranges[cols[j]]), "transform_name": tname or "",
                          "transform": tf.kind if tf is not None else "none",
                          "transform_params": json.dumps(tf.params if tf is not None else {}, sort_keys=True)})
-    x = np.ascontiguousarray(x_by_channel.T)
-    del comp_by_channel, x_by_channel
     var = pd.DataFrame(var_rows, index=pd.Index(names, name="channel"))
     var["marker"] = var["marker"].astype("string")
     var["pns"] = var["pns"].astype("string")
     obs = qc.flags.copy()
-    obs.index = pd.Index([str(i) for i in range(len(obs))], name="event")
+    obs.index = pd.RangeIndex(len(obs), name="event").astype(str)
     adata = ad.AnnData(X=x, obs=obs, var=var, layers={"raw": raw, "compensated": comp})
     adata.uns["provenance"] = {
         "file": fcs.path.name, "file_sha256": sha256_file(fcs.path), "fcs_version": fcs.version,

@@ -108,7 +108,10 @@ def marker_medians(masks: Mapping[str, np.ndarray], values: np.ndarray, labels: 
         if name == "root":
             continue
         if mask.any():
-            out[name] = np.median(values[np.ix_(np.flatnonzero(mask), cols)], axis=0)
+            # one gather, then each marker's values contiguous: partitioning along
+            # rows of a row-major block would stride through memory
+            block = np.ascontiguousarray(values[np.flatnonzero(mask)][:, cols].T)
+            out[name] = np.median(block, axis=1)
         else:
             out[name] = np.full(len(cols), np.nan)
     return pd.DataFrame.from_dict(out, orient="index", columns=list(labels))
