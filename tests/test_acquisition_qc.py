@@ -9,7 +9,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from immuno.cytometry.acquisition_qc import acquisition_qc, qc_rows, qc_settings
+from immuno.cytometry.acquisition_qc import (
+    _gate_limit,
+    acquisition_qc,
+    keep_gates,
+    qc_rows,
+    qc_settings,
+)
+from immuno.cytometry.engine import GateTree
 from immuno.cytometry.fcs import read_fcs
 from immuno.demo import cytometry as demo
 from immuno.panels import load_panel
@@ -95,6 +102,35 @@ def test_two_population_channel_is_not_mistaken_for_drift() -> None:
     caught = acquisition_qc(events, ["FSC-A", "CD4-A", "Time"], [262144, 262144, 0])
     assert caught.flags["qc_flow"].to_numpy()[drift].mean() > 0.9
     assert caught.flags["qc_flow"].to_numpy()[~drift].mean() < 0.01
+
+
+def test_keep_gates_on_raw_events_are_the_keep_mask(tubes: tuple[Path, pd.DataFrame]) -> None:
+    folder, rows = tubes
+    n_clogged = 0
+    for sid in rows.loc[rows["patient_id"] != "", "sample_id"]:
+        result, labels = _run(folder / f"{sid}.fcs")
+        fcs = read_fcs(folder / f"{sid}.fcs")
+        gates, root = keep_gates(result.params)
+        assert root is not None
+        kept = GateTree(gates).evaluate(fcs.events, fcs.channels)[root]
+        assert np.array_equal(kept, result.flags["qc_pass"].to_numpy()), sid
+        n_clogged += bool(labels["disturbed"].any())
+        if labels["disturbed"].any():
+            assert any(g.gate_id.startswith("acq_unstable_flow") for g in gates), sid
+    assert n_clogged >= 3
+
+
+def test_time_limit_splits_float64_times_as_their_float32_rounding() -> None:
+    # float64 Times (stored x $TIMESTEP, as other software computes them) against the
+    # limit drawn from their float32 rounding: the same events fall on each side
+    rng = np.random.default_rng(5)
+    t64 = np.sort(rng.uniform(0, 3000, 200_000))
+    t64 = np.concatenate([t64, np.nextafter(t64[:1000], np.inf)])  # near-ties
+    t32 = t64.astype(np.float32)
+    for v in t32[rng.integers(0, t32.size, 300)]:
+        limit = _gate_limit(v)
+        assert np.array_equal(t64 >= limit, t32 >= v)
+        assert np.array_equal(t32 >= limit, t32 >= v)
 
 
 def test_qc_rows_summarise_the_sample(tubes: tuple[Path, pd.DataFrame]) -> None:

@@ -150,6 +150,7 @@ def acquisition_qc(events: np.ndarray, channels: Sequence[str], ranges: Sequence
     if check_channels is not None:
         signal_cols = [channels.index(c) for c in check_channels if c in channels and c != time_channel]
     flow = np.zeros(n, dtype=bool)
+    excluded: list[list[float | None]] = []
     bins = pd.DataFrame(columns=["start", "end", "events", "rate_z", "worst_channel",
                                  "worst_level_z", "flagged"])
     if has_time:
@@ -179,29 +180,133 @@ def acquisition_qc(events: np.ndarray, channels: Sequence[str], ranges: Sequence
         gap[1:-1] = flagged[:-2] & flagged[2:]
         flagged |= gap
         flow = flagged[idx]
+        excluded = _flagged_intervals(events[:, t_col], idx, flagged)
         bins = pd.DataFrame({
             "start": edges[:-1], "end": edges[1:], "events": counts, "rate_z": rate_z,
             "worst_channel": [channels[signal_cols[w]] for w in worst] if signal_cols else [""] * n_bins,
             "worst_level_z": worst_z, "flagged": flagged,
         })
     at_margin = np.zeros(n, dtype=bool)
+    margin_limits: dict[str, float] = {}
     if margin:
         for j in (k for k in range(len(channels)) if k != t_col):
             if ranges[j] > 0:
                 # relative slack: a decoded log channel's top is stored in float32
-                at_margin |= events[:, j] >= (ranges[j] - 1) * (1 - 1e-6)
+                margin_limits[channels[j]] = float((ranges[j] - 1) * (1 - 1e-6))
+                at_margin |= events[:, j] >= margin_limits[channels[j]]
     neg = np.zeros(n, dtype=bool)
-    if negative_scatter:
-        for j, c in enumerate(channels):
-            if c.upper().startswith(("FSC", "SSC")):
-                neg |= events[:, j] < 0
+    scatter = [c for c in channels if c.upper().startswith(("FSC", "SSC"))] if negative_scatter else []
+    for c in scatter:
+        neg |= events[:, channels.index(c)] < 0
     flags = pd.DataFrame({"qc_flow": flow, "qc_margin": at_margin, "qc_negative_scatter": neg})
     flags["qc_pass"] = ~(flow | at_margin | neg)
     params = {"time_channel": time_channel if has_time else None, "bin_events": int(bin_events),
               "k_mad": float(k_mad), "k_level": float(k_mad + 1.0 if k_level is None else k_level),
               "margin": bool(margin), "negative_scatter": bool(negative_scatter), "time_unit": time_unit,
-              "check_channels": [channels[j] for j in signal_cols]}
+              "check_channels": [channels[j] for j in signal_cols],
+              # the keep mask as limits on raw values (see :func:`keep_gates`)
+              "margin_limits": margin_limits, "scatter_channels": scatter, "flow_excluded": excluded}
     return AcquisitionQC(flags=flags, bins=bins, params=params)
+
+
+def _flagged_intervals(time: np.ndarray, idx: np.ndarray, flagged: np.ndarray) -> list[list[float | None]]:
+    """Each run of flagged bins as ``[lower, upper or None]`` limits on Time.
+
+    The limits come from events' Time values, not from bin edges: a bin index grows with
+    Time, so the events with ``first Time in the run <= Time < first Time after it`` are
+    exactly those of the run, with no rounding at an edge (an exported gate then removes
+    the same events); see :func:`_gate_limit`.
+    """
+    out: list[list[float | None]] = []
+    n_bins = flagged.size
+    b = 0
+    while b < n_bins:
+        if not flagged[b]:
+            b += 1
+            continue
+        end = b
+        while end + 1 < n_bins and flagged[end + 1]:
+            end += 1
+        inside = (idx >= b) & (idx <= end)
+        if inside.any():
+            after = idx > end
+            first = time[inside].min()
+            out.append([_gate_limit(first), _gate_limit(time[after].min()) if after.any() else None])
+        b = end + 1
+    return out
+
+
+def _gate_limit(value: np.floating) -> float:
+    """A gate limit that puts ``value`` and everything above it on one side.
+
+    Float32 Time values are rounded from the float64 values other software computes
+    (stored value x $TIMESTEP): the limit is the smallest float64 that rounds to
+    ``value`` (ties go to the even neighbour), so an event's float64 Time is at or above
+    the limit exactly when its float32 Time is at or above ``value``.
+    """
+    if np.asarray(value).dtype != np.float32:
+        return float(value)
+    f = np.float32(value)
+    below = np.nextafter(f, np.float32(-np.inf))
+    mid = (np.float64(f) + np.float64(below)) / 2  # exact: float32 values fit in a float64
+    ties_up = int(np.asarray(f).view(np.uint32)) & 1 == 0
+    return float(mid if ties_up else np.nextafter(mid, np.inf))
+
+
+def keep_gates(params: Mapping[str, Any]) -> tuple[list[Any], str | None]:
+    """The events acquisition QC keeps, as gates on raw (uncompensated, untransformed) values.
+
+    Margin: a rectangle below each checked channel's limit; negative scatter: a
+    rectangle with minimum 0 on FSC/SSC; unstable flow: a rectangle on Time per flagged
+    stretch, joined by OR; the kept events are AND of the first two and NOT the third.
+    An exported gating hierarchy hangs below that gate, so that software reading the
+    file alone starts from the same events.
+
+    Parameters
+    ----------
+    params
+        :attr:`AcquisitionQC.params` (as recorded in a sample's provenance).
+
+    Returns
+    -------
+    gates, root
+        The gates (no parents but each other) and the id of the gate holding the kept
+        events; ``([], None)`` when QC removes nothing by construction.
+    """
+    from immuno.cytometry.gates import BooleanGate, RectangleGate
+
+    gates: list[Any] = []
+    keep: list[tuple[str, bool]] = []
+    limits = params.get("margin_limits") or {}
+    if limits:
+        dims = tuple(limits)
+        gates.append(RectangleGate("acq_below_margin", None, dims, (None,) * len(dims),
+                                   tuple(float(limits[d]) for d in dims)))
+        keep.append(("acq_below_margin", False))
+    scatter = tuple(params.get("scatter_channels") or ())
+    if scatter:
+        gates.append(RectangleGate("acq_scatter_not_negative", None, scatter, (0.0,) * len(scatter),
+                                   (None,) * len(scatter)))
+        keep.append(("acq_scatter_not_negative", False))
+    time_channel = params.get("time_channel")
+    stretches = [RectangleGate(f"acq_unstable_flow_{i + 1}", None, (str(time_channel),),
+                               (float(lo),), (None if hi is None else float(hi),))
+                 for i, (lo, hi) in enumerate(params.get("flow_excluded") or [])]
+    gates += stretches
+    if len(stretches) > 1:
+        gates.append(BooleanGate("acq_unstable_flow", None, "or", tuple((g.gate_id, False) for g in stretches)))
+        keep.append(("acq_unstable_flow", True))
+    elif stretches:
+        keep.append((stretches[0].gate_id, True))
+    if not keep:
+        return [], None
+    if len(keep) == 1 and not keep[0][1]:
+        return gates, keep[0][0]
+    if len(keep) == 1:
+        gates.append(BooleanGate("acq_kept", None, "not", ((keep[0][0], False),)))
+    else:
+        gates.append(BooleanGate("acq_kept", None, "and", tuple(keep)))
+    return gates, "acq_kept"
 
 
 def qc_settings(panel_qc: Mapping[str, Any] | None, panel_channels: Sequence[str] | None = None) -> dict[str, Any]:

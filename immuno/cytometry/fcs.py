@@ -366,7 +366,9 @@ def _preprocess(events: np.ndarray, channels: list[str], ranges: np.ndarray,
         if is_time:
             step = _float(kw.get("$TIMESTEP"), 1.0)
             if step not in (0.0, 1.0):
-                events[:, j] *= step
+                # in float64 and then rounded, as FlowKit computes it: exported Time gates
+                # can then be placed between the values FlowKit sees (see acquisition_qc)
+                events[:, j] = events[:, j].astype(np.float64) * step
 
 
 def _pne(text: str) -> tuple[float, float]:
