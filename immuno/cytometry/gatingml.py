@@ -53,6 +53,7 @@ __all__ = [
     "CompensationMatrix",
     "GatingDocument",
     "read_gatingml",
+    "valid_gate_id",
     "write_gatingml",
     "document_from_flowkit",
 ]
@@ -393,7 +394,8 @@ def _flowkit_transform(tr: Transform) -> Any:
 
 
 def write_gatingml(gates: Sequence[Gate], transforms: Mapping[str, Transform | None],
-                   spill: SpilloverLike | None, path: str | os.PathLike[str]) -> Path:
+                   spill: SpilloverLike | None, path: str | os.PathLike[str], *,
+                   raw_gates: Sequence[Gate] = (), root: str | None = None) -> Path:
     """Write gates placed on a sample as a GatingML 2.0 file that FlowKit and FlowJo open.
 
     Parameters
@@ -407,6 +409,12 @@ def write_gatingml(gates: Sequence[Gate], transforms: Mapping[str, Transform | N
         matrix so that the document does not depend on the FCS keyword.
     path
         Output file (written atomically).
+    raw_gates
+        Gates on raw values (uncompensated, untransformed), e.g. acquisition QC's keep
+        mask (:func:`immuno.cytometry.acquisition_qc.keep_gates`).
+    root
+        A membership id of ``raw_gates`` that becomes the parent of every top-level gate
+        of ``gates``, so the hierarchy starts from the events it holds.
 
     Returns
     -------
@@ -415,7 +423,10 @@ def write_gatingml(gates: Sequence[Gate], transforms: Mapping[str, Transform | N
     """
     import flowkit as fk
 
-    tree = GateTree(gates)  # validates ids, parents and operands
+    raw_ids = {g.gate_id for g in raw_gates}
+    if root is not None:
+        gates = [dataclasses.replace(g, parent_id=root) if g.parent_id is None else g for g in gates]
+    tree = GateTree([*raw_gates, *gates])  # validates ids, parents and operands
     bad = [oid for oid in tree.membership_ids if not _XML_NAME.match(oid)]
     if bad:
         raise UserError.single(
@@ -429,7 +440,7 @@ def write_gatingml(gates: Sequence[Gate], transforms: Mapping[str, Transform | N
             SPILL_ID, fk.Matrix(np.asarray(spill.matrix, dtype=np.float64), chans, chans))
         comp_channels = set(chans)
     xform_ids: dict[str, str] = {}
-    for channel in tree.dims:
+    for channel in _dims(gates):
         tr = transforms.get(channel)
         if tr is not None:
             xid = f"{tr.kind}_{channel}"
@@ -439,6 +450,9 @@ def write_gatingml(gates: Sequence[Gate], transforms: Mapping[str, Transform | N
     def dim(channel: str, lo: float | None = None, hi: float | None = None) -> Any:
         return fk.Dimension(channel, SPILL_ID if channel in comp_channels else "uncompensated",
                             xform_ids.get(channel), range_min=lo, range_max=hi)
+
+    def raw_dim(channel: str, lo: float | None = None, hi: float | None = None) -> Any:
+        return fk.Dimension(channel, "uncompensated", None, range_min=lo, range_max=hi)
 
     paths: dict[str, tuple[str, ...]] = {}
     quadrant_of: dict[str, str] = {}
@@ -466,11 +480,25 @@ def write_gatingml(gates: Sequence[Gate], transforms: Mapping[str, Transform | N
             paths[inside.gate_id] = paths[gid]
             strategy.add_gate(_flowkit_gate(inside, dim, fk, path_of), paths[gid])
             g = BooleanGate(gid, g.parent_id, "not", ((inside.gate_id, False),))
-        strategy.add_gate(_flowkit_gate(g, dim, fk, path_of), paths[gid])
+        strategy.add_gate(_flowkit_gate(g, raw_dim if gid in raw_ids else dim, fk, path_of), paths[gid])
     out = Path(path)
     with atomic_path(out) as tmp, open(tmp, "wb") as fh:
         fk.export_gatingml(strategy, fh)
     return out
+
+
+def valid_gate_id(gate_id: str) -> bool:
+    """Whether a gate id can be written as a GatingML id (an XML NCName of ASCII letters,
+    digits, ``_``, ``-`` and ``.``)."""
+    return bool(_XML_NAME.match(gate_id))
+
+
+def _dims(gates: Sequence[Gate]) -> list[str]:
+    seen: dict[str, None] = {}
+    for g in gates:
+        for d in g.dims:
+            seen.setdefault(d, None)
+    return list(seen)
 
 
 def _flowkit_gate(g: Gate, dim: Any, fk: Any, path_of: Any) -> Any:

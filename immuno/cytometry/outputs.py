@@ -120,11 +120,40 @@ def write_sample_outputs(outcome: SampleOutcome, out_dir: str | os.PathLike[str]
 def gates_document(outcome: SampleOutcome) -> dict:
     """The gates as placed on a sample, with their transforms and spillover, as JSON data."""
     assert outcome.gating is not None
-    gates = [{"kind": type(g).__name__, **_jsonable(dataclasses.asdict(g))} for g in outcome.gating.gates]
+    from immuno.cytometry.acquisition_qc import keep_gates
+    from immuno.cytometry.pipeline import panel_populations
+    from immuno.cytometry.populations import population_gates
+
+    def encode(gates: list) -> list[dict]:
+        return [{"kind": type(g).__name__, **_jsonable(dataclasses.asdict(g))} for g in gates]
+
     transforms = {c: t.spec() for c, t in outcome.transforms.items() if t is not None}
     spill = ({"channels": list(outcome.spill.channels), "matrix": outcome.spill.matrix.tolist(),
               "source": outcome.spill.source} if outcome.spill is not None else None)
-    return {"sample_id": outcome.info.sample_id, "gates": gates, "transforms": transforms, "spill": spill}
+    # the events acquisition QC removed, as gates on raw values: the exported hierarchy
+    # starts below them, so the GatingML file alone reproduces every count
+    qc_params = json.loads(outcome.events.uns.get("provenance", {}).get("acquisition_qc", "{}"))
+    qc_gates, qc_root = keep_gates(qc_params)
+    # the panel's populations as boolean gates, so that their counts can be checked too
+    populations = _exportable(population_gates(panel_populations(outcome.info.panel)))
+    return {"sample_id": outcome.info.sample_id, "gates": encode([*outcome.gating.gates, *populations]),
+            "transforms": transforms,
+            "spill": spill, "acquisition_gates": encode(qc_gates), "acquisition_root": qc_root}
+
+
+def _exportable(gates: list) -> list:
+    """The boolean gates whose ids (and operands) GatingML can hold; a population named
+    e.g. ``CD4+`` stays out of the file rather than failing the export."""
+    from immuno.cytometry.gatingml import valid_gate_id
+
+    dropped: set[str] = set()
+    kept = []
+    for g in gates:
+        if not valid_gate_id(g.gate_id) or any(ref in dropped for ref, _ in g.operands):
+            dropped.add(g.gate_id)
+        else:
+            kept.append(g)
+    return kept
 
 
 def write_gatingml_file(document: dict, path: str | os.PathLike[str]) -> Path:
@@ -137,20 +166,25 @@ def write_gatingml_file(document: dict, path: str | os.PathLike[str]) -> Path:
     def tuples(v: object) -> object:
         return tuple(tuples(x) for x in v) if isinstance(v, list) else v
 
-    gates = []
-    for g in document["gates"]:
-        fields = {k: v for k, v in g.items() if k != "kind"}
-        if g["kind"] == "QuadrantGate":
-            fields["dividers"] = {d: tuple(v) for d, v in fields["dividers"].items()}
-        else:
-            fields = {k: tuples(v) for k, v in fields.items()}
-        if "dims" in fields:
-            fields["dims"] = tuple(fields["dims"])
-        gates.append(getattr(gate_model, g["kind"])(**fields))
+    def decode(items: list[dict]) -> list:
+        gates = []
+        for g in items:
+            fields = {k: v for k, v in g.items() if k != "kind"}
+            if g["kind"] == "QuadrantGate":
+                fields["dividers"] = {d: tuple(v) for d, v in fields["dividers"].items()}
+            else:
+                fields = {k: tuples(v) for k, v in fields.items()}
+            if "dims" in fields:
+                fields["dims"] = tuple(fields["dims"])
+            gates.append(getattr(gate_model, g["kind"])(**fields))
+        return gates
+
     transforms = {c: transform_from_spec(spec) for c, spec in document["transforms"].items()}
     sp = document.get("spill")
     spill = Spillover(sp["channels"], np.asarray(sp["matrix"]), source=sp.get("source", "")) if sp else None
-    return write_gatingml(gates, transforms, spill, path)
+    return write_gatingml(decode(document["gates"]), transforms, spill, path,
+                          raw_gates=decode(document.get("acquisition_gates") or []),
+                          root=document.get("acquisition_root"))
 
 
 def placements_table(placements: list[dict]) -> pd.DataFrame:

@@ -281,3 +281,44 @@ def population_specs(spec: Mapping[str, Any] | None, known: list[str], where: st
     if problems:
         raise UserError(problems, hint="Fix the populations section of the panel.")
     return out
+
+
+def population_gates(populations: list[Population], parent: str | None = None) -> list[Any]:
+    """The populations as GatingML-style boolean gates (for export).
+
+    Each population becomes a :class:`~immuno.cytometry.gates.BooleanGate` named after it
+    (nested parts of an expression become gates ``<name>_part<k>``). The gates hang
+    below ``parent`` (the events acquisition QC kept), which is also where every
+    population mask lives (see :func:`immuno.cytometry.statistics.population_masks`), so
+    ``!X`` means "kept events outside X" in both.
+
+    A bare name (an alias of a gate) is written as OR of the gate with itself: GatingML
+    booleans need two operands for ``and``/``or``.
+    """
+    from immuno.cytometry.gates import BooleanGate
+
+    gates: list[Any] = []
+
+    def operand(e: Expr, owner: str) -> tuple[str, bool]:
+        if isinstance(e, Name):
+            return e.name, False
+        if isinstance(e, Not) and isinstance(e.operand, Name):
+            return e.operand.name, True
+        gid = f"{owner}_part{sum(g.gate_id.startswith(owner + '_part') for g in gates) + 1}"
+        gate(e, gid, owner)
+        return gid, False
+
+    def gate(e: Expr, gid: str, owner: str) -> None:
+        if isinstance(e, Name):
+            gates.append(BooleanGate(gid, parent, "or", ((e.name, False), (e.name, False))))
+        elif isinstance(e, Not):
+            ref, comp = operand(e.operand, owner)
+            op: Any = "not" if not comp else "or"
+            gates.append(BooleanGate(gid, parent, op, ((ref, False),) if op == "not" else ((ref, False), (ref, False))))
+        else:
+            ops = tuple(operand(o, owner) for o in e.operands)
+            gates.append(BooleanGate(gid, parent, "and" if isinstance(e, And) else "or", ops))
+
+    for pop in populations:
+        gate(pop.expr, pop.name, pop.name)
+    return gates

@@ -28,7 +28,8 @@ def population_masks(memberships: Mapping[str, np.ndarray], populations: Sequenc
     Parameters
     ----------
     memberships
-        Gate id -> boolean membership (from :func:`immuno.cytometry.gating.place_gates`).
+        Gate id -> boolean membership (from :func:`immuno.cytometry.gating.place_gates`);
+        its ``"root"`` entry (the events acquisition QC kept) bounds every population.
     populations
         Parsed panel populations.
 
@@ -38,8 +39,11 @@ def population_masks(memberships: Mapping[str, np.ndarray], populations: Sequenc
         Name -> boolean mask; gates first, then populations.
     """
     masks = dict(memberships)
+    root = memberships.get("root")
     for pop in populations:
-        masks[pop.name] = evaluate_population(pop.expr, masks)
+        mask = evaluate_population(pop.expr, masks)
+        # "!X" means kept events outside X: events acquisition QC removed never enter a population
+        masks[pop.name] = mask & root if root is not None else mask
     return masks
 
 
