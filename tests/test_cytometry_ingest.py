@@ -208,3 +208,28 @@ def test_matrix_file_named_by_the_panel(batch_dir: Path, tmp_path: Path) -> None
     ics_rows = rows[rows["panel"] == "cytometry_ics_demo"]
     assert len(problems) == len(ics_rows)
     assert all("BV999-A" in p.what and "symphony.csv" in p.what for p in problems)
+
+
+def test_checks_report_panel_logic_with_its_line(batch_dir: Path, tmp_path: Path) -> None:
+    text = ICS.read_text()
+    edits = {"- id: IFNg\n    parent: CD4\n": "- id: IFNg\n    parent: CD44\n",
+             '"CD4 & IFNg & !IL4"': '"CD4 & IFNg & !IL5"',
+             "Th17: {population: Th17, of: CD4,": "Th17: {population: Th17, of: CD4T,"}
+    for old, new in edits.items():
+        assert text.count(old) == 1, old
+        text = text.replace(old, new)
+    broken = tmp_path / ICS.name
+    broken.write_text(text)
+    lines = text.splitlines()
+
+    def line_of(fragment: str) -> int:
+        return next(i for i, line in enumerate(lines, 1) if fragment in line)
+
+    batch = load_batch(batch_dir)
+    problems = check_inputs(batch.rows("cytometry"), batch.root,
+                            {**batch.panels, "cytometry_ics_demo": load_panel(broken)})
+    text_of = [str(p) for p in problems]
+    expected = [(line_of("- id: IFNg"), "CD44"), (line_of("!IL5"), "IL5"), (line_of("of: CD4T"), "CD4T")]
+    for line, name in expected:
+        assert any(f"{broken}: line {line}" in t and repr(name) in t for t in text_of), (line, name, text_of)
+    assert len(problems) == 3

@@ -49,8 +49,9 @@ def check_inputs(rows: pd.DataFrame, batch_root: Path, panels: Mapping[str, Pane
     Checks that each FCS file is readable and complete, that it has every channel its
     panel names (the message lists the channels the file has), that the compensation the
     panel asks for is available (the file's keyword, a readable matrix file, or single-stain
-    controls covering every stained channel plus an unstained tube), and that ``control_of``
-    names a stimulated cytometry sample of the batch.
+    controls covering every stained channel plus an unstained tube), that ``control_of``
+    names a stimulated cytometry sample of the batch, and that each panel's gates,
+    populations and headline features refer to names it defines (with the panel line).
 
     Parameters
     ----------
@@ -108,8 +109,12 @@ def check_inputs(rows: pd.DataFrame, batch_root: Path, panels: Mapping[str, Pane
                                             f"but panel {panel.name!r} compensates from it"))
             except UserError as err:
                 problems += [Problem(f"{where}, file {row['file']}", p.what) for p in err.problems]
+    from immuno.cytometry.pipeline import panel_problems
+
     for panel in used_panels.values():
         problems += _panel_problems(panel)
+        # gates, populations and headline: the same resolution a sample's processing runs
+        problems += panel_problems(panel)
         problems += _compensation_problems(panel, rows, headers, batch_root)
     return problems
 

@@ -56,13 +56,13 @@ from immuno.cytometry.tubes import (
     needs_single_stains,
     sample_table,
 )
-from immuno.errors import UserError
+from immuno.errors import Problem, UserError
 from immuno.panels import Panel
 
 __all__ = [
     "ASSAY", "COMPENSATION_TUBES", "CONTROL_TUBES", "SampleInfo", "SampleOutcome", "batch_samples",
     "batch_spillover", "compensation_tubes", "fail_outcome", "ingest_only", "needs_single_stains",
-    "panel_populations", "process_batch", "process_sample", "process_unit", "sample_table",
+    "panel_populations", "panel_problems", "process_batch", "process_sample", "process_unit", "sample_table",
     "write_compensation_tubes",
 ]
 
@@ -104,21 +104,42 @@ class SampleOutcome:
     spill: Spillover | None = None
 
 
-def panel_populations(panel: Panel) -> list[Population]:
-    """The panel's populations, checked against its gates (problems name the panel file)."""
+def panel_problems(panel: Panel) -> list[Problem]:
+    """Every mistake in a panel's gating logic, each naming the panel file and line.
+
+    Gates (unknown parents or dimensions, ids used twice), populations (syntax, unknown
+    names) and headline features (unknown populations, denominators, ratio terms).
+    ``immuno validate`` reports these before any sample is processed.
+    """
     gates = panel.get("gates") or []
     lines = panel_lines(panel.path)
     problems = check_gate_specs(gates, panel.get("channels") or [], str(panel.path), lines)
-    if problems:
-        raise UserError(problems, hint=f"Fix the gates of {panel.path}.")
     pop_lines = {k.split(".", 1)[1]: v for k, v in lines.items() if k.startswith("populations.")}
-    populations = population_specs(panel.get("populations"), gate_names(gates), where=str(panel.path),
-                                   lines=pop_lines)
-    problems = check_headline(panel.get("headline") or {}, [*gate_names(gates), *(p.name for p in populations)],
-                              str(panel.path), lines)
+    try:
+        population_specs(panel.get("populations"), gate_names(gates), where=str(panel.path), lines=pop_lines)
+    except UserError as exc:
+        problems += exc.problems
+    # headline names are judged against every population the panel declares, parsed or not
+    declared = [str(name) for name in (panel.get("populations") or {})]
+    problems += check_headline(panel.get("headline") or {}, [*gate_names(gates), *declared],
+                               str(panel.path), lines)
+    return problems
+
+
+def panel_populations(panel: Panel) -> list[Population]:
+    """The panel's populations, checked against its gates (problems name the panel file).
+
+    Raises
+    ------
+    UserError
+        Listing every problem :func:`panel_problems` finds.
+    """
+    problems = panel_problems(panel)
     if problems:
-        raise UserError(problems, hint=f"Fix the headline section of {panel.path}.")
-    return populations
+        raise UserError(problems, hint=f"Fix the gates, populations or headline section of {panel.path}.")
+    pop_lines = {k.split(".", 1)[1]: v for k, v in panel_lines(panel.path).items() if k.startswith("populations.")}
+    return population_specs(panel.get("populations"), gate_names(panel.get("gates") or []),
+                            where=str(panel.path), lines=pop_lines)
 
 
 def _transforms_of(adata: Any) -> dict[str, Any]:
