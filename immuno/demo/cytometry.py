@@ -18,6 +18,7 @@ the margin), so the pipeline can be judged tightly. Per-event labels go to
 from __future__ import annotations
 
 import io
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -181,17 +182,28 @@ def _arrivals(rng: np.random.Generator, n: int, clog: bool) -> tuple[np.ndarray,
     return times, (times >= knots[1]) & (times < knots[3])
 
 
+def tube_stains(tube: str) -> dict[str, str]:
+    """The demo's staining of a tube kind: fluorochrome channel -> marker."""
+    if tube in ("stimulated", "unstimulated"):
+        return dict(ICS_STAINS)
+    return dict(SURFACE_STAINS) if tube == "surface" else {}
+
+
 def simulate_events(rng: np.random.Generator, n: int, tube: str, params: TubeParams,
-                    clog: bool = False) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+                    clog: bool = False, stains: Mapping[str, str] | None = None,
+                    ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """Events (n x len(CHANNELS), float32) of one PBMC tube and their per-event labels.
 
-    ``tube`` is stimulated / unstimulated (ICS), surface, or unstained.
+    ``tube`` is stimulated / unstimulated (ICS), surface, or unstained. ``stains``
+    (fluorochrome channel of :data:`FLUORS` -> marker) puts the markers on other
+    fluorochromes than the demo panels do (default: :func:`tube_stains`).
     """
     _, spill = true_spillover()
     kind = rng.choice(len(KINDS), size=n, p=_KIND_P)
-    stains = ICS_STAINS if tube in ("stimulated", "unstimulated") else SURFACE_STAINS
-    if tube == "unstained":
-        stains = {}
+    stains = tube_stains(tube) if stains is None else dict(stains)
+    unknown = [c for c in stains if c not in FLUORS]
+    if unknown:
+        raise ValueError(f"stains name channel(s) {unknown} the demo instrument lacks ({FLUORS})")
     pos = _positivity(rng, kind, tube, params)
     af_scale = np.where(kind == 2, 2.5, np.where(kind == 0, 0.4, 1.0))
     true = AUTOFLUOR * af_scale[:, None] * np.exp(0.4 * rng.standard_normal((n, len(FLUORS))))
@@ -258,8 +270,10 @@ def realised_truth(tube: str, labels: dict[str, np.ndarray]) -> dict[str, tuple[
     return {}
 
 
-def _keywords(sample_id: str, tube_label: str, duration: float) -> dict[str, str]:
+def _keywords(sample_id: str, tube_label: str, duration: float,
+              channel_names: Mapping[str, str] | None = None) -> dict[str, str]:
     channels, spill = true_spillover()
+    channels = [(channel_names or {}).get(c, c) for c in channels]
     start = 9 * 3600 + 30 * 60
     end = start + int(round(duration))
     hms = [f"{t // 3600:02d}:{t // 60 % 60:02d}:{t % 60:02d}" for t in (start, end)]
@@ -269,23 +283,36 @@ def _keywords(sample_id: str, tube_label: str, duration: float) -> dict[str, str
             "EXPERIMENT NAME": "LYSYME demo", "CREATOR": "BD FACSDiva Software Version 9.0"}
 
 
-def write_tube(path: Path, sample_id: str, tube: str, events: np.ndarray) -> Path:
-    """Write one simulated tube as the instrument would (FCS 3.1, $PnS from the stains)."""
-    stains = {"stimulated": ICS_STAINS, "unstimulated": ICS_STAINS, "surface": SURFACE_STAINS}.get(tube, {})
+def write_tube(path: Path, sample_id: str, tube: str, events: np.ndarray,
+               stains: Mapping[str, str] | None = None, channel_names: Mapping[str, str] | None = None) -> Path:
+    """Write one simulated tube as the instrument would (FCS 3.1, $PnS from the stains).
+
+    ``channel_names`` renames channels ($PnN and the $SPILLOVER header), as another
+    instrument (e.g. detector names such as ``V1-A``) would write them.
+    """
+    if stains is None:
+        stains = tube_stains(tube)
     if tube.startswith("SS-"):
         stains = {tube[3:]: tube[3:-2]}
     markers = [stains.get(c) for c in CHANNELS]
+    names = [(channel_names or {}).get(c, c) for c in CHANNELS]
     duration = float(events[:, -1].max() * TIMESTEP) if len(events) else 0.0
-    return write_fcs(path, events, CHANNELS, markers, _keywords(sample_id, tube, duration),
+    return write_fcs(path, events, names, markers, _keywords(sample_id, tube, duration, channel_names),
                      ranges=[PNR] * len(CHANNELS))
 
 
 def simulate_tube(path: str | Path, tube: str = "surface", events: int = 1_000_000, seed: int = 0,
-                  clog: bool = False, params: TubeParams | None = None) -> dict[str, np.ndarray]:
-    """Write one PBMC tube of ``events`` events (benchmarks, tests) and return its labels."""
+                  clog: bool = False, params: TubeParams | None = None, *,
+                  stains: Mapping[str, str] | None = None,
+                  channel_names: Mapping[str, str] | None = None) -> dict[str, np.ndarray]:
+    """Write one PBMC tube of ``events`` events (benchmarks, tests) and return its labels.
+
+    ``stains`` (fluorochrome channel -> marker) and ``channel_names`` (demo channel ->
+    name written in the file) simulate another panel or instrument.
+    """
     rng = np.random.default_rng([seed, K, 999])
-    ev, labels = simulate_events(rng, events, tube, params or TubeParams(), clog=clog)
-    write_tube(Path(path), Path(path).stem, tube, ev)
+    ev, labels = simulate_events(rng, events, tube, params or TubeParams(), clog=clog, stains=stains)
+    write_tube(Path(path), Path(path).stem, tube, ev, stains=stains, channel_names=channel_names)
     return labels
 
 
