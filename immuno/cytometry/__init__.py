@@ -3,6 +3,7 @@
 from immuno.cytometry.acquisition_qc import (
     AcquisitionQC,
     acquisition_qc,
+    keep_gates,
     qc_rows,
     qc_settings,
 )
@@ -25,7 +26,13 @@ from immuno.cytometry.compensation import (
     spillover_from_single_stains,
     write_spillover_file,
 )
-from immuno.cytometry.engine import GatedEvents, GateTree, gate_events
+from immuno.cytometry.engine import (
+    GatedEvents,
+    GateTree,
+    compensate_columns,
+    gate_events,
+    gate_membership,
+)
 from immuno.cytometry.fcs import (
     FCSData,
     format_spillover,
@@ -55,6 +62,8 @@ from immuno.cytometry.pipeline import (
     SampleOutcome,
     batch_samples,
     batch_spillover,
+    panel_populations,
+    panel_problems,
     process_batch,
     process_sample,
     process_unit,
@@ -64,6 +73,7 @@ from immuno.cytometry.populations import (
     Population,
     evaluate_population,
     parse_population,
+    population_gates,
     population_specs,
 )
 from immuno.cytometry.statistics import (
@@ -95,6 +105,7 @@ __all__ = [
     # acquisition QC
     "AcquisitionQC",
     "acquisition_qc",
+    "keep_gates",
     "qc_rows",
     "qc_settings",
     # pre-run checks
@@ -131,6 +142,8 @@ __all__ = [
     "GateTree",
     "GatedEvents",
     "gate_events",
+    "gate_membership",
+    "compensate_columns",
     # GatingML and manual templates
     "GatingDocument",
     "read_gatingml",
@@ -151,6 +164,7 @@ __all__ = [
     "parse_population",
     "evaluate_population",
     "population_specs",
+    "population_gates",
     "population_masks",
     "population_statistics",
     "marker_medians",
@@ -161,6 +175,8 @@ __all__ = [
     "process_sample",
     "process_batch",
     "process_unit",
+    "panel_populations",
+    "panel_problems",
     "batch_samples",
     "batch_spillover",
     "write_sample_outputs",
