@@ -1,9 +1,11 @@
 """Operating characteristics of the counts estimator on simulated biopsies.
 
-500 biopsies (100 at each of 0, 0.1, 0.5, 1 and 5 % donor), each with its own unrelated
+800 biopsies (100 at each of 0, 0.1, 0.5, 1, 5, 10, 20 and 30 % donor), each with its own unrelated
 recipient/donor pair typed on 40 biallelic markers at ~1000x, beta-binomial reads
 (rho = 800) and per-marker background errors around 0.1 %. The references are simulated
-too, so genotype calling and the error estimate are part of what is tested.
+too, so genotype calling and the error estimate are part of what is tested. The high
+levels guard the interval ends: where the profile is steep, an end interpolated across a
+wide grid step cut inside the interval (coverage was ~0.82 at 30 % in 1000 draws).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import pytest
 from immuno.chimerism import estimate_counts
 from immuno.demo.chimerism import simulate_case
 
-LEVELS = (0.0, 0.001, 0.005, 0.01, 0.05)
+LEVELS = (0.0, 0.001, 0.005, 0.01, 0.05, 0.10, 0.20, 0.30)
 PER_LEVEL = 100
 MARKERS = 40
 
@@ -48,11 +50,11 @@ def test_false_detection_and_power(simulated: pd.DataFrame) -> None:
     detected = simulated.groupby("level")["detected"].mean()
     assert detected[0.0] <= 0.02, detected.to_dict()
     assert detected[0.005] >= 0.95, detected.to_dict()
-    assert detected[0.01] == 1.0 and detected[0.05] == 1.0
+    assert (detected[detected.index >= 0.01] == 1.0).all(), detected.to_dict()
 
 
 def test_estimates_unbiased_where_detectable(simulated: pd.DataFrame) -> None:
-    for level in (0.005, 0.01, 0.05):
+    for level in LEVELS[2:]:
         est = simulated.loc[simulated["level"] == level, "fraction"]
         # the mean of 100 estimates: within 3 standard errors of the truth
         assert abs(est.mean() - level) <= 3 * est.std(ddof=1) / np.sqrt(len(est)), (level, est.mean())

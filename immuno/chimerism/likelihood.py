@@ -26,9 +26,20 @@ CHI2_95 = 3.841458820694124
 #: f values where the profile is first evaluated (0, then two per decade from 1e-5)
 COARSE_F = np.concatenate([[0.0], np.logspace(-5, 0, 11)])
 _RHO_GRID = 10.0 ** np.arange(1.0, 7.01, 0.5)
-_STENCIL = 10.0 ** np.array([-0.5, -0.25, 0.0, 0.25, 0.5])
-#: once rho is estimated, it moves little across the interval: three points suffice
-_NARROW = 10.0 ** np.array([-0.25, 0.0, 0.25])
+#: spacing of the rho stencils in log10: a parabola over coarser steps misjudges the
+#: profile by ~0.05 log-likelihood units, enough to move an interval end by ~1 %
+_RHO_STEP = 0.125
+_STENCIL = 10.0 ** np.arange(-0.5, 0.51, _RHO_STEP)
+#: once rho is estimated, it moves little across the interval: +/- 0.25 decade suffices
+_NARROW = 10.0 ** np.arange(-0.25, 0.26, _RHO_STEP)
+#: stencil steps added on each side when rho's maximum lies beyond the stencil (1 decade)
+_WIDE_STEPS = 8
+#: a coarse-grid point this far below the best one (log-likelihood) lies far outside any interval
+_FAR = 25.0
+#: nested fine grids searching for the peak before its parabola is trusted
+_PEAK_ROUNDS = 4
+#: nested grids narrowing an interval end when interpolation fails (each shrinks it ~11-fold)
+_CROSSING_ROUNDS = 6
 
 
 @dataclass
@@ -138,7 +149,7 @@ class ProfileLikelihood:
     rho
         Centre of the rho stencil; by default the best rho of a coarse (f, rho) grid.
     stencil
-        Multipliers of rho evaluated (evenly spaced in log10 by 0.25).
+        Multipliers of rho evaluated (evenly spaced in log10).
     """
 
     def __init__(self, lik: BetaBinomialLikelihood, rho: float | None = None,
@@ -149,8 +160,25 @@ class ProfileLikelihood:
             rho = float(_RHO_GRID[np.unravel_index(coarse.argmax(), coarse.shape)[1]])
         self.rho_grid = rho * stencil
 
-    def __call__(self, f: np.ndarray | float) -> np.ndarray:
-        peak, _ = _profile_max(self.lik.loglik(np.atleast_1d(np.asarray(f, float)), self.rho_grid))
+    def __call__(self, f: np.ndarray | float, near: float = math.inf) -> np.ndarray:
+        """Profile log-likelihood at every f.
+
+        ``near``: only f whose value is within this of the best one are followed when
+        rho's maximum lies beyond the stencil (far-off points of a coarse grid need not be
+        exact).
+        """
+        f = np.atleast_1d(np.asarray(f, float))
+        ll = self.lik.loglik(f, self.rho_grid)
+        peak, _ = _profile_max(ll)
+        # where rho's maximum lies beyond the stencil, the stencil's best point understates
+        # the profile and makes it jump (an interval end computed there came out too
+        # narrow): those f are evaluated again on the stencil's spacing over +/- 1 decade
+        best = ll.argmax(axis=1)
+        edge = ((best == 0) | (best == len(self.rho_grid) - 1)) & (peak >= peak.max() - near)
+        if edge.any():
+            ratio = self.rho_grid[1] / self.rho_grid[0]
+            wide = self.rho_grid[0] * ratio ** np.arange(-_WIDE_STEPS, len(self.rho_grid) + _WIDE_STEPS)
+            peak[edge] = np.maximum(peak[edge], _profile_max(self.lik.loglik(f[edge], wide))[0])
         return peak
 
     def rho_at(self, f: float) -> tuple[float, bool]:
@@ -160,7 +188,8 @@ class ProfileLikelihood:
         if not 0 < best < len(self.rho_grid) - 1:
             return float(self.rho_grid[best]), False  # on the edge: the maximum lies beyond
         _, pos = _profile_max(ll)
-        return float(self.rho_grid[0] * 10 ** (0.25 * pos[0])), True
+        step = math.log10(self.rho_grid[1] / self.rho_grid[0])
+        return float(self.rho_grid[0] * 10 ** (step * pos[0])), True
 
 
 @dataclass(frozen=True)
@@ -188,7 +217,7 @@ def fit_fraction(lik: BetaBinomialLikelihood) -> tuple[Fit, ProfileLikelihood]:
     """
     prof = ProfileLikelihood(lik)
     for _ in range(8):
-        values = prof(COARSE_F)
+        values = prof(COARSE_F, near=_FAR)
         i = int(values.argmax())
         f_hat, l_max = _refine_peak(prof, COARSE_F[max(i - 1, 0)], COARSE_F[min(i + 1, len(COARSE_F) - 1)])
         if values[0] >= l_max:
@@ -219,39 +248,118 @@ def _fine_grid(lo: float, hi: float, n: int = 8) -> np.ndarray:
 
 
 def _refine_peak(prof: ProfileLikelihood, lo: float, hi: float) -> tuple[float, float]:
-    """Maximum of the profile within [lo, hi]: two nested fine grids, then a parabola."""
-    for _ in range(2):
+    """Maximum of the profile within [lo, hi].
+
+    A fine grid finds the best point; a parabola through it and its neighbours (in f, not
+    in grid steps) gives the peak and the profile's own standard error; a last parabola
+    through the peak and +/- half a standard error, where the profile is quadratic to
+    well within 0.01 units, places it. At f of 10-60 % a fine-grid step spans several
+    standard errors, and the first parabola alone misplaced the peak by up to a third
+    of one (and understated the maximum by over a unit, widening the interval).
+    """
+    for _ in range(_PEAK_ROUNDS):
         x = _fine_grid(lo, hi)
-        y = prof(x)
+        y = prof(x, near=_FAR)
         j = int(y.argmax())
-        lo, hi = x[max(j - 1, 0)], x[min(j + 1, len(x) - 1)]
-    return _parabola_peak(x, y)
+        lo, hi = float(x[max(j - 1, 0)]), float(x[min(j + 1, len(x) - 1)])
+        peak, value, sd = _parabola_peak(x, y)
+        if math.isfinite(sd) and lo <= peak <= hi:
+            return _polish_peak(prof, peak, sd, (peak, value))
+    return peak, value
 
 
-def _parabola_peak(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
-    """Peak of a parabola through the best grid point and its neighbours."""
+def _polish_peak(prof: ProfileLikelihood, peak: float, sd: float,
+                 fallback: tuple[float, float]) -> tuple[float, float]:
+    """Parabolas through ``peak`` +/- ``sd / 2``, moved until the peak lies between them."""
+    h = sd / 2
+    for _ in range(_PEAK_ROUNDS):
+        if peak - h < 0.0 or peak + h > 1.0:
+            break
+        x = np.array([peak - h, peak, peak + h])
+        y = prof(x)
+        new, value, _ = _parabola_peak(x, y)
+        if abs(new - peak) <= h:
+            return new, value
+        peak = float(np.clip(new, peak - 2 * h, peak + 2 * h))
+        fallback = max(fallback, (float(x[y.argmax()]), float(y.max())), key=lambda pv: pv[1])
+    return fallback
+
+
+def _parabola_peak(x: np.ndarray, y: np.ndarray) -> tuple[float, float, float]:
+    """Peak, its value and the standard error (curvature) of a parabola through the best
+    grid point and its neighbours; the best point itself (SE NaN) at the edge of a grid
+    or where the profile is not concave there."""
     j = int(y.argmax())
-    if j == 0 or j == len(y) - 1:
-        return float(x[j]), float(y[j])
-    left, mid, right = y[j - 1], y[j], y[j + 1]
-    curv = left - 2 * mid + right
-    if curv >= 0:
-        return float(x[j]), float(mid)
-    shift = 0.5 * (left - right) / curv
-    step = x[j + 1] - x[j] if shift > 0 else x[j] - x[j - 1]
-    return float(x[j] + shift * step), float(mid - (left - right) ** 2 / (8 * curv))
+    if len(y) > 3 and (j == 0 or j == len(y) - 1):
+        return float(x[j]), float(y[j]), math.nan
+    j = min(max(j, 1), len(y) - 2)  # three points: their parabola even if the best is an end
+    x0, x1, x2 = x[j - 1:j + 2]
+    y0, y1, y2 = y[j - 1:j + 2]
+    # divided differences: y ~ y1 + b (x - x1) + a (x - x1)^2
+    d01, d12 = (y1 - y0) / (x1 - x0), (y2 - y1) / (x2 - x1)
+    a = (d12 - d01) / (x2 - x0)
+    if a >= 0:
+        return float(x1), float(y1), math.nan
+    b = d01 + a * (x1 - x0)
+    shift = -b / (2 * a)
+    return float(x1 + shift), float(y1 - b * b / (4 * a)), math.sqrt(-1 / (2 * a))
 
 
 def _crossing(prof: ProfileLikelihood, target: float, lo: float, hi: float) -> float:
-    """The f in [lo, hi] where the profile crosses ``target`` (once: it is unimodal)."""
+    """The f in [lo, hi] where the profile crosses ``target`` (once: it is unimodal).
+
+    A straight line across a grid step cuts inside a concave profile, and a step of the
+    fine grid can be as wide as the interval itself at f of 10-30 %: interval ends from
+    it came out too narrow. So a cubic through the grid points around the crossing
+    locates it, and three evaluations within 0.1 % of that spot pin it down; when they
+    do not straddle the crossing, nested grids narrow the bracket instead.
+    """
     x = _fine_grid(lo, hi, 12)
-    y = prof(x) - target
-    sign = np.flatnonzero(np.diff(np.sign(y)) != 0)
-    if not sign.size:
+    y = prof(x, near=_FAR) - target
+    k = _sign_change(y)
+    if k is None:
         return float(lo if abs(y[0]) < abs(y[-1]) else hi)
-    k = int(sign[0])
-    # linear interpolation between the two fine-grid points around the crossing
-    return float(x[k] + (x[k + 1] - x[k]) * y[k] / (y[k] - y[k + 1]))
+    lo, hi = float(x[k]), float(x[k + 1])
+    j = np.arange(max(k - 1, 0), min(k + 3, len(x)))
+    root = _root_between(x[j], y[j], lo, hi)
+    near = root * np.array([1 - 1e-3, 1.0, 1 + 1e-3]) if root > 0 else np.array([0.0, 1e-9, 2e-9])
+    near = np.clip(near, lo, hi)
+    y_near = prof(near) - target
+    k = _sign_change(y_near)
+    if k is not None:
+        return _linear_root(near[k:k + 2], y_near[k:k + 2])
+    for _ in range(_CROSSING_ROUNDS):
+        x = _fine_grid(lo, hi, 12)
+        y = prof(x) - target
+        k = _sign_change(y)
+        if k is None:
+            break
+        lo, hi = float(x[k]), float(x[k + 1])
+        if hi - lo <= 1e-3 * hi:
+            return _linear_root(x[k:k + 2], y[k:k + 2])
+    return float(root)
+
+
+def _sign_change(y: np.ndarray) -> int | None:
+    """Index of the first grid step where ``y`` changes sign, or None."""
+    k = np.flatnonzero(np.diff(np.sign(y)) != 0)
+    return int(k[0]) if k.size else None
+
+
+def _linear_root(x: np.ndarray, y: np.ndarray) -> float:
+    return float(x[0] + (x[1] - x[0]) * y[0] / (y[0] - y[1]))
+
+
+def _root_between(x: np.ndarray, y: np.ndarray, lo: float, hi: float) -> float:
+    """Root in [lo, hi] of the polynomial through (x, y) (cubic for four points)."""
+    scale = hi - lo
+    coef = np.polyfit((x - lo) / scale, y, len(x) - 1)
+    roots = np.roots(coef)
+    real = roots[np.isreal(roots)].real
+    inside = real[(real >= 0) & (real <= 1)]
+    if not inside.size:
+        return _linear_root(np.array([lo, hi]), np.interp([lo, hi], x, y))
+    return float(lo + scale * inside[0])
 
 
 def detection_test(lik: BetaBinomialLikelihood, fit: Fit, rho_grid: np.ndarray,
