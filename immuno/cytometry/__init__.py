@@ -26,13 +26,8 @@ from immuno.cytometry.compensation import (
     spillover_from_single_stains,
     write_spillover_file,
 )
-from immuno.cytometry.engine import (
-    GatedEvents,
-    GateTree,
-    compensate_columns,
-    gate_events,
-    gate_membership,
-)
+from immuno.cytometry.engine import GateTree, gate_membership
+from immuno.cytometry.event_pass import GatedEvents, compensate_columns, gate_events
 from immuno.cytometry.fcs import (
     FCSData,
     format_spillover,

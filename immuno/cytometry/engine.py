@@ -6,18 +6,14 @@ per gate, as a pandas DataFrame) and on re-running transforms. Here:
 - :class:`GateTree` evaluates each gate only on the rows its parent kept, reading the
   gate's few columns straight out of the caller's matrix inside compiled loops, so no
   event matrix is ever copied per gate and no pandas object is built per event;
-- :func:`gate_events` goes from raw events to memberships in chunks of rows: each chunk
-  is compensated (one linear solve, as FlowKit does) and transformed once per channel in
-  float64, gated, and kept as float32 for storage. Gate decisions therefore see exactly
-  the float64 values FlowKit sees (counts agree event for event) while memory stays near
-  one extra float32 copy of the events.
+- :func:`~immuno.cytometry.event_pass.gate_events` (in :mod:`immuno.cytometry.event_pass`,
+  importable from here too) goes from raw events to memberships in chunks of rows.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Protocol
+from typing import Any
 
 import numba
 import numpy as np
@@ -31,18 +27,9 @@ from immuno.cytometry.gates import (
     RectangleGate,
     output_ids,
 )
-from immuno.cytometry.transforms import LogicleTransform, Transform
 from immuno.errors import UserError
 
-__all__ = ["GateTree", "GatedEvents", "compensate_columns", "compensate_solve", "gate_events",
-           "gate_membership"]
-
-
-class SpilloverLike(Protocol):
-    """Anything with the detector names and the spillover matrix (rows source, cols detector)."""
-
-    channels: list[str]
-    matrix: np.ndarray
+__all__ = ["GateTree", "gate_membership"]
 
 
 # ------------------------------------------------------------------ compiled gate tests
@@ -125,32 +112,6 @@ def _quadrants(events, rows, cols, cuts, n_cuts, wanted, outs):
                 if wanted[q, j] >= 0 and bins[j] != wanted[q, j]:
                     hit = False
             outs[q, i] = hit
-
-
-@numba.njit(cache=True, nogil=True)
-def _load_chunk(raw, start, work_cols, comp_local, inverse, chunk):
-    # copy rows [start, start + len(chunk)) of the chosen columns into the float64 chunk
-    # and compensate in the same pass: c = o x inverse(S) on the spillover's columns
-    n_comp = comp_local.shape[0]
-    observed = np.empty(n_comp)
-    for r in range(chunk.shape[0]):
-        i = start + r
-        for p in range(work_cols.shape[0]):
-            chunk[r, p] = raw[i, work_cols[p]]
-        for j in range(n_comp):
-            observed[j] = chunk[r, comp_local[j]]
-        for k in range(n_comp):
-            acc = 0.0
-            for j in range(n_comp):
-                acc += observed[j] * inverse[j, k]
-            chunk[r, comp_local[k]] = acc
-
-
-@numba.njit(cache=True, nogil=True)
-def _store_chunk(chunk, start, out):
-    for r in range(chunk.shape[0]):
-        for p in range(chunk.shape[1]):
-            out[start + r, p] = chunk[r, p]
 
 
 # ------------------------------------------------------------------ the tree
@@ -373,185 +334,14 @@ def _eval_quadrants(g: QuadrantGate, events: np.ndarray, rows: np.ndarray, cols:
     return {qid: outs[q] for q, qid in enumerate(qids)}
 
 
-# ------------------------------------------------------------------ raw events -> memberships
+#: the raw-events pass builds on GateTree, so it lives in its own module; these names are
+#: still importable from here
+_EVENT_PASS = ("GatedEvents", "SpilloverLike", "compensate_columns", "compensate_solve", "gate_events")
 
 
-def compensate_solve(observed: np.ndarray, spill_matrix: np.ndarray) -> np.ndarray:
-    """Compensated values ``observed x inverse(S)`` by a linear solve, in float64.
+def __getattr__(name: str) -> Any:
+    if name in _EVENT_PASS:
+        from immuno.cytometry import event_pass
 
-    Solving ``S^T c^T = o^T`` is what FlowKit (flowutils) does; using the same arithmetic
-    keeps boundary events on the same side of a gate as in FlowKit.
-    """
-    return np.linalg.solve(np.asarray(spill_matrix, dtype=np.float64).T,
-                           np.asarray(observed, dtype=np.float64).T).T
-
-
-def compensate_columns(raw: np.ndarray, channels: Sequence[str], spill: SpilloverLike | None,
-                       columns: Sequence[str], *, chunk_size: int = 65536, where: str = "events") -> np.ndarray:
-    """Compensated values of some columns, in one pass over row chunks, as float32.
-
-    Only the chosen columns and the spillover's channels are read; compensation is one
-    product with the inverse matrix per row (the same kernel :func:`gate_events` uses).
-
-    Parameters
-    ----------
-    raw
-        ``(n_events, n_channels)`` observed events.
-    channels
-        Column names ($PnN) of ``raw``.
-    spill
-        The matrix (its channels must be columns of ``raw``); None copies the columns.
-    columns
-        The columns wanted, in output order.
-    chunk_size
-        Rows per chunk (bounds the float64 working memory).
-    where
-        The file, for error messages.
-
-    Returns
-    -------
-    numpy.ndarray
-        ``(n_events, len(columns))`` float32, C-contiguous.
-
-    Raises
-    ------
-    UserError
-        A spillover channel the events lack, or a singular matrix.
-    """
-    index = {c: i for i, c in enumerate(channels)}
-    spill_cols: list[int] = []
-    inverse = np.zeros((0, 0))
-    if spill is not None:
-        unknown = [c for c in spill.channels if c not in index]
-        if unknown:
-            raise UserError.single(where, f"spillover channel(s) {', '.join(unknown)} are not channels of the file")
-        matrix = np.asarray(spill.matrix, dtype=np.float64)
-        if np.linalg.cond(matrix) > 1e12:
-            raise UserError.single(where, "the spillover matrix is singular and cannot be inverted")
-        spill_cols = [index[c] for c in spill.channels]
-        inverse = np.linalg.inv(matrix)
-    wanted = [index[c] for c in columns]
-    work_cols = sorted(set(wanted) | set(spill_cols))
-    pos = {j: p for p, j in enumerate(work_cols)}
-    comp_local = np.array([pos[j] for j in spill_cols], dtype=np.int64)
-    pick = np.array([pos[j] for j in wanted], dtype=np.int64)
-    n = raw.shape[0]
-    out = np.empty((n, len(wanted)), dtype=np.float32)
-    buf = np.empty((max(min(chunk_size, n), 1), len(work_cols)), dtype=np.float64)
-    cols = np.array(work_cols, dtype=np.int64)
-    for start in range(0, n, chunk_size):
-        stop = min(start + chunk_size, n)
-        chunk = buf[: stop - start]
-        _load_chunk(raw, start, cols, comp_local, inverse, chunk)
-        out[start:stop] = chunk[:, pick]
-    return out
-
-
-@dataclass
-class GatedEvents:
-    """What :func:`gate_events` returns.
-
-    Attributes
-    ----------
-    masks
-        Membership id -> bool array over all events.
-    transformed
-        Compensated and transformed events as float32 (None when not kept).
-    channels
-        Column names of ``transformed``.
-    """
-
-    masks: dict[str, np.ndarray]
-    transformed: np.ndarray | None
-    channels: list[str]
-
-    def counts(self) -> dict[str, int]:
-        """Event count per membership id."""
-        return {k: int(v.sum()) for k, v in self.masks.items()}
-
-
-def gate_events(raw: np.ndarray, channels: Sequence[str], tree: GateTree,
-                transforms: Mapping[str, Transform | None], spill: SpilloverLike | None = None,
-                *, root_mask: np.ndarray | None = None, keep_transformed: bool = True,
-                chunk_size: int = 65536, where: str = "events") -> GatedEvents:
-    """Compensate, transform and gate raw events in one pass over row chunks.
-
-    Parameters
-    ----------
-    raw
-        ``(n_events, n_channels)`` raw events (float32 as read from FCS, or float64).
-    channels
-        Column names ($PnN) of ``raw``.
-    tree
-        The gate hierarchy; its dimensions are channel names.
-    transforms
-        Channel -> transform; channels absent or mapped to None stay on their data scale.
-    spill
-        Spillover to compensate with (its channels must all be columns of ``raw``).
-    root_mask
-        Events the top-level gates start from (e.g. passing acquisition QC).
-    keep_transformed
-        Also return the compensated, transformed events as float32.
-    chunk_size
-        Rows per chunk (bounds the float64 working memory).
-    where
-        Name of the file or sample, for error messages.
-
-    Returns
-    -------
-    GatedEvents
-    """
-    channels = list(channels)
-    index = {c: i for i, c in enumerate(channels)}
-    n, k = raw.shape
-    comp_cols: np.ndarray | None = None
-    matrix: np.ndarray | None = None
-    if spill is not None:
-        unknown = [c for c in spill.channels if c not in index]
-        if unknown:
-            raise UserError.single(
-                where, f"spillover channel(s) {', '.join(unknown)} are not channels of the file"
-            )
-        comp_cols = np.array([index[c] for c in spill.channels], dtype=np.int64)
-        matrix = np.asarray(spill.matrix, dtype=np.float64)
-        if np.linalg.cond(matrix) > 1e12:
-            raise UserError.single(where, "the spillover matrix is singular and cannot be inverted")
-    gated = [index[d] for d in tree.dims] if tree.dims else []
-    # with keep_transformed every column is processed, otherwise only what gates read
-    work_cols = list(range(k)) if keep_transformed else sorted(set(gated))
-    if comp_cols is not None and not keep_transformed:
-        work_cols = sorted(set(work_cols) | set(comp_cols.tolist()))
-    xforms = {j: transforms.get(channels[j]) for j in work_cols}
-    transformed = np.empty((n, k), dtype=np.float32) if keep_transformed else None
-    masks = {oid: np.zeros(n, dtype=bool) for oid in tree.membership_ids}
-    local_channels = [channels[j] for j in work_cols]
-    pos = {j: p for p, j in enumerate(work_cols)}
-    comp_local = np.array([] if comp_cols is None else [pos[j] for j in comp_cols], dtype=np.int64)
-    # compensation as one product with the inverse, done while loading each chunk; it
-    # differs from FlowKit's solve only in the last bits, far below any gate's resolution
-    inverse = np.zeros((0, 0)) if matrix is None else np.linalg.inv(matrix)
-    cols = np.array(work_cols, dtype=np.int64)
-    # column-major chunk: every channel is contiguous, so transforms run in place; the
-    # column stride is padded off a power of two so that the columns of one row do not
-    # all fall into the same cache set while a row is written
-    rows_per_chunk = min(chunk_size, max(n, 1))
-    buf = np.empty((len(work_cols), rows_per_chunk + 8), dtype=np.float64).T
-    for start in range(0, n, chunk_size):
-        stop = min(start + chunk_size, n)
-        chunk = buf[: stop - start]
-        _load_chunk(raw, start, cols, comp_local, inverse, chunk)
-        for j, tr in xforms.items():
-            if tr is None:
-                continue
-            col = chunk[:, pos[j]]
-            if isinstance(tr, LogicleTransform):
-                tr.apply(col, out=col)
-            else:
-                col[:] = tr.apply(col)
-        sub_root = None if root_mask is None else root_mask[start:stop]
-        for oid, m in tree.evaluate(chunk, local_channels, sub_root).items():
-            masks[oid][start:stop] = m
-        if transformed is not None:
-            _store_chunk(chunk, start, transformed)
-    return GatedEvents(masks, transformed, channels if keep_transformed else local_channels)
-
+        return getattr(event_pass, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -35,7 +35,7 @@ from immuno.cytometry.compensation import (
     read_spillover_file,
     spillover_from_keywords,
 )
-from immuno.cytometry.engine import compensate_columns
+from immuno.cytometry.event_pass import compensate_columns
 from immuno.cytometry.fcs import FCSData, read_fcs
 from immuno.cytometry.transforms import transform_from_spec
 from immuno.errors import UserError

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from immuno.cytometry.engine import SpilloverLike
+from immuno.cytometry.event_pass import SpilloverLike
 from immuno.cytometry.gatingml import GatingDocument, document_from_flowkit, read_gatingml
 from immuno.cytometry.transforms import Transform
 from immuno.errors import UserError
