@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 from scipy import special
 
+from immuno.chimerism.confounders import apply_input_limit
 from immuno.chimerism.genotypes import (
     HET_RANGE,
     HOM_VAF,
@@ -183,7 +184,8 @@ def estimate_counts(biopsy: pd.DataFrame, recipient: pd.DataFrame | None = None,
     min_depth
         Reference markers with fewer reads get no genotype (ignored with ``pair``).
     genome_equivalents
-        Input DNA in genome equivalents, when known (the LoD is then at least 3 / GE).
+        Input DNA in genome equivalents, when known (the LoD is then at least 3 / GE, with
+        a ``low_dna_input`` warning when that is what limits it).
     third_party_allele_frequency
         Allele frequency assumed for an unknown contributor in the third-contributor check.
 
@@ -194,7 +196,9 @@ def estimate_counts(biopsy: pd.DataFrame, recipient: pd.DataFrame | None = None,
         depth, reads, VAF, error rate, whether used, expected VAF at the estimate and the
         marker's own donor-fraction estimate); ``details`` holds ``rho``, ``loglik``,
         ``lr_statistic``, ``poisson_p`` (pooled donor-allele reads at recipient-homozygous
-        markers against background) and ``third_contributor_llr`` when detected.
+        markers against background) and ``third_contributor_llr`` when detected. Given
+        the recipient's counts, its reference is also checked for donor alleles above its
+        limit of blank (``recipient_background`` warning, ``recipient_reference_fraction``).
     """
     if pair is None:
         if recipient is None or donor is None:
@@ -236,7 +240,7 @@ def estimate_counts(biopsy: pd.DataFrame, recipient: pd.DataFrame | None = None,
     fitted = use | companions
     lik = BetaBinomialLikelihood(*(cols[c][fitted] for c in _LIK_COLUMNS))
     fit, prof = fit_fraction(lik)
-    lob, lod = limits(lik, fit.rho, genome_equivalents, pair.error_rel_se)
+    lob, lod = limits(lik, fit.rho, None, pair.error_rel_se)
     stat, p_value = detection_test(lik, fit, prof.rho_grid, pair.error_rel_se)
     detected = bool(p_value < alpha and fit.fraction > lob)
     details: dict[str, float] = {"rho": fit.rho, "loglik": fit.loglik, "lr_statistic": stat,
@@ -257,9 +261,33 @@ def estimate_counts(biopsy: pd.DataFrame, recipient: pd.DataFrame | None = None,
     out["expected_vaf"][fitted] = lik.q(np.array([fit.fraction]))[0]
     with np.errstate(invalid="ignore", divide="ignore"):
         out["marker_fraction"] = np.where(table["informative"], (vaf - q0) / (q1 - q0), np.nan)
-    return ChimerismResult(method="ngs", fraction=fit.fraction, lower=fit.lower, upper=fit.upper, detected=detected,
-                           lod=lod, lob=lob, p_value=p_value, n_informative=n_used, flags=flags,
-                           markers=_with(table, out), details=details)
+    if recipient is not None:
+        flags.extend(_recipient_background(recipient, pair, markers, alpha, details))
+    result = ChimerismResult(method="ngs", fraction=fit.fraction, lower=fit.lower, upper=fit.upper,
+                             detected=detected, lod=lod, lob=lob, p_value=p_value, n_informative=n_used,
+                             flags=flags, markers=_with(table, out), details=details)
+    return apply_input_limit(result, genome_equivalents, "given DNA input")
+
+
+def _recipient_background(recipient: pd.DataFrame, pair: ReferencePair, markers: str, alpha: float,
+                          details: dict[str, float]) -> list[Flag]:
+    """A warning when the recipient's own reference shows donor alleles above its limit of blank.
+
+    The reference was taken before the infusion: donor-allele reads there come from
+    earlier microchimerism (transfusion, pregnancy) sharing those alleles, contamination
+    of the reference, or a background higher than modelled; each would inflate the
+    biopsy's estimate too. The reference is fitted as if it were a biopsy (its minority
+    reads also feed the consensus error, which makes the check conservative).
+    """
+    ref = estimate_counts(recipient, pair=pair, markers=markers, alpha=alpha)
+    if ref.failed or not ref.detected:
+        return []
+    details["recipient_reference_fraction"] = ref.fraction
+    return [Flag("recipient_background", "warning",
+                 f"the recipient reference itself reads {100 * ref.fraction:.3g} % donor alleles "
+                 f"[{100 * ref.lower:.3g}, {100 * ref.upper:.3g}], above its limit of blank "
+                 f"({100 * ref.lob:.3g} %): earlier microchimerism (transfusion, pregnancy), a "
+                 "contaminated reference or a higher background; the biopsy's estimate may be inflated by as much")]
 
 
 def _with(table: pd.DataFrame, columns: dict[str, np.ndarray]) -> pd.DataFrame:

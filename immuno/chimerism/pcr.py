@@ -18,6 +18,7 @@ from collections.abc import Sequence
 import numpy as np
 from scipy import optimize, stats
 
+from immuno.chimerism.confounders import apply_input_limit
 from immuno.chimerism.result import ChimerismResult, Flag, not_estimable
 
 Z975 = 1.959963984540054
@@ -69,7 +70,8 @@ def estimate_ddpcr(target_positive: float, target_total: float, reference_positi
         droplets exceed the 95th percentile of the blank's expected count (2 droplets
         without blanks). LoD is the fraction giving positives above that limit 95 % of the time.
         ``details`` holds ``raw_fraction`` (droplet ratio without Poisson correction),
-        ``lambda_target`` and ``lambda_reference``.
+        ``lambda_target``, ``lambda_reference`` and ``genome_equivalents_analysed``; the
+        LoD is at least 3 / genomes analysed (``low_dna_input`` warning when that binds).
     """
     lam_t = poisson_copies(target_positive, target_total)
     lam_r = poisson_copies(reference_positive, reference_total)
@@ -99,10 +101,14 @@ def estimate_ddpcr(target_positive: float, target_total: float, reference_positi
     lob = to_fraction(poisson_copies(limit, target_total))
     detected = target_positive > limit
     raw = (target_positive / target_copies) / (reference_positive / reference_copies)
-    return ChimerismResult(method="ddpcr", fraction=fraction, lower=lower, upper=upper, detected=bool(detected),
-                           lod=lod, lob=lob, n_informative=1,
-                           details={"raw_fraction": raw, "lambda_target": lam_t, "lambda_reference": lam_r,
-                                    "genome_equivalents_per_droplet": genomes})
+    # the reference droplets count the genomes analysed: fewer than 3 / LoD cannot back the LoD
+    analysed = genomes * reference_total
+    result = ChimerismResult(method="ddpcr", fraction=fraction, lower=lower, upper=upper, detected=bool(detected),
+                             lod=lod, lob=lob, n_informative=1,
+                             details={"raw_fraction": raw, "lambda_target": lam_t, "lambda_reference": lam_r,
+                                      "genome_equivalents_per_droplet": genomes,
+                                      "genome_equivalents_analysed": analysed})
+    return apply_input_limit(result, analysed, "counted by the reference assay")
 
 
 def _mean_var(values: Sequence[float]) -> tuple[float, float, int]:

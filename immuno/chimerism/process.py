@@ -13,6 +13,7 @@ from typing import Any
 
 import pandas as pd
 
+from immuno.chimerism.confounders import apply_input_limit, genome_equivalents
 from immuno.chimerism.counts import estimate_counts
 from immuno.chimerism.fragments import estimate_str
 from immuno.chimerism.inputs import NEEDS_REFERENCES, FileCache, recipient_replicates, references
@@ -61,11 +62,14 @@ def _estimate(method: str, row: pd.Series, rows: pd.DataFrame, refs: dict[str, p
               panel: Panel, cache: FileCache) -> ChimerismResult:
     t = _thresholds(panel)
     rec, don = refs["recipient_reference"], refs["donor_reference"]
+    # a fixed DNA input per reaction, when the panel states it, bounds the LoD (3 donor genomes)
+    genomes = genome_equivalents(float(panel["dna_input_ng"])) if panel.get("dna_input_ng") else None
     if method == "str":
         stutter = {loc["name"]: loc["stutter_ratio"] for loc in panel.get("loci", []) if "stutter_ratio" in loc}
         kwargs = {k: t[k] for k in ("analytical_threshold", "stutter_filter", "saturation", "lod_floor") if k in t}
-        return estimate_str(cache.sample(row, "str"), cache.sample(rec, "str"), cache.sample(don, "str"),
-                            locus_stutter=stutter, **kwargs)
+        result = estimate_str(cache.sample(row, "str"), cache.sample(rec, "str"), cache.sample(don, "str"),
+                              locus_stutter=stutter, **kwargs)
+        return apply_input_limit(result, genomes, f"{panel['dna_input_ng']} ng per the panel")
     if method == "ngs":
         # several recipient references of one patient are pure-recipient replicates:
         # with them the background error is learnt per marker
@@ -73,7 +77,8 @@ def _estimate(method: str, row: pd.Series, rows: pd.DataFrame, refs: dict[str, p
         replicates = [cache.sample(r, "ngs") for r in reps] if len(reps) >= MIN_REPLICATES else []
         return estimate_counts(cache.sample(row, "ngs"), cache.sample(rec, "ngs"), cache.sample(don, "ngs"),
                                replicates=replicates, markers=str(panel.get("marker_selection", "auto")),
-                               alpha=float(t.get("alpha", 0.01)), min_depth=int(t.get("min_depth", 100)))
+                               alpha=float(t.get("alpha", 0.01)), min_depth=int(t.get("min_depth", 100)),
+                               genome_equivalents=genomes)
     if method == "ddpcr":
         cfg = panel.get("ddpcr", {})
         wells = cache.sample(row, "ddpcr").groupby("assay")[["positive", "total"]].sum()
