@@ -241,3 +241,44 @@ def test_gate_events_options_and_errors() -> None:
 
     with pytest.raises(UserError, match="singular"):
         gate_events(raw, channels, tree, {}, Singular())
+
+
+def test_one_gate_on_its_parent_equals_the_tree() -> None:
+    from immuno.cytometry.engine import gate_membership
+
+    rng = np.random.default_rng(9)
+    ev = rng.uniform(0, 1, (20_000, 2)).astype(np.float32)
+    parent = RectangleGate("left", None, ("x",), (None,), (0.6,))
+    child = PolygonGate("tri", "left", ("x", "y"), ((0.0, 0.0), (0.8, 0.0), (0.0, 0.8)))
+    quad = QuadrantGate("q", "left", ("x", "y"), {"x": (0.3,), "y": (0.5,)},
+                        {"lo": {"x": 0, "y": 0}, "hi": {"x": 1, "y": 1}})
+    root = rng.random(20_000) < 0.9
+    tree = GateTree([parent, child, quad]).evaluate(ev, CH, root_mask=root)
+    left = gate_membership(parent, ev, CH, root)["left"]
+    assert np.array_equal(left, tree["left"])
+    assert np.array_equal(gate_membership(child, ev, CH, left)["tri"], tree["tri"])
+    quads = gate_membership(quad, ev, CH, left)
+    assert np.array_equal(quads["lo"], tree["lo"]) and np.array_equal(quads["hi"], tree["hi"])
+    assert 3_000 < tree["tri"].sum() < tree["left"].sum() < root.sum()
+    with pytest.raises(TypeError):
+        gate_membership(BooleanGate("b", None, "not", (("left", False),)), ev, CH, root)
+
+
+def test_compensated_columns_equal_the_linear_solve() -> None:
+    from immuno.cytometry.compensation import Spillover
+    from immuno.cytometry.engine import compensate_columns, compensate_solve
+
+    rng = np.random.default_rng(10)
+    channels = ["FSC-A", "A", "B", "C", "Time"]
+    raw = rng.uniform(-100, 50_000, (70_000, 5)).astype(np.float32)  # more than one chunk
+    matrix = np.array([[1.0, 0.2, 0.05], [0.1, 1.0, 0.3], [0.0, 0.15, 1.0]])
+    out = compensate_columns(raw, channels, Spillover(["A", "B", "C"], matrix), ["C", "FSC-A", "A"])
+    ref = compensate_solve(raw[:, 1:4], matrix)
+    assert out.dtype == np.float32 and out.shape == (70_000, 3)
+    np.testing.assert_allclose(out[:, 0], ref[:, 2], rtol=1e-6, atol=1e-2)
+    np.testing.assert_allclose(out[:, 2], ref[:, 0], rtol=1e-6, atol=1e-2)
+    assert np.array_equal(out[:, 1], raw[:, 0])  # not in the matrix: unchanged
+    with pytest.raises(UserError, match="singular"):
+        compensate_columns(raw, channels, Spillover(["A", "B"], np.ones((2, 2))), ["A"])
+    with pytest.raises(UserError, match="Z"):
+        compensate_columns(raw, channels, Spillover(["A", "Z"], np.eye(2)), ["A"])
