@@ -63,13 +63,14 @@ def _estimate(method: str, row: pd.Series, rows: pd.DataFrame, refs: dict[str, p
     t = _thresholds(panel)
     rec, don = refs["recipient_reference"], refs["donor_reference"]
     # a fixed DNA input per reaction, when the panel states it, bounds the LoD (3 donor genomes)
-    genomes = genome_equivalents(float(panel["dna_input_ng"])) if panel.get("dna_input_ng") else None
+    dna_ng = panel.get("dna_input_ng")
+    genomes = genome_equivalents(float(dna_ng)) if dna_ng else None
     if method == "str":
         stutter = {loc["name"]: loc["stutter_ratio"] for loc in panel.get("loci", []) if "stutter_ratio" in loc}
         kwargs = {k: t[k] for k in ("analytical_threshold", "stutter_filter", "saturation", "lod_floor") if k in t}
         result = estimate_str(cache.sample(row, "str"), cache.sample(rec, "str"), cache.sample(don, "str"),
                               locus_stutter=stutter, **kwargs)
-        return apply_input_limit(result, genomes, f"{panel['dna_input_ng']} ng per the panel")
+        return apply_input_limit(result, genomes, f"{dna_ng} ng per the panel")
     if method == "ngs":
         # several recipient references of one patient are pure-recipient replicates:
         # with them the background error is learnt per marker
