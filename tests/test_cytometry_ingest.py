@@ -233,3 +233,14 @@ def test_checks_report_panel_logic_with_its_line(batch_dir: Path, tmp_path: Path
     for line, name in expected:
         assert any(f"{broken}: line {line}" in t and repr(name) in t for t in text_of), (line, name, text_of)
     assert len(problems) == 3
+
+
+def test_names_of_export_qc_gates_are_reserved(tmp_path: Path) -> None:
+    from immuno.cytometry.pipeline import panel_problems
+
+    text = ICS.read_text().replace("populations:\n", "populations:\n  acq_cd4: {expr: CD4, parent: CD4}\n", 1)
+    broken = tmp_path / ICS.name
+    broken.write_text(text)
+    problems = panel_problems(load_panel(broken))
+    assert len(problems) == 1 and "'acq_cd4'" in str(problems[0]) and str(broken) in str(problems[0])
+    assert panel_problems(load_panel(ICS)) == []

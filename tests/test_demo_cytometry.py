@@ -179,3 +179,23 @@ def test_one_million_events_in_seconds(tmp_path: Path) -> None:
     fcs = read_fcs(tmp_path / "big.fcs")
     assert fcs.events.shape == (1_000_000, 17)
     assert labels["disturbed"].sum() > 10_000
+
+
+def test_stains_and_channel_names_of_another_panel(tmp_path: Path) -> None:
+    stains = {"PE-Cy7-A": "CD4", "BV421-A": "CD3", "FITC-A": "CD127"}
+    names = {"PE-Cy7-A": "YG9-A", "FITC-A": "B2-A", "Time": "TIME"}
+    labels = demo.simulate_tube(tmp_path / "alt.fcs", "surface", events=4_000, seed=3,
+                                stains=stains, channel_names=names)
+    f = read_fcs(tmp_path / "alt.fcs")
+    assert f.markers[f.channels.index("YG9-A")] == "CD4" and "PE-Cy7-A" not in f.channels
+    assert f.markers[f.channels.index("BV605-A")] is None  # the default CD4 channel is unstained here
+    spill_channels, _ = parse_spillover(f.keywords["$SPILLOVER"])
+    assert "YG9-A" in spill_channels and "B2-A" in spill_channels and "FITC-A" not in spill_channels
+    # CD4 T cells are bright where the stains put CD4, and only there
+    cd4t = labels["kind"] == demo.KINDS.index("CD4T")
+    moved = f.events[:, f.channels.index("YG9-A")]
+    default = f.events[:, f.channels.index("BV605-A")]
+    assert np.median(moved[cd4t]) > 10 * np.median(moved[~cd4t & (labels["kind"] > 1)])
+    assert np.median(default[cd4t]) < 500
+    with pytest.raises(ValueError, match="lacks"):
+        demo.simulate_tube(tmp_path / "bad.fcs", "surface", events=100, stains={"XYZ-A": "CD4"})

@@ -104,6 +104,10 @@ class SampleOutcome:
     spill: Spillover | None = None
 
 
+#: ids of the acquisition QC gates in exported GatingML files start with this
+RESERVED_PREFIX = "acq_"
+
+
 def panel_problems(panel: Panel) -> list[Problem]:
     """Every mistake in a panel's gating logic, each naming the panel file and line.
 
@@ -121,6 +125,10 @@ def panel_problems(panel: Panel) -> list[Problem]:
         problems += exc.problems
     # headline names are judged against every population the panel declares, parsed or not
     declared = [str(name) for name in (panel.get("populations") or {})]
+    reserved = [n for n in [*gate_names(gates), *declared] if n.startswith(RESERVED_PREFIX)]
+    if reserved:
+        problems.append(Problem(str(panel.path), f"name(s) {', '.join(map(repr, reserved))} start with "
+                                f"{RESERVED_PREFIX!r}, which is kept for the acquisition QC gates of exports"))
     problems += check_headline(panel.get("headline") or {}, [*gate_names(gates), *declared],
                                str(panel.path), lines)
     return problems
