@@ -134,7 +134,7 @@ def test_cli_estimate_and_process(demo_batch: Path, tmp_path: Path, capsys: pyte
     code = main(["chimerism", "estimate", "--recipient", str(folder / "P01_STR_GeneMapper.txt"), "--donor",
                  str(folder / "P01_STR_GeneMapper.txt"), "--sample", str(folder / "P01_STR_GeneMapper.txt"),
                  "--out", str(tmp_path / "two")])
-    assert code == 2 and "--*-name" in capsys.readouterr().err
+    assert code == 2 and "say which with --sample-name" in capsys.readouterr().err
     code = main(["chimerism", "process", str(demo_batch), "--out", str(tmp_path / "batch"), "--panels", str(PANELS),
                  "--no-plots"])
     text = capsys.readouterr().out

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import pytest
 
 from immuno.batch import load_batch
 from immuno.chimerism import check_inputs, process_batch
+from immuno.cli import main
 from immuno.errors import UserError
 from immuno.panels import load_panel
 
@@ -121,3 +123,38 @@ def test_multi_sample_vcf_in_a_batch(tmp_path: Path) -> None:
     written = process_batch(batch, tmp_path / "out", plots=False)
     m = pd.read_parquet(written["measurements"]).set_index("feature")
     assert abs(m.loc["donor_fraction", "value"] - 10.0) <= 1.0
+
+
+def test_cli_estimates_pcr_and_fish_exports(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    root = _batch(tmp_path / "files")
+
+    def run(*args: str) -> tuple[int, str, str]:
+        code = main(["chimerism", "estimate", *args, "--out", str(tmp_path / "out")])
+        got = capsys.readouterr()
+        return code, got.out.strip(), got.err
+
+    # ddPCR: the same numbers as the batch step (Poisson-corrected, wells summed)
+    code, line, _ = run("--method", "ddpcr", "--sample", str(root / "dd.csv"), "--sample-name", "BX1",
+                        "--recipient", str(root / "dd.csv"), "--recipient-name", "REC1",
+                        "--target-assay", "SRY", "--reference-assay", "RPP30")
+    lam_y, lam_r = -math.log(1 - 75 / 33000), -math.log(1 - 15500 / 33000)
+    saved = json.loads((tmp_path / "out" / "chimerism_result.json").read_text())
+    assert code == 0 and line.startswith("donor ") and ", detected; LoD " in line
+    assert saved["donor_fraction_pct"] == pytest.approx(100 * lam_y / (lam_r / 2), rel=1e-9)
+    assert saved["details"]["genome_equivalents_analysed"] == pytest.approx(lam_r * 33000 / 2, rel=1e-9)
+    # qPCR against the MSC calibrator: ddCt 9.1 cycles
+    code, line, _ = run("--method", "qpcr", "--sample", str(root / "ct.txt"), "--sample-name", "BX1",
+                        "--donor", str(root / "ct.txt"), "--donor-name", "CAL",
+                        "--marker-target", "KMR5", "--reference-target", "ALB")
+    saved = json.loads((tmp_path / "out" / "chimerism_result.json").read_text())
+    assert code == 0 and saved["donor_fraction_pct"] == pytest.approx(100 * 2 ** -9.1, rel=1e-9)
+    # FISH: 3 of 600 nuclei, Clopper-Pearson interval
+    code, line, _ = run("--method", "fish", "--sample", str(root / "fish.csv"))
+    assert code == 0 and line.startswith("donor 0.50 % [0.10, 1.45]"), line
+    # what is missing is named: the calibrator, and the assay (with those the file holds)
+    code, _, err = run("--method", "qpcr", "--sample", str(root / "ct.txt"), "--sample-name", "BX1",
+                       "--marker-target", "KMR5", "--reference-target", "ALB")
+    assert code == 2 and "--donor: the qpcr method needs the donor reference export" in err, err
+    code, _, err = run("--method", "ddpcr", "--sample", str(root / "dd.csv"), "--sample-name", "BX1",
+                       "--target-assay", "SRY")
+    assert code == 2 and "--reference-assay" in err and "RPP30, SRY" in err

@@ -12,6 +12,7 @@ results.
 """
 
 from immuno.chimerism.checks import check_inputs
+from immuno.chimerism.confounders import apply_input_limit, genome_equivalents
 from immuno.chimerism.counts import background_error, estimate_counts, reference_pair
 from immuno.chimerism.fragments import estimate_str
 from immuno.chimerism.genotypes import call_ngs_genotype, call_str_genotype, informative_markers
@@ -25,6 +26,7 @@ from immuno.chimerism.readers import (
     read_vcf,
 )
 from immuno.chimerism.result import ChimerismResult, Flag
+from immuno.chimerism.single import Exports, estimate_exports
 
 
 def __getattr__(name: str) -> object:
@@ -44,4 +46,5 @@ __all__ = [
     "estimate_str", "estimate_counts", "reference_pair", "background_error",
     "estimate_ddpcr", "estimate_qpcr", "estimate_fish", "poisson_copies",
     "process_batch", "to_anndata", "check_inputs",
+    "Exports", "estimate_exports", "apply_input_limit", "genome_equivalents",
 ]

@@ -1,6 +1,7 @@
 """``immuno chimerism ...``: the chimerism steps.
 
     immuno chimerism estimate --recipient R --donor D --sample S --out OUT   one biopsy from its exports
+        (--method ddpcr|qpcr|fish with their assay options: digital PCR, qPCR, XY-FISH)
     immuno chimerism process BATCH --out DIR [--panels DIR]                  every biopsy of a batch
 
 Handlers only parse arguments, call the library and print; a UserError reaches the
@@ -16,64 +17,39 @@ from typing import Any
 VISITS = ["D0", "D10", "M1"]
 
 
-def _one_sample(path: Path, method: str, name: str | None) -> Any:
-    """One sample's peaks or counts from an export (a multi-sample file needs its name)."""
-    from immuno.chimerism.readers import read_genemapper, read_marker_counts
-    from immuno.errors import UserError
-
-    table = read_genemapper(path) if method == "str" else read_marker_counts(path)
-    names = sorted(table["sample_name"].unique())
-    if name is None:
-        if len(names) == 1:
-            return table
-        raise UserError.single(str(path), f"holds {len(names)} samples ({', '.join(names[:8])}); "
-                               "say which with the matching --*-name option")
-    part = table[(table["sample_name"] == name) | (table.get("sample_file", table["sample_name"]) == name)]
-    if part.empty:
-        raise UserError.single(str(path), f"no sample named {name!r}; the file holds: {', '.join(names[:8])}")
-    return part.reset_index(drop=True)
-
-
-def _guess_method(path: Path) -> str:
-    """``ngs`` for VCF and count tables, ``str`` for GeneMapper exports."""
-    if path.suffix.lower() == ".vcf":
-        return "ngs"
-    try:
-        head = path.read_text(encoding="utf-8-sig", errors="replace").lstrip()[:2000].lower()
-    except OSError:
-        return "str"  # the reader reports the unreadable file
-    return "ngs" if "ref_hits" in head or head.startswith("##fileformat=vcf") else "str"
-
-
 def _cmd_estimate(args: argparse.Namespace) -> int:
     import pandas as pd
 
-    from immuno.chimerism import estimate_counts, estimate_str
+    from immuno.chimerism.single import Exports, estimate_exports
     from immuno.io import write_json, write_text
 
-    method = args.method or _guess_method(Path(args.sample))
-    tables = {role: _one_sample(Path(getattr(args, role)), method, getattr(args, f"{role}_name"))
-              for role in ("recipient", "donor", "sample")}
-    if method == "str":
-        result = estimate_str(tables["sample"], tables["recipient"], tables["donor"])
-    else:
-        result = estimate_counts(tables["sample"], tables["recipient"], tables["donor"])
+    files = Exports(sample=Path(args.sample), recipient=Path(args.recipient) if args.recipient else None,
+                    donor=Path(args.donor) if args.donor else None,
+                    names={role: getattr(args, f"{role}_name") for role in ("recipient", "donor", "sample")})
+    options = {k: getattr(args, k) for k in _METHOD_OPTIONS}
+    result = estimate_exports(files, args.method, options)
     out = Path(args.out)
     rows = result.measurement_rows()
     write_json({"method": result.method, "summary": result.summary(), "donor_fraction_pct": rows[0]["value"],
                 "lower_pct": rows[0]["lower"], "upper_pct": rows[0]["upper"], "flag": rows[0]["flag"],
                 "lod_pct": rows[1]["value"], "p_value": result.p_value, "informative": result.n_informative,
                 "flags": [vars(f) for f in result.flags], "details": result.details,
-                "inputs": {"recipient": str(args.recipient), "donor": str(args.donor), "sample": str(args.sample)}},
+                "inputs": {"recipient": args.recipient, "donor": args.donor, "sample": str(args.sample)}},
                out / "chimerism_result.json")
-    table = result.markers.copy()
-    for col in table.columns:
-        if table[col].dtype == object:
-            table[col] = table[col].map(lambda v: "/".join(v) if isinstance(v, tuple) else v)
-    write_text(pd.DataFrame(table).to_csv(sep="\t", index=False, lineterminator="\n"),
-               out / ("loci.tsv" if method == "str" else "markers.tsv"))
+    if len(result.markers):
+        table = result.markers.copy()
+        for col in table.columns:
+            if table[col].dtype == object:
+                table[col] = table[col].map(lambda v: "/".join(v) if isinstance(v, tuple) else v)
+        write_text(pd.DataFrame(table).to_csv(sep="\t", index=False, lineterminator="\n"),
+                   out / ("loci.tsv" if result.method == "str" else "markers.tsv"))
     print(result.summary())
     return 0
+
+
+#: method settings of ``estimate`` (their option names with dashes)
+_METHOD_OPTIONS = ("dna_input_ng", "target_assay", "reference_assay", "target_copies", "reference_copies",
+                   "marker_target", "reference_target", "efficiency", "lod", "background")
 
 
 def _cmd_process(args: argparse.Namespace) -> int:
@@ -95,15 +71,28 @@ def register(subparsers: Any) -> None:
     p = subparsers.add_parser("chimerism", help="donor fraction of skin biopsies (STR, NGS, ddPCR, qPCR, FISH)")
     sub = p.add_subparsers(dest="chimerism_command", required=True, metavar="STEP")
 
-    e = sub.add_parser("estimate", help="one biopsy from its exports and its two references, no batch needed")
-    e.add_argument("--recipient", required=True, help="recipient reference export (GeneMapper, count table or VCF)")
-    e.add_argument("--donor", required=True, help="MSC donor reference export")
+    e = sub.add_parser("estimate", help="one biopsy from its exports and its references, no batch needed")
     e.add_argument("--sample", required=True, help="the biopsy's export")
-    e.add_argument("--method", choices=["str", "ngs"], default=None,
-                   help="str (GeneMapper peaks) or ngs (marker counts / VCF); default: from the biopsy file")
+    e.add_argument("--recipient", default=None,
+                   help="recipient reference export (str, ngs; ddpcr: recipient-only wells as the limit of blank)")
+    e.add_argument("--donor", default=None, help="MSC donor reference export (str, ngs; qpcr: the 100 %% calibrator)")
+    e.add_argument("--method", choices=["str", "ngs", "ddpcr", "qpcr", "fish"], default=None,
+                   help="str (GeneMapper peaks), ngs (marker counts / VCF), ddpcr (droplet counts), qpcr (Ct "
+                        "table) or fish (nucleus counts); default: str or ngs from the biopsy file")
     for role in ("recipient", "donor", "sample"):
         e.add_argument(f"--{role}-name", default=None,
                        help=f"the {role}'s name inside a multi-sample export (Sample Name or VCF column)")
+    e.add_argument("--dna-input-ng", type=float, default=None,
+                   help="DNA per reaction (ng; str, ngs): the LoD is then at least 3 donor genomes")
+    e.add_argument("--target-assay", default=None, help="ddpcr: the donor-specific assay (e.g. SRY)")
+    e.add_argument("--reference-assay", default=None, help="ddpcr: the reference assay (e.g. RPP30)")
+    e.add_argument("--target-copies", type=float, default=None, help="ddpcr: donor-marker copies per donor genome (1)")
+    e.add_argument("--reference-copies", type=float, default=None, help="ddpcr: reference copies per genome (2)")
+    e.add_argument("--marker-target", default=None, help="qpcr: the donor-specific marker's target name")
+    e.add_argument("--reference-target", default=None, help="qpcr: the reference gene's target name")
+    e.add_argument("--efficiency", type=float, default=None, help="qpcr: amplification efficiency E (1.0)")
+    e.add_argument("--lod", type=float, default=None, help="qpcr: the assay's validated LoD as a fraction (0.001)")
+    e.add_argument("--background", type=float, default=None, help="fish: donor-pattern nuclei rate in recipient tissue")
     e.add_argument("--out", required=True, help="folder for chimerism_result.json and the per-marker table")
     e.set_defaults(func=_cmd_estimate)
 
