@@ -19,6 +19,7 @@ import pandas as pd
 from scipy import special
 
 from immuno.chimerism.confounders import apply_input_limit
+from immuno.chimerism.detection import detection_test, limits, third_contributor_llr
 from immuno.chimerism.genotypes import (
     HET_RANGE,
     HOM_VAF,
@@ -26,13 +27,7 @@ from immuno.chimerism.genotypes import (
     call_ngs_genotype,
     informative_markers,
 )
-from immuno.chimerism.likelihood import (
-    BetaBinomialLikelihood,
-    detection_test,
-    fit_fraction,
-    limits,
-    third_contributor_llr,
-)
+from immuno.chimerism.likelihood import BetaBinomialLikelihood, fit_fraction
 from immuno.chimerism.result import ChimerismResult, Flag, not_estimable
 
 ALPHA = 0.01

@@ -1,4 +1,4 @@
-"""The beta-binomial likelihood of allele counts and what is derived from it.
+"""The beta-binomial likelihood of allele counts, its profile over rho and the fit of f.
 
 Reads of the alternate allele at marker ``i``: ``k_i ~ BetaBinomial(n_i, q_i rho,
 (1 - q_i) rho)`` with ``q_i = p_i(f) (1 - e_i) + (1 - p_i(f)) e_i``,
@@ -8,7 +8,8 @@ stencil around its first estimate, with a parabola through the best three points
 
 Speed: every likelihood call is one vectorised ``gammaln`` over (f values, rho values,
 markers); markers sharing (g_R, g_D, e) share the q-only terms, so 100 biopsies x 200
-markers take a fraction of a second.
+markers take a fraction of a second. Detection, limits and the third-contributor check
+are in :mod:`immuno.chimerism.detection`.
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ import numpy as np
 from scipy import special
 from scipy.special import gammaln
 
-Z95 = 1.645
 CHI2_95 = 3.841458820694124
 
 #: f values where the profile is first evaluated (0, then two per decade from 1e-5)
@@ -123,7 +123,7 @@ class BetaBinomialLikelihood:
         return 1 / math.sqrt(info.sum())
 
 
-def _profile_max(ll: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def profile_max(ll: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Maximum over an evenly log-spaced rho stencil, refined by a parabola.
 
     Returns the maxima and their fractional positions on the stencil.
@@ -169,7 +169,7 @@ class ProfileLikelihood:
         """
         f = np.atleast_1d(np.asarray(f, float))
         ll = self.lik.loglik(f, self.rho_grid)
-        peak, _ = _profile_max(ll)
+        peak, _ = profile_max(ll)
         # where rho's maximum lies beyond the stencil, the stencil's best point understates
         # the profile and makes it jump (an interval end computed there came out too
         # narrow): those f are evaluated again on the stencil's spacing over +/- 1 decade
@@ -178,7 +178,7 @@ class ProfileLikelihood:
         if edge.any():
             ratio = self.rho_grid[1] / self.rho_grid[0]
             wide = self.rho_grid[0] * ratio ** np.arange(-_WIDE_STEPS, len(self.rho_grid) + _WIDE_STEPS)
-            peak[edge] = np.maximum(peak[edge], _profile_max(self.lik.loglik(f[edge], wide))[0])
+            peak[edge] = np.maximum(peak[edge], profile_max(self.lik.loglik(f[edge], wide))[0])
         return peak
 
     def rho_at(self, f: float) -> tuple[float, bool]:
@@ -187,7 +187,7 @@ class ProfileLikelihood:
         best = int(ll[0].argmax())
         if not 0 < best < len(self.rho_grid) - 1:
             return float(self.rho_grid[best]), False  # on the edge: the maximum lies beyond
-        _, pos = _profile_max(ll)
+        _, pos = profile_max(ll)
         step = math.log10(self.rho_grid[1] / self.rho_grid[0])
         return float(self.rho_grid[0] * 10 ** (step * pos[0])), True
 
@@ -234,11 +234,11 @@ def fit_fraction(lik: BetaBinomialLikelihood) -> tuple[Fit, ProfileLikelihood]:
     lower = _crossing(prof, target, below.max(), f_hat) if below.size and f_hat > 0 else 0.0
     upper = _crossing(prof, target, f_hat, above.min()) if above.size else 1.0
     stat = max(2 * (l_max - float(values[0])), 0.0)
-    p_value = _boundary_p(stat) if f_hat > 0 else 1.0
+    p_value = boundary_p(stat) if f_hat > 0 else 1.0
     return Fit(f_hat, lower, upper, l_max, rho, stat, p_value), prof
 
 
-def _boundary_p(stat: float) -> float:
+def boundary_p(stat: float) -> float:
     """0.5 P(chi2_1 >= stat): the boundary likelihood-ratio p-value (f = 0 is an edge)."""
     return 0.5 * float(special.erfc(math.sqrt(stat / 2)))
 
@@ -360,76 +360,3 @@ def _root_between(x: np.ndarray, y: np.ndarray, lo: float, hi: float) -> float:
     if not inside.size:
         return _linear_root(np.array([lo, hi]), np.interp([lo, hi], x, y))
     return float(lo + scale * inside[0])
-
-
-def detection_test(lik: BetaBinomialLikelihood, fit: Fit, rho_grid: np.ndarray,
-                   error_rel_se: float) -> tuple[float, float]:
-    """Boundary likelihood-ratio test of f = 0 with the background level as a nuisance.
-
-    The background rates come from the references with a relative standard error; a
-    slightly higher background could explain a few donor-allele reads as well as a tiny
-    donor fraction can. So both f = 0 and f = f_hat are profiled over a common scale c
-    of the error rates (log c ~ Normal(0, error_rel_se) from the references), and the
-    statistic D = 2 (L(f_hat) - L(0)) is referred to 0.5 chi2_1.
-
-    Returns
-    -------
-    tuple
-        (D, p-value).
-    """
-    if fit.fraction <= 0:
-        return 0.0, 1.0
-    if error_rel_se <= 0:
-        return fit.lr_statistic, fit.p_value
-    z = np.linspace(-4.0, 4.0, 9)
-    ll = lik.loglik(np.array([0.0, fit.fraction]), rho_grid, np.exp(z * error_rel_se))
-    peak, _ = _profile_max(ll)
-    best, _ = _profile_max(peak.reshape(2, len(z)) - 0.5 * z**2)
-    stat = max(2 * float(best[1] - best[0]), 0.0)
-    return stat, _boundary_p(stat)
-
-
-def limits(lik: BetaBinomialLikelihood, rho: float, genome_equivalents: float | None = None,
-           error_rel_se: float = 0.0) -> tuple[float, float]:
-    """Per-sample LoB and LoD after CLSI EP17 (z = 1.645) from this sample's depths and errors.
-
-    LoB is the 95th percentile of the estimate when no donor DNA is present: half the
-    estimates sit at 0, the others are half-normal, so 1.645 SD(0), where SD(0) adds to
-    the sampling error the uncertainty of the background rate learnt from the
-    references (relative SE ``error_rel_se``). LoD is the fraction detected 95 % of the
-    time, ``LoD = LoB + 1.645 SD(LoD)``. With the input genome equivalents, LoD is at
-    least 3 / GE (fewer donor genomes cannot be sampled).
-    """
-    dq = np.abs(lik.g_d - lik.g_r) / 2
-    background_shift = error_rel_se * float((lik.e * lik.n).sum()) / float((dq * lik.n).sum())
-    lob = Z95 * math.hypot(lik.sd(0.0, rho), background_shift)
-    lod = lob
-    for _ in range(50):
-        new = lob + Z95 * lik.sd(min(lod, 1.0), rho)
-        if abs(new - lod) < 1e-10:
-            break
-        lod = new
-    if genome_equivalents:
-        lod = max(lod, 3.0 / genome_equivalents)
-    return lob, min(lod, 1.0)
-
-
-def third_contributor_llr(k: np.ndarray, n: np.ndarray, g_r: np.ndarray, g_d: np.ndarray, e: np.ndarray,
-                          fraction: float, rho: float, allele_frequency: float = 0.5) -> float:
-    """Best log-likelihood of an unknown contributor minus that of the known donor.
-
-    Give every recipient-homozygous marker with reads, including those where the donor
-    matches the recipient: foreign reads there cannot come from the donor. The unknown
-    person's dose at each marker is a Hardy-Weinberg mixture at ``allele_frequency``.
-    Both models are maximised over f within a factor 5 of the donor fit, at the donor
-    fit's overdispersion (a contributor of a different size would not change the verdict).
-    """
-    f_grid = np.geomspace(max(fraction, 1e-6) / 5, min(max(fraction, 1e-6) * 5, 1.0), 8)
-    rho_grid = np.array([rho])
-    donor = BetaBinomialLikelihood(k, n, g_r, g_d, e).loglik(f_grid, rho_grid).max()
-    af = allele_frequency
-    prior = np.log(np.array([(1 - af) ** 2, 2 * af * (1 - af), af**2]))
-    per_dose = np.stack([BetaBinomialLikelihood(k, n, g_r, np.full_like(g_r, dose), e).per_marker(f_grid, rho_grid)
-                         for dose in (0.0, 1.0, 2.0)])
-    mixture = np.logaddexp.reduce(per_dose + prior[:, None, None, None], axis=0).sum(axis=2)
-    return float(mixture.max() - donor)

@@ -1,0 +1,89 @@
+"""What the fitted likelihood says beyond the estimate: detection, limits, a third person.
+
+* the boundary likelihood-ratio test of f = 0 with the background level as a nuisance;
+* per-sample limit of blank and limit of detection (CLSI EP17);
+* whether the non-recipient reads fit an unknown third contributor better than the donor.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from immuno.chimerism.likelihood import BetaBinomialLikelihood, Fit, boundary_p, profile_max
+
+Z95 = 1.645
+
+
+def detection_test(lik: BetaBinomialLikelihood, fit: Fit, rho_grid: np.ndarray,
+                   error_rel_se: float) -> tuple[float, float]:
+    """Boundary likelihood-ratio test of f = 0 with the background level as a nuisance.
+
+    The background rates come from the references with a relative standard error; a
+    slightly higher background could explain a few donor-allele reads as well as a tiny
+    donor fraction can. So both f = 0 and f = f_hat are profiled over a common scale c
+    of the error rates (log c ~ Normal(0, error_rel_se) from the references), and the
+    statistic D = 2 (L(f_hat) - L(0)) is referred to 0.5 chi2_1.
+
+    Returns
+    -------
+    tuple
+        (D, p-value).
+    """
+    if fit.fraction <= 0:
+        return 0.0, 1.0
+    if error_rel_se <= 0:
+        return fit.lr_statistic, fit.p_value
+    z = np.linspace(-4.0, 4.0, 9)
+    ll = lik.loglik(np.array([0.0, fit.fraction]), rho_grid, np.exp(z * error_rel_se))
+    peak, _ = profile_max(ll)
+    best, _ = profile_max(peak.reshape(2, len(z)) - 0.5 * z**2)
+    stat = max(2 * float(best[1] - best[0]), 0.0)
+    return stat, boundary_p(stat)
+
+
+def limits(lik: BetaBinomialLikelihood, rho: float, genome_equivalents: float | None = None,
+           error_rel_se: float = 0.0) -> tuple[float, float]:
+    """Per-sample LoB and LoD after CLSI EP17 (z = 1.645) from this sample's depths and errors.
+
+    LoB is the 95th percentile of the estimate when no donor DNA is present: half the
+    estimates sit at 0, the others are half-normal, so 1.645 SD(0), where SD(0) adds to
+    the sampling error the uncertainty of the background rate learnt from the
+    references (relative SE ``error_rel_se``). LoD is the fraction detected 95 % of the
+    time, ``LoD = LoB + 1.645 SD(LoD)``. With the input genome equivalents, LoD is at
+    least 3 / GE (fewer donor genomes cannot be sampled).
+    """
+    dq = np.abs(lik.g_d - lik.g_r) / 2
+    background_shift = error_rel_se * float((lik.e * lik.n).sum()) / float((dq * lik.n).sum())
+    lob = Z95 * math.hypot(lik.sd(0.0, rho), background_shift)
+    lod = lob
+    for _ in range(50):
+        new = lob + Z95 * lik.sd(min(lod, 1.0), rho)
+        if abs(new - lod) < 1e-10:
+            break
+        lod = new
+    if genome_equivalents:
+        lod = max(lod, 3.0 / genome_equivalents)
+    return lob, min(lod, 1.0)
+
+
+def third_contributor_llr(k: np.ndarray, n: np.ndarray, g_r: np.ndarray, g_d: np.ndarray, e: np.ndarray,
+                          fraction: float, rho: float, allele_frequency: float = 0.5) -> float:
+    """Best log-likelihood of an unknown contributor minus that of the known donor.
+
+    Give every recipient-homozygous marker with reads, including those where the donor
+    matches the recipient: foreign reads there cannot come from the donor. The unknown
+    person's dose at each marker is a Hardy-Weinberg mixture at ``allele_frequency``.
+    Both models are maximised over f within a factor 5 of the donor fit, at the donor
+    fit's overdispersion (a contributor of a different size would not change the verdict).
+    """
+    f_grid = np.geomspace(max(fraction, 1e-6) / 5, min(max(fraction, 1e-6) * 5, 1.0), 8)
+    rho_grid = np.array([rho])
+    donor = BetaBinomialLikelihood(k, n, g_r, g_d, e).loglik(f_grid, rho_grid).max()
+    af = allele_frequency
+    prior = np.log(np.array([(1 - af) ** 2, 2 * af * (1 - af), af**2]))
+    per_dose = np.stack([BetaBinomialLikelihood(k, n, g_r, np.full_like(g_r, dose), e).per_marker(f_grid, rho_grid)
+                         for dose in (0.0, 1.0, 2.0)])
+    mixture = np.logaddexp.reduce(per_dose + prior[:, None, None, None], axis=0).sum(axis=2)
+    return float(mixture.max() - donor)
