@@ -10,7 +10,11 @@ events of its parent as placed on this sample. The result is a list of static ga
 membership and a record of each placement (method, value, fallback and why).
 
 Gates without a parent start from the events that passed acquisition QC (the root mask),
-so flagged events never enter a population.
+so flagged events never enter a population. The placed hierarchy is evaluated in one pass
+by :class:`immuno.cytometry.engine.GateTree`.
+
+:func:`panel_problems` resolves a panel's gating logic (gates, populations, headline
+names) without any data; processing a sample and ``immuno validate`` both run it.
 """
 
 from __future__ import annotations
@@ -25,7 +29,9 @@ import numpy as np
 from immuno.cytometry import adaptive
 from immuno.cytometry.engine import GateTree, gate_membership
 from immuno.cytometry.gates import EllipseGate, PolygonGate, QuadrantGate, RectangleGate
+from immuno.cytometry.populations import Population, population_specs
 from immuno.errors import Problem, UserError
+from immuno.panels import Panel
 
 ROOT = "root"
 
@@ -173,6 +179,52 @@ def check_gate_specs(gate_specs: Sequence[Mapping[str, Any]], panel_channels: Se
                 problems.append(Problem(loc, f"gate id {n!r} is used twice"))
         seen.update(new)
     return problems
+
+
+#: ids of the acquisition QC gates in exported GatingML files start with this
+RESERVED_PREFIX = "acq_"
+
+
+def panel_problems(panel: Panel) -> list[Problem]:
+    """Every mistake in a panel's gating logic, each naming the panel file and line.
+
+    Gates (unknown parents or dimensions, ids used twice), populations (syntax, unknown
+    names) and headline features (unknown populations, denominators, ratio terms).
+    ``immuno validate`` reports these before any sample is processed.
+    """
+    gates = panel.get("gates") or []
+    lines = panel_lines(panel.path)
+    problems = check_gate_specs(gates, panel.get("channels") or [], str(panel.path), lines)
+    pop_lines = {k.split(".", 1)[1]: v for k, v in lines.items() if k.startswith("populations.")}
+    try:
+        population_specs(panel.get("populations"), gate_names(gates), where=str(panel.path), lines=pop_lines)
+    except UserError as exc:
+        problems += exc.problems
+    # headline names are judged against every population the panel declares, parsed or not
+    declared = [str(name) for name in (panel.get("populations") or {})]
+    reserved = [n for n in [*gate_names(gates), *declared] if n.startswith(RESERVED_PREFIX)]
+    if reserved:
+        problems.append(Problem(str(panel.path), f"name(s) {', '.join(map(repr, reserved))} start with "
+                                f"{RESERVED_PREFIX!r}, which is kept for the acquisition QC gates of exports"))
+    problems += check_headline(panel.get("headline") or {}, [*gate_names(gates), *declared],
+                               str(panel.path), lines)
+    return problems
+
+
+def panel_populations(panel: Panel) -> list[Population]:
+    """The panel's populations, checked against its gates (problems name the panel file).
+
+    Raises
+    ------
+    UserError
+        Listing every problem :func:`panel_problems` finds.
+    """
+    problems = panel_problems(panel)
+    if problems:
+        raise UserError(problems, hint=f"Fix the gates, populations or headline section of {panel.path}.")
+    pop_lines = {k.split(".", 1)[1]: v for k, v in panel_lines(panel.path).items() if k.startswith("populations.")}
+    return population_specs(panel.get("populations"), gate_names(panel.get("gates") or []),
+                            where=str(panel.path), lines=pop_lines)
 
 
 class _Placer:

@@ -28,16 +28,16 @@ import pandas as pd
 from immuno.cytometry.acquisition_qc import qc_rows
 from immuno.cytometry.compensation import Spillover
 from immuno.cytometry.gating import (
+    RESERVED_PREFIX,
     ControlGating,
     GatingResult,
-    check_gate_specs,
-    check_headline,
     gate_names,
-    panel_lines,
+    panel_populations,
+    panel_problems,
     place_gates,
 )
 from immuno.cytometry.ingest import acquisition_qc_of, ingest_sample
-from immuno.cytometry.populations import Population, population_specs
+from immuno.cytometry.populations import Population
 from immuno.cytometry.sample_rows import measurement_rows, sample_qc_rows
 from immuno.cytometry.statistics import (
     marker_medians,
@@ -56,11 +56,11 @@ from immuno.cytometry.tubes import (
     needs_single_stains,
     sample_table,
 )
-from immuno.errors import Problem, UserError
+from immuno.errors import UserError
 from immuno.panels import Panel
 
 __all__ = [
-    "ASSAY", "COMPENSATION_TUBES", "CONTROL_TUBES", "SampleInfo", "SampleOutcome", "batch_samples",
+    "ASSAY", "COMPENSATION_TUBES", "CONTROL_TUBES", "RESERVED_PREFIX", "SampleInfo", "SampleOutcome", "batch_samples",
     "batch_spillover", "compensation_tubes", "fail_outcome", "ingest_only", "needs_single_stains",
     "panel_populations", "panel_problems", "process_batch", "process_sample", "process_unit", "sample_table",
     "write_compensation_tubes",
@@ -102,52 +102,6 @@ class SampleOutcome:
     gating: GatingResult | None = None
     transforms: dict[str, Any] = field(default_factory=dict)
     spill: Spillover | None = None
-
-
-#: ids of the acquisition QC gates in exported GatingML files start with this
-RESERVED_PREFIX = "acq_"
-
-
-def panel_problems(panel: Panel) -> list[Problem]:
-    """Every mistake in a panel's gating logic, each naming the panel file and line.
-
-    Gates (unknown parents or dimensions, ids used twice), populations (syntax, unknown
-    names) and headline features (unknown populations, denominators, ratio terms).
-    ``immuno validate`` reports these before any sample is processed.
-    """
-    gates = panel.get("gates") or []
-    lines = panel_lines(panel.path)
-    problems = check_gate_specs(gates, panel.get("channels") or [], str(panel.path), lines)
-    pop_lines = {k.split(".", 1)[1]: v for k, v in lines.items() if k.startswith("populations.")}
-    try:
-        population_specs(panel.get("populations"), gate_names(gates), where=str(panel.path), lines=pop_lines)
-    except UserError as exc:
-        problems += exc.problems
-    # headline names are judged against every population the panel declares, parsed or not
-    declared = [str(name) for name in (panel.get("populations") or {})]
-    reserved = [n for n in [*gate_names(gates), *declared] if n.startswith(RESERVED_PREFIX)]
-    if reserved:
-        problems.append(Problem(str(panel.path), f"name(s) {', '.join(map(repr, reserved))} start with "
-                                f"{RESERVED_PREFIX!r}, which is kept for the acquisition QC gates of exports"))
-    problems += check_headline(panel.get("headline") or {}, [*gate_names(gates), *declared],
-                               str(panel.path), lines)
-    return problems
-
-
-def panel_populations(panel: Panel) -> list[Population]:
-    """The panel's populations, checked against its gates (problems name the panel file).
-
-    Raises
-    ------
-    UserError
-        Listing every problem :func:`panel_problems` finds.
-    """
-    problems = panel_problems(panel)
-    if problems:
-        raise UserError(problems, hint=f"Fix the gates, populations or headline section of {panel.path}.")
-    pop_lines = {k.split(".", 1)[1]: v for k, v in panel_lines(panel.path).items() if k.startswith("populations.")}
-    return population_specs(panel.get("populations"), gate_names(panel.get("gates") or []),
-                            where=str(panel.path), lines=pop_lines)
 
 
 def _transforms_of(adata: Any) -> dict[str, Any]:
