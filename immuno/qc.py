@@ -8,7 +8,8 @@ bead count). Dashboards read these two tables only.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import math
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -62,3 +63,44 @@ def flags_table(rows: pd.DataFrame | Iterable[Mapping[str, Any]]) -> pd.DataFram
         df[col] = df[col].astype("string")
     return df.sort_values(["batch_id", "assay", "sample_id", "flag", "target"],
                           kind="stable", na_position="first").reset_index(drop=True)
+
+
+#: Levey-Jennings guide sets need at least this many earlier runs
+MIN_GUIDE_RUNS = 5
+
+
+def westgard(values: Sequence[float], mean: float, sd: float) -> list[list[str]]:
+    """Westgard rules violated by each value of a run sequence (in run order).
+
+    1-2s is a warning; 1-3s, 2-2s (two consecutive beyond 2 SD on the same side) and
+    R-4s (consecutive values more than 4 SD apart, across the mean) reject the run.
+
+    Parameters
+    ----------
+    values
+        One control's values, one per run (plate, batch), oldest first.
+    mean, sd
+        The guide set's mean and standard deviation.
+
+    Returns
+    -------
+    list of list of str
+        The rules each value violates (empty when in control).
+    """
+    z = [(v - mean) / sd if sd > 0 and math.isfinite(v) else math.nan for v in values]
+    out: list[list[str]] = []
+    for i, zi in enumerate(z):
+        rules: list[str] = []
+        if math.isfinite(zi):
+            if abs(zi) > 3:
+                rules.append("1-3s")
+            prev = z[i - 1] if i > 0 else math.nan
+            if math.isfinite(prev):
+                if abs(zi) > 2 and abs(prev) > 2 and np.sign(zi) == np.sign(prev):
+                    rules.append("2-2s")
+                if abs(zi - prev) > 4 and max(zi, prev) > 2 and min(zi, prev) < -2:
+                    rules.append("R-4s")
+            if abs(zi) > 2 and not rules:
+                rules.append("1-2s")
+        out.append(rules)
+    return out

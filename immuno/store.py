@@ -10,6 +10,7 @@ from them (adding batch B never rewrites batch A). In a notebook::
     study.wide("cytometry")                    # samples x features
     study.to_anndata("chemokine")              # for scanpy
     study.change_from_baseline("chemokine")    # each feature's change from D0
+    study.control_chart("cytometry")           # reference control across batches (Westgard)
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from immuno.errors import UserError
 from immuno.io import write_parquet
 from immuno.measurements import COLUMNS, concat_measurements
 from immuno.provenance import SCHEMA_VERSION
-from immuno.qc import flags_table, metrics_table
+from immuno.qc import MIN_GUIDE_RUNS, flags_table, metrics_table, westgard
 
 #: schema versions this code reads correctly
 READABLE_SCHEMAS = (SCHEMA_VERSION,)
@@ -115,9 +116,12 @@ class Study:
         m = self.measurements(assay)
         col = m.feature + (" [" + m.unit.fillna("") + "]" if unit else "")
         index = ["batch_id", "sample_id", "patient_id", "visit", "panel"]
-        return (m.assign(column=col).pivot_table(index=index, columns="column", values="value",
-                                                 aggfunc="first", dropna=False)
-                .sort_index())
+        # groupby + unstack, not pivot_table: pivot_table(dropna=False) forms the cartesian
+        # product of the index levels, and dropna=True would drop censored (NaN) samples
+        wide = (m.assign(column=col).groupby([*index, "column"], dropna=False, sort=True)["value"]
+                .first().unstack("column"))
+        wide.columns.name = None
+        return wide
 
     def to_anndata(self, assay: str):  # -> anndata.AnnData (import kept lazy)
         """One assay as AnnData: obs = samples, var = features (with unit), X = values,
@@ -153,6 +157,48 @@ class Study:
         out["change"] = out.value - out.baseline
         out["fold_change"] = out.value / out.baseline.where(out.baseline != 0)
         return out[[*keys, "visit", "unit", "value", "baseline", "change", "fold_change"]]
+
+    def batch_order(self) -> list[str]:
+        """Batch ids in the order they were run (provenance start time, then name)."""
+        started = {b.name: str(json.loads((b / "provenance.json").read_text()).get("started", ""))
+                   for b in self.batches}
+        return sorted(started, key=lambda b: (started[b], b))
+
+    def control_chart(self, assay: str = "cytometry", control: str = "REFCTRL",
+                      guide_runs: int = MIN_GUIDE_RUNS) -> pd.DataFrame:
+        """Levey-Jennings chart of the reference control across batches, with Westgard rules.
+
+        Each batch carries an aliquot of the same control material (``patient_id`` =
+        ``control``). The first ``guide_runs`` batches (in run order) form the guide set
+        giving each feature's mean and SD; every batch's value is then judged (1-2s
+        warning; 1-3s, 2-2s, R-4s reject). With fewer guide batches there are no limits.
+
+        Returns
+        -------
+        pandas.DataFrame
+            One row per batch, panel and feature: value, mean, sd, z, rules, status
+            (``in_control``, ``warning``, ``reject`` or ``no_guide_set``).
+        """
+        m = self.measurements(assay)
+        m = m[(m.patient_id == control) & m.value.notna()]
+        order = {b: i for i, b in enumerate(self.batch_order())}
+        rows = []
+        for (panel, feature), g in m.groupby(["panel", "feature"], sort=True):
+            g = g.assign(run=g.batch_id.map(order)).sort_values("run").drop_duplicates("batch_id")
+            guide = g.value.iloc[:guide_runs]
+            enough = len(guide) >= guide_runs
+            mean = float(guide.mean()) if enough else np.nan
+            sd = float(guide.std(ddof=1)) if enough else np.nan
+            rules = westgard(g.value.tolist(), mean, sd) if enough else [[] for _ in range(len(g))]
+            for (_, r), broken in zip(g.iterrows(), rules, strict=True):
+                status = ("no_guide_set" if not enough else "reject" if set(broken) - {"1-2s"}
+                          else "warning" if broken else "in_control")
+                rows.append({"batch_id": r.batch_id, "sample_id": r.sample_id, "panel": panel,
+                             "feature": feature, "unit": r.unit, "value": r.value, "mean": mean, "sd": sd,
+                             "z": (r.value - mean) / sd if enough and sd > 0 else np.nan,
+                             "rules": ",".join(broken), "status": status})
+        return pd.DataFrame(rows, columns=["batch_id", "sample_id", "panel", "feature", "unit", "value",
+                                           "mean", "sd", "z", "rules", "status"])
 
     def rebuild(self) -> Path:
         """Rewrite ``results/study/`` (measurements and QC of every batch) from the batches."""

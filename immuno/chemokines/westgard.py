@@ -7,34 +7,13 @@ values are recorded with no limits, so that later plates can use them.
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
-MIN_GUIDE = 5
+from immuno.qc import MIN_GUIDE_RUNS, westgard
 
-
-def westgard(values: list[float], mean: float, sd: float) -> list[list[str]]:
-    """Westgard rules violated by each value of a run sequence (in order)."""
-    z = [(v - mean) / sd if sd > 0 and math.isfinite(v) else math.nan for v in values]
-    out: list[list[str]] = []
-    for i, zi in enumerate(z):
-        rules = []
-        if math.isfinite(zi):
-            if abs(zi) > 3:
-                rules.append("1-3s")
-            prev = z[i - 1] if i > 0 else math.nan
-            if math.isfinite(prev):
-                if abs(zi) > 2 and abs(prev) > 2 and np.sign(zi) == np.sign(prev):
-                    rules.append("2-2s")
-                if abs(zi - prev) > 4 and max(zi, prev) > 2 and min(zi, prev) < -2:
-                    rules.append("R-4s")
-            if abs(zi) > 2 and not rules:
-                rules.append("1-2s")
-        out.append(rules)
-    return out
+MIN_GUIDE = MIN_GUIDE_RUNS
 
 
 def levey_jennings(current: pd.DataFrame, history: pd.DataFrame | None = None) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
