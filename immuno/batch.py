@@ -25,7 +25,7 @@ from immuno.panels import Panel, load_panel, panel_index
 SHEET_NAME = "samplesheet.csv"
 REQUIRED_COLUMNS = ("sample_id", "patient_id", "visit", "assay", "file")
 OPTIONAL_COLUMNS = ("panel", "tube", "control_of", "plate", "layout", "role", "donor_id",
-                    "sample_name")
+                    "sample_name", "dna_input_ng")
 ASSAYS = ("cytometry", "chemokine", "chimerism")
 TUBES = ("stimulated", "unstimulated", "stained", "fmo", "single_stain", "unstained",
          "reference_control")
@@ -198,6 +198,13 @@ def _check_rows(df: pd.DataFrame, root: Path, path: Path, visits: Sequence[str],
                 bad("donor_id", f"a {role} row needs the donor_id of the infused product")
             elif r.get("donor_id", "") and not CODE.match(r["donor_id"]):
                 bad("donor_id", f"{r['donor_id']!r} is not a code")
+        if r.get("dna_input_ng", ""):
+            try:
+                ok = float(r["dna_input_ng"]) > 0
+            except ValueError:
+                ok = False
+            if not ok:
+                bad("dna_input_ng", f"{r['dna_input_ng']!r} is not a positive number of nanograms")
         if r.get("layout", ""):
             _, problem = _check_file(root, r["layout"], f"{where}, column layout", "layout")
             if problem:

@@ -62,24 +62,27 @@ def _estimate(method: str, row: pd.Series, rows: pd.DataFrame, refs: dict[str, p
               panel: Panel, cache: FileCache) -> ChimerismResult:
     t = _thresholds(panel)
     rec, don = refs["recipient_reference"], refs["donor_reference"]
-    # a fixed DNA input per reaction, when the panel states it, bounds the LoD (3 donor genomes)
-    dna_ng = panel.get("dna_input_ng")
+    # the DNA input of the reaction (the sheet's per-sample amount, else the panel's fixed
+    # one) bounds the LoD: claiming f needs at least 3 / f genomes
+    sheet_ng = str(row.get("dna_input_ng", "") or "")
+    dna_ng = float(sheet_ng) if sheet_ng else panel.get("dna_input_ng")
+    source = f"{dna_ng} ng per the sample sheet" if sheet_ng else f"{dna_ng} ng per the panel"
     genomes = genome_equivalents(float(dna_ng)) if dna_ng else None
     if method == "str":
         stutter = {loc["name"]: loc["stutter_ratio"] for loc in panel.get("loci", []) if "stutter_ratio" in loc}
         kwargs = {k: t[k] for k in ("analytical_threshold", "stutter_filter", "saturation", "lod_floor") if k in t}
         result = estimate_str(cache.sample(row, "str"), cache.sample(rec, "str"), cache.sample(don, "str"),
                               locus_stutter=stutter, **kwargs)
-        return apply_input_limit(result, genomes, f"{dna_ng} ng per the panel")
+        return apply_input_limit(result, genomes, source)
     if method == "ngs":
         # several recipient references of one patient are pure-recipient replicates:
         # with them the background error is learnt per marker
         reps = recipient_replicates(rows, row)
         replicates = [cache.sample(r, "ngs") for r in reps] if len(reps) >= MIN_REPLICATES else []
-        return estimate_counts(cache.sample(row, "ngs"), cache.sample(rec, "ngs"), cache.sample(don, "ngs"),
-                               replicates=replicates, markers=str(panel.get("marker_selection", "auto")),
-                               alpha=float(t.get("alpha", 0.01)), min_depth=int(t.get("min_depth", 100)),
-                               genome_equivalents=genomes)
+        result = estimate_counts(cache.sample(row, "ngs"), cache.sample(rec, "ngs"), cache.sample(don, "ngs"),
+                                 replicates=replicates, markers=str(panel.get("marker_selection", "auto")),
+                                 alpha=float(t.get("alpha", 0.01)), min_depth=int(t.get("min_depth", 100)))
+        return apply_input_limit(result, genomes, source)
     if method == "ddpcr":
         cfg = panel.get("ddpcr", {})
         wells = cache.sample(row, "ddpcr").groupby("assay")[["positive", "total"]].sum()
