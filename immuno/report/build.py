@@ -129,7 +129,7 @@ def build_report(batch_dir: str | Path, out: str | Path | None = None) -> Path:
     template = env.from_string(resources.files("immuno.report").joinpath("templates/report.html.j2").read_text())
     html = template.render(
         batch_id=prov.get("batch_id", batch_dir.name), prov=prov, sections=sections,
-        flag_counts=flags.groupby(["assay", "severity"]).size().unstack(fill_value=0).reset_index().to_html(index=False, classes="data", border=0) if len(flags) else "",
+        flag_counts=flags.groupby(["assay", "severity"]).size().unstack(fill_value=0).rename_axis(columns=None).reset_index().to_html(index=False, classes="data", border=0) if len(flags) else "",
         flags=flags.head(500).to_html(index=False, classes="data", border=0, na_rep=""),
         n_flags=len(flags),
         failed_metrics=failed_metrics.head(500).to_html(index=False, classes="data", border=0, na_rep=""),
