@@ -28,6 +28,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -37,34 +38,9 @@ SCATTER_T = 262144.0
 
 def hierarchy() -> list:
     """The ICS gating tree as placed on a sample: 11 gates giving 15 populations."""
-    from immuno.cytometry.gates import (
-        BooleanGate,
-        EllipseGate,
-        PolygonGate,
-        QuadrantGate,
-        RectangleGate,
-    )
+    from immuno.demo.cytometry_gates import placed_ics_gates
 
-    return [
-        RectangleGate("cells", None, ("FSC-A", "SSC-A"), (0.05, 0.005), (0.95, 0.6)),
-        PolygonGate("lymphocytes", "cells", ("FSC-A", "SSC-A"),
-                    ((0.12, 0.01), (0.40, 0.01), (0.42, 0.14), (0.12, 0.14))),
-        PolygonGate("singlets", "lymphocytes", ("FSC-A", "FSC-H"),
-                    ((0.0, 0.0), (0.6, 0.45), (0.6, 0.7), (0.0, 0.05))),
-        RectangleGate("live", "singlets", ("BV510-A",), (None,), (0.45,)),
-        RectangleGate("CD3", "live", ("BUV395-A",), (0.42,), (None,)),
-        QuadrantGate("CD4_CD8", "CD3", ("BV605-A", "APC-R700-A"),
-                     {"BV605-A": (0.42,), "APC-R700-A": (0.45,)},
-                     {"CD4": {"BV605-A": 1, "APC-R700-A": 0}, "CD8": {"BV605-A": 0, "APC-R700-A": 1},
-                      "DN": {"BV605-A": 0, "APC-R700-A": 0}, "DP": {"BV605-A": 1, "APC-R700-A": 1}}),
-        RectangleGate("IFNg", "CD4", ("FITC-A",), (0.42,), (None,)),
-        RectangleGate("IL4", "CD4", ("PE-A",), (0.40,), (None,)),
-        RectangleGate("IL17A", "CD4", ("APC-A",), (0.40,), (None,)),
-        BooleanGate("Th1", "CD4", "and", (("IFNg", False), ("IL4", True))),
-        BooleanGate("Th2", "CD4", "and", (("IL4", False), ("IFNg", True))),
-        EllipseGate("CD8_bright", "CD8", ("APC-R700-A", "BUV395-A"), (0.7, 0.6),
-                    ((0.004, 0.001), (0.001, 0.003)), 4.0),
-    ]
+    return placed_ics_gates(cells_gate=True)
 
 
 def transforms(fluors: list[str]) -> dict:
@@ -157,10 +133,17 @@ def run_immuno(fcs: Path, gml: Path, warm: Path, repeat: int) -> dict:
         gated = gate_events(data.events, data.channels, tree, transforms(spill.channels), spill)
         return gated.counts()
 
-    once(warm)  # warm-up: loads the compiled kernels
+    return _timed(once, fcs, warm, repeat)
+
+
+def _timed(once: Any, fcs: Path, warm: Path, repeat: int) -> dict:
+    """Best time of ``repeat`` calls of ``once(fcs)`` after a warm-up on ``warm`` (which
+    loads imports and compiled kernels); peak memory of the first timed call above the
+    baseline measured after the warm-up."""
+    once(warm)
     baseline = _rss_mb()
     _reset_hwm()
-    times, counts = [], {}
+    times, counts, peak = [], {}, float("nan")
     for _ in range(repeat):
         t0 = time.perf_counter()
         counts = once(fcs)
@@ -196,17 +179,7 @@ def run_pipeline(fcs: Path, panel: Path, warm: Path, repeat: int) -> dict:
         stats = outcomes[0].statistics
         return {str(k): int(v) for k, v in zip(stats["population"], stats["count"], strict=True)}
 
-    once(warm)
-    baseline = _rss_mb()
-    _reset_hwm()
-    times, counts = [], {}
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        counts = once(fcs)
-        times.append(time.perf_counter() - t0)
-        if len(times) == 1:
-            peak = _hwm_mb() - baseline
-    return {"seconds": min(times), "peak_mb": peak, "counts": counts}
+    return _timed(once, fcs, warm, repeat)
 
 
 def write_ics_pair(path: Path, n: int, seed: int) -> None:

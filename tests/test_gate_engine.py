@@ -127,25 +127,9 @@ def test_missing_dimension_is_a_user_error() -> None:
 
 def demo_like_gates() -> list:
     """The ICS panel's hierarchy as it is placed on a sample (static coordinates)."""
-    return [
-        PolygonGate("lymphocytes", None, ("FSC-A", "SSC-A"),
-                    ((0.12, 0.01), (0.40, 0.01), (0.42, 0.14), (0.12, 0.14))),
-        PolygonGate("singlets", "lymphocytes", ("FSC-A", "FSC-H"),
-                    ((0.0, 0.0), (0.6, 0.45), (0.6, 0.7), (0.0, 0.05))),
-        RectangleGate("live", "singlets", ("BV510-A",), (None,), (0.45,)),
-        RectangleGate("CD3", "live", ("BUV395-A",), (0.42,), (None,)),
-        QuadrantGate("CD4CD8", "CD3", ("BV605-A", "APC-R700-A"),
-                     {"BV605-A": (0.42,), "APC-R700-A": (0.45,)},
-                     {"CD4": {"BV605-A": 1, "APC-R700-A": 0}, "CD8": {"BV605-A": 0, "APC-R700-A": 1},
-                      "DN": {"BV605-A": 0, "APC-R700-A": 0}, "DP": {"BV605-A": 1, "APC-R700-A": 1}}),
-        RectangleGate("IFNg", "CD4", ("FITC-A",), (0.42,), (None,)),
-        RectangleGate("IL4", "CD4", ("PE-A",), (0.40,), (None,)),
-        RectangleGate("IL17A", "CD4", ("APC-A",), (0.40,), (None,)),
-        BooleanGate("Th1", "CD4", "and", (("IFNg", False), ("IL4", True))),
-        BooleanGate("Th2", "CD4", "and", (("IL4", False), ("IFNg", True))),
-        EllipseGate("CD8_bright", "CD8", ("APC-R700-A", "BUV395-A"), (0.7, 0.6),
-                    ((0.004, 0.001), (0.001, 0.003)), 4.0),
-    ]
+    from immuno.demo.cytometry_gates import placed_ics_gates
+
+    return placed_ics_gates()
 
 
 @pytest.fixture(scope="module")
