@@ -30,7 +30,7 @@ def test_measurement_table_normalises_and_sorts() -> None:
 
 def test_duplicate_key_is_refused() -> None:
     row = {"batch_id": "b", "sample_id": "S1", "assay": "chimerism", "panel": "p",
-           "feature": "donor_fraction", "value": 0.4}
+           "feature": "donor_fraction", "value": 0.4, "unit": "%"}
     with pytest.raises(ValueError, match="share a key"):
         measurement_table([row, row])
 

@@ -280,8 +280,12 @@ class Study:
     def trajectories(self, assay: str | None = None, feature: str | list[str] | None = None,
                      panel: str | list[str] | None = None) -> pd.DataFrame:
         """Per-patient values by visit (long): ``used`` is the value with censored ones at
-        their substitute (``censored`` True), NaN for values failing QC."""
-        m = self._patients_once(self._select(assay, feature, panel, controls=False), "trajectories")
+        their substitute (``censored`` True), NaN for values failing QC. Default features:
+        every feature except per-population statistics (``<population>:<statistic>``)."""
+        m = self._select(assay, feature, panel, controls=False)
+        if feature is None:
+            m = m[m.feature.isin(self._default_features(m))]
+        m = self._patients_once(m, "trajectories")
         used = censored_substitute(m["value"], m["flag"], m["lower"], m["upper"]).where(m["qc_pass"])
         cens = m["flag"].map(lambda f: bool({"<LLOQ", ">ULOQ"} & set(flag_words(f)))) & m["value"].isna()
         out = m.assign(used=used, censored=cens)
