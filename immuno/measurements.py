@@ -197,7 +197,7 @@ def measurement_table(rows: pd.DataFrame | Iterable[Mapping[str, Any]]) -> pd.Da
         df[col] = pd.to_numeric(df[col], errors="raise").astype("float64")
     for col in _STRING_COLUMNS:
         df[col] = df[col].astype("string").fillna("").str.strip()
-    room_pass = df["qc_pass"].astype("boolean").fillna(False).astype(bool)
+    room_pass = df["qc_pass"].astype("boolean").fillna(True).astype(bool)  # unsaid: the room did not fail it
     df["flag"] = pd.array([_normalise_flag(f, not ok, missing) for f, ok, missing
                            in zip(df["flag"], room_pass, df["value"].isna(), strict=True)], dtype="string")
     df["qc_pass"] = ~df["flag"].map(lambda f: bool(set(flag_words(f)) & FAILING)).astype(bool)
