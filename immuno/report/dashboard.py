@@ -60,22 +60,19 @@ def _statistics(study: Any) -> pd.DataFrame:
     return s.drop(columns=["wilcoxon_statistic"])
 
 
+def _chart_entry(title: str, chart: Any) -> dict[str, Any]:
+    t = chart.table
+    return {"title": title, "png": figure_png(chart.figure), "violations": table_html(t[t.rules != ""]),
+            "n": len(t), "n_flagged": int((t.rules != "").sum()), "no_guide": bool((t.status == "no_guide_set").all())}
+
+
 def _charts(study: Any) -> list[dict[str, Any]]:
     out = []
-    assays = sorted(set(study.measurements().assay))
-    for assay in assays:
-        ref = study.control_chart(assay)
-        if len(ref.table):
-            out.append({"title": f"{assay}: reference control", "png": figure_png(ref.figure),
-                        "violations": table_html(ref.table[ref.table.rules != ""]), "n": len(ref.table),
-                        "n_flagged": int((ref.table.rules != "").sum()),
-                        "no_guide": bool((ref.table.status == "no_guide_set").all())})
-        kit = study.kit_control_chart(assay)
-        if len(kit.table):
-            out.append({"title": f"{assay}: kit controls", "png": figure_png(kit.figure),
-                        "violations": table_html(kit.table[kit.table.rules != ""]), "n": len(kit.table),
-                        "n_flagged": int((kit.table.rules != "").sum()),
-                        "no_guide": bool((kit.table.status == "no_guide_set").all())})
+    for assay in sorted(set(study.measurements().assay)):
+        for title, chart in ((f"{assay}: reference control", study.control_chart(assay)),
+                             (f"{assay}: kit controls", study.kit_control_chart(assay))):
+            if len(chart.table):
+                out.append(_chart_entry(title, chart))
     return out
 
 
