@@ -205,3 +205,19 @@ def test_wide_never_pools_two_panels_under_one_name(tmp_path: Path) -> None:
     assert stats.empty
     features = study.features("cytometry")
     assert features[["panel", "unit"]].values.tolist() == [["ics", "% of CD4+"], ["surface", "% of memory CD4+"]]
+
+
+def test_sheet_supersedes_column_is_checked_and_kept(demo_copy: Path, tmp_path: Path) -> None:
+    from immuno.batch import load_batch, write_sheet
+
+    sheet = pd.read_csv(demo_copy / "samplesheet.csv", dtype=str, keep_default_na=False)
+    sheet["supersedes"] = ""
+    sheet.loc[0, "supersedes"] = "run 1!"
+    sheet.to_csv(demo_copy / "samplesheet.csv", index=False)
+    with pytest.raises(UserError, match="row 2, column supersedes: 'run 1!' is not a batch id"):
+        load_batch(demo_copy)
+    sheet.loc[0, "supersedes"] = "B0"
+    sheet.to_csv(demo_copy / "samplesheet.csv", index=False)
+    batch = load_batch(demo_copy)
+    out = write_sheet(batch.sheet.drop(columns="row").to_dict("records"), tmp_path / "sheet.csv")
+    assert out.loc[0, "supersedes"] == "B0"
