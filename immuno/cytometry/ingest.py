@@ -37,7 +37,9 @@ from immuno.cytometry.compensation import (
 )
 from immuno.cytometry.event_pass import compensate_columns
 from immuno.cytometry.fcs import FCSData, read_fcs
+from immuno.cytometry.markers import check_markers, marker_error, marker_of
 from immuno.cytometry.transforms import transform_from_spec
+from immuno.cytometry.tubes import fcs_dataset
 from immuno.errors import UserError
 from immuno.io import sha256_file
 from immuno.panels import Panel, load_panel
@@ -114,7 +116,8 @@ def resolve_spillover(fcs: FCSData, panel: Panel, spill: Spillover | None = None
 
 
 def ingest_sample(fcs_path: str | os.PathLike[str], panel: Panel | str | os.PathLike[str],
-                  spill: Spillover | None = None, sample_id: str | None = None) -> ad.AnnData:
+                  spill: Spillover | None = None, sample_id: str | None = None,
+                  dataset: int | None = None, check_pns: bool = True) -> ad.AnnData:
     """Read, compensate, QC-flag and transform one FCS file.
 
     Parameters
@@ -128,6 +131,12 @@ def ingest_sample(fcs_path: str | os.PathLike[str], panel: Panel | str | os.Path
         single stains).
     sample_id
         Recorded in ``uns["sample_id"]``.
+    dataset
+        Which data set of a multi-data-set file to read (default: the panel's
+        ``dataset``; a file with several data sets and no choice is refused).
+    check_pns
+        Compare the panel's markers with the file's ``$PnS`` (a mismatch is an error).
+        Off for compensation controls, whose ``$PnS`` names the one stain of the tube.
 
     Returns
     -------
@@ -137,17 +146,21 @@ def ingest_sample(fcs_path: str | os.PathLike[str], panel: Panel | str | os.Path
     Raises
     ------
     UserError
-        Unreadable file, panel channel missing from the file (naming the channels the
-        file has), unknown or singular spillover matrix, bad transform.
+        Unreadable file, several data sets and none chosen, panel channel missing from
+        the file (naming the channels the file has), a panel marker that the file's
+        ``$PnS`` contradicts, unknown or singular spillover matrix, bad transform.
     """
     panel = _as_panel(panel)
-    fcs = read_fcs(fcs_path)
+    fcs = read_fcs(fcs_path, dataset=fcs_dataset(panel, dataset))
     assert fcs.events is not None
     missing = missing_channels(fcs, panel)
     if missing:
         raise UserError.single(str(fcs.path), f"lacks channel(s) {', '.join(missing)} of panel "
                                f"{panel.name!r} (the file has: {', '.join(fcs.channels)})",
                                hint="Rename the channel in the panel's `channels:` or re-export the file.")
+    wrong = marker_error(fcs, panel) if check_pns else None
+    if wrong is not None:
+        raise wrong
     matrix = resolve_spillover(fcs, panel, spill)
     entries = panel_channels(panel)
     names = [e["channel"] for e in entries]
@@ -180,13 +193,14 @@ def ingest_sample(fcs_path: str | os.PathLike[str], panel: Panel | str | os.Path
         tf = transform_from_spec(specs.get(tname), where=where, data=column[keep] if keep.any() else column) if tname else None
         # transformed once per channel
         x[:, j] = tf.apply(column) if tf is not None else column
-        var_rows.append({"marker": entry.get("marker"), "pns": fcs.markers[cols[j]],
+        # plain strings ("" where absent): anndata writes them whatever the file holds
+        var_rows.append({"marker": marker_of(entry) or "", "pns": fcs.markers[cols[j]] or "",
                          "range": float(fcs.ranges[cols[j]]), "transform_name": tname or "",
                          "transform": tf.kind if tf is not None else "none",
                          "transform_params": json.dumps(tf.params if tf is not None else {}, sort_keys=True)})
     var = pd.DataFrame(var_rows, index=pd.Index(names, name="channel"))
-    var["marker"] = var["marker"].astype("string")
-    var["pns"] = var["pns"].astype("string")
+    var["marker"] = var["marker"].astype(object)
+    var["pns"] = var["pns"].astype(object)
     obs = qc.flags.copy()
     obs.index = pd.RangeIndex(len(obs), name="event").astype(str)
     adata = ad.AnnData(X=x, obs=obs, var=var, layers={"raw": raw, "compensated": comp})
@@ -198,7 +212,11 @@ def ingest_sample(fcs_path: str | os.PathLike[str], panel: Panel | str | os.Path
         "spillover_matrix": matrix.matrix.tolist() if matrix is not None else [],
         "acquisition_qc": json.dumps(qc.params, sort_keys=True),
         "n_events": int(fcs.n_events),
+        "fcs_dataset": int(fcs.dataset), "fcs_datasets": int(fcs.n_datasets),
     }
+    adata.uns["fcs_notes"] = list(fcs.notes)
+    adata.uns["unlabelled_channels"] = (check_markers(fcs.channels, fcs.markers, entries).unlabelled
+                                        if check_pns else [])
     adata.uns["keywords"] = shareable_keywords(fcs.keywords, panel.get("keywords_allow") or [])
     adata.uns["acquisition_qc"] = {"bins": qc.bins.reset_index(drop=True)}
     if sample_id is not None:
@@ -212,3 +230,17 @@ def acquisition_qc_of(adata: ad.AnnData) -> AcquisitionQC:
     bins = adata.uns.get("acquisition_qc", {}).get("bins", pd.DataFrame())
     params = json.loads(adata.uns.get("provenance", {}).get("acquisition_qc", "{}"))
     return AcquisitionQC(flags=flags, bins=pd.DataFrame(bins), params=params)
+
+
+def reading_flags(adata: ad.AnnData, base: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """QC warning flags from reading the file: each reading note (offsets resolved,
+    word-stored bit widths, non-UTF-8 TEXT ...) and the panel marker channels whose
+    ``$PnS`` is empty, so their marker could not be checked."""
+    flags = [{**base, "target": "fcs_file", "flag": "fcs_reading_note", "severity": "warning", "reason": note}
+             for note in adata.uns.get("fcs_notes", [])]
+    unlabelled = [str(c) for c in adata.uns.get("unlabelled_channels", [])]
+    if len(unlabelled):
+        flags.append({**base, "target": "markers", "flag": "markers_unchecked", "severity": "warning",
+                      "reason": f"the file has no $PnS for {', '.join(unlabelled)}: the panel's markers "
+                                "there could not be checked against the file"})
+    return flags

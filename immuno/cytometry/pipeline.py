@@ -36,7 +36,8 @@ from immuno.cytometry.gating import (
     panel_problems,
     place_gates,
 )
-from immuno.cytometry.ingest import acquisition_qc_of, ingest_sample
+from immuno.cytometry.ingest import acquisition_qc_of, ingest_sample, reading_flags
+from immuno.cytometry.markers import marker_of
 from immuno.cytometry.populations import Population
 from immuno.cytometry.sample_rows import measurement_rows, sample_qc_rows
 from immuno.cytometry.statistics import (
@@ -240,8 +241,9 @@ def ingest_only(info: SampleInfo, batch_spill: Spillover | None = None) -> Sampl
     try:
         uses_batch = (info.panel.get("compensation") or {}).get("source") == "single_stains"
         adata = ingest_sample(info.path, info.panel, spill=batch_spill if uses_batch else None,
-                              sample_id=info.sample_id)
+                              sample_id=info.sample_id, check_pns=False)
         metrics, flags = qc_rows(acquisition_qc_of(adata), info.batch_id, info.sample_id, info.panel.name)
+        flags += reading_flags(adata, _base(info))
         return SampleOutcome(info=info, events=adata, metrics=metrics, flags=flags, spill=_spill_of(adata),
                              transforms=_transforms_of(adata))
     except Exception as exc:  # the reason goes to QC; the batch goes on
@@ -279,7 +281,8 @@ def _outcome(info: SampleInfo, g: _Gated, populations: list[Population],
     _add_event_columns(g.events, g.masks)
     row = {**_base(info), "patient_id": info.patient_id, "visit": info.visit}
     out.measurements = measurement_rows(row, headline, counts, control_counts, info.is_control, out.statistics)
-    acquisition = qc_rows(acquisition_qc_of(g.events), info.batch_id, info.sample_id, panel.name)
+    metrics, flags = qc_rows(acquisition_qc_of(g.events), info.batch_id, info.sample_id, panel.name)
+    acquisition = (metrics, flags + reading_flags(g.events, _base(info)))
     out.metrics, out.flags = sample_qc_rows(_base(info), acquisition, g.gating.placements,
                                             gate_names(panel["gates"]), headline, counts,
                                             out.measurements, info.tube == "reference_control")
@@ -289,8 +292,8 @@ def _outcome(info: SampleInfo, g: _Gated, populations: list[Population],
 def _marker_labels(panel: Panel, channels: list[str]) -> tuple[list[str], list[int]]:
     labels, cols = [], []
     for ch in panel["channels"]:
-        if ch.get("marker") and ch["channel"] in channels:
-            labels.append(str(ch["marker"]))
+        if marker_of(ch) and ch["channel"] in channels:
+            labels.append(str(marker_of(ch)))
             cols.append(channels.index(ch["channel"]))
     return labels, cols
 
