@@ -256,16 +256,18 @@ def realised_truth(tube: str, labels: dict[str, np.ndarray]) -> dict[str, tuple[
     if tube in ("stimulated", "unstimulated"):
         ifng, il4, il17 = labels["pos_IFNg"], labels["pos_IL4"], labels["pos_IL17A"]
         unit = "% of CD4+"
-        return {"Th1": (_pct(ifng & ~il4, keep), unit), "Th2": (_pct(il4 & ~ifng, keep), unit),
-                "Th17": (_pct(il17, keep), unit)}
+        return {"IFNG_CD4": (_pct(ifng & ~il4, keep), unit), "IL4_CD4": (_pct(il4 & ~ifng, keep), unit),
+                "IL17A_CD4": (_pct(il17, keep), unit)}
     if tube == "surface":
-        mem = keep & ~labels["pos_CD45RA"]
+        # HIPC: Treg (CD25 high, CD127 low) among CD4+; the T-helper subsets among the
+        # non-Treg memory (CD45RA-) CD4+ T cells
+        treg = labels["pos_CD25"] & ~labels["pos_CD127"]
+        mem = keep & ~labels["pos_CD45RA"] & ~treg
         x3, r4, r6 = labels["pos_CXCR3"], labels["pos_CCR4"], labels["pos_CCR6"]
         unit = "% of memory CD4+"
         th1, th2 = _pct(x3 & ~r6 & ~r4, mem), _pct(r4 & ~x3 & ~r6, mem)
         return {"Th1": (th1, unit), "Th2": (th2, unit), "Th17": (_pct(r6 & r4 & ~x3, mem), unit),
-                "Th1_17": (_pct(x3 & r6, mem), unit),
-                "Treg": (_pct(labels["pos_CD25"] & ~labels["pos_CD127"], keep), "% of CD4+"),
+                "Th1_17": (_pct(x3 & r6, mem), unit), "Treg": (_pct(treg, keep), "% of CD4+"),
                 "Th1_Th2_ratio": (th1 / th2 if th2 > 0 else float("nan"), "ratio")}
     return {}
 
@@ -416,12 +418,17 @@ def simulate(out: Path, seed: int, patients: list[str], visits: list[str],
                        "value": val, "unit": unit, "flag": ""} for f, (val, unit) in realised[sid].items()]
         if tube == "unstimulated":
             stim = realised[ctrl]
+            response = {}
             for f, (val, unit) in realised[sid].items():
                 s_val = stim[f][0]
+                response[f] = max(s_val - val, 0.0)  # stimulated minus unstimulated, floored at 0
                 truth += [{"sample_id": ctrl, "assay": "cytometry", "panel": panel, "feature": feat,
                            "value": x, "unit": unit, "flag": ""}
-                          for feat, x in ((f, max(s_val - val, 0.0)), (f"{f}_stimulated", s_val),
+                          for feat, x in ((f, response[f]), (f"{f}_stimulated", s_val),
                                           (f"{f}_unstimulated", val))]
+            ratio = response["IFNG_CD4"] / response["IL4_CD4"] if response["IL4_CD4"] > 0 else float("nan")
+            truth.append({"sample_id": ctrl, "assay": "cytometry", "panel": panel, "feature": "IFNG_IL4_ratio",
+                          "value": ratio, "unit": "ratio", "flag": ""})
     base = len(plan)
     controls = [(f"SS-{c[:-2]}", c) for c in FLUORS] + [("UNSTAINED", None)]
     for j, (sid, channel) in enumerate(controls):
