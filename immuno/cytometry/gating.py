@@ -33,6 +33,7 @@ from immuno.cytometry.panel_checks import (
     RESERVED_PREFIX,
     ROOT,
     gate_names,
+    gate_specs_of,
     panel_lines,
     panel_problems,
     resolve_dim,
@@ -81,11 +82,16 @@ class GatingResult:
         root mask (``"root"``).
     placements
         One record per placed threshold/shape: gate, dim, method, value, fallback, detail.
+    template
+        The gating template the gates come from ("" for gates placed from the panel);
+        template gates are on the template's own dimensions, so they are not drawn or
+        re-exported (the template file itself is the record).
     """
 
     gates: list[Any] = field(default_factory=list)
     memberships: dict[str, np.ndarray] = field(default_factory=dict)
     placements: list[dict[str, Any]] = field(default_factory=list)
+    template: str = ""
 
     @property
     def fallbacks(self) -> list[dict[str, Any]]:
@@ -105,7 +111,7 @@ def panel_populations(panel: Panel) -> list[Population]:
     if problems:
         raise UserError(problems, hint=f"Fix the gates, populations or headline section of {panel.path}.")
     pop_lines = {k.split(".", 1)[1]: v for k, v in panel_lines(panel.path).items() if k.startswith("populations.")}
-    return population_specs(panel.get("populations"), gate_names(panel.get("gates") or []),
+    return population_specs(panel.get("populations"), gate_names(gate_specs_of(panel)),
                             where=str(panel.path), lines=pop_lines)
 
 

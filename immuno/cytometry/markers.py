@@ -37,13 +37,13 @@ __all__ = ["MarkerCheck", "check_markers", "informative", "marker_error", "marke
 
 _GREEK = {"α": "alpha", "β": "beta", "γ": "gamma", "δ": "delta", "κ": "kappa", "λ": "lambda",
           "µ": "mu", "μ": "mu", "ε": "epsilon"}
-_WORDS = re.compile(r"[\s_/,;:()\[\]{}\-]+")
+WORD_SPLIT = re.compile(r"[\s_/,;:()\[\]{}\-]+")
 #: words of a $PnS that name no marker: fluorochromes and dyes, detectors, lasers and
 #: filters, scatter, Time and pulse-shape words (compared after :func:`normalise`)
-_NO_MARKER = re.compile(
+NO_MARKER_WORD = re.compile(
     r"^(\d+|[a-z]|(fl|bl|yl|vl|rl|ul|uv|v|b|y|r|g|ch)\d{1,2}[a-z]?|fitc|pe|apc|percp|ecd|pc\d*|rd\d|cy\d+|bv\d+|buv\d+|bb\d+|bue\d+|"
     r"af\d+|ax\d+|alexa|alexafluor|fluor(tm)?|efluor\d*|qdot\d*|v\d{3}|[ey]?gfp|yfp|cfp|rfp|mcherry|"
-    r"dapi|pi|7aad|amcyan|pac(ific)?(blue|blu|orange)|texasred|tr|dazzle\d*|cf\d+|spark\w*|fire\d*|"
+    r"dapi|pi|7aad|aad|amcyan|pac(ific)?(blue|blu|orange)|texasred|tr|dazzle\d*|cf\d+|spark\w*|fire\d*|"
     r"h7|r700|violet\d*|blue\d*|red\d*|yellow\d*|green\d*|uv\d*|nir|fsc|ssc|fs|ss|sc|time|lsw|msw|"
     r"pulse|width|height|area|peak|lin|log|int|linh|lina|logh|loga|event|count|computed|hdr|sec|unused\d*)$")
 
@@ -74,7 +74,7 @@ def pns_matches(pns: str, names: Sequence[str]) -> bool:
     whole = normalise(pns)
     if whole in wanted:
         return True
-    words = [normalise(w) for w in _WORDS.split(pns) if normalise(w)]
+    words = [normalise(w) for w in WORD_SPLIT.split(pns) if normalise(w)]
     for i in range(len(words)):
         for j in range(i + 1, len(words) + 1):
             if "".join(words[i:j]) in wanted:
@@ -89,8 +89,8 @@ def informative(pns: str | None, channel: str) -> bool:
         return False
     if normalise(pns) == normalise(channel):
         return False
-    words = [normalise(w) for w in _WORDS.split(pns)]
-    return any(w and not _NO_MARKER.match(w) for w in words)
+    words = [normalise(w) for w in WORD_SPLIT.split(pns)]
+    return any(w and not NO_MARKER_WORD.match(w) for w in words)
 
 
 @dataclass

@@ -20,7 +20,7 @@ from immuno.errors import Problem, UserError
 from immuno.panels import Panel
 
 __all__ = ["RESERVED_PREFIX", "ROOT", "channel_problems", "check_gate_specs", "check_headline", "gate_names",
-           "panel_lines", "panel_problems", "placement_problems", "resolve_dim"]
+           "gate_specs_of", "panel_lines", "panel_problems", "placement_problems", "resolve_dim"]
 
 ROOT = "root"
 
@@ -55,8 +55,8 @@ def panel_lines(path: str | Path) -> dict[str, int]:
     -------
     dict
         ``"channels[i]"``, ``"gates[i]"``, ``"gates[i].thresholds[j]"``,
-        ``"gates[i].dividers[j]"``, ``"populations.<name>"`` and ``"headline.<feature>"``
-        -> 1-based line.
+        ``"gates[i].dividers[j]"``, ``"populations.<name>"``, ``"headline.<feature>"`` and
+        every top-level key -> 1-based line.
     """
     import yaml
 
@@ -68,6 +68,7 @@ def panel_lines(path: str | Path) -> dict[str, int]:
     if not isinstance(root, yaml.MappingNode):
         return lines
     for key, value in root.value:
+        lines[str(key.value)] = key.start_mark.line + 1
         if key.value in ("gates", "channels") and isinstance(value, yaml.SequenceNode):
             for i, item in enumerate(value.value):
                 lines[f"{key.value}[{i}]"] = item.start_mark.line + 1
@@ -148,10 +149,11 @@ def panel_problems(panel: Panel) -> list[Problem]:
     features (unknown populations, denominators, ratio terms).
     ``immuno validate`` reports these before any sample is processed.
     """
-    gates = panel.get("gates") or []
     lines = panel_lines(panel.path)
     channels = panel.get("channels") or []
     problems = channel_problems(panel, lines)
+    gates, template_problems = _gates_of(panel, lines)
+    problems += template_problems
     problems += check_gate_specs(gates, channels, str(panel.path), lines)
     problems += placement_problems(gates, str(panel.path), lines)
     pop_lines = {k.split(".", 1)[1]: v for k, v in lines.items() if k.startswith("populations.")}
@@ -236,3 +238,38 @@ def placement_problems(gate_specs: Sequence[Mapping[str, Any]], where: str,
                 out.append(Problem(loc, f"singlet default [{default[0]}, {default[1]}] is reversed: "
                                         "expected [low ratio, high ratio]"))
     return out
+
+
+def gate_specs_of(panel: Panel) -> list[dict[str, Any]]:
+    """The panel's gates: its ``gates:`` list, or its template's gates as specs."""
+    from immuno.cytometry.templates import panel_template, template_gate_specs
+
+    template = panel_template(panel) if panel.get("template") else None
+    return template_gate_specs(template) if template is not None else list(panel.get("gates") or [])
+
+
+def _gates_of(panel: Panel, lines: Mapping[str, int]) -> tuple[list[dict[str, Any]], list[Problem]]:
+    """The gate specs populations and headline features may use, and the template's problems."""
+    if not panel.get("template"):
+        return list(panel.get("gates") or []), []
+    from immuno.cytometry.templates import panel_template, template_channels, template_gate_specs
+
+    loc = _loc(str(panel.path), lines, "template", "template")
+    if panel.get("gates"):
+        return [], [Problem(loc, "the panel has both `template:` and `gates:`; its gates come from one of them "
+                                 "(delete `gates:` to use the template, or `template:` to place the panel's gates)")]
+    try:
+        template = panel_template(panel)
+    except UserError as err:
+        return [], [Problem(loc, str(p)) for p in err.problems]
+    assert template is not None
+    known = {str(c["channel"]) for c in panel.get("channels") or []}
+    needed = list(template_channels(template))
+    for matrix in template.matrices.values():
+        needed += [d for d in matrix.detectors if d not in needed]
+    missing = [c for c in needed if c not in known]
+    problems = []
+    if missing:
+        problems.append(Problem(loc, f"the template's gates read channel(s) {', '.join(missing)}, which the panel's "
+                                     "`channels:` do not list (add them, with transform: null)"))
+    return template_gate_specs(template), problems
