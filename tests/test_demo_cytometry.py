@@ -58,10 +58,16 @@ def test_sheet_rows(batch: tuple[Path, pd.DataFrame, pd.DataFrame]) -> None:
 
 def test_file_keywords_and_spillover(batch: tuple[Path, pd.DataFrame, pd.DataFrame]) -> None:
     out, _, truth = batch
-    fcs = read_fcs(out / "cytometry" / "P01-D0-SURF.fcs")
+    fcs = read_fcs(out / "cytometry" / "P01-D10-SURF.fcs")
     assert fcs.channels == demo.CHANNELS and len(fcs.channels) == 17
     assert fcs.markers[fcs.channels.index("BV421-A")] == "CXCR3"
     assert fcs.markers[fcs.channels.index("PE-A")] is None  # a detector nothing is stained in
+    # the first surface tube labels every channel, as MACSQuant or Accuri software does
+    every = read_fcs(out / "cytometry" / "P01-D0-SURF.fcs")
+    assert all(every.markers)
+    assert every.markers[every.channels.index("FSC-A")] == "FSC-A"
+    assert every.markers[every.channels.index("PE-A")] == "PE-A"
+    assert every.markers[every.channels.index("BV421-A")] == "CXCR3 BV421"
     assert fcs.keywords["$TIMESTEP"] == "0.01" and fcs.keywords["$BTIM"] < fcs.keywords["$ETIM"]
     assert all(fcs.ranges == 262144)
     channels, spill = parse_spillover(fcs.keywords["$SPILLOVER"])

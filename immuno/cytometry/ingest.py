@@ -46,21 +46,24 @@ from immuno.panels import Panel, load_panel
 
 #: technical keywords that cannot identify anyone; everything else needs the panel's allow-list
 SAFE_KEYWORDS = frozenset({
-    "$CYT", "$CYTSN", "$DATE", "$BTIM", "$ETIM", "$TIMESTEP", "$TOT", "$PAR", "$MODE",
+    "$DATE", "$BTIM", "$ETIM", "$TIMESTEP", "$TOT", "$PAR", "$MODE",
     "$DATATYPE", "$BYTEORD", "$VOL", "$ABRT", "$LOST", "$SPILLOVER", "$SPILL", "$TR",
 })
+#: $PnN, $PnS (the markers, kept whatever they hold: gating needs them), range, bits ...
 _SAFE_PARAMETER = re.compile(r"^\$P\d+[NSRBEGVLFOPT]$")
-#: keywords that may hold names or free text: never copied unless a panel lists them
-NEVER_BY_DEFAULT = frozenset({"$SRC", "$FIL", "$OP", "$SMNO", "$PROJ", "$COM"})
+#: keywords that may hold names or free text: never copied unless a panel lists them.
+#: $CYT and $CYTSN are free text in real files (a nickname, a serial number, a site name)
+NEVER_BY_DEFAULT = frozenset({"$SRC", "$FIL", "$OP", "$SMNO", "$PROJ", "$COM", "$CYT", "$CYTSN", "$INST"})
 
 
 def shareable_keywords(keywords: Mapping[str, str], allow: Iterable[str] = ()) -> dict[str, str]:
     """The keywords that may be copied into outputs.
 
-    Standard technical keywords (instrument, date and times, layout, spillover and the
-    ``$Pn*`` parameter keywords) are kept; ``$SRC``, ``$FIL``, ``$OP``, ``$SMNO``,
-    ``$PROJ``, ``$COM``, other standard keywords and every vendor keyword are dropped
-    unless ``allow`` (the panel's ``keywords_allow``) names them.
+    Standard technical keywords (date and times, layout, spillover and the ``$Pn*``
+    parameter keywords, ``$PnS`` included whatever it holds) are kept; the free-text ones
+    (``$SRC``, ``$FIL``, ``$OP``, ``$SMNO``, ``$PROJ``, ``$COM``, ``$CYT``, ``$CYTSN``,
+    ``$INST``), other standard keywords and every vendor keyword are dropped unless
+    ``allow`` (the panel's ``keywords_allow``) names them.
     """
     allowed = {a.strip().upper() for a in allow}
     return {k: v for k, v in sorted(keywords.items())

@@ -286,11 +286,15 @@ def _keywords(sample_id: str, tube_label: str, duration: float,
 
 
 def write_tube(path: Path, sample_id: str, tube: str, events: np.ndarray,
-               stains: Mapping[str, str] | None = None, channel_names: Mapping[str, str] | None = None) -> Path:
+               stains: Mapping[str, str] | None = None, channel_names: Mapping[str, str] | None = None,
+               label_every_channel: bool = False) -> Path:
     """Write one simulated tube as the instrument would (FCS 3.1, $PnS from the stains).
 
     ``channel_names`` renames channels ($PnN and the $SPILLOVER header), as another
     instrument (e.g. detector names such as ``V1-A``) would write them.
+    ``label_every_channel`` writes a $PnS on every channel, as Miltenyi MACSQuant, Accuri
+    and Beckman Coulter software do: the channel's own name on scatter, Time and
+    unstained detectors, "marker fluorochrome" (``CD3 BUV395``) on stained ones.
     """
     if stains is None:
         stains = tube_stains(tube)
@@ -298,6 +302,8 @@ def write_tube(path: Path, sample_id: str, tube: str, events: np.ndarray,
         stains = {tube[3:]: tube[3:-2]}
     markers = [stains.get(c) for c in CHANNELS]
     names = [(channel_names or {}).get(c, c) for c in CHANNELS]
+    if label_every_channel:
+        markers = [f"{m} {c.removesuffix('-A')}" if m else n for m, c, n in zip(markers, CHANNELS, names, strict=True)]
     duration = float(events[:, -1].max() * TIMESTEP) if len(events) else 0.0
     return write_fcs(path, events, names, markers, _keywords(sample_id, tube, duration, channel_names),
                      ranges=[PNR] * len(CHANNELS))
@@ -381,7 +387,7 @@ def simulate(out: Path, seed: int, patients: list[str], visits: list[str],
     Per patient and visit: an ICS pair (stimulated and unstimulated) and a surface tube;
     per batch: a single stain per fluorochrome, an unstained tube and the reference
     control (ICS pair and surface tube of the same PBMC aliquot). About a quarter of the
-    patient tubes carry a clog.
+    patient tubes carry a clog; the first surface tube has a $PnS on every channel.
     """
     out = Path(out)
     folder = out / "cytometry"
@@ -399,11 +405,14 @@ def simulate(out: Path, seed: int, patients: list[str], visits: list[str],
     clogged = rng.random(len(plan)) < 0.25
     clogged[0] = True  # at least one disturbed file in every demo batch
     realised: dict[str, dict[str, tuple[float, str]]] = {}
+    # one tube labels every channel in $PnS, as MACSQuant/Accuri/Beckman software does: the
+    # workflow must read, check and store such files like any other
+    labelled_all = next(sid for sid, *_, tube, _, _ in plan if tube == "surface")
     for i, (sid, p, v, tube, ctrl, prm) in enumerate(plan):
         is_ref = p == "REFCTRL"
         clog = bool(clogged[i]) and not is_ref
         ev, labels = simulate_events(np.random.default_rng([seed, K, i]), events, tube, prm, clog=clog)
-        write_tube(folder / f"{sid}.fcs", sid, tube, ev)
+        write_tube(folder / f"{sid}.fcs", sid, tube, ev, label_every_channel=sid == labelled_all)
         _save_labels(folder / "truth_events" / f"{sid}.npz", labels)
         panel = SURFACE_PANEL if tube == "surface" else ICS_PANEL
         kind = "reference_control" if is_ref else ("stained" if tube == "surface" else tube)
