@@ -221,3 +221,17 @@ def test_damaged_files_fail_in_one_line_on_every_command(tmp_path: Path, capsys:
     rc, _, err = _run(capsys, ["cytometry", "inspect", str(bad)])
     lines = [ln for ln in err.splitlines() if ln.strip()]
     assert len(lines) == 1 and str(bad) in lines[0] and expected in lines[0]
+
+
+def test_light_entry_points_import_no_heavy_library() -> None:
+    """Start-up: ``import immuno.cytometry`` and reading a header pay for numpy only; AnnData,
+    pandas, numba, FlowKit and matplotlib are imported when a sample is gated or plotted."""
+    import subprocess
+    import sys
+
+    heavy = ("anndata", "pandas", "numba", "flowkit", "matplotlib", "scanpy")
+    code = ("import sys, immuno.cytometry as c; c.read_fcs_header; from immuno.cytometry.inspect_fcs import "
+            f"describe_fcs; print(','.join(m for m in {heavy!r} if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == ""
