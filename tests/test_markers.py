@@ -175,3 +175,13 @@ def test_a_file_with_several_data_sets_needs_the_panel_to_choose(tmp_path: Path)
     adata = ingest_sample(tmp_path / "both.fcs", load_panel(tmp_path / "p.yaml"))
     assert adata.n_obs == 200 and float(adata.layers["raw"][0, 0]) == 2.0
     assert adata.uns["provenance"]["fcs_dataset"] == 2
+
+
+def test_the_readme_worked_example_is_a_valid_panel(tmp_path: Path) -> None:
+    text = (PROJECT / "README.md").read_text()
+    start = text.index("```yaml\nname: treg_fortessa")
+    block = text[start + len("```yaml\n"):text.index("```", start + 8)]
+    (tmp_path / "treg_fortessa.yaml").write_text(block)
+    panel = find_panel("treg_fortessa", tmp_path)
+    assert panel_problems(panel) == []
+    assert panel.get("channels")[5]["marker"] == "CD4|CD4 FITC"
