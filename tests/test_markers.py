@@ -42,7 +42,8 @@ def test_spellings_and_informative_pns() -> None:
     assert pns_matches("HLA-DR", ["HLADR"])
     # what instruments write when nobody typed a marker
     for pns, channel in (("FL1-A", "FL1-A"), ("FITC", "FL1 Log"), ("355-448/59", "FL4-Area"),
-                         ("Alexa Fluor™ 405-A", "VL1-A"), ("FS INT LIN", "FS INT LIN"), ("V2-A", "V2-A")):
+                         ("Alexa Fluor™ 405-A", "VL1-A"), ("FS INT LIN", "FS INT LIN"), ("V2-A", "V2-A"),
+                         ("FMO", "FITC-A")):
         assert not informative(pns, channel), pns
     assert informative("CD41 FITC", "FL1 LOG") and informative("pStat3", "Ax488-A")
 

@@ -45,7 +45,7 @@ NO_MARKER_WORD = re.compile(
     r"af\d+|ax\d+|alexa|alexafluor|fluor(tm)?|efluor\d*|qdot\d*|v\d{3}|[ey]?gfp|yfp|cfp|rfp|mcherry|"
     r"dapi|pi|7aad|aad|amcyan|pac(ific)?(blue|blu|orange)|texasred|tr|dazzle\d*|cf\d+|spark\w*|fire\d*|"
     r"h7|r700|violet\d*|blue\d*|red\d*|yellow\d*|green\d*|uv\d*|nir|fsc|ssc|fs|ss|sc|time|lsw|msw|"
-    r"pulse|width|height|area|peak|lin|log|int|linh|lina|logh|loga|event|count|computed|hdr|sec|unused\d*)$")
+    r"pulse|width|height|area|peak|lin|log|int|linh|lina|logh|loga|event|count|computed|hdr|sec|fmo|blank|empty|none|unstained|isotype|na|unused\d*)$")
 
 
 def normalise(text: str) -> str:
