@@ -1,19 +1,22 @@
 """One FCS file -> one per-event AnnData, ready for gating.
 
-``ingest_sample`` reads the file, checks it has every channel the panel names,
-compensates it (matrix from the file's keyword, a matrix file, or the batch's
+``ingest_sample`` reads the file (the panel's data set of a multi-data-set file), checks
+it has every channel the panel names and that its ``$PnS`` agree with the panel's
+markers, compensates it (matrix from the file's keyword, a matrix file, or the batch's
 single-stain matrix), flags events by acquisition QC, and applies the panel's transforms:
 
 - ``X``: transformed values (float32), one column per panel channel, in panel order;
 - ``layers["raw"]`` and ``layers["compensated"]`` (float32);
 - ``var`` indexed by ``$PnN``: ``marker`` (the panel's name, used by gates), ``pns`` (the
-  file's ``$PnS``), ``range`` ($PnR), ``transform_name``, ``transform`` and
-  ``transform_params`` (JSON);
+  file's ``$PnS``, whatever it holds), both plain strings ("" where absent), ``range``
+  ($PnR), ``transform_name``, ``transform`` and ``transform_params`` (JSON);
 - ``obs``: ``qc_flow``, ``qc_margin``, ``qc_negative_scatter``, ``qc_pass`` (gating keeps
   ``qc_pass`` events; nothing is deleted); gate memberships are added later;
 - ``uns["provenance"]``: file and panel digests, the spillover used and its source, QC
   parameters; ``uns["keywords"]``: only keywords safe to share (see :func:`shareable_keywords`);
-  ``uns["acquisition_qc"]``: the time bins of the flow check.
+  ``uns["acquisition_qc"]``: the time bins of the flow check; ``uns["fcs_notes"]``: what
+  was unusual in reading the file, and ``uns["unlabelled_channels"]``: panel marker
+  channels without a usable ``$PnS`` (both become QC warnings, :func:`reading_flags`).
 """
 
 from __future__ import annotations
