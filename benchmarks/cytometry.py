@@ -44,7 +44,7 @@ def hierarchy() -> list:
 
 
 def transforms(fluors: list[str]) -> dict:
-    from immuno.cytometry.transforms import LinearTransform, LogicleTransform
+    from immuno.cytometry.engine.transforms import LinearTransform, LogicleTransform
 
     out: dict = {c: LogicleTransform(262144, 0.5, 4.5, 0) for c in fluors}
     out.update({c: LinearTransform(SCATTER_T, 0) for c in ("FSC-A", "FSC-H", "SSC-A", "SSC-H")})
@@ -53,7 +53,7 @@ def transforms(fluors: list[str]) -> dict:
 
 def write_tube(path: Path, n: int, seed: int) -> tuple[list[str], list[str]]:
     """A stimulated ICS tube from the demo generator, without its Time channel (16 channels)."""
-    from immuno.cytometry.fcs import format_spillover, write_fcs
+    from immuno.cytometry.io.fcs import format_spillover, write_fcs
     from immuno.demo import cytometry as demo
 
     rng = np.random.default_rng([seed, demo.K, 4242])
@@ -120,9 +120,10 @@ def run_flowkit(fcs: Path, gml: Path, warm: Path, repeat: int) -> dict:
 
 
 def run_immuno(fcs: Path, gml: Path, warm: Path, repeat: int) -> dict:
-    from immuno.cytometry.compensation import spillover_from_keywords
-    from immuno.cytometry.engine import GateTree, gate_events
-    from immuno.cytometry.fcs import read_fcs
+    from immuno.cytometry.engine.event_pass import gate_events
+    from immuno.cytometry.engine.gate_tree import GateTree
+    from immuno.cytometry.io.fcs import read_fcs
+    from immuno.cytometry.io.spillover import spillover_from_keywords
 
     tree = GateTree(hierarchy())
 
@@ -163,8 +164,8 @@ def run_pipeline(fcs: Path, panel: Path, warm: Path, repeat: int) -> dict:
     read, compensate, acquisition QC, transform, adaptive and static gates, populations,
     statistics and headline rows (no files written), for both tubes of the pair.
     """
-    from immuno.cytometry.pipeline import process_unit
-    from immuno.cytometry.tubes import SampleInfo
+    from immuno.cytometry.pipeline.sample import process_unit
+    from immuno.cytometry.pipeline.tubes import SampleInfo
     from immuno.panels import load_panel
 
     ics = load_panel(panel)
@@ -205,10 +206,10 @@ def logicle_figure(fcs: Path, repeat: int) -> dict:
     """The logicle transform alone on one compensated 1M-event channel, against flowutils."""
     from flowutils import transforms as fu
 
-    from immuno.cytometry.compensation import spillover_from_keywords
-    from immuno.cytometry.engine import compensate_solve
-    from immuno.cytometry.fcs import read_fcs
-    from immuno.cytometry.transforms import LogicleTransform
+    from immuno.cytometry.engine.compensation import compensate_solve
+    from immuno.cytometry.engine.transforms import LogicleTransform
+    from immuno.cytometry.io.fcs import read_fcs
+    from immuno.cytometry.io.spillover import spillover_from_keywords
 
     data = read_fcs(fcs)
     spill = spillover_from_keywords(data)
@@ -261,15 +262,15 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(run(Path(fcs), Path(gml), Path(warm), int(repeat))))
         return 0
 
-    from immuno.cytometry.engine import GateTree
-    from immuno.cytometry.gatingml import write_gatingml
+    from immuno.cytometry.engine.gate_tree import GateTree
+    from immuno.cytometry.io.gatingml import write_gatingml
 
     out = ROOT / "benchmarks" / "out"
     out.mkdir(parents=True, exist_ok=True)
     fcs, warm, gml = out / "bench_1M.fcs", out / "bench_warm.fcs", out / "bench_gates.xml"
     channels, fluors = write_tube(fcs, args.events, args.seed)
     write_tube(warm, 5_000, args.seed + 1)
-    from immuno.cytometry.compensation import Spillover
+    from immuno.cytometry.engine.compensation import Spillover
     from immuno.demo.cytometry import true_spillover
 
     names, matrix = true_spillover()

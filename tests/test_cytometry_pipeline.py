@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from immuno.batch import load_batch, write_sheet
-from immuno.cytometry.pipeline import batch_samples, process_batch, process_sample
+from immuno.cytometry import batch_samples, process_batch, process_sample
 from immuno.measurements import COLUMNS
 
 PROJECT = Path(__file__).resolve().parents[1]
@@ -171,7 +171,7 @@ def test_gatingml_export_alone_reproduces_our_counts_in_flowkit(
 
 
 def test_a_bad_file_and_a_missing_control_fail_alone(tmp_path: Path) -> None:
-    from immuno.cytometry.fcs import read_fcs, write_fcs
+    from immuno.cytometry.io.fcs import read_fcs, write_fcs
 
     folder = _write_batch(tmp_path / "b", ["P01"], 6000)
     out = tmp_path / "out"
@@ -210,8 +210,8 @@ def test_a_bad_file_and_a_missing_control_fail_alone(tmp_path: Path) -> None:
 
 def test_process_sample_is_deterministic_and_writes_a_plot(demo_results: tuple[Path, Path, pd.DataFrame],
                                                            tmp_path: Path) -> None:
-    from immuno.cytometry.compensation import read_spillover_file
-    from immuno.cytometry.outputs import write_sample_outputs
+    from immuno.cytometry.io.spillover import read_spillover_file
+    from immuno.cytometry.pipeline.outputs import write_sample_outputs
 
     folder, out, m = demo_results
     info = batch_samples(load_batch(folder), ["P04-M1-SURF"])[0]
@@ -272,7 +272,7 @@ def test_a_new_panel_needs_only_yaml(tmp_path: Path) -> None:
 
 def test_clusters_of_pooled_cd4_cells_follow_the_cytokine_gates(
         demo_results: tuple[Path, Path, pd.DataFrame]) -> None:
-    from immuno.cytometry.cluster import cluster_events, pool_events
+    from immuno.cytometry.analysis.cluster import cluster_events, pool_events
 
     _, out, _ = demo_results
     samples = {sid: out / "events" / f"{sid}.h5ad" for sid in ("P01-D0-ICS-STIM", "P01-M1-ICS-STIM")}

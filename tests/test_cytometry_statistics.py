@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from immuno.cytometry.populations import population_specs
-from immuno.cytometry.statistics import (
+from immuno.cytometry.analysis.populations import population_specs
+from immuno.cytometry.analysis.statistics import (
     headline_features,
     marker_medians,
     population_masks,

@@ -13,7 +13,7 @@ import yaml
 
 from immuno.batch import load_batch, write_sheet
 from immuno.cli import main
-from immuno.cytometry.pipeline import process_batch
+from immuno.cytometry import process_batch
 
 PROJECT = Path(__file__).resolve().parents[1]
 
@@ -67,7 +67,7 @@ def test_workflow_matches_the_library(cyto_batch: Path, tmp_path: Path) -> None:
     out = tmp_path / "results" / cyto_batch.name
     # the batch holds a tube labelling every channel in $PnS (MACSQuant-style) beside
     # normal ones: it is gated and its per-event AnnData is written like the others'
-    from immuno.cytometry.fcs import read_fcs_header
+    from immuno.cytometry.io.fcs import read_fcs_header
 
     assert all(read_fcs_header(cyto_batch / "cytometry" / "P01-D0-SURF.fcs").markers)
     assert not all(read_fcs_header(cyto_batch / "cytometry" / "P01-D10-SURF.fcs").markers)

@@ -8,7 +8,7 @@ import flowio
 import numpy as np
 import pytest
 
-from immuno.cytometry.fcs import (
+from immuno.cytometry.io.fcs import (
     format_spillover,
     parse_spillover,
     read_fcs,

@@ -8,15 +8,16 @@ import numpy as np
 import pytest
 from flowutils import gating as fu_gating
 
-from immuno.cytometry.engine import GateTree, gate_events
-from immuno.cytometry.gates import (
+from immuno.cytometry.engine.event_pass import gate_events
+from immuno.cytometry.engine.gate_tree import GateTree
+from immuno.cytometry.engine.gates import (
     BooleanGate,
     EllipseGate,
     PolygonGate,
     QuadrantGate,
     RectangleGate,
 )
-from immuno.cytometry.transforms import LinearTransform, LogicleTransform
+from immuno.cytometry.engine.transforms import LinearTransform, LogicleTransform
 from immuno.errors import UserError
 
 CH = ["x", "y"]
@@ -143,9 +144,9 @@ def demo_tube(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_demo_gates_equal_flowkit(demo_tube: Path, tmp_path: Path) -> None:
     import flowkit as fk
 
-    from immuno.cytometry.compensation import spillover_from_keywords
-    from immuno.cytometry.fcs import read_fcs
-    from immuno.cytometry.gatingml import write_gatingml
+    from immuno.cytometry.io.fcs import read_fcs
+    from immuno.cytometry.io.gatingml import write_gatingml
+    from immuno.cytometry.io.spillover import spillover_from_keywords
 
     fcs = read_fcs(demo_tube)
     spill = spillover_from_keywords(fcs)
@@ -228,7 +229,7 @@ def test_gate_events_options_and_errors() -> None:
 
 
 def test_one_gate_on_its_parent_equals_the_tree() -> None:
-    from immuno.cytometry.engine import gate_membership
+    from immuno.cytometry.engine.gate_tree import gate_membership
 
     rng = np.random.default_rng(9)
     ev = rng.uniform(0, 1, (20_000, 2)).astype(np.float32)
@@ -249,8 +250,8 @@ def test_one_gate_on_its_parent_equals_the_tree() -> None:
 
 
 def test_compensated_columns_equal_the_linear_solve() -> None:
-    from immuno.cytometry.compensation import Spillover
-    from immuno.cytometry.engine import compensate_columns, compensate_solve
+    from immuno.cytometry.engine.compensation import Spillover, compensate_solve
+    from immuno.cytometry.engine.event_pass import compensate_columns
 
     rng = np.random.default_rng(10)
     channels = ["FSC-A", "A", "B", "C", "Time"]

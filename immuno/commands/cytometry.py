@@ -33,8 +33,8 @@ def _batch(args: argparse.Namespace) -> Any:
 
 
 def _cmd_compensation(args: argparse.Namespace) -> int:
-    from immuno.cytometry.compensation import write_spillover_file
-    from immuno.cytometry.pipeline import batch_spillover, needs_single_stains
+    from immuno.cytometry.io.spillover import write_spillover_file
+    from immuno.cytometry.pipeline.tubes import batch_spillover, needs_single_stains
 
     batch = _batch(args)
     if not needs_single_stains(batch) and not args.force:
@@ -48,9 +48,10 @@ def _cmd_compensation(args: argparse.Namespace) -> int:
 
 
 def _cmd_process(args: argparse.Namespace) -> int:
-    from immuno.cytometry.compensation import read_spillover_file
-    from immuno.cytometry.outputs import write_sample_outputs
-    from immuno.cytometry.pipeline import batch_samples, fail_outcome, process_unit
+    from immuno.cytometry.io.spillover import read_spillover_file
+    from immuno.cytometry.pipeline.outputs import write_sample_outputs
+    from immuno.cytometry.pipeline.sample import fail_outcome, process_unit
+    from immuno.cytometry.pipeline.tubes import batch_samples
     from immuno.errors import UserError
 
     batch = _batch(args)
@@ -84,8 +85,8 @@ def _cmd_process(args: argparse.Namespace) -> int:
 
 
 def _cmd_controls(args: argparse.Namespace) -> int:
-    from immuno.cytometry.compensation import read_spillover_file
-    from immuno.cytometry.pipeline import write_compensation_tubes
+    from immuno.cytometry.io.spillover import read_spillover_file
+    from immuno.cytometry.pipeline.batch import write_compensation_tubes
     from immuno.io import write_json
 
     batch = _batch(args)
@@ -99,8 +100,8 @@ def _cmd_controls(args: argparse.Namespace) -> int:
 
 
 def _cmd_aggregate(args: argparse.Namespace) -> int:
-    from immuno.cytometry.outputs import aggregate_batch
-    from immuno.cytometry.pipeline import batch_samples, compensation_tubes, sample_table
+    from immuno.cytometry.pipeline.outputs import aggregate_batch
+    from immuno.cytometry.pipeline.tubes import batch_samples, compensation_tubes, sample_table
 
     batch = _batch(args)
     m = aggregate_batch(args.out, sample_table(batch_samples(batch) + compensation_tubes(batch)))
@@ -109,7 +110,7 @@ def _cmd_aggregate(args: argparse.Namespace) -> int:
 
 
 def _cmd_batch(args: argparse.Namespace) -> int:
-    from immuno.cytometry.pipeline import process_batch
+    from immuno.cytometry.pipeline.batch import process_batch
 
     batch = _batch(args)
     m = process_batch(batch, args.out, plots=not args.no_plots, gatingml=not args.no_gatingml,
@@ -127,8 +128,8 @@ def _no_traceback(where: str, exc: Exception) -> UserError:
 
 
 def _cmd_ingest(args: argparse.Namespace) -> int:
-    from immuno.cytometry.compensation import read_spillover_file
-    from immuno.cytometry.ingest import ingest_sample
+    from immuno.cytometry.io.spillover import read_spillover_file
+    from immuno.cytometry.pipeline.ingest import ingest_sample
     from immuno.errors import UserError
     from immuno.io import write_h5ad
     from immuno.panels import find_panel
@@ -149,7 +150,7 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
 def _cmd_inspect(args: argparse.Namespace) -> int:
     import sys
 
-    from immuno.cytometry.inspect_fcs import describe_fcs, format_description, starter_channels
+    from immuno.cytometry.io.inspect_fcs import describe_fcs, format_description, starter_channels
     from immuno.errors import UserError
 
     failed = 0
@@ -192,9 +193,9 @@ def _template_listing(template: Any, stored: list[Any]) -> str:
 
 
 def _cmd_apply_template(args: argparse.Namespace) -> int:
-    from immuno.cytometry.fcs import read_fcs
-    from immuno.cytometry.template_files import sniff_template, stored_counts
-    from immuno.cytometry.templates import read_template, template_counts
+    from immuno.cytometry.io.fcs import read_fcs
+    from immuno.cytometry.io.template_files import sniff_template, stored_counts
+    from immuno.cytometry.io.templates import read_template, template_counts
     from immuno.errors import UserError
     from immuno.io import write_text
 
@@ -228,7 +229,7 @@ def _cmd_apply_template(args: argparse.Namespace) -> int:
 
 
 def _cmd_cluster(args: argparse.Namespace) -> int:
-    from immuno.cytometry.cluster import cluster_events, pool_events
+    from immuno.cytometry.analysis.cluster import cluster_events, pool_events
     from immuno.io import write_h5ad, write_parquet
 
     samples = {Path(p).stem: p for p in args.events}

@@ -9,7 +9,7 @@ QC flags; the others finish.
 
 Per batch (:func:`process_batch`), every sample's files are written under
 ``<out>/samples/<sample_id>/`` (the workflow runs one job per tube, an ICS pair being one
-unit: :func:`process_unit`), then :func:`immuno.cytometry.outputs.aggregate_batch`
+unit: :func:`process_unit`), then :func:`immuno.cytometry.pipeline.outputs.aggregate_batch`
 gathers them into the final tables.
 """
 
@@ -25,50 +25,34 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from immuno.cytometry.acquisition_qc import qc_rows
-from immuno.cytometry.compensation import Spillover
-from immuno.cytometry.gating import (
-    RESERVED_PREFIX,
+from immuno.cytometry.analysis.acquisition_qc import qc_rows
+from immuno.cytometry.analysis.gating import (
     ROOT,
     ControlGating,
     GatingResult,
     gate_names,
-    panel_populations,
-    panel_problems,
     place_gates,
 )
-from immuno.cytometry.ingest import acquisition_qc_of, ingest_sample, reading_flags
-from immuno.cytometry.markers import marker_of
-from immuno.cytometry.panel_checks import gate_specs_of
-from immuno.cytometry.populations import Population
-from immuno.cytometry.sample_rows import measurement_rows, sample_qc_rows
-from immuno.cytometry.statistics import (
+from immuno.cytometry.analysis.populations import Population
+from immuno.cytometry.analysis.statistics import (
     marker_medians,
     population_masks,
     population_statistics,
 )
-from immuno.cytometry.transforms import transform_from_spec
-from immuno.cytometry.tubes import (
-    ASSAY,
-    COMPENSATION_TUBES,
-    CONTROL_TUBES,
-    SampleInfo,
-    batch_samples,
-    batch_spillover,
-    compensation_tubes,
-    fcs_dataset,
-    needs_single_stains,
-    sample_table,
-)
+from immuno.cytometry.engine.compensation import Spillover
+from immuno.cytometry.engine.transforms import transform_from_spec
+from immuno.cytometry.io.fcs import read_fcs_header
+from immuno.cytometry.io.markers import marker_of
+from immuno.cytometry.io.spillover import spillover_from_keywords
+from immuno.cytometry.io.templates import panel_template
+from immuno.cytometry.pipeline.ingest import acquisition_qc_of, ingest_sample, reading_flags
+from immuno.cytometry.pipeline.panel_checks import gate_specs_of, panel_populations
+from immuno.cytometry.pipeline.sample_rows import measurement_rows, sample_qc_rows
+from immuno.cytometry.pipeline.tubes import ASSAY, SampleInfo, fcs_dataset
 from immuno.errors import UserError
 from immuno.panels import Panel
 
-__all__ = [
-    "ASSAY", "COMPENSATION_TUBES", "CONTROL_TUBES", "RESERVED_PREFIX", "SampleInfo", "SampleOutcome", "batch_samples",
-    "batch_spillover", "compensation_tubes", "fail_outcome", "ingest_only", "needs_single_stains",
-    "panel_populations", "panel_problems", "process_batch", "process_sample", "process_unit", "sample_table",
-    "write_compensation_tubes",
-]
+__all__ = ["SampleOutcome", "fail_outcome", "ingest_only", "process_sample", "process_unit"]
 
 @dataclass
 class SampleOutcome:
@@ -83,7 +67,7 @@ class SampleOutcome:
     measurements, metrics, flags
         Rows for the measurement table and the QC tables.
     statistics
-        Population statistics (:data:`immuno.cytometry.statistics.STAT_COLUMNS`) with
+        Population statistics (:data:`immuno.cytometry.analysis.statistics.STAT_COLUMNS`) with
         one ``median:<marker>`` column per marker.
     events
         The per-event AnnData (transformed X, raw/compensated layers, QC flags and gate
@@ -155,10 +139,6 @@ def _gate_tube(info: SampleInfo, populations: list[Population], batch_spill: Spi
 def _template_gating(info: SampleInfo, adata: Any, keep: np.ndarray) -> GatingResult:
     """The panel's template applied unchanged to the tube's raw events (its own compensation
     and transforms), on the events acquisition QC kept."""
-    from immuno.cytometry.compensation import spillover_from_keywords
-    from immuno.cytometry.fcs import read_fcs_header
-    from immuno.cytometry.templates import panel_template
-
     template = panel_template(info.panel)
     assert template is not None
     spill = None
@@ -328,72 +308,3 @@ def _add_event_columns(adata: Any, masks: Mapping[str, np.ndarray]) -> None:
             continue
         col = name if name not in adata.obs.columns else f"gate:{name}"
         adata.obs[col] = np.asarray(mask, dtype=bool)
-
-
-def write_compensation_tubes(batch: Any, out_dir: str | Path, spill: Spillover | None) -> list[SampleInfo]:
-    """Ingest the batch's compensation tubes and write their per-sample files.
-
-    Returns
-    -------
-    list of SampleInfo
-        The tubes written (for :func:`immuno.cytometry.outputs.aggregate_batch`).
-    """
-    from immuno.cytometry.outputs import write_sample_outputs
-
-    tubes = compensation_tubes(batch)
-    for info in tubes:
-        write_sample_outputs(ingest_only(info, spill), out_dir, plots=False, gatingml=False)
-    return tubes
-
-
-def process_batch(batch: Any, out_dir: str | Path, *, sample_ids: list[str] | None = None,
-                  plots: bool = True, gatingml: bool = True, events: bool = True,
-                  progress: bool = False) -> pd.DataFrame:
-    """Process every gated cytometry tube of a batch and write the batch's cytometry files.
-
-    Parameters
-    ----------
-    batch
-        A loaded batch (:func:`immuno.batch.load_batch`).
-    out_dir
-        The batch's cytometry results folder (``results/<batch>/cytometry``).
-    sample_ids
-        Only these samples (default: all).
-    plots, gatingml, events
-        Also write gating figures, GatingML files and per-event AnnData.
-    progress
-        Show a progress bar (notebooks render it).
-
-    Returns
-    -------
-    pandas.DataFrame
-        The cytometry measurement table (also written as
-        ``cytometry_measurements.parquet``).
-    """
-    from tqdm.auto import tqdm
-
-    from immuno.cytometry.compensation import write_spillover_file
-    from immuno.cytometry.outputs import aggregate_batch, write_sample_outputs
-
-    out = Path(out_dir)
-    infos = batch_samples(batch, sample_ids)
-    units = batch_samples(batch, sample_ids, units=True)
-    spill: Spillover | None = None
-    spill_error: UserError | None = None
-    if needs_single_stains(batch):
-        try:
-            spill = batch_spillover(batch)
-            write_spillover_file(spill, out / "compensation.csv")
-        except UserError as exc:
-            spill_error = exc  # only the samples whose panel needs it fail
-    for info in tqdm(units, desc="cytometry samples", disable=not progress):
-        uses = (info.panel.get("compensation") or {}).get("source") == "single_stains"
-        if uses and spill_error:
-            outcomes = [fail_outcome(i, spill_error) for i in (info, info.control) if i is not None]
-        else:
-            outcomes = process_unit(info, spill)
-        for outcome in outcomes:
-            write_sample_outputs(outcome, out, plots=plots, gatingml=gatingml, events=events)
-    if sample_ids is None:
-        infos += write_compensation_tubes(batch, out, spill)
-    return aggregate_batch(out, sample_table(infos))

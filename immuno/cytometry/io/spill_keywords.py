@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from immuno.cytometry.fcs import FCSData, parse_spillover
+from immuno.cytometry.io.fcs import FCSData, parse_spillover
 from immuno.errors import UserError
 
 __all__ = ["MATRIX_KEYWORDS", "KeywordMatrix", "SPILL_KEYWORDS", "keyword_matrices", "keyword_matrix"]

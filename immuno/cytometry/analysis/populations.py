@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from immuno.cytometry.engine.gates import BooleanGate
 from immuno.errors import Problem, UserError
 
 _TOKEN = re.compile(r"\s*(?:(?P<op>[&|!()])|(?P<name>[A-Za-z0-9_][A-Za-z0-9_.+\-]*))")
@@ -286,17 +287,15 @@ def population_specs(spec: Mapping[str, Any] | None, known: list[str], where: st
 def population_gates(populations: list[Population], parent: str | None = None) -> list[Any]:
     """The populations as GatingML-style boolean gates (for export).
 
-    Each population becomes a :class:`~immuno.cytometry.gates.BooleanGate` named after it
+    Each population becomes a :class:`~immuno.cytometry.engine.gates.BooleanGate` named after it
     (nested parts of an expression become gates ``<name>_part<k>``). The gates hang
     below ``parent`` (the events acquisition QC kept), which is also where every
-    population mask lives (see :func:`immuno.cytometry.statistics.population_masks`), so
+    population mask lives (see :func:`immuno.cytometry.analysis.statistics.population_masks`), so
     ``!X`` means "kept events outside X" in both.
 
     A bare name (an alias of a gate) is written as OR of the gate with itself: GatingML
     booleans need two operands for ``and``/``or``.
     """
-    from immuno.cytometry.gates import BooleanGate
-
     gates: list[Any] = []
 
     def operand(e: Expr, owner: str) -> tuple[str, bool]:

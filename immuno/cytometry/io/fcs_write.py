@@ -1,6 +1,6 @@
 """Writing FCS 3.1 files (float32 list mode), as the demo and tests need them.
 
-Re-exported by :mod:`immuno.cytometry.fcs`, where the format is described.
+Re-exported by :mod:`immuno.cytometry.io.fcs`, where the format is described.
 """
 
 from __future__ import annotations

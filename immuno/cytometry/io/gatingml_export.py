@@ -18,9 +18,9 @@ from typing import Any
 
 import numpy as np
 
-from immuno.cytometry.engine import GateTree
-from immuno.cytometry.event_pass import SpilloverLike
-from immuno.cytometry.gates import (
+from immuno.cytometry.engine.compensation import SpilloverLike
+from immuno.cytometry.engine.gate_tree import GateTree
+from immuno.cytometry.engine.gates import (
     BooleanGate,
     EllipseGate,
     Gate,
@@ -28,7 +28,7 @@ from immuno.cytometry.gates import (
     QuadrantGate,
     RectangleGate,
 )
-from immuno.cytometry.transforms import (
+from immuno.cytometry.engine.transforms import (
     ArcsinhCofactor,
     AsinhTransform,
     HyperlogTransform,
@@ -90,7 +90,7 @@ def write_gatingml(gates: Sequence[Gate], transforms: Mapping[str, Transform | N
         Output file (written atomically).
     raw_gates
         Gates on raw values (uncompensated, untransformed), e.g. acquisition QC's keep
-        mask (:func:`immuno.cytometry.acquisition_qc.keep_gates`).
+        mask (:func:`immuno.cytometry.analysis.acquisition_qc.keep_gates`).
     root
         A membership id of ``raw_gates`` that becomes the parent of every top-level gate
         of ``gates``, so the hierarchy starts from the events it holds.

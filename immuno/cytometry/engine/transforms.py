@@ -4,10 +4,10 @@ Gates are defined and drawn on the transformed scale, so the transforms must agr
 the tools a lab checks us against (FlowJo via GatingML, FlowKit/flowutils) to far better
 than the width of a gate boundary. All transforms compute in float64 whatever the input
 precision; callers that store float32 convert afterwards, but make gate decisions on the
-float64 values (see :mod:`immuno.cytometry.engine`).
+float64 values (see :mod:`immuno.cytometry.engine.gate_tree`).
 
-The logicle scale and its fast evaluation live in :mod:`immuno.cytometry.logicle`; the
-interface all transforms share in :mod:`immuno.cytometry.transform_base`. Both are
+The logicle scale and its fast evaluation live in :mod:`immuno.cytometry.engine.logicle`; the
+interface all transforms share in :mod:`immuno.cytometry.engine.transform_base`. Both are
 re-exported here.
 """
 
@@ -18,8 +18,12 @@ from typing import Any
 
 import numpy as np
 
-from immuno.cytometry.logicle import LogicleTransform, _check_logicle_params, estimate_logicle_w
-from immuno.cytometry.transform_base import Transform, _as_float64
+from immuno.cytometry.engine.logicle import (
+    LogicleTransform,
+    _check_logicle_params,
+    estimate_logicle_w,
+)
+from immuno.cytometry.engine.transform_base import Transform, _as_float64
 from immuno.errors import UserError
 
 __all__ = [

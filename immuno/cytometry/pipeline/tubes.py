@@ -14,7 +14,8 @@ from typing import Any
 
 import pandas as pd
 
-from immuno.cytometry.compensation import Spillover
+from immuno.cytometry.engine.compensation import Spillover
+from immuno.cytometry.io.spillover import spillover_from_control_files
 from immuno.errors import UserError
 from immuno.panels import Panel
 
@@ -57,7 +58,7 @@ def batch_samples(batch: Any, sample_ids: list[str] | None = None, units: bool =
         Only these samples (default: all gated tubes, in sheet order).
     units
         Leave out the control tubes that come with another listed tube (each item is then
-        one unit of work for :func:`immuno.cytometry.pipeline.process_unit`).
+        one unit of work for :func:`immuno.cytometry.pipeline.sample.process_unit`).
 
     Raises
     ------
@@ -115,10 +116,8 @@ def batch_spillover(batch: Any) -> Spillover:
     ------
     UserError
         When the batch has no single-stain controls, or they do not give one control per
-        detector (see :func:`immuno.cytometry.compensation.spillover_from_control_files`).
+        detector (see :func:`immuno.cytometry.io.spillover.spillover_from_control_files`).
     """
-    from immuno.cytometry.compensation import spillover_from_control_files
-
     rows = batch.rows(ASSAY)
     stains = [batch.path_of(r) for _, r in rows.iterrows() if r["tube"] == "single_stain"]
     unstained = [batch.path_of(r) for _, r in rows.iterrows() if r["tube"] == "unstained"]
@@ -137,7 +136,7 @@ def batch_spillover(batch: Any) -> Spillover:
 
 
 def sample_table(infos: list[SampleInfo]) -> pd.DataFrame:
-    """The samples as the table :func:`immuno.cytometry.outputs.aggregate_batch` takes."""
+    """The samples as the table :func:`immuno.cytometry.pipeline.outputs.aggregate_batch` takes."""
     return pd.DataFrame([{"sample_id": i.sample_id, "patient_id": i.patient_id, "visit": i.visit,
                           "batch_id": i.batch_id, "panel": i.panel.name, "tube": i.tube} for i in infos],
                         columns=["sample_id", "patient_id", "visit", "batch_id", "panel", "tube"])

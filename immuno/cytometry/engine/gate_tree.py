@@ -6,19 +6,18 @@ per gate, as a pandas DataFrame) and on re-running transforms. Here:
 - :class:`GateTree` evaluates each gate only on the rows its parent kept, reading the
   gate's few columns straight out of the caller's matrix inside compiled loops, so no
   event matrix is ever copied per gate and no pandas object is built per event;
-- :func:`~immuno.cytometry.event_pass.gate_events` (in :mod:`immuno.cytometry.event_pass`,
-  importable from here too) goes from raw events to memberships in chunks of rows.
+- :func:`immuno.cytometry.engine.event_pass.gate_events` builds on it to go from raw
+  events to memberships in chunks of rows.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
 
 import numba
 import numpy as np
 
-from immuno.cytometry.gates import (
+from immuno.cytometry.engine.gates import (
     BooleanGate,
     EllipseGate,
     Gate,
@@ -123,7 +122,7 @@ class GateTree:
     Parameters
     ----------
     gates
-        Static gates (:mod:`immuno.cytometry.gates`); parents may be gates or quadrant ids.
+        Static gates (:mod:`immuno.cytometry.engine.gates`); parents may be gates or quadrant ids.
 
     Raises
     ------
@@ -332,16 +331,3 @@ def _eval_quadrants(g: QuadrantGate, events: np.ndarray, rows: np.ndarray, cols:
     outs = np.zeros((len(qids), n), dtype=bool)
     _quadrants(events, rows, cols, cuts, n_cuts, wanted, outs)
     return {qid: outs[q] for q, qid in enumerate(qids)}
-
-
-#: the raw-events pass builds on GateTree, so it lives in its own module; these names are
-#: still importable from here
-_EVENT_PASS = ("GatedEvents", "SpilloverLike", "compensate_columns", "compensate_solve", "gate_events")
-
-
-def __getattr__(name: str) -> Any:
-    if name in _EVENT_PASS:
-        from immuno.cytometry import event_pass
-
-        return getattr(event_pass, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,4 +1,4 @@
-"""The interface every per-channel transform implements (see :mod:`immuno.cytometry.transforms`)."""
+"""The interface every per-channel transform implements (see :mod:`immuno.cytometry.engine.transforms`)."""
 
 from __future__ import annotations
 

@@ -14,39 +14,15 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from immuno.cytometry.markers import marker_problems, spellings
-from immuno.cytometry.populations import population_specs
+from immuno.cytometry.analysis.gating import ROOT, gate_names, resolve_dim
+from immuno.cytometry.analysis.populations import Population, population_specs
+from immuno.cytometry.io.markers import marker_problems, spellings
 from immuno.errors import Problem, UserError
 from immuno.panels import Panel
 
 __all__ = ["RESERVED_PREFIX", "ROOT", "channel_problems", "check_gate_specs", "check_headline", "gate_names",
-           "gate_specs_of", "panel_lines", "panel_problems", "placement_problems", "resolve_dim"]
-
-ROOT = "root"
-
-
-def resolve_dim(name: str, panel_channels: Sequence[Mapping[str, Any]]) -> str:
-    """The channel ($PnN) a gate dimension refers to: a panel marker (any of its
-    spellings), else a channel name."""
-    for ch in panel_channels:
-        if name in spellings(ch.get("marker")):
-            return str(ch["channel"])
-    for ch in panel_channels:
-        if str(ch["channel"]) == name:
-            return name
-    raise KeyError(name)
-
-
-def gate_names(gate_specs: Sequence[Mapping[str, Any]]) -> list[str]:
-    """Every name a population may use: gate ids and quadrant ids."""
-    names: list[str] = []
-    for g in gate_specs:
-        if g.get("type") == "quadrant":
-            names.extend(str(q) for q in g.get("quadrants", {}))
-        else:
-            names.append(str(g["id"]))
-    return names
-
+           "gate_specs_of", "panel_lines", "panel_populations", "panel_problems", "placement_problems",
+           "resolve_dim"]
 
 def panel_lines(path: str | Path) -> dict[str, int]:
     """Line numbers of a panel file's entries, for messages.
@@ -242,7 +218,7 @@ def placement_problems(gate_specs: Sequence[Mapping[str, Any]], where: str,
 
 def gate_specs_of(panel: Panel) -> list[dict[str, Any]]:
     """The panel's gates: its ``gates:`` list, or its template's gates as specs."""
-    from immuno.cytometry.templates import panel_template, template_gate_specs
+    from immuno.cytometry.io.templates import panel_template, template_gate_specs
 
     template = panel_template(panel) if panel.get("template") else None
     return template_gate_specs(template) if template is not None else list(panel.get("gates") or [])
@@ -252,7 +228,7 @@ def _gates_of(panel: Panel, lines: Mapping[str, int]) -> tuple[list[dict[str, An
     """The gate specs populations and headline features may use, and the template's problems."""
     if not panel.get("template"):
         return list(panel.get("gates") or []), []
-    from immuno.cytometry.templates import panel_template, template_channels, template_gate_specs
+    from immuno.cytometry.io.templates import panel_template, template_channels, template_gate_specs
 
     loc = _loc(str(panel.path), lines, "template", "template")
     if panel.get("gates"):
@@ -273,3 +249,19 @@ def _gates_of(panel: Panel, lines: Mapping[str, int]) -> tuple[list[dict[str, An
         problems.append(Problem(loc, f"the template's gates read channel(s) {', '.join(missing)}, which the panel's "
                                      "`channels:` do not list (add them, with transform: null)"))
     return template_gate_specs(template), problems
+
+
+def panel_populations(panel: Panel) -> list[Population]:
+    """The panel's populations, checked against its gates (problems name the panel file).
+
+    Raises
+    ------
+    UserError
+        Listing every problem :func:`panel_problems` finds.
+    """
+    problems = panel_problems(panel)
+    if problems:
+        raise UserError(problems, hint=f"Fix the gates, populations or headline section of {panel.path}.")
+    pop_lines = {k.split(".", 1)[1]: v for k, v in panel_lines(panel.path).items() if k.startswith("populations.")}
+    return population_specs(panel.get("populations"), gate_names(gate_specs_of(panel)),
+                            where=str(panel.path), lines=pop_lines)

@@ -10,7 +10,7 @@ FlowJo specifics handled here:
 - a workspace holds gates per sample (and per group); by default the first sample's
   gates are the template, or those of the sample (``sample_id``) or FlowJo group
   (``group``) named; FACSDiva XML, FlowJo 9 workspaces and GatingML 1.5 are refused with
-  one line saying what they are (:func:`~immuno.cytometry.template_files.sniff_template`);
+  one line saying what they are (:func:`~immuno.cytometry.io.template_files.sniff_template`);
 - FlowJo names compensated channels with a prefix (``Comp-FITC-A``); the sample's
   spillover matrix in the workspace is applied to them;
 - FlowJo's own transforms (its biexponential lookup table and log scale) are evaluated
@@ -29,48 +29,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from immuno.cytometry.event_pass import SpilloverLike
-from immuno.cytometry.gatingml import GatingDocument, document_from_flowkit, read_gatingml
-from immuno.cytometry.template_files import sniff_template
-from immuno.cytometry.transforms import Transform
+from immuno.cytometry.engine.compensation import SpilloverLike
+from immuno.cytometry.io.flowjo import FlowJoTransform, wsp_transform
+from immuno.cytometry.io.gatingml import GatingDocument, document_from_flowkit, read_gatingml
+from immuno.cytometry.io.spillover import spillover_from_keywords
+from immuno.cytometry.io.template_files import sniff_template
 from immuno.errors import UserError
 
-__all__ = ["FlowJoTransform", "read_template", "apply_template", "template_counts", "wsp_transform"]
-
-class FlowJoTransform(Transform):
-    """A FlowJo 10 display transform (``biex`` lookup table or ``log``), as FlowKit evaluates it.
-
-    FlowJo's biexponential is defined by its own interpolated lookup table rather than by
-    the logicle formula, so it is delegated to FlowKit's reproduction of that table.
-    """
-
-    kind = "flowjo"
-
-    def __init__(self, flowkit_transform: Any) -> None:
-        self._fk = flowkit_transform
-
-    def apply(self, x: np.ndarray) -> np.ndarray:
-        return np.asarray(self._fk.apply(np.asarray(x, dtype=np.float64)), dtype=np.float64)
-
-    def inverse(self, y: np.ndarray) -> np.ndarray:
-        if not hasattr(self._fk, "inverse"):
-            raise NotImplementedError(f"{type(self._fk).__name__} has no inverse")
-        return np.asarray(self._fk.inverse(np.asarray(y, dtype=np.float64)), dtype=np.float64)
-
-    @property
-    def params(self) -> dict[str, float]:
-        names = ("negative", "width", "positive", "max_value", "offset", "decades")
-        return {n: float(getattr(self._fk, n)) for n in names if hasattr(self._fk, n)}
-
-    def spec(self) -> dict[str, Any]:
-        return {"type": f"flowjo_{type(self._fk).__name__}", **self.params}
-
-
-def wsp_transform(xform: Any) -> Transform | None:
-    """Our transform for one of FlowJo's workspace transforms, or None if it is not one."""
-    if type(xform).__name__ in ("WSPBiexTransform", "WSPLogTransform"):
-        return FlowJoTransform(xform)
-    return None
+__all__ = ["FlowJoTransform", "apply_template", "read_template", "template_counts", "wsp_transform"]
 
 
 def read_template(path: str | os.PathLike[str], sample_id: str | None = None,
@@ -173,9 +139,9 @@ def template_counts(template: GatingDocument, fcs: Any, stored: Mapping[tuple[st
     template
         From :func:`read_template`.
     fcs
-        The file, read with its events (:func:`immuno.cytometry.fcs.read_fcs`).
+        The file, read with its events (:func:`immuno.cytometry.io.fcs.read_fcs`).
     stored
-        FlowJo's counts for this sample (:func:`~immuno.cytometry.template_files.stored_counts`),
+        FlowJo's counts for this sample (:func:`~immuno.cytometry.io.template_files.stored_counts`),
         by population path; compared where given.
     root_mask
         Only these events (all by default, as FlowJo counts).
@@ -186,8 +152,6 @@ def template_counts(template: GatingDocument, fcs: Any, stored: Mapping[tuple[st
         gate, parent, count, parent_count, pct_of_parent, flowjo_count (-1 where FlowJo
         stores none), equal (count == flowjo_count, or NA).
     """
-    from immuno.cytometry.compensation import spillover_from_keywords
-
     uses_fcs = any(d.compensation == "FCS" for d in template.dimensions.values())
     spill = spillover_from_keywords(fcs) if uses_fcs else None
     masks = apply_template(template, fcs.events, fcs.channels, spill, fcs.markers)

@@ -18,9 +18,9 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from immuno.cytometry.fcs import DataSetInfo, FCSData, list_datasets, read_fcs_header
-from immuno.cytometry.markers import NO_MARKER_WORD, WORD_SPLIT, informative, normalise
-from immuno.cytometry.spill_keywords import KeywordMatrix, keyword_matrices
+from immuno.cytometry.io.fcs import DataSetInfo, FCSData, list_datasets, read_fcs_header
+from immuno.cytometry.io.markers import NO_MARKER_WORD, WORD_SPLIT, informative, normalise
+from immuno.cytometry.io.spill_keywords import KeywordMatrix, keyword_matrices
 from immuno.errors import UserError
 
 __all__ = ["FileDescription", "describe_fcs", "format_description", "starter_channels"]

@@ -1,6 +1,6 @@
 """The HEADER and TEXT segments of an FCS file, and the chain of its data sets.
 
-Re-exported by :mod:`immuno.cytometry.fcs`, where the format is described. A data set is
+Re-exported by :mod:`immuno.cytometry.io.fcs`, where the format is described. A data set is
 a HEADER (58 bytes at the data set's offset: version and the offsets of its segments,
 relative to that offset), a TEXT segment of keyword/value pairs and a DATA segment. A
 nonzero ``$NEXTDATA`` gives the offset of the next data set, relative to the current

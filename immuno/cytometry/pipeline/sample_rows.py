@@ -15,7 +15,7 @@ from typing import Any
 
 import pandas as pd
 
-from immuno.cytometry.statistics import headline_features
+from immuno.cytometry.analysis.statistics import headline_features
 
 #: fewest events a headline denominator should hold before the value is trusted
 MIN_DENOMINATOR = 200
@@ -37,7 +37,7 @@ def measurement_rows(row: Mapping[str, Any], headline: Mapping[str, Any], counts
     own_control
         True for a control tube: it reports populations, not headline features.
     statistics
-        :func:`immuno.cytometry.statistics.population_statistics` of the sample.
+        :func:`immuno.cytometry.analysis.statistics.population_statistics` of the sample.
 
     Returns
     -------
@@ -68,7 +68,7 @@ def sample_qc_rows(base: Mapping[str, Any], acquisition: tuple[list[dict], list[
     acquisition
         The acquisition-QC (metrics, flags) of the tube.
     placements
-        How each adaptive gate was placed (:attr:`immuno.cytometry.gating.GatingResult.placements`).
+        How each adaptive gate was placed (:attr:`immuno.cytometry.analysis.gating.GatingResult.placements`).
     gate_ids
         Every gate (and quadrant) id of the panel.
     headline, counts

@@ -17,7 +17,7 @@ import math
 import numba
 import numpy as np
 
-from immuno.cytometry.transform_base import Transform
+from immuno.cytometry.engine.transform_base import Transform
 
 __all__ = ["LogicleTransform", "estimate_logicle_w"]
 

@@ -10,7 +10,7 @@ and a DATA segment holding the events in list mode. The readers here follow FCS 
   no choice is refused, never read as its first data set;
 - DATA offsets that are 0 in the HEADER because the file is over 99,999,999 bytes (the
   offsets then come from TEXT), HEADER and TEXT offsets that disagree (resolved as
-  :mod:`immuno.cytometry.fcs_data` describes, and noted), and a DATA end one byte too
+  :mod:`immuno.cytometry.io.fcs_data` describes, and noted), and a DATA end one byte too
   far or too short (the event count from ``$TOT`` decides how many bytes are read);
 - ``$DATATYPE`` F (float32), D (float64) and I (unsigned integers of any whole number
   of bytes per ``$PnB``, 24-bit included, mixed widths allowed; ``$PnB`` that is not a
@@ -37,8 +37,8 @@ from pathlib import Path
 
 import numpy as np
 
-from immuno.cytometry.fcs_data import data_layout, mask_integers, read_events
-from immuno.cytometry.fcs_text import (
+from immuno.cytometry.io.fcs_data import data_layout, mask_integers, read_events
+from immuno.cytometry.io.fcs_text import (
     DataSetInfo,
     Segments,
     describe_segments,
@@ -47,7 +47,7 @@ from immuno.cytometry.fcs_text import (
     list_datasets,
     read_segments,
 )
-from immuno.cytometry.fcs_write import format_spillover, write_fcs
+from immuno.cytometry.io.fcs_write import format_spillover, write_fcs
 from immuno.errors import UserError
 
 __all__ = ["DataSetInfo", "FCSData", "format_spillover", "list_datasets", "parse_spillover", "read_fcs",

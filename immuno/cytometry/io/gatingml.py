@@ -3,14 +3,14 @@
 GatingML lets every gate dimension carry its own compensation (``uncompensated``, the
 file's ``FCS`` spillover, or a matrix in the document) and transform, and defines ratio
 dimensions. Imported documents are therefore kept as a :class:`GatingDocument`: static
-gates of :mod:`immuno.cytometry.gates` whose dimensions are *dimension keys*, plus how
+gates of :mod:`immuno.cytometry.engine.gates` whose dimensions are *dimension keys*, plus how
 each key is computed from raw events. Keys of plain, uncompensated, untransformed
 channels are the channel names themselves.
 
-Writing lives in :mod:`immuno.cytometry.gatingml_export` (re-exported here). Parsing
+Writing lives in :mod:`immuno.cytometry.io.gatingml_export` (re-exported here). Parsing
 and writing the XML is done by FlowKit (the reference GatingML implementation,
 already a dependency); the gates are converted to ours and evaluated by
-:class:`immuno.cytometry.engine.GateTree`. FlowKit is imported only when a file is read
+:class:`immuno.cytometry.engine.gate_tree.GateTree`. FlowKit is imported only when a file is read
 or written.
 """
 
@@ -24,9 +24,9 @@ from typing import Any
 
 import numpy as np
 
-from immuno.cytometry.engine import GateTree
-from immuno.cytometry.event_pass import SpilloverLike, compensate_solve
-from immuno.cytometry.gates import (
+from immuno.cytometry.engine.compensation import SpilloverLike, compensate_solve
+from immuno.cytometry.engine.gate_tree import GateTree
+from immuno.cytometry.engine.gates import (
     BooleanGate,
     EllipseGate,
     Gate,
@@ -34,14 +34,20 @@ from immuno.cytometry.gates import (
     QuadrantGate,
     RectangleGate,
 )
-from immuno.cytometry.gatingml_export import INSIDE_SUFFIX, SPILL_ID, valid_gate_id, write_gatingml
-from immuno.cytometry.transforms import (
+from immuno.cytometry.engine.transforms import (
     AsinhTransform,
     HyperlogTransform,
     LinearTransform,
     LogicleTransform,
     LogTransform,
     Transform,
+)
+from immuno.cytometry.io.flowjo import wsp_transform
+from immuno.cytometry.io.gatingml_export import (
+    INSIDE_SUFFIX,
+    SPILL_ID,
+    valid_gate_id,
+    write_gatingml,
 )
 from immuno.errors import UserError
 
@@ -228,8 +234,6 @@ def _transform_from_flowkit(xform: Any, where: str) -> Transform | RatioSpec:
         return HyperlogTransform(xform.param_t, xform.param_w, xform.param_m, xform.param_a)
     if isinstance(xform, fk.AsinhTransform):
         return AsinhTransform(xform.param_t, xform.param_m, xform.param_a)
-    from immuno.cytometry.templates import wsp_transform
-
     converted = wsp_transform(xform)
     if converted is None:
         raise UserError.single(where, f"transform {type(xform).__name__} is not supported")

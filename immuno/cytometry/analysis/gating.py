@@ -6,14 +6,14 @@ each sample from its data (threshold gates by density valley or control percenti
 quadrants whose dividers are such thresholds, singlets by FSC-H/FSC-A ratio,
 lymphocytes by a Gaussian mixture). Gates are placed top down: a child is placed on the
 events of its parent as placed on this sample. The result is a list of static gates of
-:mod:`immuno.cytometry.gates` (what the GatingML export writes) plus every event's
+:mod:`immuno.cytometry.engine.gates` (what the GatingML export writes) plus every event's
 membership and a record of each placement (method, value, fallback and why).
 
 Gates without a parent start from the events that passed acquisition QC (the root mask),
 so flagged events never enter a population. The placed hierarchy is evaluated in one pass
-by :class:`immuno.cytometry.engine.GateTree`.
+by :class:`immuno.cytometry.engine.gate_tree.GateTree`.
 
-:func:`~immuno.cytometry.panel_checks.panel_problems` resolves a panel's gating logic
+:func:`~immuno.cytometry.pipeline.panel_checks.panel_problems` resolves a panel's gating logic
 (gates, populations, headline names) without any data; processing a sample and
 ``immuno validate`` both run it.
 """
@@ -26,24 +26,40 @@ from typing import Any
 
 import numpy as np
 
-from immuno.cytometry import adaptive
-from immuno.cytometry.engine import GateTree, gate_membership
-from immuno.cytometry.gates import EllipseGate, PolygonGate, QuadrantGate, RectangleGate
-from immuno.cytometry.panel_checks import (
-    RESERVED_PREFIX,
-    ROOT,
-    gate_names,
-    gate_specs_of,
-    panel_lines,
-    panel_problems,
-    resolve_dim,
-)
-from immuno.cytometry.populations import Population, population_specs
+from immuno.cytometry.analysis import adaptive
+from immuno.cytometry.engine.gate_tree import GateTree, gate_membership
+from immuno.cytometry.engine.gates import EllipseGate, PolygonGate, QuadrantGate, RectangleGate
+from immuno.cytometry.io.markers import spellings
 from immuno.errors import UserError
-from immuno.panels import Panel
 
-__all__ = ["RESERVED_PREFIX", "ROOT", "ControlGating", "GatingResult", "gate_names", "panel_populations",
-           "panel_problems", "place_gates", "resolve_dim"]
+__all__ = ["ROOT", "ControlGating", "GatingResult", "gate_names", "place_gates", "resolve_dim"]
+
+ROOT = "root"
+
+
+def resolve_dim(name: str, panel_channels: Sequence[Mapping[str, Any]]) -> str:
+    """The channel ($PnN) a gate dimension refers to: a panel marker (any of its
+    spellings), else a channel name."""
+    for ch in panel_channels:
+        if name in spellings(ch.get("marker")):
+            return str(ch["channel"])
+    for ch in panel_channels:
+        if str(ch["channel"]) == name:
+            return name
+    raise KeyError(name)
+
+
+def gate_names(gate_specs: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Every name a population may use: gate ids and quadrant ids."""
+    names: list[str] = []
+    for g in gate_specs:
+        if g.get("type") == "quadrant":
+            names.extend(str(q) for q in g.get("quadrants", {}))
+        else:
+            names.append(str(g["id"]))
+    return names
+
+
 
 
 
@@ -76,7 +92,7 @@ class GatingResult:
     Attributes
     ----------
     gates
-        Static gates (:mod:`immuno.cytometry.gates`) in panel order.
+        Static gates (:mod:`immuno.cytometry.engine.gates`) in panel order.
     memberships
         Gate id (and quadrant id) -> boolean membership over all events, including the
         root mask (``"root"``).
@@ -97,22 +113,6 @@ class GatingResult:
     def fallbacks(self) -> list[dict[str, Any]]:
         """The placements that used the panel's default."""
         return [p for p in self.placements if p["fallback"]]
-
-
-def panel_populations(panel: Panel) -> list[Population]:
-    """The panel's populations, checked against its gates (problems name the panel file).
-
-    Raises
-    ------
-    UserError
-        Listing every problem :func:`panel_problems` finds.
-    """
-    problems = panel_problems(panel)
-    if problems:
-        raise UserError(problems, hint=f"Fix the gates, populations or headline section of {panel.path}.")
-    pop_lines = {k.split(".", 1)[1]: v for k, v in panel_lines(panel.path).items() if k.startswith("populations.")}
-    return population_specs(panel.get("populations"), gate_names(gate_specs_of(panel)),
-                            where=str(panel.path), lines=pop_lines)
 
 
 class _Placer:

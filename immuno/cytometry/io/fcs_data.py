@@ -1,6 +1,6 @@
 """The DATA segment of an FCS data set: where it is, how its values are stored, decoding.
 
-Re-exported through :mod:`immuno.cytometry.fcs`, where the format is described. The
+Re-exported through :mod:`immuno.cytometry.io.fcs`, where the format is described. The
 offsets and layouts real instruments write, and what is done with each:
 
 - HEADER and TEXT offsets that disagree (Accuri C6, CyAn, some Stratedigm files): the
@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from immuno.cytometry.fcs_text import Segments, fail, int_keyword
+from immuno.cytometry.io.fcs_text import Segments, fail, int_keyword
 
 __all__ = ["DataLayout", "data_layout", "decode_integers", "read_events"]
 

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from immuno.cytometry.populations import Population, evaluate_population
+from immuno.cytometry.analysis.populations import Population, evaluate_population
 
 #: columns of :func:`population_statistics`
 STAT_COLUMNS = ["population", "parent", "count", "parent_count", "pct_of_parent",
@@ -28,7 +28,7 @@ def population_masks(memberships: Mapping[str, np.ndarray], populations: Sequenc
     Parameters
     ----------
     memberships
-        Gate id -> boolean membership (from :func:`immuno.cytometry.gating.place_gates`);
+        Gate id -> boolean membership (from :func:`immuno.cytometry.analysis.gating.place_gates`);
         its ``"root"`` entry (the events acquisition QC kept) bounds every population.
     populations
         Parsed panel populations.

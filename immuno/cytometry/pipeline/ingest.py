@@ -32,17 +32,19 @@ import anndata as ad
 import numpy as np
 import pandas as pd
 
-from immuno.cytometry.acquisition_qc import FLAG_COLUMNS, AcquisitionQC, acquisition_qc, qc_settings
-from immuno.cytometry.compensation import (
-    Spillover,
-    read_spillover_file,
-    spillover_from_keywords,
+from immuno.cytometry.analysis.acquisition_qc import (
+    FLAG_COLUMNS,
+    AcquisitionQC,
+    acquisition_qc,
+    qc_settings,
 )
-from immuno.cytometry.event_pass import compensate_columns
-from immuno.cytometry.fcs import FCSData, read_fcs
-from immuno.cytometry.markers import check_markers, marker_error, marker_of
-from immuno.cytometry.transforms import transform_from_spec
-from immuno.cytometry.tubes import fcs_dataset
+from immuno.cytometry.engine.compensation import Spillover
+from immuno.cytometry.engine.event_pass import compensate_columns
+from immuno.cytometry.engine.transforms import transform_from_spec
+from immuno.cytometry.io.fcs import FCSData, read_fcs
+from immuno.cytometry.io.markers import check_markers, marker_error, marker_of
+from immuno.cytometry.io.spillover import read_spillover_file, spillover_from_keywords
+from immuno.cytometry.pipeline.tubes import fcs_dataset
 from immuno.errors import UserError
 from immuno.io import sha256_file
 from immuno.panels import Panel, load_panel

@@ -20,6 +20,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from immuno.cytometry.engine.gates import BooleanGate, RectangleGate
+
 #: per-event flag columns, in the order they appear in ``obs``
 FLAG_COLUMNS = ("qc_flow", "qc_margin", "qc_negative_scatter")
 _MAD_SD = 1.4826  # MAD -> standard deviation of a normal distribution
@@ -273,8 +275,6 @@ def keep_gates(params: Mapping[str, Any]) -> tuple[list[Any], str | None]:
         The gates (no parents but each other) and the id of the gate holding the kept
         events; ``([], None)`` when QC removes nothing by construction.
     """
-    from immuno.cytometry.gates import BooleanGate, RectangleGate
-
     gates: list[Any] = []
     keep: list[tuple[str, bool]] = []
     limits = params.get("margin_limits") or {}

@@ -33,13 +33,21 @@ import anndata as ad
 import numpy as np
 import pandas as pd
 
+from immuno.cytometry.analysis.acquisition_qc import keep_gates
+from immuno.cytometry.analysis.populations import population_gates
+from immuno.cytometry.engine import gates as gate_model
+from immuno.cytometry.engine.compensation import Spillover
+from immuno.cytometry.engine.transforms import transform_from_spec
+from immuno.cytometry.io.gatingml import valid_gate_id, write_gatingml
+from immuno.cytometry.pipeline.panel_checks import panel_populations
+from immuno.cytometry.pipeline.plots import plot_gating
 from immuno.errors import UserError
 from immuno.io import write_h5ad, write_json, write_parquet
 from immuno.measurements import concat_measurements, measurement_table
 from immuno.qc import flags_table, metrics_table
 
 if TYPE_CHECKING:
-    from immuno.cytometry.pipeline import SampleOutcome
+    from immuno.cytometry.pipeline.sample import SampleOutcome
 
 MEASUREMENTS = "cytometry_measurements.parquet"
 METRICS = "qc_metrics.parquet"
@@ -61,7 +69,7 @@ def write_sample_outputs(outcome: SampleOutcome, out_dir: str | os.PathLike[str]
     Parameters
     ----------
     outcome
-        From :func:`immuno.cytometry.pipeline.process_sample`.
+        From :func:`immuno.cytometry.pipeline.sample.process_sample`.
     out_dir
         The batch's cytometry results folder.
     plots, gatingml, events
@@ -107,8 +115,6 @@ def write_sample_outputs(outcome: SampleOutcome, out_dir: str | os.PathLike[str]
         # whose import costs more than processing a sample
         written.append(write_json(gates_document(outcome), folder / "sample_gates.json"))
     if plots:
-        from immuno.cytometry.plots import plot_gating
-
         adata = outcome.events
         labels = {c: f"{m} ({c})" if isinstance(m, str) and m else c
                   for c, m in zip(adata.var_names, adata.var.get("marker", [None] * adata.n_vars), strict=True)}
@@ -122,9 +128,6 @@ def write_sample_outputs(outcome: SampleOutcome, out_dir: str | os.PathLike[str]
 def gates_document(outcome: SampleOutcome) -> dict:
     """The gates as placed on a sample, with their transforms and spillover, as JSON data."""
     assert outcome.gating is not None
-    from immuno.cytometry.acquisition_qc import keep_gates
-    from immuno.cytometry.pipeline import panel_populations
-    from immuno.cytometry.populations import population_gates
 
     def encode(gates: list) -> list[dict]:
         return [{"kind": type(g).__name__, **_jsonable(dataclasses.asdict(g))} for g in gates]
@@ -146,8 +149,6 @@ def gates_document(outcome: SampleOutcome) -> dict:
 def _exportable(gates: list) -> list:
     """The boolean gates whose ids (and operands) GatingML can hold; a population named
     e.g. ``CD4+`` stays out of the file rather than failing the export."""
-    from immuno.cytometry.gatingml import valid_gate_id
-
     dropped: set[str] = set()
     kept = []
     for g in gates:
@@ -160,11 +161,6 @@ def _exportable(gates: list) -> list:
 
 def write_gatingml_file(document: dict, path: str | os.PathLike[str]) -> Path:
     """Write a :func:`gates_document` as GatingML 2.0."""
-    from immuno.cytometry import gates as gate_model
-    from immuno.cytometry.compensation import Spillover
-    from immuno.cytometry.gatingml import write_gatingml
-    from immuno.cytometry.transforms import transform_from_spec
-
     def tuples(v: object) -> object:
         return tuple(tuples(x) for x in v) if isinstance(v, list) else v
 

@@ -7,30 +7,33 @@ observed x inverse(S), on the channels S covers only; every other column (scatte
 detectors outside the matrix) is left as it is.
 
 S comes from one of three places, as the panel's ``compensation: {source: ...}`` says:
-the file's ``$SPILLOVER`` (or ``$SPILL``, ``$COMP``, ``$DFCiTOj``) keyword, a matrix file (CSV with a
-header row of channel names and the source channel in the first column), or the batch's
-single-stain controls and unstained tube. The last one is what labs use when the
-acquisition-time matrix is stale; FlowKit does not offer it.
+the file's ``$SPILLOVER`` (or ``$SPILL``, ``$COMP``, ``$DFCiTOj``) keyword or a matrix file
+(both read by :mod:`immuno.cytometry.io.spillover`), or the batch's single-stain controls
+and unstained tube (:func:`spillover_from_single_stains`, here). The last one is what labs
+use when the acquisition-time matrix is stale; FlowKit does not offer it.
 """
 
 from __future__ import annotations
 
-import csv
-import io
-import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
-from immuno.cytometry.fcs import FCSData, read_fcs
-from immuno.cytometry.spill_keywords import SPILL_KEYWORDS as SPILL_KEYWORDS  # re-exported
-from immuno.cytometry.spill_keywords import keyword_matrix
 from immuno.errors import Problem, UserError
-from immuno.io import write_text
+
+if TYPE_CHECKING:  # the single-stain estimate takes read files; reading them is io's job
+    from immuno.cytometry.io.fcs import FCSData
 
 _CHUNK = 1 << 16  # events compensated at a time: bounds the float64 scratch memory
+
+
+class SpilloverLike(Protocol):
+    """Anything with the detector names and the spillover matrix (rows source, cols detector)."""
+
+    channels: list[str]
+    matrix: np.ndarray
 
 
 @dataclass
@@ -80,80 +83,6 @@ class Spillover:
         return float(self.matrix[self.channels.index(source), self.channels.index(detector)])
 
 
-def spillover_from_keywords(fcs: FCSData) -> Spillover | None:
-    """The acquisition-time matrix stored in an FCS file, or None when it has none.
-
-    ``$SPILLOVER``/``$SPILL``/``SPILL`` first, then ``$COMP``, then ``$DFCiTOj`` (see
-    :mod:`immuno.cytometry.spill_keywords`); matrices covering only some channels are fine.
-
-    Raises
-    ------
-    UserError
-        If the keyword is malformed or names a channel the file does not have.
-    """
-    found = keyword_matrix(fcs)
-    if found is None:
-        return None
-    return Spillover(list(found.channels), found.matrix, source=f"{found.keyword} of {fcs.path.name}")
-
-
-def read_spillover_file(path: str | os.PathLike[str]) -> Spillover:
-    """Read a matrix file: a header row of channel names; each row starts with its source
-    channel. Comma, semicolon or tab delimited; rows may come in any order.
-
-    Raises
-    ------
-    UserError
-        Naming the file and line when the matrix is not square, names differ, or a value
-        is not a number.
-    """
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except OSError as exc:
-        raise UserError.single(str(path), f"cannot read spillover matrix file ({exc.strerror})") from None
-    lines = [ln for ln in text.splitlines() if ln.strip()]
-    if len(lines) < 2:
-        raise UserError.single(str(path), "expected a header row of channel names and one row per channel")
-    delim = max((",", ";", "\t"), key=lambda d: lines[0].count(d))
-    table = list(csv.reader(io.StringIO("\n".join(lines)), delimiter=delim))
-    header = [h.strip() for h in table[0][1:]]
-    while header and not header[-1]:
-        header.pop()  # trailing delimiters after an Excel save
-    problems: list[Problem] = []
-    rows: dict[str, list[float]] = {}
-    for lineno, row in enumerate(table[1:], start=2):
-        name = row[0].strip() if row else ""
-        cells = [c.strip() for c in row[1:1 + len(header)]]
-        try:
-            values = [float(c) for c in cells]
-        except ValueError:
-            problems.append(Problem(f"{path}: line {lineno}", f"values of {name!r} must be numbers, got {cells}"))
-            continue
-        if len(values) != len(header):
-            problems.append(Problem(f"{path}: line {lineno}", f"{name!r} has {len(values)} values, expected {len(header)}"))
-        elif name in rows:
-            problems.append(Problem(f"{path}: line {lineno}", f"channel {name!r} appears twice"))
-        else:
-            rows[name] = values
-    if not problems and set(rows) != set(header):
-        problems.append(Problem(str(path), f"row channels ({', '.join(rows)}) must be the header's "
-                                f"channels ({', '.join(header)})"))
-    if problems:
-        raise UserError(problems, hint="A spillover file has a header row of channel names and one row per source channel.")
-    return Spillover(header, np.array([rows[c] for c in header]), source=f"file {path.name}")
-
-
-def write_spillover_file(spill: Spillover, path: str | os.PathLike[str]) -> Path:
-    """Write the matrix as CSV (the format :func:`read_spillover_file` reads), atomically."""
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(["", *spill.channels])
-    for name, row in zip(spill.channels, spill.matrix, strict=True):
-        writer.writerow([name, *(repr(float(v)) for v in row)])
-    return write_text(out.getvalue(), path)
-
-
 def compensate(events: np.ndarray, channels: Sequence[str], spill: Spillover,
                inplace: bool = False, where: str = "") -> np.ndarray:
     """Compensate events: observed x inverse(S) on the spill's channels only.
@@ -200,6 +129,16 @@ def compensate(events: np.ndarray, channels: Sequence[str], spill: Spillover,
         block = out[start:start + _CHUNK]
         block[:, idx] = np.einsum("ij,jk->ik", block[:, idx].astype(np.float64), inv, optimize=False)
     return out
+
+
+def compensate_solve(observed: np.ndarray, spill_matrix: np.ndarray) -> np.ndarray:
+    """Compensated values ``observed x inverse(S)`` by a linear solve, in float64.
+
+    Solving ``S^T c^T = o^T`` is what FlowKit (flowutils) does; using the same arithmetic
+    keeps boundary events on the same side of a gate as in FlowKit.
+    """
+    return np.linalg.solve(np.asarray(spill_matrix, dtype=np.float64).T,
+                           np.asarray(observed, dtype=np.float64).T).T
 
 
 def _robust_split(x: np.ndarray) -> float:
@@ -331,46 +270,3 @@ def spillover_from_single_stains(controls: Mapping[str, FCSData], unstained: FCS
     return Spillover(channels, matrix, source="single-stain controls")
 
 
-def spillover_from_control_files(single_stains: Sequence[str | os.PathLike[str]],
-                                 unstained: str | os.PathLike[str] | None,
-                                 channels: Sequence[str],
-                                 scatter_gate: Mapping[str, Sequence[float]] | None = None) -> Spillover:
-    """Read a batch's single-stain files, find each one's primary detector, and compute
-    the matrix over ``channels`` (see :func:`spillover_from_single_stains`).
-
-    A control's primary detector is searched among all fluorescence detectors of its file,
-    so a control for a fluorochrome the panels do not use is recognised and left out
-    rather than mistaken for the channel it spills into most.
-
-    Raises
-    ------
-    UserError
-        If two controls are brightest in the same detector, or a channel has no control.
-    """
-    blank = read_fcs(unstained, dtype=np.float64) if unstained is not None else None
-    controls: dict[str, FCSData] = {}
-    problems: list[Problem] = []
-    for path in single_stains:
-        fcs = read_fcs(path, dtype=np.float64)
-        missing = [c for c in channels if c not in fcs.channels]
-        if missing:
-            problems.append(Problem(str(path), f"single-stain control lacks channel(s) {', '.join(missing)}"))
-            continue
-        detectors = [c for c in fcs.channels if not c.upper().startswith(("FSC", "SSC", "TIME"))]
-        if blank is not None:
-            detectors = [c for c in detectors if c in blank.channels]
-        primary = primary_channel(fcs, detectors, blank)
-        if primary not in channels:
-            continue  # a control for a fluorochrome no panel of the batch reads
-        if primary in controls:
-            problems.append(Problem(str(path), f"is brightest in {primary}, like {controls[primary].path}; "
-                                    "expected one single stain per fluorochrome"))
-            continue
-        controls[primary] = fcs
-    lacking = [c for c in channels if c not in controls]
-    if lacking and not problems:
-        problems.append(Problem("single-stain controls", f"no control is brightest in {', '.join(lacking)}; "
-                                "add a single stain for each fluorochrome"))
-    if problems:
-        raise UserError(problems, hint="Each fluorochrome of the panel needs one single-stain control.")
-    return spillover_from_single_stains({c: controls[c] for c in channels}, blank, scatter_gate)
