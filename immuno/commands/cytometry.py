@@ -1,7 +1,7 @@
 """``immuno cytometry ...``: the cytometry steps, one command each.
 
     immuno cytometry compensation BATCH --out FILE         spillover from single stains
-    immuno cytometry process BATCH SAMPLE --out DIR        one tube (and its control tube)
+    immuno cytometry process BATCH SAMPLE... --out DIR     tubes (each with its control tube)
     immuno cytometry controls BATCH --out DIR              ingest single stains, unstained tube
     immuno cytometry aggregate BATCH --out DIR             gather per-sample files
     immuno cytometry batch BATCH --out DIR                 all of the above in one go
@@ -49,38 +49,39 @@ def _cmd_compensation(args: argparse.Namespace) -> int:
 
 def _cmd_process(args: argparse.Namespace) -> int:
     from immuno.cytometry.io.spillover import read_spillover_file
-    from immuno.cytometry.pipeline.outputs import write_sample_outputs
-    from immuno.cytometry.pipeline.sample import fail_outcome, process_unit
+    from immuno.cytometry.pipeline.batch import run_unit
     from immuno.cytometry.pipeline.tubes import batch_samples
     from immuno.errors import UserError
 
     batch = _batch(args)
-    (info,) = batch_samples(batch, [args.sample])
+    infos = batch_samples(batch, list(dict.fromkeys(args.samples)), units=True)
     spill = None
-    uses = (info.panel.get("compensation") or {}).get("source") == "single_stains"
     failure: UserError | None = None
-    if uses and args.compensation is None:
-        failure = UserError.single(str(info.panel.path), "the panel computes compensation from single "
-                                   "stains: pass --compensation FILE")
-    elif uses:
-        try:
-            spill = read_spillover_file(args.compensation)
-        except UserError as exc:
-            failure = exc
-    if failure is not None:
-        outcomes = [fail_outcome(i, failure) for i in (info, info.control) if i is not None]
-    else:
-        # a stimulated tube comes with its unstimulated control: both are written
-        outcomes = process_unit(info, spill)
-    for outcome in outcomes:
-        write_sample_outputs(outcome, args.out, plots=not args.no_plots, gatingml=not args.no_gatingml,
-                             events=not args.no_events)
-        sid = outcome.info.sample_id
-        if outcome.ok:
-            print(f"{sid}: {len(outcome.measurements)} measurement rows, {len(outcome.flags)} QC flag(s)")
+    single = sorted({str(i.panel.path) for i in infos
+                     if (i.panel.get("compensation") or {}).get("source") == "single_stains"})
+    if single:
+        if args.compensation is None:
+            failure = UserError.single(", ".join(single), "the panel computes compensation from single "
+                                       "stains: pass --compensation FILE")
         else:
-            # the sample's failure is a result (a fail flag), not an error of this command
-            print(f"{sid}: FAILED - {outcome.flags[0]['reason']}")
+            try:
+                spill = read_spillover_file(args.compensation)
+            except UserError as exc:
+                failure = exc
+    # one process for several units: the imports and compiled kernels are loaded once
+    for info in infos:
+        uses = (info.panel.get("compensation") or {}).get("source") == "single_stains"
+        # a stimulated tube comes with its unstimulated control: both are written
+        outcomes = run_unit(info, args.out, spill, failure=failure if uses else None, plots=not args.no_plots,
+                            gatingml=not args.no_gatingml, events=not args.no_events)
+        for outcome in outcomes:
+            sid = outcome.info.sample_id
+            if outcome.ok:
+                print(f"{sid}: {len(outcome.measurements)} measurement rows, {len(outcome.flags)} QC flag(s)",
+                      flush=True)
+            else:
+                # the sample's failure is a result (a fail flag), not an error of this command
+                print(f"{sid}: FAILED - {outcome.flags[0]['reason']}", flush=True)
     return 0
 
 
@@ -129,21 +130,22 @@ def _no_traceback(where: str, exc: Exception) -> UserError:
 
 def _cmd_ingest(args: argparse.Namespace) -> int:
     from immuno.cytometry.io.spillover import read_spillover_file
-    from immuno.cytometry.pipeline.ingest import ingest_sample
+    from immuno.cytometry.pipeline.ingest import keep_layers, read_tube
     from immuno.errors import UserError
-    from immuno.io import write_h5ad
     from immuno.panels import find_panel
 
     panel = find_panel(args.panel, args.panels)
     spill = read_spillover_file(args.compensation) if args.compensation else None
     try:
-        adata = ingest_sample(args.fcs, panel, spill=spill, sample_id=Path(args.fcs).stem, dataset=args.dataset)
-        write_h5ad(adata, args.out)
+        # X and the QC flags, plus the copies the panel keeps (`keep_layers:`), compressed
+        tube = read_tube(args.fcs, panel, spill=spill, sample_id=Path(args.fcs).stem, dataset=args.dataset,
+                         layers=keep_layers(panel))
+        tube.write(args.out)
     except UserError:
         raise
     except Exception as exc:  # noqa: BLE001 - a user's file must never end in a traceback
         raise _no_traceback(args.fcs, exc) from None
-    print(f"{adata.n_obs} events x {adata.n_vars} channels written to {args.out}")
+    print(f"{tube.n_events} events x {len(tube.channels)} channels written to {args.out}")
     return 0
 
 
@@ -266,9 +268,10 @@ def register(subparsers: Any) -> None:
     _common(p)
     p.set_defaults(func=_cmd_compensation)
 
-    p = sub.add_parser("process", help="gate one tube (with its control) and write its files")
+    p = sub.add_parser("process", help="gate tubes (each with its control) and write their files")
     p.add_argument("batch", help="batch folder")
-    p.add_argument("sample", help="sample_id of the tube")
+    p.add_argument("samples", nargs="+", metavar="sample",
+                   help="sample_id of a tube (several: processed one after the other in one process)")
     p.add_argument("--out", required=True, help="the batch's cytometry results folder")
     p.add_argument("--compensation", default=None, help="spillover CSV from `immuno cytometry compensation`")
     _common(p)

@@ -17,10 +17,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numba
 import numpy as np
 import pandas as pd
 
-from immuno.cytometry.engine.gates import BooleanGate, RectangleGate
+from immuno.cytometry.engine.gates import BooleanGate, RectangleGate, float32_limit
 
 #: per-event flag columns, in the order they appear in ``obs``
 FLAG_COLUMNS = ("qc_flow", "qc_margin", "qc_negative_scatter")
@@ -107,6 +108,42 @@ def _bin_levels(values: np.ndarray, idx: np.ndarray, n_bins: int) -> tuple[np.nd
     return level, sampling
 
 
+@numba.njit(cache=True, nogil=True)
+def _edge_rows(events, margin_cols, limits, scatter_cols, at_margin, negative):
+    # one pass over the rows of a row-major matrix (a column test per channel would read
+    # the whole matrix once per channel)
+    for i in range(events.shape[0]):
+        hit = False
+        for k in range(margin_cols.shape[0]):
+            if events[i, margin_cols[k]] >= limits[k]:
+                hit = True
+                break
+        at_margin[i] = hit
+        below = False
+        for k in range(scatter_cols.shape[0]):
+            if events[i, scatter_cols[k]] < 0:
+                below = True
+                break
+        negative[i] = below
+
+
+def _edge_flags(events: np.ndarray, margin_cols: list[int], limits: list[float],
+                scatter_cols: list[int]) -> tuple[np.ndarray, np.ndarray]:
+    """Events at a channel's margin (value >= its limit) and with negative FSC/SSC.
+
+    The limits are compared in the events' own precision, as numpy compares a float32
+    array with a Python float.
+    """
+    n = events.shape[0]
+    at_margin, negative = np.zeros(n, dtype=bool), np.zeros(n, dtype=bool)
+    if n and (margin_cols or scatter_cols):
+        data = events if events.dtype in (np.float32, np.float64) else events.astype(np.float64)
+        _edge_rows(np.ascontiguousarray(data), np.asarray(margin_cols, dtype=np.int64),
+                   np.asarray(limits, dtype=data.dtype), np.asarray(scatter_cols, dtype=np.int64),
+                   at_margin, negative)
+    return at_margin, negative
+
+
 def acquisition_qc(events: np.ndarray, channels: Sequence[str], ranges: Sequence[float] | np.ndarray,
                    time_channel: str | None = "Time", bin_events: int = 100, k_mad: float = 4.0,
                    margin: bool = True, negative_scatter: bool = True,
@@ -188,18 +225,15 @@ def acquisition_qc(events: np.ndarray, channels: Sequence[str], ranges: Sequence
             "worst_channel": [channels[signal_cols[w]] for w in worst] if signal_cols else [""] * n_bins,
             "worst_level_z": worst_z, "flagged": flagged,
         })
-    at_margin = np.zeros(n, dtype=bool)
     margin_limits: dict[str, float] = {}
     if margin:
         for j in (k for k in range(len(channels)) if k != t_col):
             if ranges[j] > 0:
                 # relative slack: a decoded log channel's top is stored in float32
                 margin_limits[channels[j]] = float((ranges[j] - 1) * (1 - 1e-6))
-                at_margin |= events[:, j] >= margin_limits[channels[j]]
-    neg = np.zeros(n, dtype=bool)
     scatter = [c for c in channels if c.upper().startswith(("FSC", "SSC"))] if negative_scatter else []
-    for c in scatter:
-        neg |= events[:, channels.index(c)] < 0
+    at_margin, neg = _edge_flags(events, [channels.index(c) for c in margin_limits], list(margin_limits.values()),
+                                 [channels.index(c) for c in scatter])
     flags = pd.DataFrame({"qc_flow": flow, "qc_margin": at_margin, "qc_negative_scatter": neg})
     flags["qc_pass"] = ~(flow | at_margin | neg)
     params = {"time_channel": time_channel if has_time else None, "bin_events": int(bin_events),
@@ -248,11 +282,7 @@ def _gate_limit(value: np.floating) -> float:
     """
     if np.asarray(value).dtype != np.float32:
         return float(value)
-    f = np.float32(value)
-    below = np.nextafter(f, np.float32(-np.inf))
-    mid = (np.float64(f) + np.float64(below)) / 2  # exact: float32 values fit in a float64
-    ties_up = int(np.asarray(f).view(np.uint32)) & 1 == 0
-    return float(mid if ties_up else np.nextafter(mid, np.inf))
+    return float32_limit(float(value))
 
 
 def keep_gates(params: Mapping[str, Any]) -> tuple[list[Any], str | None]:

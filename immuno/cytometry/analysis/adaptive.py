@@ -26,6 +26,8 @@ from typing import Any
 
 import numpy as np
 
+from immuno.cytometry.analysis import order_stats
+
 #: scale factor making the MAD a consistent estimator of the SD for normal data
 MAD_SCALE = 1.4826
 
@@ -56,15 +58,19 @@ class Placement:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def _smoothed_density(x: np.ndarray, lo: float, hi: float, bins: int,
-                      bandwidth: float | None) -> tuple[np.ndarray, np.ndarray]:
-    """Histogram density smoothed with a Gaussian kernel (a binned KDE, linear in events)."""
+def _smoothed_density(x: np.ndarray, lo: float, hi: float, bins: int, bandwidth: float | None,
+                      quartiles: tuple[float, float] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Histogram density smoothed with a Gaussian kernel (a binned KDE, linear in events).
+
+    ``quartiles`` are the 25th and 75th percentiles of ``x`` when the caller has them.
+    """
     counts, edges = np.histogram(x, bins=bins, range=(lo, hi))
     centres = (edges[:-1] + edges[1:]) / 2
     step = edges[1] - edges[0]
     if bandwidth is None:
         # Silverman's rule on a robust spread, so a bright tail does not oversmooth the valley
-        iqr = np.subtract(*np.percentile(x, [75, 25]))
+        q1, q3 = quartiles if quartiles is not None else order_stats.percentile(x, [25, 75])
+        iqr = q3 - q1
         spread = min(np.std(x), iqr / 1.349) if iqr > 0 else np.std(x)
         bandwidth = 0.9 * spread * len(x) ** -0.2 if spread > 0 else step
     sigma = max(bandwidth / step, 1.0)
@@ -120,17 +126,20 @@ def density_valley(x: np.ndarray, window: tuple[float, float], default: float, *
     Placement
         ``value`` is the threshold; ``extra`` holds the flanking peaks.
     """
-    x = np.asarray(x, dtype=float)
-    x = x[np.isfinite(x)]
+    given = np.asarray(x)
+    given = given[np.isfinite(given)]
+    # percentiles are read on the values as given (float32 events select fastest; a
+    # float cast is exact and keeps the order), the density on float64 values
+    x = given.astype(float)
     lo_w, hi_w = float(window[0]), float(window[1])
     if len(x) < min_events:
         return Placement("density_valley", float(default), True,
                          f"only {len(x)} events (need {min_events}); default {default} used",
                          {"events": int(len(x))})
-    lo, hi = np.percentile(x, [0.1, 99.9])
+    lo, q1, q3, hi = order_stats.percentile(given, [0.1, 25, 75, 99.9])
     lo, hi = min(lo, lo_w), max(hi, hi_w)
     pad = 0.05 * (hi - lo) if hi > lo else 1.0
-    centres, dens = _smoothed_density(x, lo - pad, hi + pad, bins, bandwidth)
+    centres, dens = _smoothed_density(x, lo - pad, hi + pad, bins, bandwidth, quartiles=(q1, q3))
     peaks = _peaks(dens, min_peak * dens.max())
     best: tuple[float, int] | None = None
     for left, right in zip(peaks[:-1], peaks[1:], strict=True):
@@ -177,26 +186,27 @@ def tail_threshold(control: np.ndarray, percentile: float, default: float, *,
     -------
     Placement
     """
-    c = np.asarray(control, dtype=float)
-    c = c[np.isfinite(c)]
+    given = np.asarray(control)
+    given = given[np.isfinite(given)]  # order statistics on the values as given (exact)
+    c = given.astype(float)
     if len(c) < min_events:
         return Placement("control_percentile", float(default), True,
                          f"control has {len(c)} events in the parent gate (need {min_events}); "
                          f"default {default} used", {"events": int(len(c))})
     if estimate == "empirical":
-        value = float(np.percentile(c, percentile))
+        value = float(order_stats.percentile(given, percentile))
         detail = f"{percentile}th percentile of {len(c)} control events"
         extra: dict[str, Any] = {"events": int(len(c))}
     elif estimate == "negative_peak":
-        med = float(np.median(c))
+        med = order_stats.median(given)
         upper = c[c > med] - med
         # the upper half-MAD describes the side the gate sits on; skew on the low side is irrelevant
-        spread = MAD_SCALE * float(np.median(upper)) if len(upper) else 0.0
+        spread = MAD_SCALE * order_stats.median(upper) if len(upper) else 0.0
         value = med + NormalDist().inv_cdf(percentile / 100.0) * spread
         detail = (f"{percentile}th percentile of the negative peak of {len(c)} control events "
                   f"(median {med:.4g}, spread {spread:.3g})")
         extra = {"events": int(len(c)), "median": med, "spread": spread,
-                 "empirical": float(np.percentile(c, percentile))}
+                 "empirical": float(order_stats.percentile(given, percentile))}
     else:
         raise ValueError(f"unknown estimate {estimate!r}")
     return Placement("control_percentile", value, False, detail, extra)
@@ -235,8 +245,8 @@ def singlet_ratio(area: np.ndarray, height: np.ndarray, k_mad: float = 4.0, *,
         return Placement("singlet_ratio", fallback_value, True,
                          f"only {len(ratio)} events with positive area (need {min_events})",
                          {"events": int(len(ratio))})
-    med = float(np.median(ratio))
-    mad = MAD_SCALE * float(np.median(np.abs(ratio - med)))
+    med = order_stats.median(ratio)
+    mad = MAD_SCALE * order_stats.median(np.abs(ratio - med))
     low, high = med - k_mad * mad, med + k_mad * mad
     inside = float(np.mean((ratio >= low) & (ratio <= high)))
     extra = {"events": int(len(ratio)), "median_ratio": med, "mad": mad, "inside": inside}
@@ -363,13 +373,16 @@ def lymphocyte_gmm(x: np.ndarray, y: np.ndarray, expected: tuple[float, float], 
         ``value`` is ``{"mean": (mx, my), "covariance": ((a, b), (b, d)),
         "distance_square": D2}`` or None on fallback.
     """
-    pts = np.column_stack([np.asarray(x, float), np.asarray(y, float)])
-    pts = pts[np.isfinite(pts).all(axis=1)]
-    if len(pts) < min_events:
-        return Placement("gmm", None, True, f"only {len(pts)} events (need {min_events})",
-                         {"events": int(len(pts))})
-    if len(pts) > max_events:
-        pts = pts[np.linspace(0, len(pts) - 1, max_events).astype(np.int64)]
+    xs, ys = np.asarray(x), np.asarray(y)
+    finite = np.flatnonzero(np.isfinite(xs) & np.isfinite(ys))
+    if len(finite) < min_events:
+        return Placement("gmm", None, True, f"only {len(finite)} events (need {min_events})",
+                         {"events": int(len(finite))})
+    if len(finite) > max_events:
+        # the evenly spaced subsample is taken before the points are stacked: the same
+        # points, without a float64 copy of every event
+        finite = finite[np.linspace(0, len(finite) - 1, max_events).astype(np.int64)]
+    pts = np.column_stack([xs[finite].astype(float), ys[finite].astype(float)])
     gmm = fit_gaussian_mixture(pts, components, seed=seed)
     target = np.asarray(expected, dtype=float)
     dist = np.linalg.norm(gmm.means - target, axis=1)

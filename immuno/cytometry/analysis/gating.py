@@ -32,7 +32,8 @@ from immuno.cytometry.engine.gates import EllipseGate, PolygonGate, QuadrantGate
 from immuno.cytometry.io.markers import spellings
 from immuno.errors import UserError
 
-__all__ = ["ROOT", "ControlGating", "GatingResult", "gate_names", "place_gates", "resolve_dim"]
+__all__ = ["ROOT", "ControlGating", "GatingResult", "control_gating", "control_needs", "gate_names",
+           "place_gates", "resolve_dim"]
 
 ROOT = "root"
 
@@ -105,7 +106,7 @@ class GatingResult:
     """
 
     gates: list[Any] = field(default_factory=list)
-    memberships: dict[str, np.ndarray] = field(default_factory=dict)
+    memberships: Mapping[str, np.ndarray] = field(default_factory=dict)
     placements: list[dict[str, Any]] = field(default_factory=list)
     template: str = ""
 
@@ -113,6 +114,48 @@ class GatingResult:
     def fallbacks(self) -> list[dict[str, Any]]:
         """The placements that used the panel's default."""
         return [p for p in self.placements if p["fallback"]]
+
+
+def control_needs(gate_specs: Sequence[Mapping[str, Any]],
+                  panel_channels: Sequence[Mapping[str, Any]]) -> list[tuple[str, str]]:
+    """The (parent, channel) pairs whose control events set control-percentile gates."""
+    needs: list[tuple[str, str]] = []
+    for g in gate_specs:
+        parent = str(g["parent"]) if g.get("parent") is not None else ROOT
+        if g.get("type") == "threshold":
+            pairs = [(t, str(t["dim"])) for t in g.get("thresholds", [])]
+        elif g.get("type") == "quadrant":
+            pairs = list(zip(g.get("dividers", []), (str(d) for d in g.get("dims", [])), strict=False))
+        else:
+            continue
+        for t, dim in pairs:
+            if t.get("method") == "control_percentile":
+                pair = (parent, resolve_dim(dim, panel_channels))
+                if pair not in needs:
+                    needs.append(pair)
+    return needs
+
+
+def control_gating(sample_id: str, events: np.ndarray, channels: Sequence[str],
+                   memberships: Mapping[str, np.ndarray], gate_specs: Sequence[Mapping[str, Any]],
+                   panel_channels: Sequence[Mapping[str, Any]]) -> ControlGating:
+    """A gated control tube reduced to what its stimulated tube's gates read.
+
+    Only the channels of control-percentile gates and their parents' events are kept,
+    so a control's events need not stay in memory while its stimulated tube is processed.
+    """
+    needs = control_needs(gate_specs, panel_channels)
+    parents = list(dict.fromkeys(p for p, _ in needs))
+    dims = list(dict.fromkeys(d for _, d in needs))
+    any_parent = np.zeros(events.shape[0], dtype=bool)
+    for p in parents:
+        any_parent |= memberships[p]
+    rows = np.flatnonzero(any_parent)
+    cols = [list(channels).index(d) for d in dims]
+    kept = np.empty((rows.size, len(cols)), dtype=events.dtype, order="F")
+    for j, c in enumerate(cols):
+        kept[:, j] = events[:, c][rows]
+    return ControlGating(sample_id, kept, dims, {p: memberships[p][rows] for p in parents})
 
 
 class _Placer:
@@ -124,12 +167,18 @@ class _Placer:
         self.panel_channels = panel_channels
         self.control, self.own_control, self.sample_id = control, own_control, sample_id
         self.result = GatingResult()
+        self._rows: dict[int, tuple[np.ndarray, np.ndarray]] = {}
 
     def col(self, dim: str) -> int:
         return self.channels.index(dim)
 
     def values(self, dim: str, mask: np.ndarray) -> np.ndarray:
-        return self.events[mask, self.col(dim)]
+        # the parent's rows are found once per parent; the column first: with the
+        # pipeline's column-major events it is contiguous
+        key = id(mask)
+        if key not in self._rows:
+            self._rows[key] = (mask, np.flatnonzero(mask))  # the mask is kept, so its id stays its own
+        return self.events[:, self.col(dim)].take(self._rows[key][1])
 
     def record(self, gate_id: str, dim: str, placed: adaptive.Placement) -> None:
         self.result.placements.append({"gate": gate_id, "dim": dim, "method": placed.method,
@@ -150,7 +199,7 @@ class _Placer:
                 ctrl = self.values(dim, parent_mask)
             elif self.control is not None:
                 c = self.control
-                ctrl = c.events[c.memberships[parent], c.channels.index(dim)]
+                ctrl = c.events[:, c.channels.index(dim)][c.memberships[parent]]
             else:
                 raise UserError.single(f"sample {self.sample_id}",
                                        f"gate {gate_id!r} is set on a control tube, but no unstimulated/FMO "
@@ -268,6 +317,9 @@ def place_gates(events: np.ndarray, channels: Sequence[str], gate_specs: Sequenc
             pmask = placing[ROOT if g.get("parent") is None else str(g["parent"])]
             placing.update(gate_membership(gate, placer.events, placer.channels, pmask))
     # the hierarchy as placed, evaluated in one pass: each gate on its parent's rows only
+    # (the parents, evaluated while their children were placed, are not evaluated again)
     tree = GateTree(placer.result.gates)
-    placer.result.memberships = {ROOT: root, **tree.evaluate(placer.events, placer.channels, root_mask=root)}
+    known = {k: v for k, v in placing.items() if k != ROOT}
+    placer.result.memberships = {ROOT: root, **tree.evaluate(placer.events, placer.channels, root_mask=root,
+                                                             known=known)}
     return placer.result

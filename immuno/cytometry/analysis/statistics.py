@@ -15,7 +15,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from immuno.cytometry.analysis.order_stats import middle_values
 from immuno.cytometry.analysis.populations import Population, evaluate_population
+from immuno.cytometry.engine.transform_base import Transform
 
 #: columns of :func:`population_statistics`
 STAT_COLUMNS = ["population", "parent", "count", "parent_count", "pct_of_parent",
@@ -87,7 +89,8 @@ def population_statistics(masks: Mapping[str, np.ndarray], parents: Mapping[str,
 
 
 def marker_medians(masks: Mapping[str, np.ndarray], values: np.ndarray, labels: Sequence[str],
-                   columns: Sequence[int] | None = None) -> pd.DataFrame:
+                   columns: Sequence[int] | None = None,
+                   inverse: Mapping[int, Transform | None] | None = None) -> pd.DataFrame:
     """Median of each channel in each population (the median fluorescence intensity).
 
     Parameters
@@ -95,30 +98,54 @@ def marker_medians(masks: Mapping[str, np.ndarray], values: np.ndarray, labels: 
     masks
         Population name -> boolean mask.
     values
-        Events (e.g. compensated fluorescence), n_events x n_channels.
+        Events (e.g. compensated fluorescence), n_events x n_channels; column-major
+        matrices are read fastest.
     labels
         Names for the columns reported (marker names, or channels without a marker).
     columns
         Column indices of ``values`` matching ``labels`` (default: all, in order).
+    inverse
+        Column index -> the transform ``values`` went through. Such a column's median is
+        reported on the untransformed scale: a transform is monotone, so the middle
+        event is the same on both scales, and its value is mapped back (the mean of the
+        two middle values, for an even count, is taken after mapping back).
 
     Returns
     -------
     pandas.DataFrame
-        Index population, one column per label; NaN for empty populations.
+        Index population, one column per label; NaN for empty populations (and where a
+        value is NaN, as numpy's median says).
+
+    Notes
+    -----
+    Each population's events are gathered once per channel into one scratch buffer and
+    the middle values found by radix selection (:mod:`immuno.cytometry.analysis.order_stats`),
+    in compiled code: no copy of the events is made per population.
     """
     cols = list(range(values.shape[1])) if columns is None else list(columns)
-    out = {}
-    for name, mask in masks.items():
-        if name == "root":
-            continue
-        if mask.any():
-            # one gather, then each marker's values contiguous: partitioning along
-            # rows of a row-major block would stride through memory
-            block = np.ascontiguousarray(values[np.flatnonzero(mask)][:, cols].T)
-            out[name] = np.median(block, axis=1)
-        else:
-            out[name] = np.full(len(cols), np.nan)
-    return pd.DataFrame.from_dict(out, orient="index", columns=list(labels))
+    inverse = inverse or {}
+    dtype = values.dtype if values.dtype in (np.float32, np.float64) else np.dtype(np.float64)
+    data = values if values.dtype == dtype else values.astype(dtype)
+    buf = np.empty(values.shape[0], dtype=np.float32)
+    hist = np.empty(1 << 16, dtype=np.int64)
+    names = [name for name in masks if name != "root"]
+    for name in names:
+        if len(masks[name]) != values.shape[0]:
+            raise ValueError(f"population {name!r} has {len(masks[name])} events, values {values.shape[0]}")
+    rows = [np.flatnonzero(masks[name]) for name in names]
+    middles = np.full((len(names), len(cols), 2), np.nan)
+    for j, c in enumerate(cols):
+        column = np.ascontiguousarray(data[:, c])
+        for i, r in enumerate(rows):
+            if r.size:
+                middles[i, j] = middle_values(column, r, hist, buf)
+    for j, c in enumerate(cols):
+        tr = inverse.get(c)
+        if tr is not None and names:
+            # one call per channel: the transforms' kernels are made for whole arrays
+            middles[:, j] = tr.inverse(middles[:, j]).reshape(-1, 2)
+    medians = middles.mean(axis=2)
+    return pd.DataFrame(medians, index=pd.Index(names, dtype=object), columns=list(labels))
 
 
 def _fraction(counts: Mapping[str, int], population: str, of: str) -> tuple[float, int, int]:

@@ -201,7 +201,8 @@ class GateTree:
         return list(seen)
 
     def evaluate(self, events: np.ndarray, channels: Sequence[str],
-                 root_mask: np.ndarray | None = None) -> dict[str, np.ndarray]:
+                 root_mask: np.ndarray | None = None,
+                 known: Mapping[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
         """Absolute membership of every gate (inside it and all its ancestors).
 
         Parameters
@@ -213,6 +214,10 @@ class GateTree:
         root_mask
             Events the top-level gates start from (e.g. those passing acquisition QC);
             all events when None.
+        known
+            Memberships already evaluated on the same events and root (e.g. while the
+            hierarchy was being placed): a shape gate all of whose memberships are given
+            is not evaluated again.
 
         Returns
         -------
@@ -243,6 +248,10 @@ class GateTree:
             g = self.gates[gid]
             if isinstance(g, BooleanGate):
                 masks[gid] = self._boolean(g, masks, n, root_mask)
+                continue
+            outputs = output_ids(g)
+            if known is not None and all(o in known for o in outputs):
+                masks.update({o: known[o] for o in outputs})
                 continue
             masks.update(_evaluate_shape(g, events, index, rows(g.parent_id), n))
         return masks

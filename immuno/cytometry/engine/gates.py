@@ -21,10 +21,14 @@ event for event:
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Literal
 
+import numpy as np
+
 __all__ = [
+    "float32_limit",
     "Gate",
     "RectangleGate",
     "PolygonGate",
@@ -175,3 +179,27 @@ def output_ids(gate: Gate) -> tuple[str, ...]:
     if isinstance(gate, QuadrantGate):
         return tuple(gate.quadrants)
     return (gate.gate_id,)
+
+
+def float32_limit(value: float) -> float:
+    """The float64 gate limit that splits values as ``value`` splits their float32 roundings.
+
+    The pipeline keeps transformed events as float32 and tests ``x >= value`` (or
+    ``x < value``) on them; software that computes the same events in float64 (FlowKit,
+    FlowJo) tests the exact values. With ``c`` the smallest float32 at or above
+    ``value``, the returned limit is the smallest float64 that rounds to ``c`` (ties go to
+    the even neighbour), so that for every float64 ``y``: ``y >= limit`` exactly when
+    ``float32(y) >= value``. A gate exported with this limit therefore holds the same
+    events in both, to the last event; it differs from ``value`` by less than one float32
+    step.
+    """
+    v = float(value)
+    if not math.isfinite(v):
+        return v
+    c = np.float32(v)
+    if float(c) < v:
+        c = np.nextafter(c, np.float32(np.inf))
+    below = np.nextafter(c, np.float32(-np.inf))
+    mid = (float(c) + float(below)) / 2  # exact: float32 values fit in a float64
+    ties_up = int(np.asarray(c).view(np.uint32)) & 1 == 0
+    return mid if ties_up else float(np.nextafter(mid, np.inf))

@@ -13,6 +13,7 @@ scale, far inside the 1e-6 agreement required.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numba
 import numpy as np
@@ -246,6 +247,19 @@ def _logicle_f32(x: np.ndarray, bits: np.ndarray, out: np.ndarray, p: np.ndarray
         out[i] = _logicle_fast(np.float64(x[i]), index, (b & low) * scale, p, taylor, coef)
 
 
+def _single_threaded_if_small(kernel: Any, size: int, *args: Any) -> None:
+    """Run a parallel kernel, on the calling thread alone below ``_PARALLEL_MIN`` values."""
+    threads = numba.get_num_threads()
+    if size < _PARALLEL_MIN and threads > 1:
+        numba.set_num_threads(1)
+        try:
+            kernel(*args)
+        finally:
+            numba.set_num_threads(threads)
+    else:
+        kernel(*args)
+
+
 @numba.njit(cache=True, parallel=True)
 def _logicle_exact_array(x: np.ndarray, out: np.ndarray, p: np.ndarray,
                          taylor: np.ndarray) -> None:
@@ -337,15 +351,7 @@ class LogicleTransform(Transform):
         target = out.reshape(-1) if out.flags.c_contiguous else np.empty(flat.size, out.dtype)
         kernel, bits = ((_logicle_f64, flat.view(np.int64)) if flat.dtype == np.float64
                         else (_logicle_f32, flat.view(np.int32)))
-        threads = numba.get_num_threads()
-        if flat.size < _PARALLEL_MIN and threads > 1:
-            numba.set_num_threads(1)
-            try:
-                kernel(flat, bits, target, self._p, self._taylor, self._nodes())
-            finally:
-                numba.set_num_threads(threads)
-        else:
-            kernel(flat, bits, target, self._p, self._taylor, self._nodes())
+        _single_threaded_if_small(kernel, flat.size, flat, bits, target, self._p, self._taylor, self._nodes())
         if not out.flags.c_contiguous:
             out[...] = target.reshape(arr.shape)
         return out
@@ -360,7 +366,8 @@ class LogicleTransform(Transform):
     def inverse(self, y: np.ndarray) -> np.ndarray:
         arr = np.ascontiguousarray(y, dtype=np.float64)
         out = np.empty_like(arr)
-        _biexponential_array(arr.reshape(-1), out.reshape(-1), self._p, self._taylor)
+        _single_threaded_if_small(_biexponential_array, arr.size, arr.reshape(-1), out.reshape(-1), self._p,
+                                  self._taylor)
         return out
 
     @property

@@ -15,7 +15,7 @@ import pandas as pd
 from immuno.cytometry.engine.compensation import Spillover
 from immuno.cytometry.io.spillover import write_spillover_file
 from immuno.cytometry.pipeline.outputs import aggregate_batch, write_sample_outputs
-from immuno.cytometry.pipeline.sample import fail_outcome, ingest_only, process_unit
+from immuno.cytometry.pipeline.sample import SampleOutcome, fail_outcome, ingest_only, process_unit
 from immuno.cytometry.pipeline.tubes import (
     SampleInfo,
     batch_samples,
@@ -26,7 +26,43 @@ from immuno.cytometry.pipeline.tubes import (
 )
 from immuno.errors import UserError
 
-__all__ = ["process_batch", "write_compensation_tubes"]
+__all__ = ["process_batch", "run_unit", "write_compensation_tubes"]
+
+
+def run_unit(info: SampleInfo, out_dir: str | Path, spill: Spillover | None = None, *,
+             failure: UserError | None = None, plots: bool = True, gatingml: bool = True,
+             events: bool = True) -> list[SampleOutcome]:
+    """Process one unit of work (a tube and its control) and write each tube's files as
+    soon as it is complete (:func:`~immuno.cytometry.pipeline.outputs.write_sample_outputs`).
+
+    Parameters
+    ----------
+    info
+        The unit's tube (with its control).
+    out_dir
+        The batch's cytometry results folder.
+    spill
+        The batch's single-stain spillover, for panels that use it.
+    failure
+        A reason the unit cannot be processed (e.g. the batch's matrix could not be
+        computed): both tubes are written as failed with it.
+    plots, gatingml, events
+        As for :func:`~immuno.cytometry.pipeline.outputs.write_sample_outputs`.
+
+    Returns
+    -------
+    list of SampleOutcome
+        ``[tube, control]`` (their per-event data released).
+    """
+    def write(outcome: SampleOutcome) -> None:
+        write_sample_outputs(outcome, out_dir, plots=plots, gatingml=gatingml, events=events)
+
+    if failure is not None:
+        failed = [fail_outcome(i, failure) for i in (info, info.control) if i is not None]
+        for outcome in failed:
+            write(outcome)
+        return failed
+    return process_unit(info, spill, emit=write)
 
 
 def write_compensation_tubes(batch: Any, out_dir: str | Path, spill: Spillover | None) -> list[SampleInfo]:
@@ -82,12 +118,8 @@ def process_batch(batch: Any, out_dir: str | Path, *, sample_ids: list[str] | No
             spill_error = exc  # only the samples whose panel needs it fail
     for info in tqdm(units, desc="cytometry samples", disable=not progress):
         uses = (info.panel.get("compensation") or {}).get("source") == "single_stains"
-        if uses and spill_error:
-            outcomes = [fail_outcome(i, spill_error) for i in (info, info.control) if i is not None]
-        else:
-            outcomes = process_unit(info, spill)
-        for outcome in outcomes:
-            write_sample_outputs(outcome, out, plots=plots, gatingml=gatingml, events=events)
+        run_unit(info, out, spill, failure=spill_error if uses else None, plots=plots, gatingml=gatingml,
+                 events=events)
     if sample_ids is None:
         infos += write_compensation_tubes(batch, out, spill)
     return aggregate_batch(out, sample_table(infos))

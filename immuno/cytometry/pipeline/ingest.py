@@ -1,12 +1,17 @@
-"""One FCS file -> one per-event AnnData, ready for gating.
+"""One FCS file -> one tube's events, ready for gating (:class:`TubeEvents`), or an AnnData.
 
-``ingest_sample`` reads the file (the panel's data set of a multi-data-set file), checks
+:func:`read_tube` reads the file (the panel's data set of a multi-data-set file), checks
 it has every channel the panel names and that its ``$PnS`` agree with the panel's
-markers, compensates it (matrix from the file's keyword, a matrix file, or the batch's
-single-stain matrix), flags events by acquisition QC, and applies the panel's transforms:
+markers, flags events by acquisition QC on the raw values, then compensates (matrix
+from the file's keyword, a matrix file, or the batch's single-stain matrix) and
+transforms the panel's channels in one pass over the events, into one float32 matrix;
+the file's checksum is computed on a second thread meanwhile. The raw events are then
+released: the FCS file stays the original record, and raw or compensated copies are
+kept only when asked (a panel's ``keep_layers:``). :func:`ingest_sample` returns the
+same as an AnnData:
 
 - ``X``: transformed values (float32), one column per panel channel, in panel order;
-- ``layers["raw"]`` and ``layers["compensated"]`` (float32);
+- ``layers["raw"]`` and ``layers["compensated"]`` (float32) as asked (both by default);
 - ``var`` indexed by ``$PnN``: ``marker`` (the panel's name, used by gates), ``pns`` (the
   file's ``$PnS``, whatever it holds), both plain strings ("" where absent), ``range``
   ($PnR), ``transform_name``, ``transform`` and ``transform_params`` (JSON);
@@ -26,9 +31,8 @@ import os
 import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import anndata as ad
 import numpy as np
 import pandas as pd
 
@@ -39,15 +43,19 @@ from immuno.cytometry.analysis.acquisition_qc import (
     qc_settings,
 )
 from immuno.cytometry.engine.compensation import Spillover
-from immuno.cytometry.engine.event_pass import compensate_columns
-from immuno.cytometry.engine.transforms import transform_from_spec
+from immuno.cytometry.engine.event_pass import compensate_transform
+from immuno.cytometry.engine.transforms import Transform, transform_from_spec
 from immuno.cytometry.io.fcs import FCSData, read_fcs
 from immuno.cytometry.io.markers import check_markers, marker_error, marker_of
 from immuno.cytometry.io.spillover import read_spillover_file, spillover_from_keywords
+from immuno.cytometry.pipeline.events import LAYERS, TubeEvents
 from immuno.cytometry.pipeline.tubes import fcs_dataset
 from immuno.errors import UserError
 from immuno.io import sha256_file
 from immuno.panels import Panel, load_panel
+
+if TYPE_CHECKING:  # AnnData is built only for callers that ask for one
+    import anndata as ad
 
 #: technical keywords that cannot identify anyone; everything else needs the panel's allow-list
 SAFE_KEYWORDS = frozenset({
@@ -123,10 +131,145 @@ def resolve_spillover(fcs: FCSData, panel: Panel, spill: Spillover | None = None
                                 "as compensation.csv) and give it to this step.")
 
 
+def _sha256_later(path: Path) -> Any:
+    """The file's SHA-256 computed on another thread (hashing releases the GIL), so that
+    reading the file twice costs no time beside the processing."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sha256")
+    future = pool.submit(sha256_file, path)
+    pool.shutdown(wait=False)
+    return future
+
+
+def keep_layers(panel: Panel) -> tuple[str, ...]:
+    """The copies of the events a panel keeps beside X (``keep_layers:``; none by default)."""
+    return tuple(str(k) for k in panel.get("keep_layers") or ())
+
+
+def _channel_transforms(panel: Panel, fcs: FCSData, matrix: Spillover | None, names: list[str],
+                        keep: np.ndarray) -> list[Transform | None]:
+    """Each panel channel's transform; a logicle width to estimate (``w: estimate``) is
+    estimated on the channel's compensated values of the events gating will see (not on
+    margin events or clogs)."""
+    specs = panel.get("transforms", {}) or {}
+    out: list[Transform | None] = []
+    for entry in panel_channels(panel):
+        tname = entry.get("transform")
+        if tname is None:
+            out.append(None)
+            continue
+        if tname not in specs:
+            raise UserError.single(f"{panel.path}: channels", f"channel {entry['channel']} uses transform "
+                                   f"{tname!r}, which `transforms:` does not define")
+        spec, where = specs.get(tname), f"{panel.path}: transforms.{tname}"
+        data = None
+        if isinstance(spec, Mapping) and spec.get("w") == "estimate":
+            assert fcs.events is not None
+            column = compensate_transform(fcs.events, fcs.channels, matrix, [entry["channel"]],
+                                          where=str(fcs.path))[:, 0]
+            data = column[keep] if keep.any() else column
+        out.append(transform_from_spec(spec, where=where, data=data))
+    return out
+
+
+def read_tube(fcs_path: str | os.PathLike[str], panel: Panel | str | os.PathLike[str],
+              spill: Spillover | None = None, sample_id: str | None = None, dataset: int | None = None,
+              check_pns: bool = True, layers: Iterable[str] = ()) -> TubeEvents:
+    """Read, QC-flag, compensate and transform one FCS file (see the module description).
+
+    Parameters
+    ----------
+    fcs_path, panel, spill, sample_id, dataset, check_pns
+        As for :func:`ingest_sample`.
+    layers
+        Copies of the events to keep beside X: ``"raw"`` and/or ``"compensated"``.
+
+    Returns
+    -------
+    TubeEvents
+
+    Raises
+    ------
+    UserError
+        As :func:`ingest_sample`.
+    """
+    panel = _as_panel(panel)
+    wanted = tuple(layers)
+    unknown = [k for k in wanted if k not in LAYERS]
+    if unknown:
+        raise ValueError(f"unknown layer(s) {unknown}; expected some of {LAYERS}")
+    fcs = read_fcs(fcs_path, dataset=fcs_dataset(panel, dataset))
+    assert fcs.events is not None
+    digest = _sha256_later(fcs.path)
+    missing = missing_channels(fcs, panel)
+    if missing:
+        raise UserError.single(str(fcs.path), f"lacks channel(s) {', '.join(missing)} of panel "
+                               f"{panel.name!r} (the file has: {', '.join(fcs.channels)})",
+                               hint="Rename the channel in the panel's `channels:` or re-export the file.")
+    wrong = marker_error(fcs, panel) if check_pns else None
+    if wrong is not None:
+        raise wrong
+    matrix = resolve_spillover(fcs, panel, spill)
+    entries = panel_channels(panel)
+    names = [e["channel"] for e in entries]
+    if matrix is not None:
+        missing_spill = [c for c in matrix.channels if c not in fcs.channels]
+        if missing_spill:
+            raise UserError.single(str(fcs.path), f"spillover matrix ({matrix.source or 'given'}) names "
+                                   f"channel(s) {', '.join(missing_spill)} that the data does not have "
+                                   f"(channels: {', '.join(fcs.channels)})")
+    time_unit = "s" if fcs.keywords.get("$TIMESTEP", "").strip() else "Time units"
+    # margins are judged on the values saturated detectors actually have after decoding
+    qc = acquisition_qc(fcs.events, fcs.channels, fcs.top_values() + 1, **qc_settings(panel.get("qc"), names),
+                        time_unit=time_unit)
+    transforms = _channel_transforms(panel, fcs, matrix, names, qc.flags["qc_pass"].to_numpy())
+    cols = [fcs.channel_index(c) for c in names]
+    kept: dict[str, np.ndarray] = {}
+    if "raw" in wanted:
+        kept["raw"] = fcs.events[:, cols]
+    if "compensated" in wanted:
+        kept["compensated"] = np.empty((fcs.n_events, len(names)), dtype=np.float32, order="F")
+    # compensated and transformed once, in one pass over the file
+    x = compensate_transform(fcs.events, fcs.channels, matrix, names, transforms,
+                             compensated=kept.get("compensated"), where=str(fcs.path))
+    # plain strings ("" where absent): anndata writes them whatever the file holds
+    var = pd.DataFrame({
+        "marker": pd.Series([marker_of(e) or "" for e in entries], dtype=object),
+        "pns": pd.Series([fcs.markers[j] or "" for j in cols], dtype=object),
+        "range": [float(fcs.ranges[j]) for j in cols],
+        "transform_name": [e.get("transform") or "" for e in entries],
+        "transform": [tf.kind if tf is not None else "none" for tf in transforms],
+        "transform_params": [json.dumps(tf.params if tf is not None else {}, sort_keys=True) for tf in transforms],
+    })
+    var.index = pd.Index(names, name="channel")
+    uns: dict[str, Any] = {
+        "provenance": {
+            "file": fcs.path.name, "file_sha256": digest.result(), "fcs_version": fcs.version,
+            "panel": panel.name, "panel_version": panel.version, "panel_sha256": panel.sha256,
+            "spillover_source": matrix.source if matrix is not None else "none",
+            "spillover_channels": list(matrix.channels) if matrix is not None else [],
+            "spillover_matrix": matrix.matrix.tolist() if matrix is not None else [],
+            "acquisition_qc": json.dumps(qc.params, sort_keys=True),
+            "n_events": int(fcs.n_events),
+            "fcs_dataset": int(fcs.dataset), "fcs_datasets": int(fcs.n_datasets),
+        },
+        "fcs_notes": list(fcs.notes),
+        "unlabelled_channels": (check_markers(fcs.channels, fcs.markers, entries).unlabelled
+                                if check_pns else []),
+        "keywords": shareable_keywords(fcs.keywords, panel.get("keywords_allow") or []),
+    }
+    if sample_id is not None:
+        uns["sample_id"] = str(sample_id)
+    return TubeEvents(x=x, var=var, qc=qc, uns=uns, transforms=dict(zip(names, transforms, strict=True)),
+                      spill=matrix, layers=kept)
+
+
 def ingest_sample(fcs_path: str | os.PathLike[str], panel: Panel | str | os.PathLike[str],
                   spill: Spillover | None = None, sample_id: str | None = None,
-                  dataset: int | None = None, check_pns: bool = True) -> ad.AnnData:
-    """Read, compensate, QC-flag and transform one FCS file.
+                  dataset: int | None = None, check_pns: bool = True,
+                  layers: Iterable[str] = LAYERS) -> ad.AnnData:
+    """Read, compensate, QC-flag and transform one FCS file, as an AnnData.
 
     Parameters
     ----------
@@ -145,6 +288,9 @@ def ingest_sample(fcs_path: str | os.PathLike[str], panel: Panel | str | os.Path
     check_pns
         Compare the panel's markers with the file's ``$PnS`` (a mismatch is an error).
         Off for compensation controls, whose ``$PnS`` names the one stain of the tube.
+    layers
+        The copies of the events kept beside X: ``"raw"`` and ``"compensated"`` by
+        default (the pipeline keeps what the panel's ``keep_layers:`` says).
 
     Returns
     -------
@@ -158,89 +304,20 @@ def ingest_sample(fcs_path: str | os.PathLike[str], panel: Panel | str | os.Path
         the file (naming the channels the file has), a panel marker that the file's
         ``$PnS`` contradicts, unknown or singular spillover matrix, bad transform.
     """
-    panel = _as_panel(panel)
-    fcs = read_fcs(fcs_path, dataset=fcs_dataset(panel, dataset))
-    assert fcs.events is not None
-    missing = missing_channels(fcs, panel)
-    if missing:
-        raise UserError.single(str(fcs.path), f"lacks channel(s) {', '.join(missing)} of panel "
-                               f"{panel.name!r} (the file has: {', '.join(fcs.channels)})",
-                               hint="Rename the channel in the panel's `channels:` or re-export the file.")
-    wrong = marker_error(fcs, panel) if check_pns else None
-    if wrong is not None:
-        raise wrong
-    matrix = resolve_spillover(fcs, panel, spill)
-    entries = panel_channels(panel)
-    names = [e["channel"] for e in entries]
-    time_unit = "s" if fcs.keywords.get("$TIMESTEP", "").strip() else "Time units"
-    # margins are judged on the values saturated detectors actually have after decoding
-    qc = acquisition_qc(fcs.events, fcs.channels, fcs.top_values() + 1, **qc_settings(panel.get("qc"), names),
-                        time_unit=time_unit)
-    cols = [fcs.channel_index(c) for c in names]
-    raw = fcs.events[:, cols]
-    if matrix is not None:
-        missing_spill = [c for c in matrix.channels if c not in fcs.channels]
-        if missing_spill:
-            raise UserError.single(str(fcs.path), f"spillover matrix ({matrix.source or 'given'}) names "
-                                   f"channel(s) {', '.join(missing_spill)} that the data does not have "
-                                   f"(channels: {', '.join(fcs.channels)})")
-    # compensated once, in one pass over the file (only the panel's and the matrix's columns)
-    comp = compensate_columns(fcs.events, fcs.channels, matrix, names, where=str(fcs.path))
-    x = np.empty_like(comp)
-    specs = panel.get("transforms", {}) or {}
-    var_rows = []
-    keep = qc.flags["qc_pass"].to_numpy()
-    for j, entry in enumerate(entries):
-        tname = entry.get("transform")
-        if tname is not None and tname not in specs:
-            raise UserError.single(f"{panel.path}: channels", f"channel {entry['channel']} uses transform "
-                                   f"{tname!r}, which `transforms:` does not define")
-        where = f"{panel.path}: transforms.{tname}"
-        column = np.ascontiguousarray(comp[:, j])
-        # W is estimated on the events gating will see, not on margin events or clogs
-        tf = transform_from_spec(specs.get(tname), where=where, data=column[keep] if keep.any() else column) if tname else None
-        # transformed once per channel
-        x[:, j] = tf.apply(column) if tf is not None else column
-        # plain strings ("" where absent): anndata writes them whatever the file holds
-        var_rows.append({"marker": marker_of(entry) or "", "pns": fcs.markers[cols[j]] or "",
-                         "range": float(fcs.ranges[cols[j]]), "transform_name": tname or "",
-                         "transform": tf.kind if tf is not None else "none",
-                         "transform_params": json.dumps(tf.params if tf is not None else {}, sort_keys=True)})
-    var = pd.DataFrame(var_rows, index=pd.Index(names, name="channel"))
-    var["marker"] = var["marker"].astype(object)
-    var["pns"] = var["pns"].astype(object)
-    obs = qc.flags.copy()
-    obs.index = pd.RangeIndex(len(obs), name="event").astype(str)
-    adata = ad.AnnData(X=x, obs=obs, var=var, layers={"raw": raw, "compensated": comp})
-    adata.uns["provenance"] = {
-        "file": fcs.path.name, "file_sha256": sha256_file(fcs.path), "fcs_version": fcs.version,
-        "panel": panel.name, "panel_version": panel.version, "panel_sha256": panel.sha256,
-        "spillover_source": matrix.source if matrix is not None else "none",
-        "spillover_channels": list(matrix.channels) if matrix is not None else [],
-        "spillover_matrix": matrix.matrix.tolist() if matrix is not None else [],
-        "acquisition_qc": json.dumps(qc.params, sort_keys=True),
-        "n_events": int(fcs.n_events),
-        "fcs_dataset": int(fcs.dataset), "fcs_datasets": int(fcs.n_datasets),
-    }
-    adata.uns["fcs_notes"] = list(fcs.notes)
-    adata.uns["unlabelled_channels"] = (check_markers(fcs.channels, fcs.markers, entries).unlabelled
-                                        if check_pns else [])
-    adata.uns["keywords"] = shareable_keywords(fcs.keywords, panel.get("keywords_allow") or [])
-    adata.uns["acquisition_qc"] = {"bins": qc.bins.reset_index(drop=True)}
-    if sample_id is not None:
-        adata.uns["sample_id"] = str(sample_id)
-    return adata
+    return read_tube(fcs_path, panel, spill, sample_id, dataset, check_pns, layers).to_anndata()
 
 
-def acquisition_qc_of(adata: ad.AnnData) -> AcquisitionQC:
+def acquisition_qc_of(adata: ad.AnnData | TubeEvents) -> AcquisitionQC:
     """The acquisition QC recorded in an ingested sample (for :func:`qc_rows`)."""
+    if isinstance(adata, TubeEvents):
+        return adata.qc
     flags = adata.obs[[*FLAG_COLUMNS, "qc_pass"]].reset_index(drop=True)
     bins = adata.uns.get("acquisition_qc", {}).get("bins", pd.DataFrame())
     params = json.loads(adata.uns.get("provenance", {}).get("acquisition_qc", "{}"))
     return AcquisitionQC(flags=flags, bins=pd.DataFrame(bins), params=params)
 
 
-def reading_flags(adata: ad.AnnData, base: Mapping[str, Any]) -> list[dict[str, Any]]:
+def reading_flags(adata: ad.AnnData | TubeEvents, base: Mapping[str, Any]) -> list[dict[str, Any]]:
     """QC warning flags from reading the file: each reading note (offsets resolved,
     word-stored bit widths, non-UTF-8 TEXT ...) and the panel marker channels whose
     ``$PnS`` is empty, so their marker could not be checked."""

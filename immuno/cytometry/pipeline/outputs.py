@@ -95,13 +95,13 @@ def write_sample_outputs(outcome: SampleOutcome, out_dir: str | os.PathLike[str]
                       base / "gatingml" / f"{info.sample_id}.xml"):
             stale.unlink(missing_ok=True)
         return written
-    if events and outcome.events is not None:
-        adata = outcome.events
-        adata.uns["sample"] = {"sample_id": info.sample_id, "patient_id": info.patient_id, "visit": info.visit,
-                               "batch_id": info.batch_id, "panel": info.panel.name, "tube": info.tube}
+    tube = outcome.tube
+    if events and tube is not None:
+        tube.uns["sample"] = {"sample_id": info.sample_id, "patient_id": info.patient_id, "visit": info.visit,
+                              "batch_id": info.batch_id, "panel": info.panel.name, "tube": info.tube}
         if outcome.gating is not None:
-            adata.uns["gates"] = placements_table(outcome.gating.placements)
-        written.append(write_h5ad(adata, base / "events" / f"{info.sample_id}.h5ad"))
+            tube.uns["gates"] = placements_table(outcome.gating.placements)
+        written.append(tube.write(base / "events" / f"{info.sample_id}.h5ad"))
     if outcome.gating is None:  # a compensation control: ingested, not gated
         return written
     stats = outcome.statistics.copy()
@@ -114,20 +114,42 @@ def write_sample_outputs(outcome: SampleOutcome, out_dir: str | os.PathLike[str]
         # the GatingML file itself is written by the batch step: its writer needs FlowKit,
         # whose import costs more than processing a sample
         written.append(write_json(gates_document(outcome), folder / "sample_gates.json"))
-    if plots:
-        adata = outcome.events
+    if plots and tube is not None:
         labels = {c: f"{m} ({c})" if isinstance(m, str) and m else c
-                  for c, m in zip(adata.var_names, adata.var.get("marker", [None] * adata.n_vars), strict=True)}
-        plot_gating(np.asarray(adata.X), list(adata.var_names), outcome.gating.gates,
-                    outcome.gating.memberships, base / "plots" / f"{info.sample_id}.png",
-                    labels=labels, title=info.sample_id)
+                  for c, m in zip(tube.channels, tube.var["marker"], strict=True)}
+        plot_gating(tube.x, tube.channels, outcome.gating.gates, outcome.gating.memberships,
+                    base / "plots" / f"{info.sample_id}.png", labels=labels, title=info.sample_id)
         written.append(base / "plots" / f"{info.sample_id}.png")
     return written
 
 
+def exported_gate(gate: gate_model.Gate) -> gate_model.Gate:
+    """A placed gate with its thresholds written as exact float64 limits.
+
+    The pipeline tests gates on float32 events; a range or quadrant limit is replaced by
+    :func:`~immuno.cytometry.engine.gates.float32_limit` of itself, which splits the
+    float64 values FlowKit and FlowJo compute exactly as the limit splits our float32
+    values (it moves by less than one float32 step). Polygons and ellipses cut events
+    along curves, which no limit can make exact; they are written as placed.
+    """
+    def limits(values: tuple[float | None, ...]) -> tuple[float | None, ...]:
+        return tuple(None if v is None else gate_model.float32_limit(v) for v in values)
+
+    if isinstance(gate, gate_model.RectangleGate):
+        return dataclasses.replace(gate, mins=limits(gate.mins), maxs=limits(gate.maxs))
+    if isinstance(gate, gate_model.QuadrantGate):
+        return dataclasses.replace(gate, dividers={d: tuple(gate_model.float32_limit(v) for v in values)
+                                                   for d, values in gate.dividers.items()})
+    return gate
+
+
 def gates_document(outcome: SampleOutcome) -> dict:
-    """The gates as placed on a sample, with their transforms and spillover, as JSON data."""
-    assert outcome.gating is not None
+    """The gates as placed on a sample, with their transforms and spillover, as JSON data.
+
+    Needs the outcome's per-event data (for the acquisition QC parameters): call it
+    before the data is released.
+    """
+    assert outcome.gating is not None and outcome.tube is not None
 
     def encode(gates: list) -> list[dict]:
         return [{"kind": type(g).__name__, **_jsonable(dataclasses.asdict(g))} for g in gates]
@@ -137,11 +159,11 @@ def gates_document(outcome: SampleOutcome) -> dict:
               "source": outcome.spill.source} if outcome.spill is not None else None)
     # the events acquisition QC removed, as gates on raw values: the exported hierarchy
     # starts below them, so the GatingML file alone reproduces every count
-    qc_params = json.loads(outcome.events.uns.get("provenance", {}).get("acquisition_qc", "{}"))
-    qc_gates, qc_root = keep_gates(qc_params)
+    qc_gates, qc_root = keep_gates(outcome.tube.qc.params)
     # the panel's populations as boolean gates, so that their counts can be checked too
     populations = _exportable(population_gates(panel_populations(outcome.info.panel)))
-    return {"sample_id": outcome.info.sample_id, "gates": encode([*outcome.gating.gates, *populations]),
+    placed = [exported_gate(g) for g in outcome.gating.gates]
+    return {"sample_id": outcome.info.sample_id, "gates": encode([*placed, *populations]),
             "transforms": transforms,
             "spill": spill, "acquisition_gates": encode(qc_gates), "acquisition_root": qc_root}
 

@@ -259,9 +259,16 @@ def panel_populations(panel: Panel) -> list[Population]:
     UserError
         Listing every problem :func:`panel_problems` finds.
     """
-    problems = panel_problems(panel)
-    if problems:
-        raise UserError(problems, hint=f"Fix the gates, populations or headline section of {panel.path}.")
-    pop_lines = {k.split(".", 1)[1]: v for k, v in panel_lines(panel.path).items() if k.startswith("populations.")}
-    return population_specs(panel.get("populations"), gate_names(gate_specs_of(panel)),
-                            where=str(panel.path), lines=pop_lines)
+    key = (str(panel.path), str(panel.sha256))
+    if key not in _POPULATIONS:  # checked once per panel file and process, not once per tube
+        problems = panel_problems(panel)
+        if problems:
+            raise UserError(problems, hint=f"Fix the gates, populations or headline section of {panel.path}.")
+        pop_lines = {k.split(".", 1)[1]: v for k, v in panel_lines(panel.path).items()
+                     if k.startswith("populations.")}
+        _POPULATIONS[key] = population_specs(panel.get("populations"), gate_names(gate_specs_of(panel)),
+                                             where=str(panel.path), lines=pop_lines)
+    return list(_POPULATIONS[key])
+
+
+_POPULATIONS: dict[tuple[str, str], list[Population]] = {}
