@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import anndata as ad
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -295,3 +296,90 @@ def test_clusters_of_pooled_cd4_cells_follow_the_cytokine_gates(
     assert result.annotation["n_events"].sum() == 3000
     again = cluster_events(pooled, markers=["IFNg", "IL4", "IL17A"], resolution=0.3, seed=0, umap=False)
     assert again.adata.obs["leiden"].tolist() == result.adata.obs["leiden"].tolist()
+
+
+def test_per_event_files_compressed_with_an_integer_index_and_layers_only_when_kept(tmp_path: Path) -> None:
+    """X with the gate and QC columns by default, gzip-compressed, the event number as the
+    index; a panel's keep_layers adds the raw and compensated copies, equal to ingest's."""
+    import h5py
+    import yaml
+
+    from immuno.cytometry import ingest_sample
+    from immuno.cytometry.io.spillover import read_spillover_file
+
+    folder = _write_batch(tmp_path / "b", ["P01"], 5000)
+    panels = tmp_path / "panels"
+    panels.mkdir()
+    for p in (PROJECT / "panels").glob("*.yaml"):
+        spec = yaml.safe_load(p.read_text())
+        if spec["name"] == "cytometry_surface_demo":
+            spec["keep_layers"] = ["raw", "compensated"]
+        (panels / p.name).write_text(yaml.safe_dump(spec, sort_keys=False))
+    batch = load_batch(folder, panels_dir=panels)
+    out = tmp_path / "out"
+    process_batch(batch, out, sample_ids=["P01-D0-ICS-STIM", "P01-D0-SURF"], plots=False)
+    with h5py.File(out / "events" / "P01-D0-ICS-STIM.h5ad") as f:
+        assert f["X"].compression == "gzip" and f["X"].shuffle and f["X"].shape == (5000, 12)
+        assert f["obs/_index"].dtype.kind == "i" and f["obs/CD4"].compression == "gzip"
+        assert len(f["layers"]) == 0
+    ics = ad.read_h5ad(out / "events" / "P01-D0-ICS-STIM.h5ad")
+    again = ingest_sample(folder / "cytometry" / "P01-D0-ICS-STIM.fcs", batch.panels["cytometry_ics_demo"])
+    assert ics.X.dtype == again.X.dtype == "float32"
+    np.testing.assert_array_equal(ics.X, again.X)
+    np.testing.assert_array_equal(ics.obs["qc_pass"], again.obs["qc_pass"])
+    kw = ics.uns["keywords"].set_index("keyword")["value"]
+    assert kw["$P5N"] == "BUV395-A" and "$FIL" not in kw.index
+    surf = ad.read_h5ad(out / "events" / "P01-D0-SURF.h5ad")
+    ref = ingest_sample(folder / "cytometry" / "P01-D0-SURF.fcs", batch.panels["cytometry_surface_demo"],
+                        spill=read_spillover_file(out / "compensation.csv"))
+    assert set(surf.layers) == {"raw", "compensated"}
+    np.testing.assert_array_equal(surf.layers["raw"], ref.layers["raw"])
+    np.testing.assert_array_equal(surf.layers["compensated"], ref.layers["compensated"])
+    np.testing.assert_array_equal(surf.X, ref.X)
+    # the X-only file is smaller than the tube's FCS file, its events smaller than stored plainly
+    fcs_size = (folder / "cytometry" / "P01-D0-ICS-STIM.fcs").stat().st_size
+    assert (out / "events" / "P01-D0-ICS-STIM.h5ad").stat().st_size < fcs_size
+    with h5py.File(out / "events" / "P01-D0-ICS-STIM.h5ad") as f:
+        assert f["X"].id.get_storage_size() < 0.9 * f["X"].size * 4
+
+
+def test_one_command_processes_several_units_and_releases_each_tube(tmp_path: Path) -> None:
+    """`immuno cytometry process BATCH S1 S2 ...` writes every tube of every unit (an ICS
+    pair's control with it) in one process; each outcome is handed over complete and its
+    events released before the next tube is read."""
+    from immuno.cli import main
+    from immuno.cytometry import process_unit
+
+    folder = _write_batch(tmp_path / "b", ["P01"], 4000)
+    out = tmp_path / "out"
+    assert main(["cytometry", "process", str(folder), "P01-D0-ICS-STIM", "P01-M1-ICS-STIM", "P01-M1-ICS-UNSTIM",
+                 "--out", str(out), "--no-plots"]) == 0
+    done = sorted(p.name for p in (out / "samples").iterdir())
+    assert done == ["P01-D0-ICS-STIM", "P01-D0-ICS-UNSTIM", "P01-M1-ICS-STIM", "P01-M1-ICS-UNSTIM"]
+    assert all((out / "events" / f"{s}.h5ad").is_file() for s in done)
+    info = batch_samples(load_batch(folder), ["P01-D10-ICS-STIM"])[0]
+    seen: list[tuple[str, bool]] = []
+    outcomes = process_unit(info, emit=lambda o: seen.append((o.info.sample_id, o.tube is not None)))
+    # the control first (it sets the cytokine gates), each with its events when handed over
+    assert seen == [("P01-D10-ICS-UNSTIM", True), ("P01-D10-ICS-STIM", True)]
+    assert [o.info.sample_id for o in outcomes] == ["P01-D10-ICS-STIM", "P01-D10-ICS-UNSTIM"]
+    assert all(o.ok and o.tube is None for o in outcomes)
+    kept = process_unit(info)
+    assert kept[0].tube is not None and kept[0].events.n_obs == 4000
+    assert kept[0].statistics.equals(outcomes[0].statistics)
+
+
+def test_warm_up_compiles_the_kernels_for_the_pipeline_s_own_layouts() -> None:
+    """`immuno cytometry warm` runs a synthetic pair through the pipeline: afterwards the
+    gate tests have code for column-major float32 events (the per-tube matrix) and the
+    static path's float64 chunks, so no sample job compiles them."""
+    from immuno.cytometry.analysis.order_stats import _order_stats32
+    from immuno.cytometry.engine.gate_tree import _ellipse, _polygon, _quadrants, _rectangle
+    from immuno.cytometry.pipeline.warm import warm
+
+    assert warm(events=2000) > 0
+    for kernel in (_rectangle, _polygon, _ellipse, _quadrants):
+        layouts = {(str(sig[0].dtype), sig[0].layout) for sig in kernel.signatures}
+        assert ("float32", "F") in layouts, (kernel, layouts)
+    assert any(str(sig[0].dtype) == "float64" for sig in _rectangle.signatures)
+    assert _order_stats32.signatures

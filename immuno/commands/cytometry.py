@@ -6,6 +6,7 @@
     immuno cytometry aggregate BATCH --out DIR             gather per-sample files
     immuno cytometry batch BATCH --out DIR                 all of the above in one go
     immuno cytometry ingest FCS --panel NAME --out H5AD    one file to per-event AnnData
+    immuno cytometry warm                                  compile the kernels once per environment
     immuno cytometry inspect FCS... [--yaml]               channels, $PnS, data sets of files
     immuno cytometry apply-template TEMPLATE [FCS...]      a FlowJo/GatingML template's gates and counts
     immuno cytometry cluster H5AD... --out H5AD            pooled CD4+ events, Leiden, UMAP
@@ -117,6 +118,14 @@ def _cmd_batch(args: argparse.Namespace) -> int:
     m = process_batch(batch, args.out, plots=not args.no_plots, gatingml=not args.no_gatingml,
                       events=not args.no_events, progress=True)
     print(f"{len(m)} cytometry measurement rows written to {args.out}")
+    return 0
+
+
+def _cmd_warm(args: argparse.Namespace) -> int:
+    from immuno.cytometry.pipeline.warm import warm
+
+    seconds = warm()
+    print(f"cytometry kernels compiled and cached ({seconds:.1f} s)")
     return 0
 
 
@@ -297,6 +306,9 @@ def register(subparsers: Any) -> None:
     _common(p)
     _outputs(p)
     p.set_defaults(func=_cmd_batch)
+
+    p = sub.add_parser("warm", help="compile the cytometry kernels once (numba caches them for every later job)")
+    p.set_defaults(func=_cmd_warm)
 
     p = sub.add_parser("ingest", help="one FCS file to per-event AnnData (compensated, transformed, QC flags)")
     p.add_argument("fcs", help="FCS file")

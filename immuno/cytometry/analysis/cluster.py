@@ -10,6 +10,7 @@ cross-tabulated against the gates, so a cluster can be named in the lab's terms.
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -51,6 +52,14 @@ def _marker_columns(adata: ad.AnnData) -> list[str]:
     return keep
 
 
+def _read_events(path: str | os.PathLike[str]) -> ad.AnnData:
+    """A per-event file as the pipeline writes it; its index is the event number, which
+    AnnData turns into strings with a warning that says nothing new here."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Transforming to str index")
+        return ad.read_h5ad(path)
+
+
 def pool_events(samples: Mapping[str, ad.AnnData | str | os.PathLike[str]], population: str = "CD4",
                 n_per_sample: int = 2000, seed: int = 0) -> ad.AnnData:
     """Pool a population's events from several samples, downsampled to the same size.
@@ -80,7 +89,7 @@ def pool_events(samples: Mapping[str, ad.AnnData | str | os.PathLike[str]], popu
     """
     parts: list[ad.AnnData] = []
     for i, (sid, item) in enumerate(samples.items()):
-        a = item if isinstance(item, ad.AnnData) else ad.read_h5ad(item)
+        a = item if isinstance(item, ad.AnnData) else _read_events(item)
         if population not in a.obs.columns:
             raise UserError.single(f"sample {sid}", f"no gate or population {population!r} in its events "
                                    f"(has: {', '.join(c for c in a.obs.columns if a.obs[c].dtype == bool)})")

@@ -32,6 +32,9 @@ __all__ = ["COMPRESSION", "write_events_h5ad"]
 COMPRESSION: dict[str, Any] = {"compression": "gzip", "compression_opts": 1, "shuffle": True}
 #: events per stored chunk (and per block written)
 CHUNK_ROWS = 32768
+#: HDF5 1.10's object headers: a third smaller per dataset than the 1.8 defaults, which
+#: matters for small tubes (a file holds some sixty datasets); every reader since 2016 has them
+LIBVER = ("v110", "latest")
 
 
 def _array_attrs(ds: Any) -> None:
@@ -88,7 +91,7 @@ def write_events_h5ad(path: str | os.PathLike[str], x: np.ndarray, *,
     from immuno.io import atomic_path
 
     n = x.shape[0]
-    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+    with atomic_path(path) as tmp, h5py.File(tmp, "w", libver=LIBVER) as f:
         f.attrs["encoding-type"] = "anndata"
         f.attrs["encoding-version"] = "0.1.0"
         _write_matrix(f, "X", x)

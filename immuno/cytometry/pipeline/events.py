@@ -130,8 +130,16 @@ class TubeEvents:
         return adata
 
     def write(self, path: str | os.PathLike[str]) -> Path:
-        """Write the compressed per-event ``.h5ad`` (see :mod:`immuno.cytometry.io.event_files`)."""
+        """Write the compressed per-event ``.h5ad`` (see :mod:`immuno.cytometry.io.event_files`).
+
+        The file's ``uns["keywords"]`` is a two-column table (``keyword``, ``value``): a
+        hundred keywords written as a hundred HDF5 objects cost more than a tube's events.
+        """
         uns = {**self.uns, "acquisition_qc": {"bins": self.qc.bins.reset_index(drop=True)}}
+        keywords = uns.get("keywords")
+        if isinstance(keywords, Mapping):
+            uns["keywords"] = pd.DataFrame({"keyword": pd.Series(list(keywords), dtype=object),
+                                            "value": pd.Series([str(v) for v in keywords.values()], dtype=object)})
         return write_events_h5ad(path, self.x, obs=self.obs_columns(), var=self.var, uns=uns, layers=self.layers)
 
 

@@ -33,6 +33,8 @@ def _draw_gate(ax: Any, gate: Any, xlim: tuple[float, float], ylim: tuple[float,
     from matplotlib import patches
 
     kind = type(gate).__name__
+    # add_artist, not add_patch: the limits are set from the events, and updating them
+    # from a patch's Bezier outline costs more than drawing it
     style = {"edgecolor": "crimson", "facecolor": "none", "linewidth": 1.4}
     if kind == "RectangleGate":
         if ylim is None:
@@ -44,15 +46,15 @@ def _draw_gate(ax: Any, gate: Any, xlim: tuple[float, float], ylim: tuple[float,
         x1 = gate.maxs[0] if gate.maxs[0] is not None else xlim[1]
         y0 = gate.mins[1] if gate.mins[1] is not None else ylim[0]
         y1 = gate.maxs[1] if gate.maxs[1] is not None else ylim[1]
-        ax.add_patch(patches.Rectangle((x0, y0), x1 - x0, y1 - y0, **style))
+        ax.add_artist(patches.Rectangle((x0, y0), x1 - x0, y1 - y0, **style))
     elif kind == "PolygonGate":
-        ax.add_patch(patches.Polygon(np.asarray(gate.vertices), closed=True, **style))
+        ax.add_artist(patches.Polygon(np.asarray(gate.vertices), closed=True, **style))
     elif kind == "EllipseGate":
         cov = np.asarray(gate.covariance, dtype=float)
         vals, vecs = np.linalg.eigh(cov)
         angle = math.degrees(math.atan2(vecs[1, -1], vecs[0, -1]))
         w, h = 2 * np.sqrt(np.maximum(vals[::-1], 0) * gate.distance_square)
-        ax.add_patch(patches.Ellipse(tuple(gate.mean), w, h, angle=angle, **style))
+        ax.add_artist(patches.Ellipse(tuple(gate.mean), w, h, angle=angle, **style))
     elif kind == "QuadrantGate":
         dims = list(gate.dims)
         for v in gate.dividers.get(dims[0], ()):
