@@ -83,8 +83,18 @@ def flow_bins(time: np.ndarray, bin_events: int, max_bins: int = MAX_BINS) -> tu
     if t1 <= t0:
         return np.zeros(time.size, dtype=np.intp), np.array([t0, t1])
     width = (t1 - t0) / n_bins
-    idx = np.minimum(((time - t0) / width).astype(np.intp), n_bins - 1)
+    idx = np.empty(time.size, dtype=np.intp)
+    _bin_index(np.ascontiguousarray(time), t0, width, n_bins - 1, idx)
     return idx, t0 + width * np.arange(n_bins + 1)
+
+
+@numba.njit(cache=True, nogil=True)
+def _bin_index(time, t0, width, last, out):
+    # min(int((t - t0) / width), last) in float64, as numpy computes it over whole arrays,
+    # without their float64 temporaries
+    for i in range(time.shape[0]):
+        k = np.intp((np.float64(time[i]) - t0) / width)
+        out[i] = k if k < last else last
 
 
 def _bin_levels(values: np.ndarray, idx: np.ndarray, n_bins: int) -> tuple[np.ndarray, np.ndarray]:
@@ -144,6 +154,121 @@ def _edge_flags(events: np.ndarray, margin_cols: list[int], limits: list[float],
     return at_margin, negative
 
 
+class QCCollector:
+    """What acquisition QC needs from a sample's events, gathered block by block.
+
+    A tube is read in blocks of rows; each block gives its Time values, its margin and
+    negative-scatter flags and, for the signal-level test, its rows at every ``stride``-th
+    event of the file. :meth:`finish` then judges the whole run exactly as
+    :func:`acquisition_qc` judges the whole matrix.
+
+    Parameters
+    ----------
+    n_events
+        Events in the file.
+    channels, ranges, time_channel, margin, negative_scatter, check_channels
+        As for :func:`acquisition_qc`.
+    dtype
+        The events' float type (Time limits are placed for float32 values).
+    """
+
+    def __init__(self, n_events: int, channels: Sequence[str], ranges: Sequence[float] | np.ndarray,
+                 time_channel: str | None = "Time", margin: bool = True, negative_scatter: bool = True,
+                 check_channels: Sequence[str] | None = None, dtype: Any = np.float32) -> None:
+        self.channels = list(channels)
+        self.n = int(n_events)
+        ranges = np.asarray(ranges, dtype=np.float64)
+        self.time_channel = time_channel
+        self.has_time = time_channel is not None and time_channel in self.channels and self.n > 0
+        self.t_col = self.channels.index(time_channel) if self.has_time else -1
+        signal = [j for j, c in enumerate(self.channels) if j != self.t_col]
+        if check_channels is not None:
+            signal = [self.channels.index(c) for c in check_channels if c in self.channels and c != time_channel]
+        self.signal_cols = signal
+        self.margin, self.negative_scatter = bool(margin), bool(negative_scatter)
+        self.margin_limits: dict[str, float] = {}
+        if margin:
+            for j in (k for k in range(len(self.channels)) if k != self.t_col):
+                if ranges[j] > 0:
+                    # relative slack: a decoded log channel's top is stored in float32
+                    self.margin_limits[self.channels[j]] = float((ranges[j] - 1) * (1 - 1e-6))
+        self.scatter = ([c for c in self.channels if c.upper().startswith(("FSC", "SSC"))]
+                        if negative_scatter else [])
+        # levels from every k-th event on large files: a bin of 1000 events has a precise
+        # level from 250 of them, and the arcsinh of every event would dominate the QC time
+        self.stride = max(1, -(-self.n // LEVEL_EVENTS))
+        self.time = np.empty(self.n if self.has_time else 0, dtype=dtype)
+        self.levels = np.empty((-(-self.n // self.stride) if self.has_time else 0, len(signal)), dtype=dtype)
+        self.at_margin = np.zeros(self.n, dtype=bool)
+        self.negative = np.zeros(self.n, dtype=bool)
+
+    def add(self, start: int, block: np.ndarray) -> None:
+        """Take rows ``start`` to ``start + len(block)`` of the file."""
+        stop = start + block.shape[0]
+        if self.has_time:
+            self.time[start:stop] = block[:, self.t_col]
+            first = (-start) % self.stride
+            picked = block[first::self.stride][:, self.signal_cols]
+            at = (start + first) // self.stride
+            self.levels[at:at + picked.shape[0]] = picked
+        margin, negative = _edge_flags(block, [self.channels.index(c) for c in self.margin_limits],
+                                       list(self.margin_limits.values()),
+                                       [self.channels.index(c) for c in self.scatter])
+        self.at_margin[start:stop] = margin
+        self.negative[start:stop] = negative
+
+    def finish(self, bin_events: int = 100, k_mad: float = 4.0, k_level: float | None = None,
+               time_unit: str = "Time units") -> AcquisitionQC:
+        """The QC of the whole run (see :func:`acquisition_qc`)."""
+        n, channels, signal_cols = self.n, self.channels, self.signal_cols
+        flow = np.zeros(n, dtype=bool)
+        excluded: list[list[float | None]] = []
+        bins = pd.DataFrame(columns=["start", "end", "events", "rate_z", "worst_channel",
+                                     "worst_level_z", "flagged"])
+        if self.has_time:
+            idx, edges = flow_bins(self.time, bin_events)
+            n_bins = edges.size - 1
+            counts = np.bincount(idx, minlength=n_bins)
+            level, sampling = _bin_levels(self.levels, idx[::self.stride], n_bins)
+            # a Poisson count cannot be steadier than sqrt(mean): floor the spread there
+            rate_z = _robust_z(counts.astype(np.float64), floor=float(np.sqrt(max(np.median(counts), 1.0))))
+            level_z = np.zeros_like(level)
+            for j in range(level.shape[1]):
+                ok = ~np.isnan(level[:, j])
+                if ok.sum() >= 3:
+                    centre = np.median(level[ok, j])
+                    drift_sd = _MAD_SD * np.median(np.abs(level[ok, j] - centre))
+                    level_z[ok, j] = (level[ok, j] - centre) / np.maximum(np.maximum(drift_sd, sampling[ok, j]),
+                                                                          1e-12)
+            worst = np.argmax(np.abs(level_z), axis=1) if level.shape[1] else np.zeros(n_bins, np.intp)
+            worst_z = np.abs(level_z[np.arange(n_bins), worst]) if level.shape[1] else np.zeros(n_bins)
+            k_lvl = k_mad + 1.0 if k_level is None else k_level
+            flagged = (np.abs(rate_z) > k_mad) | (worst_z > k_lvl)
+            # a stable-looking bin between two unstable ones is part of the same event (a
+            # bin straddling the end of a rate drop and the start of the burst can count normal)
+            gap = np.zeros_like(flagged)
+            gap[1:-1] = flagged[:-2] & flagged[2:]
+            flagged |= gap
+            flow = flagged[idx]
+            excluded = _flagged_intervals(self.time, idx, flagged)
+            bins = pd.DataFrame({
+                "start": edges[:-1], "end": edges[1:], "events": counts, "rate_z": rate_z,
+                "worst_channel": [channels[signal_cols[w]] for w in worst] if signal_cols else [""] * n_bins,
+                "worst_level_z": worst_z, "flagged": flagged,
+            })
+        at_margin, neg = self.at_margin, self.negative
+        flags = pd.DataFrame({"qc_flow": flow, "qc_margin": at_margin, "qc_negative_scatter": neg})
+        flags["qc_pass"] = ~(flow | at_margin | neg)
+        params = {"time_channel": self.time_channel if self.has_time else None, "bin_events": int(bin_events),
+                  "k_mad": float(k_mad), "k_level": float(k_mad + 1.0 if k_level is None else k_level),
+                  "margin": self.margin, "negative_scatter": self.negative_scatter, "time_unit": time_unit,
+                  "check_channels": [channels[j] for j in signal_cols],
+                  # the keep mask as limits on raw values (see :func:`keep_gates`)
+                  "margin_limits": dict(self.margin_limits), "scatter_channels": list(self.scatter),
+                  "flow_excluded": excluded}
+        return AcquisitionQC(flags=flags, bins=bins, params=params)
+
+
 def acquisition_qc(events: np.ndarray, channels: Sequence[str], ranges: Sequence[float] | np.ndarray,
                    time_channel: str | None = "Time", bin_events: int = 100, k_mad: float = 4.0,
                    margin: bool = True, negative_scatter: bool = True,
@@ -180,69 +305,10 @@ def acquisition_qc(events: np.ndarray, channels: Sequence[str], ranges: Sequence
     -------
     AcquisitionQC
     """
-    channels = list(channels)
-    n = events.shape[0]
-    ranges = np.asarray(ranges, dtype=np.float64)
-    has_time = time_channel is not None and time_channel in channels and n > 0
-    t_col = channels.index(time_channel) if has_time else -1
-    signal_cols = [j for j, c in enumerate(channels) if j != t_col]
-    if check_channels is not None:
-        signal_cols = [channels.index(c) for c in check_channels if c in channels and c != time_channel]
-    flow = np.zeros(n, dtype=bool)
-    excluded: list[list[float | None]] = []
-    bins = pd.DataFrame(columns=["start", "end", "events", "rate_z", "worst_channel",
-                                 "worst_level_z", "flagged"])
-    if has_time:
-        idx, edges = flow_bins(events[:, t_col].astype(np.float64), bin_events)
-        n_bins = edges.size - 1
-        counts = np.bincount(idx, minlength=n_bins)
-        # levels from every k-th event on large files: a bin of 1000 events has a precise
-        # level from 250 of them, and the arcsinh of every event would dominate the QC time
-        stride = max(1, -(-n // LEVEL_EVENTS))
-        level, sampling = _bin_levels(events[::stride, signal_cols], idx[::stride], n_bins)
-        # a Poisson count cannot be steadier than sqrt(mean): floor the spread there
-        rate_z = _robust_z(counts.astype(np.float64), floor=float(np.sqrt(max(np.median(counts), 1.0))))
-        level_z = np.zeros_like(level)
-        for j in range(level.shape[1]):
-            ok = ~np.isnan(level[:, j])
-            if ok.sum() >= 3:
-                centre = np.median(level[ok, j])
-                drift_sd = _MAD_SD * np.median(np.abs(level[ok, j] - centre))
-                level_z[ok, j] = (level[ok, j] - centre) / np.maximum(np.maximum(drift_sd, sampling[ok, j]), 1e-12)
-        worst = np.argmax(np.abs(level_z), axis=1) if level.shape[1] else np.zeros(n_bins, np.intp)
-        worst_z = np.abs(level_z[np.arange(n_bins), worst]) if level.shape[1] else np.zeros(n_bins)
-        k_lvl = k_mad + 1.0 if k_level is None else k_level
-        flagged = (np.abs(rate_z) > k_mad) | (worst_z > k_lvl)
-        # a stable-looking bin between two unstable ones is part of the same event (a
-        # bin straddling the end of a rate drop and the start of the burst can count normal)
-        gap = np.zeros_like(flagged)
-        gap[1:-1] = flagged[:-2] & flagged[2:]
-        flagged |= gap
-        flow = flagged[idx]
-        excluded = _flagged_intervals(events[:, t_col], idx, flagged)
-        bins = pd.DataFrame({
-            "start": edges[:-1], "end": edges[1:], "events": counts, "rate_z": rate_z,
-            "worst_channel": [channels[signal_cols[w]] for w in worst] if signal_cols else [""] * n_bins,
-            "worst_level_z": worst_z, "flagged": flagged,
-        })
-    margin_limits: dict[str, float] = {}
-    if margin:
-        for j in (k for k in range(len(channels)) if k != t_col):
-            if ranges[j] > 0:
-                # relative slack: a decoded log channel's top is stored in float32
-                margin_limits[channels[j]] = float((ranges[j] - 1) * (1 - 1e-6))
-    scatter = [c for c in channels if c.upper().startswith(("FSC", "SSC"))] if negative_scatter else []
-    at_margin, neg = _edge_flags(events, [channels.index(c) for c in margin_limits], list(margin_limits.values()),
-                                 [channels.index(c) for c in scatter])
-    flags = pd.DataFrame({"qc_flow": flow, "qc_margin": at_margin, "qc_negative_scatter": neg})
-    flags["qc_pass"] = ~(flow | at_margin | neg)
-    params = {"time_channel": time_channel if has_time else None, "bin_events": int(bin_events),
-              "k_mad": float(k_mad), "k_level": float(k_mad + 1.0 if k_level is None else k_level),
-              "margin": bool(margin), "negative_scatter": bool(negative_scatter), "time_unit": time_unit,
-              "check_channels": [channels[j] for j in signal_cols],
-              # the keep mask as limits on raw values (see :func:`keep_gates`)
-              "margin_limits": margin_limits, "scatter_channels": scatter, "flow_excluded": excluded}
-    return AcquisitionQC(flags=flags, bins=bins, params=params)
+    collector = QCCollector(events.shape[0], channels, ranges, time_channel, margin, negative_scatter,
+                            check_channels, dtype=events.dtype if events.dtype.kind == "f" else np.float64)
+    collector.add(0, events)
+    return collector.finish(bin_events, k_mad, k_level, time_unit)
 
 
 def _flagged_intervals(time: np.ndarray, idx: np.ndarray, flagged: np.ndarray) -> list[list[float | None]]:

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -50,8 +51,8 @@ from immuno.cytometry.io.fcs_text import (
 from immuno.cytometry.io.fcs_write import format_spillover, write_fcs
 from immuno.errors import UserError
 
-__all__ = ["DataSetInfo", "FCSData", "format_spillover", "list_datasets", "parse_spillover", "read_fcs",
-           "read_fcs_header", "write_fcs"]
+__all__ = ["DataSetInfo", "EventReader", "FCSData", "format_spillover", "list_datasets", "parse_spillover",
+           "read_fcs", "read_fcs_header", "write_fcs"]
 
 
 @dataclass
@@ -235,21 +236,64 @@ def read_fcs(path: str | os.PathLike[str], dtype: type[np.floating] = np.float32
         ``dataset`` chooses none, or uses a data layout this reader does not support
         (ASCII data, histogram mode, packed bit fields).
     """
-    path = Path(path)
-    seg, index, n_sets = _chosen(path, dataset)
-    channels, markers, ranges = _channel_meta(seg.keywords, path)
-    n_par = len(channels)
-    layout = data_layout(seg, n_par, path)
-    stored, is_int = read_events(path, layout, n_par)
-    if is_int:
-        events = mask_integers(stored, layout.widths, ranges).astype(dtype)
-    else:
-        events = stored.astype(dtype, copy=stored.dtype != np.dtype(dtype) or not stored.dtype.isnative)
-    if preprocess:
-        _preprocess(events, channels, ranges, seg.keywords)
-    return FCSData(path=path, version=seg.version, keywords=seg.keywords, channels=channels,
-                   markers=markers, ranges=ranges, events=np.ascontiguousarray(events), dataset=index,
-                   n_datasets=n_sets, notes=[*seg.notes, *_keyword_notes(seg.keywords)])
+    reader = EventReader(path, dtype=dtype, preprocess=preprocess, dataset=dataset)
+    fcs = reader.fcs
+    fcs.events = reader.rows(0, reader.n_events)
+    return fcs
+
+
+class EventReader:
+    """An FCS data set's events read in blocks of rows, decoded as :func:`read_fcs` decodes them.
+
+    For a pipeline that processes a large file block by block, so that the whole file
+    never has to be held in memory at once: :attr:`fcs` is the header (events None);
+    :meth:`blocks` yields ``(first_row, events)`` blocks that, stacked, equal
+    ``read_fcs(...).events``.
+
+    Parameters
+    ----------
+    path, dtype, preprocess, dataset
+        As for :func:`read_fcs`.
+
+    Raises
+    ------
+    UserError
+        As :func:`read_fcs`, when the reader is made (before any event is read).
+    """
+
+    def __init__(self, path: str | os.PathLike[str], dtype: type[np.floating] = np.float32,
+                 preprocess: bool = True, dataset: int | None = None) -> None:
+        path = Path(path)
+        seg, index, n_sets = _chosen(path, dataset)
+        channels, markers, ranges = _channel_meta(seg.keywords, path)
+        self._layout = data_layout(seg, len(channels), path)
+        self._dtype, self._preprocess = np.dtype(dtype), preprocess
+        self.fcs = FCSData(path=path, version=seg.version, keywords=seg.keywords, channels=channels,
+                           markers=markers, ranges=ranges, events=None, dataset=index, n_datasets=n_sets,
+                           notes=[*seg.notes, *_keyword_notes(seg.keywords)])
+
+    @property
+    def n_events(self) -> int:
+        """Events in the data set."""
+        return int(self._layout.n_events)
+
+    def rows(self, start: int, count: int) -> np.ndarray:
+        """Events ``start`` to ``start + count`` (fewer at the end), decoded, C-contiguous."""
+        fcs = self.fcs
+        stored, is_int = read_events(fcs.path, self._layout, fcs.n_channels, start, count)
+        dtype = self._dtype
+        if is_int:
+            events = mask_integers(stored, self._layout.widths, fcs.ranges).astype(dtype)
+        else:
+            events = stored.astype(dtype, copy=stored.dtype != dtype or not stored.dtype.isnative)
+        if self._preprocess:
+            _preprocess(events, fcs.channels, fcs.ranges, fcs.keywords)
+        return np.ascontiguousarray(events)
+
+    def blocks(self, rows: int = 65536) -> Iterator[tuple[int, np.ndarray]]:
+        """``(first_row, events)`` for consecutive blocks of ``rows`` events."""
+        for start in range(0, self.n_events, rows):
+            yield start, self.rows(start, rows)
 
 
 def _preprocess(events: np.ndarray, channels: list[str], ranges: np.ndarray,

@@ -238,15 +238,18 @@ def decode_integers(raw: np.ndarray, widths: list[int], order: str) -> np.ndarra
     return out
 
 
-def read_events(path: object, layout: DataLayout, n_par: int) -> tuple[np.ndarray, bool]:
-    """The stored values of a data set: ``(events, is_integer)``.
+def read_events(path: object, layout: DataLayout, n_par: int, start: int = 0,
+                count: int | None = None) -> tuple[np.ndarray, bool]:
+    """The stored values of a data set (or of ``count`` events from event ``start``):
+    ``(events, is_integer)``.
 
     Float data come back as stored (possibly non-native byte order); integer data as
     uint64 (native widths) or uint8/16/32/64 arrays, unmasked.
     """
-    n = layout.n_events
+    n = layout.n_events - start if count is None else min(count, layout.n_events - start)
+    n = max(n, 0)
     with open(str(path), "rb") as fh:
-        fh.seek(layout.start)
+        fh.seek(layout.start + start * layout.row_bytes)
         if layout.float_dtype is not None:
             flat = np.fromfile(fh, dtype=layout.float_dtype, count=n * n_par)
             return flat.reshape(n, n_par), False

@@ -39,13 +39,13 @@ import pandas as pd
 from immuno.cytometry.analysis.acquisition_qc import (
     FLAG_COLUMNS,
     AcquisitionQC,
-    acquisition_qc,
+    QCCollector,
     qc_settings,
 )
 from immuno.cytometry.engine.compensation import Spillover
 from immuno.cytometry.engine.event_pass import compensate_transform
 from immuno.cytometry.engine.transforms import Transform, transform_from_spec
-from immuno.cytometry.io.fcs import FCSData, read_fcs
+from immuno.cytometry.io.fcs import EventReader, FCSData
 from immuno.cytometry.io.markers import check_markers, marker_error, marker_of
 from immuno.cytometry.io.spillover import read_spillover_file, spillover_from_keywords
 from immuno.cytometry.pipeline.events import LAYERS, TubeEvents
@@ -147,13 +147,11 @@ def keep_layers(panel: Panel) -> tuple[str, ...]:
     return tuple(str(k) for k in panel.get("keep_layers") or ())
 
 
-def _channel_transforms(panel: Panel, fcs: FCSData, matrix: Spillover | None, names: list[str],
-                        keep: np.ndarray) -> list[Transform | None]:
-    """Each panel channel's transform; a logicle width to estimate (``w: estimate``) is
-    estimated on the channel's compensated values of the events gating will see (not on
-    margin events or clogs)."""
+def _transform_specs(panel: Panel) -> list[tuple[str, Any, str] | None]:
+    """Each panel channel's transform spec, with its name and where it is defined (None:
+    untransformed); checks that every name is defined."""
     specs = panel.get("transforms", {}) or {}
-    out: list[Transform | None] = []
+    out: list[tuple[str, Any, str] | None] = []
     for entry in panel_channels(panel):
         tname = entry.get("transform")
         if tname is None:
@@ -162,21 +160,27 @@ def _channel_transforms(panel: Panel, fcs: FCSData, matrix: Spillover | None, na
         if tname not in specs:
             raise UserError.single(f"{panel.path}: channels", f"channel {entry['channel']} uses transform "
                                    f"{tname!r}, which `transforms:` does not define")
-        spec, where = specs.get(tname), f"{panel.path}: transforms.{tname}"
-        data = None
-        if isinstance(spec, Mapping) and spec.get("w") == "estimate":
-            assert fcs.events is not None
-            column = compensate_transform(fcs.events, fcs.channels, matrix, [entry["channel"]],
-                                          where=str(fcs.path))[:, 0]
-            data = column[keep] if keep.any() else column
-        out.append(transform_from_spec(spec, where=where, data=data))
+        out.append((str(tname), specs.get(tname), f"{panel.path}: transforms.{tname}"))
     return out
+
+
+def _estimated(spec: Any) -> bool:
+    return isinstance(spec, Mapping) and spec.get("w") == "estimate"
+
+
+#: events read, QC-checked and transformed at a time (a few MB of the file)
+BLOCK_ROWS = 65536
 
 
 def read_tube(fcs_path: str | os.PathLike[str], panel: Panel | str | os.PathLike[str],
               spill: Spillover | None = None, sample_id: str | None = None, dataset: int | None = None,
               check_pns: bool = True, layers: Iterable[str] = ()) -> TubeEvents:
     """Read, QC-flag, compensate and transform one FCS file (see the module description).
+
+    The file is read in blocks of :data:`BLOCK_ROWS` events: each block is checked by
+    acquisition QC and compensated and transformed into its rows of X, so the raw events
+    are never all in memory (a panel that estimates a logicle width from the events
+    gating keeps reads the file twice: QC first, then the transform).
 
     Parameters
     ----------
@@ -199,8 +203,8 @@ def read_tube(fcs_path: str | os.PathLike[str], panel: Panel | str | os.PathLike
     unknown = [k for k in wanted if k not in LAYERS]
     if unknown:
         raise ValueError(f"unknown layer(s) {unknown}; expected some of {LAYERS}")
-    fcs = read_fcs(fcs_path, dataset=fcs_dataset(panel, dataset))
-    assert fcs.events is not None
+    reader = EventReader(fcs_path, dataset=fcs_dataset(panel, dataset))
+    fcs = reader.fcs
     digest = _sha256_later(fcs.path)
     missing = missing_channels(fcs, panel)
     if missing:
@@ -219,20 +223,56 @@ def read_tube(fcs_path: str | os.PathLike[str], panel: Panel | str | os.PathLike
             raise UserError.single(str(fcs.path), f"spillover matrix ({matrix.source or 'given'}) names "
                                    f"channel(s) {', '.join(missing_spill)} that the data does not have "
                                    f"(channels: {', '.join(fcs.channels)})")
+    specs = _transform_specs(panel)
     time_unit = "s" if fcs.keywords.get("$TIMESTEP", "").strip() else "Time units"
+    settings = qc_settings(panel.get("qc"), names)
     # margins are judged on the values saturated detectors actually have after decoding
-    qc = acquisition_qc(fcs.events, fcs.channels, fcs.top_values() + 1, **qc_settings(panel.get("qc"), names),
-                        time_unit=time_unit)
-    transforms = _channel_transforms(panel, fcs, matrix, names, qc.flags["qc_pass"].to_numpy())
-    cols = [fcs.channel_index(c) for c in names]
+    collector = QCCollector(reader.n_events, fcs.channels, fcs.top_values() + 1, settings["time_channel"],
+                            settings["margin"], settings["negative_scatter"], settings["check_channels"])
+    n, cols, where = reader.n_events, [fcs.channel_index(c) for c in names], str(fcs.path)
+    x = np.empty((n, len(names)), dtype=np.float32, order="F")
     kept: dict[str, np.ndarray] = {}
     if "raw" in wanted:
-        kept["raw"] = fcs.events[:, cols]
+        kept["raw"] = np.empty((n, len(names)), dtype=np.float32)
     if "compensated" in wanted:
-        kept["compensated"] = np.empty((fcs.n_events, len(names)), dtype=np.float32, order="F")
-    # compensated and transformed once, in one pass over the file
-    x = compensate_transform(fcs.events, fcs.channels, matrix, names, transforms,
-                             compensated=kept.get("compensated"), where=str(fcs.path))
+        kept["compensated"] = np.empty((n, len(names)), dtype=np.float32, order="F")
+    estimate = [j for j, sp in enumerate(specs) if sp is not None and _estimated(sp[1])]
+    fixed = [None if sp is None or _estimated(sp[1]) else transform_from_spec(sp[1], where=sp[2]) for sp in specs]
+
+    def transform_block(start: int, block: np.ndarray, transforms: list[Transform | None]) -> None:
+        stop = start + block.shape[0]
+        compensate_transform(block, fcs.channels, matrix, names, transforms, out=x[start:stop],
+                             compensated=kept["compensated"][start:stop] if "compensated" in kept else None,
+                             where=where)
+        if "raw" in kept:
+            kept["raw"][start:stop] = block[:, cols]
+
+    if not estimate:
+        # one pass: each block is QC-checked, compensated and transformed
+        for start, block in reader.blocks(BLOCK_ROWS):
+            collector.add(start, block)
+            transform_block(start, block, fixed)
+        qc = collector.finish(settings["bin_events"], settings["k_mad"], settings["k_level"], time_unit)
+        transforms = fixed
+    else:
+        # W is estimated on the compensated values of the events gating will see (not on
+        # margin events or clogs), so QC and those columns come first
+        columns = np.empty((n, len(estimate)), dtype=np.float32)
+        for start, block in reader.blocks(BLOCK_ROWS):
+            collector.add(start, block)
+            compensate_transform(block, fcs.channels, matrix, [names[j] for j in estimate],
+                                 out=columns[start:start + block.shape[0]], where=where)
+        qc = collector.finish(settings["bin_events"], settings["k_mad"], settings["k_level"], time_unit)
+        keep = qc.flags["qc_pass"].to_numpy()
+        transforms = list(fixed)
+        for k, j in enumerate(estimate):
+            sp = specs[j]
+            assert sp is not None
+            column = columns[:, k]
+            transforms[j] = transform_from_spec(sp[1], where=sp[2], data=column[keep] if keep.any() else column)
+        del columns
+        for start, block in reader.blocks(BLOCK_ROWS):
+            transform_block(start, block, transforms)
     # plain strings ("" where absent): anndata writes them whatever the file holds
     var = pd.DataFrame({
         "marker": pd.Series([marker_of(e) or "" for e in entries], dtype=object),

@@ -217,8 +217,8 @@ def process_unit(info: SampleInfo, batch_spill: Spillover | None = None, *,
         The batch's single-stain spillover, for panels that use it.
     emit
         Called with each outcome as soon as it is complete (e.g. to write its files);
-        the outcome's per-event data is released afterwards, so that a pair of large
-        tubes never holds both tubes' events at once.
+        the outcome's per-event data (events and gate memberships) is released
+        afterwards, so that a pair of large tubes never holds both tubes' events at once.
 
     Returns
     -------
@@ -230,7 +230,10 @@ def process_unit(info: SampleInfo, batch_spill: Spillover | None = None, *,
     def done(outcome: SampleOutcome) -> SampleOutcome:
         if emit is not None:
             emit(outcome)
+            # the memberships are read from the events (packed): both go
             outcome.tube = None
+            if outcome.gating is not None:
+                outcome.gating = dataclasses.replace(outcome.gating, memberships={})
         return outcome
 
     # one unit is one core's work (the workflow runs units in parallel); threaded BLAS on
