@@ -71,7 +71,7 @@ def test_demo_headlines_within_acceptance(demo_results: tuple[Path, Path, pd.Dat
 
 
 def test_no_feature_name_means_two_things(demo_results: tuple[Path, Path, pd.DataFrame]) -> None:
-    """DESIGN: one (assay, feature) name is one measurement with one unit, across panels."""
+    """docs/architecture.md: one (assay, feature) name is one measurement with one unit, across panels."""
     _, _, m = demo_results
     per_name = m.groupby(["assay", "feature"]).agg(panels=("panel", "nunique"), units=("unit", "nunique"))
     assert (per_name["units"] == 1).all(), per_name[per_name["units"] > 1]
