@@ -114,8 +114,36 @@ def _bin_levels(values: np.ndarray, idx: np.ndarray, n_bins: int) -> tuple[np.nd
     for j in range(scaled.shape[1]):
         sums = np.bincount(idx, weights=scaled[:, j], minlength=n_bins)
         level[ok, j] = sums[ok] / counts[ok]
-    sampling = scaled.std(axis=0, dtype=np.float64)[None, :] / np.sqrt(np.maximum(counts, 1))[:, None]
+    sampling = _column_std(scaled)[None, :] / np.sqrt(np.maximum(counts, 1))[:, None]
     return level, sampling
+
+
+def _column_std(values: np.ndarray) -> np.ndarray:
+    """``values.std(axis=0, dtype=float64)`` without its float64 copy of the values.
+
+    numpy reduces a row-major matrix along its rows by plain running sums, which the
+    kernel repeats in the same order (the result is equal to the bit); a single column
+    is summed pairwise by numpy, so it goes to numpy.
+    """
+    if values.ndim != 2 or values.shape[1] < 2 or values.shape[0] == 0 or not values.flags.c_contiguous:
+        return values.std(axis=0, dtype=np.float64)
+    return _std_rows(values)
+
+
+@numba.njit(cache=True, nogil=True)
+def _std_rows(values):
+    m, k = values.shape
+    sums = np.zeros(k)
+    for i in range(m):
+        for j in range(k):
+            sums[j] += np.float64(values[i, j])
+    mean = sums / m
+    squares = np.zeros(k)
+    for i in range(m):
+        for j in range(k):
+            d = np.float64(values[i, j]) - mean[j]
+            squares[j] += d * d
+    return np.sqrt(squares / m)
 
 
 @numba.njit(cache=True, nogil=True)

@@ -177,7 +177,8 @@ class _Placer:
         # pipeline's column-major events it is contiguous
         key = id(mask)
         if key not in self._rows:
-            self._rows[key] = (mask, np.flatnonzero(mask))  # the mask is kept, so its id stays its own
+            # the mask is kept, so its id stays its own; int32 rows: half the memory
+            self._rows[key] = (mask, np.flatnonzero(mask).astype(np.int32))
         return self.events[:, self.col(dim)].take(self._rows[key][1])
 
     def record(self, gate_id: str, dim: str, placed: adaptive.Placement) -> None:

@@ -132,13 +132,16 @@ def marker_medians(masks: Mapping[str, np.ndarray], values: np.ndarray, labels: 
     for name in names:
         if len(masks[name]) != values.shape[0]:
             raise ValueError(f"population {name!r} has {len(masks[name])} events, values {values.shape[0]}")
-    rows = [np.flatnonzero(masks[name]) for name in names]
     middles = np.full((len(names), len(cols), 2), np.nan)
-    for j, c in enumerate(cols):
-        column = np.ascontiguousarray(data[:, c])
-        for i, r in enumerate(rows):
-            if r.size:
-                middles[i, j] = middle_values(column, r, hist, buf)
+    # one population's rows at a time (a list of them all would hold several copies of
+    # the events' indices); a column-major matrix gives each channel contiguous for free
+    columns = [np.ascontiguousarray(data[:, c]) for c in cols] if data.flags.f_contiguous else None
+    for i, name in enumerate(names):
+        rows = np.flatnonzero(masks[name])
+        if rows.size:
+            for j, c in enumerate(cols):
+                column = columns[j] if columns is not None else np.ascontiguousarray(data[:, c])
+                middles[i, j] = middle_values(column, rows, hist, buf)
     for j, c in enumerate(cols):
         tr = inverse.get(c)
         if tr is not None and names:
