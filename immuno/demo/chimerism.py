@@ -185,12 +185,18 @@ def simulate_marker_counts(rng: np.random.Generator, g_recipient: np.ndarray, g_
 
 
 def simulate_case(rng: np.random.Generator, markers: int, fraction: float, depth: float = NGS_DEPTH,
-                  error: float = NGS_ERROR, rho: float = NGS_RHO) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+                  error: float = NGS_ERROR, rho: float = NGS_RHO,
+                  error_spread: float = 0.3, crosstalk: float = 0.0) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """One unrelated recipient/donor pair and a biopsy at ``fraction``, as count tables.
 
     Allele frequencies are uniform in 0.2-0.8; each marker's depth varies around
     ``depth`` (lognormal, sd 0.2) and its background error around ``error`` (lognormal,
-    sd 0.3); the references are pure samples sequenced the same way.
+    sd ``error_spread``: 0.3 by default, ~1 for real amplicon panels, whose noisiest
+    markers read ten times the quietest); the references are pure samples sequenced the
+    same way, with the same per-marker errors. ``crosstalk`` is the share of every
+    sample's reads that come from the other person sequenced in the run (index hopping:
+    the recipient reference and the biopsy read that much donor DNA, the donor reference
+    that much recipient DNA).
 
     Returns
     -------
@@ -201,10 +207,11 @@ def simulate_case(rng: np.random.Generator, markers: int, fraction: float, depth
     g_r = (rng.random((2, markers)) < af).sum(0).astype(float)
     g_d = (rng.random((2, markers)) < af).sum(0).astype(float)
     mean_depth = depth * np.exp(0.2 * rng.standard_normal(markers))
-    errors = error * np.exp(0.3 * rng.standard_normal(markers))
+    errors = error * np.exp(error_spread * rng.standard_normal(markers))
     names = [f"m{i:03d}" for i in range(markers)]
     tables = []
-    for first, second, f in ((g_r, g_r, 0.0), (g_d, g_d, 0.0), (g_r, g_d, fraction)):
+    for first, second, f in ((g_r, g_d, crosstalk), (g_d, g_r, crosstalk),
+                             (g_r, g_d, fraction + crosstalk * (1 - fraction))):
         n, k = simulate_marker_counts(rng, first, second, f, mean_depth, errors, rho)
         tables.append(pd.DataFrame({"marker": names, "depth": n, "alt_count": k}))
     recipient, donor, biopsy = tables
