@@ -63,15 +63,22 @@ def test_str_pattern_formulas_recover_dose_model(f: float) -> None:
     # every peak throws 7 % back-stutter, which the references show and the estimator removes
     result = estimate_str(*(_mixture(rec, don, x, stutter=0.07) for x in (f, 0.0, 1.0)))
     loci = result.markers.set_index("marker")
-    assert loci["stutter_ratio"].tolist() == pytest.approx([0.07] * 4)
+    informative = loci[loci["status"] != "not_informative"]
+    assert informative["stutter_ratio"].tolist() == pytest.approx([0.07] * 4)
     assert loci.loc["L_no_shared", "pattern"] == "no_shared"
     assert loci.loc["L_rec_hom", "pattern"] == "recipient_hom"
     assert loci.loc["L_don_hom", "pattern"] == "donor_hom"
-    assert "L_same" not in loci.index  # identical genotypes are not informative
+    # identical genotypes are not informative: in the table with their status and reason
+    assert loci.loc["L_same", "status"] == "not_informative" and not loci.loc["L_same", "used"]
+    assert "share the same alleles" in loci.loc["L_same", "reason"]
     for locus in ("L_no_shared", "L_het_het", "L_rec_hom", "L_don_hom"):
         assert loci.loc[locus, "donor_fraction"] == pytest.approx(f, abs=1e-9), locus
     assert result.fraction == pytest.approx(f, abs=1e-9)
-    assert not loci.loc["L_don_hom", "used"]  # useless at low f, left out when clean loci exist
+    # the minor person's dose-only pattern is useless at low levels and left out while
+    # clean loci exist: the donor-homozygous one below 50 %, the recipient-homozygous above
+    dose_only = "L_don_hom" if f < 0.5 else "L_rec_hom"
+    assert not loci.loc[dose_only, "used"] and "only shifts a dose" in loci.loc[dose_only, "reason"]
+    assert loci.loc["L_no_shared", "status"] == "used"
     assert result.detected
 
 

@@ -40,7 +40,7 @@ from immuno.chimerism.genotypes import (
     informative_markers,
 )
 from immuno.chimerism.likelihood import CHI2_95, BetaBinomialLikelihood, fit_fraction, interval
-from immuno.chimerism.result import ChimerismResult, Flag, not_estimable
+from immuno.chimerism.result import ChimerismResult, Flag, not_estimable, swapped_flag
 
 ALPHA = 0.01
 MIN_INFORMATIVE = 3
@@ -332,13 +332,6 @@ def estimate_counts(biopsy: pd.DataFrame, recipient: pd.DataFrame | None = None,
                              detected=detected, lod=lod, lob=lob, p_value=p_value, n_informative=n_used,
                              flags=flags, markers=_with(table, out), details=details)
     return apply_input_limit(result, genome_equivalents, "given DNA input")
-
-
-def swapped_flag(fraction: float) -> Flag:
-    """The warning for a biopsy that matches the donor reference better than the recipient's."""
-    return Flag("swapped_references", "warning",
-                f"the biopsy is {100 * fraction:.3g} % donor: it matches the donor reference better than the "
-                "recipient's; check that the recipient and donor references were not swapped")
 
 
 def _status(table: pd.DataFrame, has_reads: np.ndarray, use: np.ndarray, companions: np.ndarray,
