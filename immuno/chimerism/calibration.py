@@ -72,7 +72,8 @@ class MarkerErrors:
 
 def marker_errors(recipient: pd.DataFrame, recipient_calls: pd.DataFrame, donor: pd.DataFrame,
                   donor_calls: pd.DataFrame, replicates: Sequence[pd.DataFrame] = (),
-                  floor: float = ERROR_FLOOR, log_rho: float | None = None) -> MarkerErrors:
+                  floor: float = ERROR_FLOOR, log_rho: float | None = None,
+                  other_donors: Sequence[tuple[pd.DataFrame, pd.DataFrame]] = ()) -> MarkerErrors:
     """Background rate per marker from the recipient reference (and replicates), shrunk.
 
     Parameters
@@ -87,6 +88,8 @@ def marker_errors(recipient: pd.DataFrame, recipient_calls: pd.DataFrame, donor:
         Smallest rate used.
     log_rho
         log10 of the read-level overdispersion (None: binomial reads).
+    other_donors
+        Further donors' (counts, calls), with several donors.
 
     Returns
     -------
@@ -111,8 +114,11 @@ def marker_errors(recipient: pd.DataFrame, recipient_calls: pd.DataFrame, donor:
     rate is its blanks' rate as it is.
     """
     names = pd.Index(recipient["marker"].astype(str), name="marker")
-    rec_dose, don_dose = _dose(recipient_calls, names), _dose(donor_calls, names)
-    blanks = [_blank(recipient, rec_dose, names), _blank(donor, don_dose, names)]
+    rec_dose = _dose(recipient_calls, names)
+    donors = [(donor, donor_calls), *other_donors]
+    don_doses = [_dose(calls, names) for _, calls in donors]
+    blanks = [_blank(recipient, rec_dose, names)] + [_blank(t, d, names) for (t, _), d in zip(donors, don_doses,
+                                                                                              strict=True)]
     blanks += [_blank(rep, rec_dose, names) for rep in replicates]
     x = np.stack([b[0] for b in blanks])  # (blanks, markers); NaN where not a blank
     n = np.stack([b[1] for b in blanks])
@@ -120,9 +126,10 @@ def marker_errors(recipient: pd.DataFrame, recipient_calls: pd.DataFrame, donor:
     if float(np.nansum(n)) == 0:
         return MarkerErrors(pd.Series(floor, index=names), pd.Series(floor**2, index=names), floor, 0.0, math.inf,
                             floor, pd.Series(0.0, index=names))
-    # donor-allele blanks: recipient homozygous where the donor differs (not the donor's rows)
-    donor_allele = np.isin(rec_dose, (0, 2)) & ~np.isnan(don_dose) & (don_dose != rec_dose)
-    group = np.where(donor_allele[None, :] & (np.arange(len(blanks)) != 1)[:, None], 1, 0)
+    # donor-allele blanks: recipient homozygous where a donor differs (not the donors' rows)
+    donor_allele = np.isin(rec_dose, (0, 2)) & np.any([~np.isnan(d) & (d != rec_dose) for d in don_doses], axis=0)
+    donor_rows = np.isin(np.arange(len(blanks)), np.arange(1, 1 + len(donors)))
+    group = np.where(donor_allele[None, :] & ~donor_rows[:, None], 1, 0)
     centre, centre_var = np.zeros(2), np.zeros(2)
     for k in (0, 1):
         sel = is_blank & (group == k)
@@ -141,7 +148,8 @@ def marker_errors(recipient: pd.DataFrame, recipient_calls: pd.DataFrame, donor:
     # each marker's own reads: the recipient's blanks, its replicates' and the donor's
     # where it is homozygous for the same allele
     same = is_blank.copy()
-    same[1] &= don_dose == rec_dose
+    for k, d in enumerate(don_doses, start=1):
+        same[k] &= d == rec_dose
     xs, ns = np.where(same, x, 0.0).sum(axis=0), np.where(same, n, 0.0).sum(axis=0)
     n2 = (np.where(same, n, 0.0) ** 2).sum(axis=0)
     own = same[0] & (ns > 0)

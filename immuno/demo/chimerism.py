@@ -218,6 +218,34 @@ def simulate_case(rng: np.random.Generator, markers: int, fraction: float, depth
     return biopsy, recipient, donor
 
 
+def simulate_donors(rng: np.random.Generator, markers: int, fractions: list[float], depth: float = NGS_DEPTH,
+                    error: float = NGS_ERROR, rho: float = NGS_RHO,
+                    error_spread: float = 0.3) -> tuple[pd.DataFrame, pd.DataFrame, list[pd.DataFrame]]:
+    """A recipient, several unrelated donors and a biopsy holding each donor at its fraction.
+
+    As :func:`simulate_case`, with ``fractions`` one per donor (their sum at most 1).
+
+    Returns
+    -------
+    tuple
+        (biopsy, recipient, [donor tables]).
+    """
+    af = rng.uniform(0.2, 0.8, markers)
+    people = [(rng.random((2, markers)) < af).sum(0).astype(float) for _ in range(len(fractions) + 1)]
+    mean_depth = depth * np.exp(0.2 * rng.standard_normal(markers))
+    errors = error * np.exp(error_spread * rng.standard_normal(markers))
+    names = [f"m{i:03d}" for i in range(markers)]
+
+    def table(weights: list[float]) -> pd.DataFrame:
+        dose = sum(w * g for w, g in zip(weights, people, strict=True))
+        n, k = simulate_marker_counts(rng, dose, dose, 0.0, mean_depth, errors, rho)
+        return pd.DataFrame({"marker": names, "depth": n, "alt_count": k})
+
+    pure = [table([1.0 if i == j else 0.0 for i in range(len(people))]) for j in range(len(people))]
+    biopsy = table([1 - sum(fractions), *fractions])
+    return biopsy, pure[0], pure[1:]
+
+
 def ngs_table(rng: np.random.Generator, d: ChimerismDesign, g_r: np.ndarray, g_d: np.ndarray,
               fraction: float) -> str:
     """A Devyser-style count table of one sample."""
