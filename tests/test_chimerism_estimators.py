@@ -17,8 +17,9 @@ from immuno.chimerism import (
     read_marker_counts,
     read_vcf,
 )
+from immuno.chimerism.ngs_mixture import estimate_counts_donors
 from immuno.chimerism.pcr import estimate_ddpcr, estimate_fish, estimate_qpcr
-from immuno.demo.chimerism import simulate, simulate_marker_counts
+from immuno.demo.chimerism import design, simulate, simulate_marker_counts
 
 REAL = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "real" / "chimerism"
 PATIENTS = [f"P{i:02d}" for i in range(1, 10)]
@@ -114,31 +115,56 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, pd.DataFrame]:
 
 def test_demo_str_within_one_point_above_five_percent(demo: tuple[Path, pd.DataFrame]) -> None:
     out, truth = demo
+    d = design(7, PATIENTS)
     checked = 0
-    for p in PATIENTS:
+    for sim in d.patients:
+        p = sim.patient
         peaks = read_genemapper(out / "chimerism" / f"{p}_STR_GeneMapper.txt")
-        one = {tag: peaks[peaks["sample_name"] == f"{p}-{tag}-STR"] for tag in ("REC", "DON", "M1-BX")}
-        result = estimate_str(one["M1-BX"], one["REC"], one["DON"])
-        true = float(truth.loc[truth["sample_id"] == f"{p}-M1-BX-STR", "value"].iloc[0])
-        if true >= 5:
-            assert abs(100 * result.fraction - true) <= 1.0, (p, result.summary(), true)
-            assert result.detected
-            checked += 1
-        elif true == 0:
-            assert not result.detected and result.upper >= result.lod
+        one = {tag: peaks[peaks["sample_name"] == f"{p}-{tag}-STR"] for tag in ("REC", "M1-BX")}
+        # each lot's STR reference is its genotype list (homozygotes entered twice)
+        lots = {lot: read_genemapper(out / "chimerism" / f"{lot}_STR_profile.txt") for lot, _, _, _ in sim.donors()}
+        rows = truth[truth["sample_id"] == f"{p}-M1-BX-STR"].set_index("feature")["value"]
+        if len(lots) > 1:
+            result = estimate_str(one["M1-BX"], one["REC"], donors=lots)
+            parts = [(c, float(rows[f"donor_fraction_{c.donor_id}"])) for c in result.components]
+        else:
+            result = estimate_str(one["M1-BX"], one["REC"], next(iter(lots.values())))
+            parts = [(result, float(rows["donor_fraction"]))]
+        assert not result.failed, (p, result.summary())
+        for part, true in parts:
+            if true >= 5:
+                assert abs(100 * part.fraction - true) <= 1.0, (p, result.summary(), true)
+                assert part.detected
+                checked += 1
+            elif true == 0:
+                assert not part.detected and part.upper >= part.lod
     assert checked >= 3
 
 
 def test_demo_counts_intervals_cover_truth(demo: tuple[Path, pd.DataFrame]) -> None:
     out, truth = demo
-    for p in PATIENTS:
-        c = {tag: read_marker_counts(out / "chimerism" / f"{p}-{tag}-NGS.tsv") for tag in ("REC", "DON", "M1-BX")}
-        result = estimate_counts(c["M1-BX"], c["REC"], c["DON"])
-        row = truth[truth["sample_id"] == f"{p}-M1-BX-NGS"].iloc[0]
-        assert 100 * result.lower <= row["value"] <= 100 * result.upper, (p, result.summary(), row["value"])
-        if row["value"] == 0 or row["value"] > 100 * result.lod:
-            assert result.flag == row["flag"], (p, result.summary())
-        assert not result.failed
+    d = design(7, PATIENTS)
+
+    def counts(p: str, tag: str) -> pd.DataFrame:
+        # one patient's NGS files are .vcf.gz: read by content like the count tables
+        return read_marker_counts(next((out / "chimerism").glob(f"{p}-{tag}-NGS.*")))
+
+    for sim in d.patients:
+        p = sim.patient
+        rows = truth[truth["sample_id"] == f"{p}-M1-BX-NGS"].set_index("feature")
+        if len(sim.donors()) > 1:
+            result = estimate_counts_donors(counts(p, "M1-BX"), counts(p, "REC"),
+                                            {lot: counts(p, "DON" if i == 0 else f"DON{i + 1}")
+                                             for i, (lot, _, _, _) in enumerate(sim.donors())})
+            parts = [(c, rows.loc[f"donor_fraction_{c.donor_id}"]) for c in result.components]
+        else:
+            result = estimate_counts(counts(p, "M1-BX"), counts(p, "REC"), counts(p, "DON"))
+            parts = [(result, rows.loc["donor_fraction"])]
+        assert not result.failed, (p, result.summary())
+        for part, row in parts:
+            assert 100 * part.lower <= row["value"] <= 100 * part.upper, (p, result.summary(), row["value"])
+            if row["value"] == 0 or row["value"] > 100 * part.lod:
+                assert part.flag == row["flag"], (p, result.summary())
 
 
 @pytest.mark.real

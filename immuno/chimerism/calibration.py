@@ -68,12 +68,15 @@ class MarkerErrors:
     shared_variance: pd.Series | None = None
     pooled_variance: float = 0.0
     between_sd_high: float = 0.0
+    other_rate: float = math.nan
+    other_variance: float = 0.0
 
 
 def marker_errors(recipient: pd.DataFrame, recipient_calls: pd.DataFrame, donor: pd.DataFrame,
                   donor_calls: pd.DataFrame, replicates: Sequence[pd.DataFrame] = (),
                   floor: float = ERROR_FLOOR, log_rho: float | None = None,
-                  other_donors: Sequence[tuple[pd.DataFrame, pd.DataFrame]] = ()) -> MarkerErrors:
+                  other_donors: Sequence[tuple[pd.DataFrame, pd.DataFrame]] = (),
+                  donor_allele_centre: bool = False) -> MarkerErrors:
     """Background rate per marker from the recipient reference (and replicates), shrunk.
 
     Parameters
@@ -90,6 +93,10 @@ def marker_errors(recipient: pd.DataFrame, recipient_calls: pd.DataFrame, donor:
         log10 of the read-level overdispersion (None: binomial reads).
     other_donors
         Further donors' (counts, calls), with several donors.
+    donor_allele_centre
+        Centre the donor-allele markers on the recipient's own rate there (when that rate
+        stands out from the run's other blanks: see
+        :func:`immuno.chimerism.counts.reference_pair`) rather than on the pooled rate.
 
     Returns
     -------
@@ -98,13 +105,15 @@ def marker_errors(recipient: pd.DataFrame, recipient_calls: pd.DataFrame, donor:
 
     Notes
     -----
-    Every homozygous reference call is a blank for the allele it lacks. Two kinds are
-    kept apart. At the markers where only the donor carries an allele, the recipient
+    Every homozygous reference call is a blank for the allele it lacks; their summed
+    reads over summed depth is the run's pooled error, the centre every marker's rate is
+    shrunk towards. At the markers where only the donor carries an allele, the recipient
     reference (sequenced in the same run) is the blank of exactly what a biopsy is
     tested for, and its reads there include whatever reaches every sample of the run
-    (index hopping, carry-over) besides sequencing error: their own pooled rate is their
-    centre. Every other blank (the rest of both references) gives the run's pooled
-    error. A single blank cannot tell a persistently noisy amplicon from a read-level
+    (index hopping, carry-over) besides sequencing error: when they stand out
+    (``donor_allele_centre``) their own pooled rate is their centre instead. (With ~1
+    read per marker and beta-binomial reads a single blank's rate is skewed low most of
+    the time, so a separate centre is only used when the excess is evident.) A single blank cannot tell a persistently noisy amplicon from a read-level
     fluctuation; the blanks together can, given the read-level overdispersion of the
     references: the between-marker variance of the true rates is what their scatter
     around their centre leaves beyond it (:func:`_between_marker_variance`). A marker's
@@ -129,7 +138,7 @@ def marker_errors(recipient: pd.DataFrame, recipient_calls: pd.DataFrame, donor:
     # donor-allele blanks: recipient homozygous where a donor differs (not the donors' rows)
     donor_allele = np.isin(rec_dose, (0, 2)) & np.any([~np.isnan(d) & (d != rec_dose) for d in don_doses], axis=0)
     donor_rows = np.isin(np.arange(len(blanks)), np.arange(1, 1 + len(donors)))
-    group = np.where(donor_allele[None, :] & ~donor_rows[:, None], 1, 0)
+    group = np.where(donor_allele[None, :] & ~donor_rows[:, None] & donor_allele_centre, 1, 0)
     centre, centre_var = np.zeros(2), np.zeros(2)
     for k in (0, 1):
         sel = is_blank & (group == k)
@@ -141,6 +150,11 @@ def marker_errors(recipient: pd.DataFrame, recipient_calls: pd.DataFrame, donor:
     if np.isnan(centre[1]):
         centre[1], centre_var[1] = centre[0], centre_var[0]
     pooled = float(centre[0])
+    # the run's background without the recipient's donor-allele blanks (what those are tested against)
+    rest = is_blank & ~(donor_allele[None, :] & ~donor_rows[:, None])
+    rest_total = float(n[rest].sum())
+    other = max(float(x[rest].sum()) / rest_total, floor) if rest_total > 0 else pooled
+    other_var = other * (1 - other) / rest_total if rest_total > 0 else float(centre_var[0])
     inflation = 1.0 / 10.0**log_rho if log_rho is not None else 0.0
     rows, cols = np.nonzero(is_blank)
     tau2, tau2_high = _between_marker_variance(cols, x[rows, cols], n[rows, cols], centre[group[rows, cols]],
@@ -153,8 +167,9 @@ def marker_errors(recipient: pd.DataFrame, recipient_calls: pd.DataFrame, donor:
     xs, ns = np.where(same, x, 0.0).sum(axis=0), np.where(same, n, 0.0).sum(axis=0)
     n2 = (np.where(same, n, 0.0) ** 2).sum(axis=0)
     own = same[0] & (ns > 0)
-    target = np.where(donor_allele, centre[1], centre[0])
-    target_var = np.where(donor_allele, centre_var[1], centre_var[0])
+    own_centre = donor_allele & donor_allele_centre
+    target = np.where(own_centre, centre[1], centre[0])
+    target_var = np.where(own_centre, centre_var[1], centre_var[0])
     rate, var = target.copy(), np.full(len(names), tau2)
     r = np.divide(xs, ns, out=target.copy(), where=ns > 0)
     if replicates:
@@ -165,13 +180,11 @@ def marker_errors(recipient: pd.DataFrame, recipient_calls: pd.DataFrame, donor:
         var[own] = (r * (ns + n2 * inflation) / np.maximum(ns, 1.0) ** 2)[own]
         target_var = np.zeros(len(names))
     else:
-        shrunk, weight = target.copy(), np.zeros(len(names))
-        # the read-level variance of a marker's rate depends on the rate itself: a few
-        # rounds, each at the previous round's shrunk rate (a fixed point, reached fast)
-        for _ in range(10 if tau2 > 0 else 0):
-            read_var = np.maximum(shrunk, floor) * (ns + n2 * inflation) / np.maximum(ns, 1.0) ** 2
-            weight = tau2 / (tau2 + read_var)
-            shrunk = target + weight * (r - target)
+        # the read-level variance at the centre's rate: a marker whose blank happened to
+        # read nothing is not thereby error-free (at its own rate, 0 reads would look exact)
+        read_var = target * (ns + n2 * inflation) / np.maximum(ns, 1.0) ** 2
+        weight = tau2 / (tau2 + read_var) if tau2 > 0 else np.zeros(len(names))
+        shrunk = target + weight * (r - target)
         rate[own] = shrunk[own]
         var[own] = ((1 - weight) * tau2)[own]
         # the centre's own uncertainty is shared by its markers: kept apart
@@ -179,7 +192,7 @@ def marker_errors(recipient: pd.DataFrame, recipient_calls: pd.DataFrame, donor:
     strength = pooled * (1 - pooled) / tau2 if tau2 > 0 else math.inf
     return MarkerErrors(pd.Series(np.maximum(rate, floor), index=names), pd.Series(var, index=names), pooled,
                         math.sqrt(tau2), strength, float(centre[1]), pd.Series(target_var, index=names),
-                        float(centre_var[0]), math.sqrt(tau2_high))
+                        float(centre_var[0]), math.sqrt(tau2_high), other, other_var)
 
 
 def _dose(calls: pd.DataFrame, names: pd.Index) -> np.ndarray:

@@ -141,16 +141,25 @@ def reference_pair(recipient: pd.DataFrame, donor: pd.DataFrame, replicates: Seq
              call_ngs_genotype(donor, min_depth, hom_vaf, het_range))
     pairs = informative_markers(*calls)
     errors, log_rho = _run_errors(recipient, donor, calls, replicates)
-    fill = errors.pooled
-    pairs["error_rate"] = pairs["marker"].map(errors.rate).fillna(fill).to_numpy(float)
-    pairs["error_var"] = pairs["marker"].map(errors.variance).fillna(errors.between_sd**2).to_numpy(float)
-    pairs["error_shared_var"] = pairs["marker"].map(errors.shared_variance).fillna(errors.pooled_variance).to_numpy(float)
     ref = ReferencePair(pairs, len(pairs), errors, log_rho)
-    _recipient_background(ref, recipient, alpha)
+    if _recipient_background(ref, recipient, alpha):
+        # the recipient's donor-allele reads stand out: they are the blank of those markers
+        ref.errors = marker_errors(recipient, calls[0], donor, calls[1], replicates, log_rho=log_rho,
+                                   donor_allele_centre=True)
+        ref.details["donor_allele_background"] = ref.errors.donor_allele_rate
+    _error_columns(ref.table, ref.errors)
     return ref
 
 
-def _recipient_background(ref: ReferencePair, recipient: pd.DataFrame, alpha: float) -> None:
+def _error_columns(table: pd.DataFrame, errors: MarkerErrors) -> None:
+    """Each marker's background rate and its variances, in the reference table."""
+    table["error_rate"] = table["marker"].map(errors.rate).fillna(errors.pooled).to_numpy(float)
+    table["error_var"] = table["marker"].map(errors.variance).fillna(errors.between_sd**2).to_numpy(float)
+    table["error_shared_var"] = table["marker"].map(errors.shared_variance).fillna(
+        errors.pooled_variance).to_numpy(float)
+
+
+def _recipient_background(ref: ReferencePair, recipient: pd.DataFrame, alpha: float) -> bool:
     """The recipient reference as the blank of the donor's alleles.
 
     The reference was taken before the infusion, and it is sequenced in the same run as
@@ -159,16 +168,16 @@ def _recipient_background(ref: ReferencePair, recipient: pd.DataFrame, alpha: fl
     sample of the run (index hopping from the donor reference, carry-over), and, rarely,
     earlier microchimerism or a contaminated tube. They are tested against the
     background of every other homozygous call (pooled rate and between-marker spread,
-    negative-binomial tail). Whatever the outcome, those reads are the blank of the
+    negative-binomial tail). When they stand out they become the blank of the
     donor-allele markers (:func:`immuno.chimerism.calibration.marker_errors`), so a
-    biopsy is called detected only above what the recipient's own reference shows. When
-    they stand out, a reportable excess (>= 0.1 % donor) raises ``recipient_background``;
-    a smaller one an ``info`` note.
+    biopsy is called detected only above what the recipient's own reference shows; a
+    reportable excess (>= 0.1 % donor) raises ``recipient_background``, a smaller one an
+    ``info`` note. Returns whether they stood out.
     """
     t = ref.table
     hom = (t["pattern"] == "recipient_hom").to_numpy()
     if not hom.any() or ref.errors is None:
-        return
+        return False
     reads = recipient.astype({"marker": str}).groupby("marker")[["depth", "alt_count"]].sum()
     sub = t[hom]
     n = sub["marker"].map(reads["depth"]).fillna(0).to_numpy(float)
@@ -176,15 +185,14 @@ def _recipient_background(ref: ReferencePair, recipient: pd.DataFrame, alpha: fl
     g_r, g_d = sub["g_recipient"].to_numpy(float), sub["g_donor"].to_numpy(float)
     x = np.where(g_r == 0, alt, n - alt)
     tau2 = ref.errors.between_sd_high**2
-    e = np.full(len(x), ref.errors.pooled)
+    e = np.full(len(x), ref.errors.other_rate)
     rho = 10.0**ref.log_rho if ref.log_rho is not None else math.inf
     dq = np.abs(g_d - g_r) / 2
-    z, p, fraction = excess_reads(x, n, e, np.full(len(x), tau2), dq, rho, ref.errors.pooled_variance)
+    z, p, fraction = excess_reads(x, n, e, np.full(len(x), tau2), dq, rho, ref.errors.other_variance)
     ref.details.update({"recipient_background_z": z, "recipient_background_p": p,
                         "recipient_reference_fraction": fraction})
     if p >= alpha or n.sum() <= 0:
-        return
-    ref.details["donor_allele_background"] = ref.errors.donor_allele_rate
+        return False
     reportable = fraction >= REPORTABLE_BACKGROUND
     ref.flags.append(Flag(
         "recipient_background" if reportable else "donor_allele_background", "warning" if reportable else "info",
@@ -194,6 +202,7 @@ def _recipient_background(ref: ReferencePair, recipient: pd.DataFrame, alpha: fl
         "alleles, so the biopsy is judged above it"
         + (" (if only the reference tube was contaminated, the biopsy may be under-estimated by as much)"
            if reportable else "")))
+    return True
 
 
 def estimate_counts(biopsy: pd.DataFrame, recipient: pd.DataFrame | None = None,

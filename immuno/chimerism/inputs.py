@@ -2,7 +2,9 @@
 
 A biopsy's references are the rows with the same ``patient_id`` and ``panel`` and role
 ``recipient_reference``, and the ``donor_reference`` row with the same ``donor_id``
-(the same patient's row first: patients may share a donor lot). The method comes from
+(the same patient's row first: patients may share a donor lot). A patient with several
+donors (a double graft) has one ``donor_reference`` row per ``donor_id``; the biopsy is
+then estimated against all of them, one fraction per donor. The method comes from
 the panel (``method: str | ngs | ddpcr | qpcr | fish``). Multi-sample exports are read
 once and split by ``sample_name`` (default: the sample id).
 """
@@ -56,6 +58,21 @@ def references(rows: pd.DataFrame, biopsy: Mapping[str, Any]) -> dict[str, pd.Se
     donors = own if len(own) else donors
     return {"recipient_reference": rec.iloc[0] if len(rec) else None,
             "donor_reference": donors.iloc[0] if len(donors) else None}
+
+
+def donor_references(rows: pd.DataFrame, biopsy: Mapping[str, Any]) -> dict[str, pd.Series]:
+    """Every donor reference of a biopsy, by donor id: the one its ``donor_id`` names, then
+    any other ``donor_reference`` rows of the same patient and panel (a double graft has
+    one row per donor). Empty when the biopsy's own donor has no reference row."""
+    first = references(rows, biopsy)["donor_reference"]
+    if first is None:
+        return {}
+    out = {str(biopsy["donor_id"]): first}
+    more = rows[(rows["role"] == "donor_reference") & (rows["panel"] == biopsy["panel"])
+                & (rows["patient_id"] == biopsy["patient_id"]) & (rows["donor_id"] != biopsy["donor_id"])]
+    for _, r in more.iterrows():
+        out.setdefault(str(r["donor_id"]), r)
+    return out
 
 
 @dataclass

@@ -11,8 +11,8 @@ The fractions are fitted jointly (rho profiled with the same penalty as for one 
 a grid over the simplex ``f_j >= 0, sum f_j <= 1`` finds the best start, then bounded
 Brent searches one fraction at a time (the others and rho held at their best) until no
 fraction moves. Each donor's 95 % interval is its profile: the other fractions and rho
-maximised at every value, the ends where twice the drop reaches 3.841 (no sandwich
-widening here: with several donors it is not implemented). Detection per donor is the boundary likelihood-ratio
+maximised at every value, the ends where twice the drop reaches 3.841, widened by the
+donor's sandwich ratio as for one donor. Detection per donor is the boundary likelihood-ratio
 test of ``f_j = 0`` with the others free, at alpha 0.01, and an estimate above that
 donor's limit of blank.
 """
@@ -81,6 +81,31 @@ class MixtureLikelihood:
         if self.rho_prior is not None:
             ll += -0.5 * ((np.asarray(log_rho, float) - self.rho_prior[0]) / self.rho_prior[1]) ** 2
         return ll
+
+    def per_marker(self, f: np.ndarray, log_rho: float) -> np.ndarray:
+        """Each marker's log-likelihood at one fraction vector and log10 rho."""
+        rho = 10.0**log_rho
+        p = (self.g_r + np.asarray(f, float) @ (self.g_d - self.g_r[None, :])) / 2
+        q = p * (1 - self.e) + (1 - p) * self.e
+        a, b = q * rho, (1 - q) * rho
+        return (gammaln(self.k + a) + gammaln(self.n - self.k + b) - gammaln(a) - gammaln(b)
+                + gammaln(rho) - gammaln(self.n + rho))
+
+    def sandwich_ratio(self, f: np.ndarray, k: int) -> float:
+        """Robust over model-based variance of donor ``k``'s fraction (1 when not judged),
+        as :func:`immuno.chimerism.calibration.sandwich_ratio` for one donor."""
+        carries = self.g_d[k] != self.g_r
+        m = int(carries.sum())
+        if m < 3 or not 0 < f[k] < 1 - (f.sum() - f[k]):
+            return 1.0
+        h = 1e-4 * min(f[k], 0.01)
+        step = np.zeros(len(f))
+        step[k] = h
+        ll = [self.per_marker(f + d * step, self._log_rho) for d in (-1, 0, 1)]
+        score = (ll[2] - ll[0]) / (2 * h)
+        curvature = -(ll[2] - 2 * ll[1] + ll[0]) / h**2
+        a = float(curvature[carries].sum())
+        return float((score[carries] ** 2).sum()) / a * m / (m - 1) if a > 0 else 1.0
 
     def profile(self, f: np.ndarray) -> float:
         """The log-likelihood at ``f`` with rho maximised (a moving 3-point stencil)."""
@@ -249,6 +274,12 @@ def estimate_counts_donors(biopsy: pd.DataFrame, recipient: pd.DataFrame, donors
                             e[fitted], (log_rho, RHO_PRIOR_SD) if log_rho is not None else None)
     f_hat, l_max = maximise(lik)
     rho = 10.0**lik._log_rho
+    with np.errstate(invalid="ignore", divide="ignore"):
+        table["vaf"] = alt / depth
+    table["informative"] = differs
+    p_fit = (lik.g_r + f_hat @ (lik.g_d - lik.g_r[None, :])) / 2
+    table["expected_vaf"] = np.nan
+    table.loc[fitted, "expected_vaf"] = p_fit * (1 - lik.e) + (1 - p_fit) * lik.e
     cols = {"depth": depth, "alt_count": alt, "g_recipient": table["g_recipient"].to_numpy(float),
             "error_rate": e, "error_var": table["error_var"].to_numpy(float),
             "error_shared_var": table["error_shared_var"].to_numpy(float)}
@@ -271,7 +302,9 @@ def _component(lik: MixtureLikelihood, f_hat: np.ndarray, l_max: float, k: int, 
                alpha: float, rel_se: float, fitted: np.ndarray, use: np.ndarray, table: pd.DataFrame,
                cols: dict[str, np.ndarray], genome_equivalents: float | None) -> ChimerismResult:
     """One donor's fraction, interval, detection and limits."""
-    lower, upper = _profile_interval(lik, f_hat, l_max, k, CHI2_95 / 2)
+    lik.profile(f_hat)
+    widening = max(lik.sandwich_ratio(f_hat, k), 1.0)
+    lower, upper = _profile_interval(lik, f_hat, l_max, k, widening * CHI2_95 / 2)
     _, l_zero = maximise(lik, f_hat * np.where(np.arange(len(f_hat)) == k, 0.0, 1.0), fixed=(k, 0.0), rounds=10)
     stat = max(2 * (l_max - l_zero), 0.0)
     p_value = boundary_p(stat) if f_hat[k] > 0 else 1.0
@@ -288,5 +321,6 @@ def _component(lik: MixtureLikelihood, f_hat: np.ndarray, l_max: float, k: int, 
                           f"{donor_id} that the recipient lacks"))
     result = ChimerismResult(method="ngs", fraction=float(f_hat[k]), lower=lower, upper=upper, detected=detected,
                              lod=lod, lob=lob, p_value=p_value, n_informative=int(own.sum()), flags=flags,
-                             markers=table, donor_id=donor_id, details={"lr_statistic": stat})
+                             markers=table, donor_id=donor_id,
+                             details={"lr_statistic": stat, "interval_widening": widening})
     return apply_input_limit(result, genome_equivalents, "given DNA input")

@@ -182,19 +182,18 @@ def estimate_exports(files: Exports, method: str | None = None, options: Mapping
     if method in ("str", "ngs"):
         dna_ng = opts.get("dna_input_ng")
         genomes = genome_equivalents(float(dna_ng)) if dna_ng else None  # type: ignore[arg-type]
+        sample, recipient = table("sample"), table("recipient")
         dons = donor_tables()
         if method == "str":
             settings = str_settings(panel, opts.get("analytical_threshold"))  # type: ignore[arg-type]
-            result = (estimate_str(table("sample"), table("recipient"), donors=dons, settings=settings)
-                      if len(dons) > 1 else estimate_str(table("sample"), table("recipient"), next(iter(dons.values())),
-                                                         settings=settings))
+            result = (estimate_str(sample, recipient, donors=dons, settings=settings) if len(dons) > 1
+                      else estimate_str(sample, recipient, next(iter(dons.values())), settings=settings))
             return apply_input_limit(result, genomes, f"{dna_ng} ng given")
         if len(dons) > 1:
             from immuno.chimerism.ngs_mixture import estimate_counts_donors
 
-            return estimate_counts_donors(table("sample"), table("recipient"), dons, genome_equivalents=genomes)
-        return estimate_counts(table("sample"), table("recipient"), next(iter(dons.values())),
-                               genome_equivalents=genomes)
+            return estimate_counts_donors(sample, recipient, dons, genome_equivalents=genomes)
+        return estimate_counts(sample, recipient, next(iter(dons.values())), genome_equivalents=genomes)
     if method == "ddpcr":
         return _ddpcr(table("sample"), table("recipient") if files.recipient else None, opts, files.sample)
     if method == "qpcr":
