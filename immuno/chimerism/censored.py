@@ -64,19 +64,35 @@ def censored_mean(observed: np.ndarray, lower: np.ndarray, upper: np.ndarray) ->
         half = float(stats.t.ppf(0.975, n - 1)) * sd / math.sqrt(n)
         return CensoredMean(mean, max(mean - half, 0.0), min(mean + half, 1.0), sd, n)
 
-    def nll(mu: float, log_sigma: float) -> float:
-        sigma = max(math.exp(log_sigma), SIGMA_FLOOR)
-        ll = float(stats.norm.logpdf(observed, mu, sigma).sum())
-        p = stats.norm.cdf(upper, mu, sigma) - stats.norm.cdf(lower, mu, sigma)
-        return -(ll + float(np.log(np.maximum(p, 1e-300)).sum()))
+    # sigma is profiled on a fine log grid (vectorised), refined by a parabola
+    log_sigma = np.linspace(math.log(SIGMA_FLOOR), math.log(2.0), 121)
+    sigma = np.exp(log_sigma)
+
+    def nll(mu: np.ndarray) -> np.ndarray:
+        """Negative log-likelihood at every (mu, sigma grid) pair, shape (len(mu), len(sigma))."""
+        mu = np.atleast_1d(np.asarray(mu, float))[:, None, None]
+        s = sigma[None, :, None]
+        ll = stats.norm.logpdf(observed[None, None, :], mu, s).sum(axis=2)
+        p = stats.norm.cdf(upper[None, None, :], mu, s) - stats.norm.cdf(lower[None, None, :], mu, s)
+        return -(ll + np.log(np.maximum(p, 1e-300)).sum(axis=2))
+
+    def profile_many(mu: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        values = nll(mu)
+        j = np.clip(values.argmin(axis=1), 1, len(sigma) - 2)
+        rows = np.arange(len(values))
+        left, mid, right = values[rows, j - 1], values[rows, j], values[rows, j + 1]
+        curv = left - 2 * mid + right
+        with np.errstate(invalid="ignore", divide="ignore"):
+            inside = (curv > 0) & (mid <= left) & (mid <= right)
+            best = np.where(inside, mid - (left - right) ** 2 / (8 * curv), values.min(axis=1))
+            shift = np.where(inside, 0.5 * (left - right) / curv, 0.0)
+        return best, np.exp(log_sigma[j] + shift * (log_sigma[1] - log_sigma[0]))
 
     def profile(mu: float) -> float:
-        res = optimize.minimize_scalar(lambda ls: nll(mu, ls), bounds=(math.log(SIGMA_FLOOR), math.log(2.0)),
-                                       method="bounded", options={"xatol": 1e-6})
-        return float(res.fun)
+        return float(profile_many(np.array([mu]))[0][0])
 
-    grid = np.linspace(0.0, 1.0, 51)
-    values = np.array([profile(m) for m in grid])
+    grid = np.linspace(0.0, 1.0, 201)
+    values = profile_many(grid)[0]
     j = int(values.argmin())
     lo, hi = grid[max(j - 1, 0)], grid[min(j + 1, len(grid) - 1)]
     res = optimize.minimize_scalar(profile, bounds=(lo, hi), method="bounded", options={"xatol": 1e-7})
@@ -87,10 +103,9 @@ def censored_mean(observed: np.ndarray, lower: np.ndarray, upper: np.ndarray) ->
     for end in (0.0, 1.0):
         if profile(end) <= best + 1e-9:
             mu, best = end, min(best, profile(end))
-    sigma_fit = optimize.minimize_scalar(lambda ls: nll(mu, ls), bounds=(math.log(SIGMA_FLOOR), math.log(2.0)),
-                                         method="bounded").x
+    sigma_fit = float(profile_many(np.array([mu]))[1][0])
     if n < 2:
-        return CensoredMean(mu, math.nan, math.nan, math.exp(sigma_fit), n)
+        return CensoredMean(mu, math.nan, math.nan, sigma_fit, n)
     drop = float(stats.t.ppf(0.975, n - 1)) ** 2 / 2
 
     def gap(m: float) -> float:
@@ -104,4 +119,4 @@ def censored_mean(observed: np.ndarray, lower: np.ndarray, upper: np.ndarray) ->
         far = next((float(x) for x in side if gap(float(x)) < 0), edge)
         a, b = sorted((far, mu))
         ends.append(float(optimize.brentq(gap, a, b, xtol=1e-9)))
-    return CensoredMean(mu, ends[0], ends[1], math.exp(sigma_fit), n)
+    return CensoredMean(mu, ends[0], ends[1], sigma_fit, n)

@@ -75,7 +75,8 @@ def read_genemapper(path: str | Path) -> pd.DataFrame:
         and ``size`` are NaN for a genotype list, ``area`` is NaN when the export has no
         area column, ``dye`` is the dye letter when exported (``Dye`` or ``Dye/Sample
         Peak``), ``quality`` the row's process quality values worth knowing (``OMIT``,
-        ``GQ 0.12``, ``spectral pull-up`` ...), empty when none.
+        ``GQ 0.12``, ``spectral pull-up`` ...), empty when none. Samples listed in the
+        export without any peak are named in ``attrs["samples_without_peaks"]``.
 
     Raises
     ------
@@ -118,11 +119,12 @@ def read_genemapper(path: str | Path) -> pd.DataFrame:
             part[key] = df[col[key]].astype(str).str.strip() if col.get(key) else ""
         parts.append(part)
     peaks = pd.concat(parts, ignore_index=True)
-    peaks = peaks[~peaks["allele"].str.lower().isin(("", "na", "nan"))].reset_index(drop=True)
     if "sample_name" not in peaks:
         peaks["sample_name"] = ""
     stem = peaks["sample_file"].str.replace(_STEM, "", regex=True)
     peaks["sample_name"] = peaks["sample_name"].where(peaks["sample_name"] != "", stem)
+    listed = set(peaks["sample_name"])
+    peaks = peaks[~peaks["allele"].str.lower().isin(("", "na", "nan"))].reset_index(drop=True)
     peaks["allele"] = peaks["allele"].map(allele_label)
     calls_only = not any(c.get("height") for c in columns.values())
     for key in ("size", "height", "area"):
@@ -137,8 +139,11 @@ def read_genemapper(path: str | Path) -> pd.DataFrame:
     if calls_only:
         # a genotype list: each allele once (homozygotes are often entered twice)
         peaks = peaks.drop_duplicates(["sample_name", "marker", "allele"])
-    return peaks[PEAK_COLUMNS].sort_values(["sample_name", "marker", "size", "allele"], kind="stable",
-                                           na_position="last").reset_index(drop=True)
+    out = peaks[PEAK_COLUMNS].sort_values(["sample_name", "marker", "size", "allele"], kind="stable",
+                                          na_position="last").reset_index(drop=True)
+    # samples in the export without a single peak (a failed run, a negative control)
+    out.attrs["samples_without_peaks"] = sorted(listed - set(out["sample_name"]))
+    return out
 
 
 def _peak_columns(by_norm: dict[str, str], i: str) -> dict[str, str | None]:

@@ -101,6 +101,9 @@ class FileCache:
         part = table[table["sample_name"] == name]
         if part.empty and table["sample_name"].nunique() == 1 and not row.get("sample_name"):
             part = table  # a single-sample file need not repeat the sample's name
+        if part.empty and name in table.attrs.get("samples_without_peaks", []):
+            raise UserError.single(f"{path}", f"sample {name!r} (sheet column sample_name) is in the export without "
+                                   "a single peak above the analysis threshold (a failed run?)")
         if part.empty:
             # the file's other sample names are not echoed: results must not carry free text
             others = table["sample_name"].nunique()

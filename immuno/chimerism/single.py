@@ -120,6 +120,10 @@ def read_one(path: Path, method: str, name: str | None, option: str = "--*-name"
         if part["sample_name"].nunique() > 1:
             part = part.iloc[0:0]
     if part.empty:
+        empty = [n for n in table.attrs.get("samples_without_peaks", []) if n.lower() == name.lower()]
+        if empty:
+            raise UserError.single(str(path), f"sample {empty[0]!r} is in the export without a single peak above the "
+                                   "analysis threshold (a failed run?); nothing to estimate from")
         raise UserError.single(str(path), f"no sample named {name!r}; the file holds: {', '.join(names[:8])}")
     return part.reset_index(drop=True)
 
