@@ -19,6 +19,7 @@ import pandas as pd
 
 from immuno.chimerism.dpcr import DDPCR_COLUMNS, read_ddpcr
 from immuno.chimerism.genemapper import PEAK_COLUMNS, allele_label, read_genemapper
+from immuno.chimerism.genotype_free import is_allele_matrix, read_allele_matrix
 from immuno.chimerism.tables import delimited, is_gzip, numbers, pick, read_text
 from immuno.errors import UserError
 
@@ -52,7 +53,9 @@ def read_marker_counts(path: str | Path, sample_name: str | None = None) -> pd.D
     Parameters
     ----------
     path
-        One sample's table; extra columns (``REF``, ``ALT``, other hits) are allowed.
+        One sample's table; extra columns (``REF``, ``ALT``, other hits) are allowed. A
+        VCF (plain or gzip) or a wide allele-count table (one row per allele, one column
+        per sample: :mod:`immuno.chimerism.genotype_free`) is recognised by content.
     sample_name
         Name recorded for the sample (default: the file name without extension).
 
@@ -65,7 +68,12 @@ def read_marker_counts(path: str | Path, sample_name: str | None = None) -> pd.D
     path = Path(path)
     if is_vcf(path):
         return read_vcf(path, sample_name)
-    df = delimited(path, skip_prefix="##")
+    text = read_text(path)
+    if is_allele_matrix(text):
+        # one row per allele, one column per sample (DonorGenotypeFree / MOAT layout)
+        names = [sample_name] if sample_name else [c.strip() for c in text.splitlines()[0].split(",")[1:]]
+        return pd.concat([read_allele_matrix(path, n) for n in names if n], ignore_index=True)
+    df = delimited(path, skip_prefix="##", text=text)
     df.columns = [c.lstrip("#").strip() for c in df.columns]
     t = pick(df, path, {"marker": ("SNPID", "SNP ID", "Marker", "ID"), "total": ("TOT_HITS",),
                          "ref_count": ("REF_HITS",), "alt_count": ("ALT_HITS",),

@@ -18,6 +18,7 @@ import pandas as pd
 from immuno.chimerism.confounders import apply_input_limit, genome_equivalents
 from immuno.chimerism.counts import estimate_counts
 from immuno.chimerism.fragments import estimate_str
+from immuno.chimerism.genotype_free import estimate_genotype_free, is_allele_matrix
 from immuno.chimerism.pcr import estimate_ddpcr, estimate_fish, estimate_qpcr
 from immuno.chimerism.readers import (
     is_vcf,
@@ -86,7 +87,7 @@ def guess_method(path: Path) -> str:
         return "str"  # the reader reports the unreadable file
     header = norm(head.splitlines()[0]) if head.strip() else ""
     low = head.lower()
-    if "ref_hits" in low:
+    if "ref_hits" in low or is_allele_matrix(head):
         return "ngs"
     if any(k in header for k in ("accepteddroplets", "partitionsvalid", "copiespermicroliter", "amplitude")) \
             or low.lstrip().startswith("target value of"):
@@ -153,7 +154,9 @@ def estimate_exports(files: Exports, method: str | None = None, options: Mapping
         Method settings: ``target_assay``, ``reference_assay``, ``target_copies``,
         ``reference_copies`` (ddpcr); ``marker_target``, ``reference_target``,
         ``efficiency``, ``lod`` (qpcr); ``background`` (fish); ``dna_input_ng`` (str, ngs:
-        the LoD is then at least 3 / genome equivalents); ``analytical_threshold`` (str).
+        the LoD is then at least 3 / genome equivalents); ``analytical_threshold`` (str);
+        ``without_references`` (ngs: no recipient or donor export, the recipient read from
+        the sample and the donor's alleles unknown, flagged ``no_references``).
     panel
         A chimerism panel whose thresholds and artefact filters apply (STR).
 
@@ -166,11 +169,18 @@ def estimate_exports(files: Exports, method: str | None = None, options: Mapping
     opts = dict(options or {})
     names = dict(files.names or {})
     donors = files.all_donors()
+    if opts.get("without_references"):
+        if method != "ngs" or files.recipient is not None or donors:
+            raise UserError.single("--without-references", "only for NGS counts, and with neither --recipient nor "
+                                   "--donor")
+        sample = read_one(files.sample, method, names.get("sample"), "--sample-name")
+        return estimate_genotype_free(sample)
     missing = [Problem(f"--{role}", f"the {method} method needs the {role} reference export")
                for role in REQUIRED[method] if (role == "recipient" and files.recipient is None)
                or (role == "donor" and not donors)]
     if missing:
-        raise UserError(missing, "give the reference exports of this patient and MSC lot")
+        raise UserError(missing, "give the reference exports of this patient and MSC lot"
+                        + (" (NGS counts without any reference: --without-references)" if method == "ngs" else ""))
 
     def table(role: str) -> pd.DataFrame:
         return read_one(Path(getattr(files, role)), method, names.get(role), f"--{role}-name")
