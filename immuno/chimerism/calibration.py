@@ -70,6 +70,7 @@ class MarkerErrors:
     between_sd_high: float = 0.0
     other_rate: float = math.nan
     other_variance: float = 0.0
+    between_sd_clean: float = 0.0
 
 
 def marker_errors(recipient: pd.DataFrame, recipient_calls: pd.DataFrame, donor: pd.DataFrame,
@@ -150,15 +151,29 @@ def marker_errors(recipient: pd.DataFrame, recipient_calls: pd.DataFrame, donor:
     if np.isnan(centre[1]):
         centre[1], centre_var[1] = centre[0], centre_var[0]
     pooled = float(centre[0])
-    # the run's background without the recipient's donor-allele blanks (what those are tested against)
-    rest = is_blank & ~(donor_allele[None, :] & ~donor_rows[:, None])
+    # the run's clean background, what the donor-allele blanks are tested against: blanks
+    # at markers where every person is homozygous for the same allele (elsewhere each
+    # reference may carry the other's DNA through the run: index hopping)
+    everyone_same = np.all([d == rec_dose for d in don_doses], axis=0) & np.isin(rec_dose, (0, 2))
+    rest = is_blank & everyone_same[None, :]
+    if float(n[rest].sum()) == 0:
+        rest = is_blank & ~(donor_allele[None, :] & ~donor_rows[:, None])
     rest_total = float(n[rest].sum())
     other = max(float(x[rest].sum()) / rest_total, floor) if rest_total > 0 else pooled
     other_var = other * (1 - other) / rest_total if rest_total > 0 else float(centre_var[0])
     inflation = 1.0 / 10.0**log_rho if log_rho is not None else 0.0
     rows, cols = np.nonzero(is_blank)
-    tau2, tau2_high = _between_marker_variance(cols, x[rows, cols], n[rows, cols], centre[group[rows, cols]],
-                                               inflation)
+    tau2, tau2_all_high = _between_marker_variance(cols, x[rows, cols], n[rows, cols], centre[group[rows, cols]],
+                                                   inflation)
+    # for testing the donor-allele blanks against the rest, the spread of the rest alone
+    # (an excess at the donor-allele markers must not widen the yardstick it is measured by)
+    rest_rows, rest_cols = np.nonzero(rest)
+    tau2_low, tau2_high = _between_marker_variance(rest_cols, x[rest_rows, rest_cols], n[rest_rows, rest_cols],
+                                                   other, inflation)
+    tau2_test = (tau2_low + tau2_high) / 2  # the estimate itself (the low and high readings are +/- 1 SE)
+    # the high reading: the larger of the clean blanks' and every blank's (a few clean
+    # markers with heavy-tailed errors understate the spread more often than not)
+    tau2_high = max(tau2_high, tau2_all_high)
     # each marker's own reads: the recipient's blanks, its replicates' and the donor's
     # where it is homozygous for the same allele
     same = is_blank.copy()
@@ -192,7 +207,7 @@ def marker_errors(recipient: pd.DataFrame, recipient_calls: pd.DataFrame, donor:
     strength = pooled * (1 - pooled) / tau2 if tau2 > 0 else math.inf
     return MarkerErrors(pd.Series(np.maximum(rate, floor), index=names), pd.Series(var, index=names), pooled,
                         math.sqrt(tau2), strength, float(centre[1]), pd.Series(target_var, index=names),
-                        float(centre_var[0]), math.sqrt(tau2_high), other, other_var)
+                        float(centre_var[0]), math.sqrt(tau2_high), other, other_var, math.sqrt(tau2_test))
 
 
 def _dose(calls: pd.DataFrame, names: pd.Index) -> np.ndarray:

@@ -166,13 +166,15 @@ def _recipient_background(ref: ReferencePair, recipient: pd.DataFrame, alpha: fl
     the donor reference and the biopsies, so its reads of donor-only alleles are the
     run's background for those alleles: sequencing error plus whatever reaches every
     sample of the run (index hopping from the donor reference, carry-over), and, rarely,
-    earlier microchimerism or a contaminated tube. They are tested against the
-    background of every other homozygous call (pooled rate and between-marker spread,
-    negative-binomial tail). When they stand out they become the blank of the
-    donor-allele markers (:func:`immuno.chimerism.calibration.marker_errors`), so a
-    biopsy is called detected only above what the recipient's own reference shows; a
-    reportable excess (>= 0.1 % donor) raises ``recipient_background``, a smaller one an
-    ``info`` note. Returns whether they stood out.
+    earlier microchimerism or a contaminated tube. They are tested against the clean
+    background: the homozygous calls at markers where every person is homozygous for
+    the same allele (pooled rate and between-marker spread, negative-binomial tail).
+    When they stand out they become the blank of the donor-allele markers
+    (:func:`immuno.chimerism.calibration.marker_errors`), so a biopsy is called detected
+    only above what the recipient's own reference shows. An excess that is reportable
+    (>= 0.1 % donor) and stands out even against a high reading of the background's
+    spread raises ``recipient_background``; any other an ``info`` note. Returns whether
+    they stood out.
     """
     t = ref.table
     hom = (t["pattern"] == "recipient_hom").to_numpy()
@@ -184,16 +186,20 @@ def _recipient_background(ref: ReferencePair, recipient: pd.DataFrame, alpha: fl
     alt = sub["marker"].map(reads["alt_count"]).fillna(0).to_numpy(float)
     g_r, g_d = sub["g_recipient"].to_numpy(float), sub["g_donor"].to_numpy(float)
     x = np.where(g_r == 0, alt, n - alt)
-    tau2 = ref.errors.between_sd_high**2
     e = np.full(len(x), ref.errors.other_rate)
     rho = 10.0**ref.log_rho if ref.log_rho is not None else math.inf
     dq = np.abs(g_d - g_r) / 2
-    z, p, fraction = excess_reads(x, n, e, np.full(len(x), tau2), dq, rho, ref.errors.other_variance)
+    # against the clean blanks' spread as estimated (decides whether the reads become the
+    # blank) and against a high reading of it (decides whether to warn)
+    z, p, fraction = excess_reads(x, n, e, np.full(len(x), ref.errors.between_sd_clean**2), dq, rho,
+                                  ref.errors.other_variance)
+    _, p_high, _ = excess_reads(x, n, e, np.full(len(x), ref.errors.between_sd_high**2), dq, rho,
+                                ref.errors.other_variance)
     ref.details.update({"recipient_background_z": z, "recipient_background_p": p,
                         "recipient_reference_fraction": fraction})
     if p >= alpha or n.sum() <= 0:
         return False
-    reportable = fraction >= REPORTABLE_BACKGROUND
+    reportable = fraction >= REPORTABLE_BACKGROUND and p_high < alpha
     ref.flags.append(Flag(
         "recipient_background" if reportable else "donor_allele_background", "warning" if reportable else "info",
         f"the recipient reference itself reads {100 * fraction:.3g} % donor alleles (p = {p:.2g} against the "

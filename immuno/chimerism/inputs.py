@@ -18,7 +18,9 @@ from typing import Any
 
 import pandas as pd
 
+from immuno.chimerism.genotype_free import is_allele_matrix
 from immuno.chimerism.readers import (
+    is_vcf,
     read_ddpcr,
     read_fish,
     read_genemapper,
@@ -75,6 +77,16 @@ def donor_references(rows: pd.DataFrame, biopsy: Mapping[str, Any]) -> dict[str,
     return out
 
 
+def _is_matrix(path: Path) -> bool:
+    """A wide allele-count table (one column per sample), judged by its first lines."""
+    try:
+        with open(path, encoding="utf-8-sig", errors="replace") as fh:
+            head = "".join(fh.readline() for _ in range(80))
+    except OSError:
+        return False
+    return is_allele_matrix(head)
+
+
 @dataclass
 class FileCache:
     """Reads each data file once; returns one sample's part of it."""
@@ -92,7 +104,7 @@ class FileCache:
         """
         path = (self.root / str(row["file"])).resolve()
         name = sample_name(row)
-        if method == "ngs" and path.suffix.lower() != ".vcf":
+        if method == "ngs" and not is_vcf(path) and not _is_matrix(path):
             return read_marker_counts(path, sample_name=name)  # one sample per count table
         key = (str(path), method)
         if key not in self.tables:

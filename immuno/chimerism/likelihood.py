@@ -41,7 +41,7 @@ LOG_RHO_GRID = np.arange(-1.0, 8.001, 0.25)
 #: half-width of the stencil (log10 rho) around the previous rho at every exact evaluation
 _STENCIL = np.array([-0.1, 0.0, 0.1])
 #: relative tolerance of f in the Brent search and the interval ends
-_F_TOL = 1e-7
+_F_TOL = 1e-5
 
 
 @dataclass
