@@ -288,16 +288,21 @@ def reference_log_rho(tables: Sequence[tuple[pd.DataFrame, pd.DataFrame]], error
 def sandwich_ratio(lik: BetaBinomialLikelihood, fraction: float, rho: float) -> float:
     """Robust over model-based variance of f at the estimate (1 when it cannot be judged).
 
-    Per-marker scores and curvatures at fixed rho, by central differences: the model
-    variance is ``1 / A`` (A the summed curvature), the sandwich ``B / A^2`` (B the summed
-    squared scores), times ``m / (m - 1)`` for the m markers that carry f. At the edges
-    of [0, 1] the scores need not average zero and the ratio is not used.
+    Per-marker scores and curvatures at fixed rho, by central differences a hundredth of
+    the model's standard error wide: the model variance is ``1 / A`` (A the summed
+    curvature), the sandwich ``B / A^2`` (B the summed squared scores), times
+    ``m / (m - 1)`` for the m markers that carry f. Within two standard errors of 0 or 1
+    the scores need not average zero (the estimate sits on an edge) and the ratio is not
+    used.
     """
     carries = lik.g_d != lik.g_r
     m = int(carries.sum())
     if m < 3 or not 0 < fraction < 1:
         return 1.0
-    h = 1e-4 * min(fraction, 1 - fraction, 0.01)
+    sd = lik.sd(fraction, rho)
+    if not math.isfinite(sd) or fraction < 2 * sd or 1 - fraction < 2 * sd:
+        return 1.0
+    h = 0.01 * sd
     ll = lik.per_marker(np.array([fraction - h, fraction, fraction + h]), np.array([rho]))[:, 0, :]
     score = (ll[2] - ll[0]) / (2 * h)
     curvature = -(ll[2] - 2 * ll[1] + ll[0]) / h**2

@@ -96,9 +96,19 @@ class MixtureLikelihood:
         as :func:`immuno.chimerism.calibration.sandwich_ratio` for one donor."""
         carries = self.g_d[k] != self.g_r
         m = int(carries.sum())
-        if m < 3 or not 0 < f[k] < 1 - (f.sum() - f[k]):
+        room = 1 - (f.sum() - f[k])
+        if m < 3 or not 0 < f[k] < room:
             return 1.0
-        h = 1e-4 * min(f[k], 0.01)
+        # the donor's own standard error, from the expected information at fixed rho
+        rho = 10.0**self._log_rho
+        p = (self.g_r + f @ (self.g_d - self.g_r[None, :])) / 2
+        q = p * (1 - self.e) + (1 - p) * self.e
+        dq = (self.g_d[k] - self.g_r) / 2 * (1 - 2 * self.e)
+        info = float((dq**2 * self.n * (rho + 1) / (q * (1 - q) * (rho + self.n))).sum())
+        sd = 1 / math.sqrt(info) if info > 0 else math.inf
+        if not math.isfinite(sd) or f[k] < 2 * sd or room - f[k] < 2 * sd:
+            return 1.0  # on an edge the scores need not average zero
+        h = 0.01 * sd
         step = np.zeros(len(f))
         step[k] = h
         ll = [self.per_marker(f + d * step, self._log_rho) for d in (-1, 0, 1)]
