@@ -283,3 +283,22 @@ def test_several_donors_on_the_command_line(tmp_path: Path, capsys: pytest.Captu
                  "--donor", str(files["d1"]), "--donor", str(files["d2"]), "--donor-id", "MSC01",
                  "--out", str(tmp_path / "o2")])
     assert code == 2 and "one --donor-id per --donor" in capsys.readouterr().err
+
+
+def test_str_alleles_no_reference_explains(tmp_path: Path) -> None:
+    # a biopsy holding a third person at 10 %: alleles neither the recipient nor the donor has
+    third = {"D3S1358": ("12", "13"), "vWA": ("13", "21"), "TH01": ("5", "5"), "D21S11": ("33", "34"),
+             "FGA": ("26", "27")}
+    path = _export(tmp_path / "x.txt", {"REC": 0.0, "DON": 1.0})
+    extra = []
+    for i, (locus, alleles) in enumerate(third.items()):
+        for allele in set(alleles):
+            size = f"{80 + 60 * i + 4 * int(allele) + 0.37:.2f}"
+            extra.append("\t".join(["BX", locus, "B", allele, size, "400", "3600"]))
+    path.write_text(path.read_text() + _peaks_text(0.05, "BX") + "\n" + "\n".join(extra) + "\n")
+    peaks = read_genemapper(path)
+    result = estimate_str(_one(peaks, "BX"), _one(peaks, "REC"), _one(peaks, "DON"))
+    flag = next(f for f in result.flags if f.flag == "unexplained_alleles")
+    assert flag.severity == "warning" and "no reference explains at 5 loci" in flag.reason
+    assert "D21S11: 33 (400 RFU)" in flag.reason
+    assert (result.markers.set_index("marker")["unexplained"] != "").sum() == 5
