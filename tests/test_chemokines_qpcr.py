@@ -16,7 +16,8 @@ from immuno.chemokines.plate import QPCR_COLUMNS
 def _wells(rows: list[tuple[str, str, str, float, float]]) -> pd.DataFrame:
     df = pd.DataFrame(rows, columns=["sample_name", "role", "target", "cq", "quantity"])
     df["plate_id"], df["well"], df["reporter"], df["omitted"] = "RUN", [f"W{i}" for i in range(len(df))], "", False
-    return df[QPCR_COLUMNS]
+    df["problem"] = ""
+    return df.reindex(columns=QPCR_COLUMNS)
 
 
 def _run(effs: dict[str, float] | None = None) -> pd.DataFrame:
