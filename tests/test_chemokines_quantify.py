@@ -12,8 +12,6 @@ import pytest
 
 from immuno.batch import load_batch
 from immuno.chemokines import (
-    CurveParams,
-    back_calculate,
     levey_jennings,
     process_batch,
     quantify_plate,

@@ -18,7 +18,15 @@ from xml.etree import ElementTree
 
 import pandas as pd
 
-from immuno.chemokines.plate import PlateData, PlateIssue, finish_wells, is_negative_bead, plate_shape, slug, to_float
+from immuno.chemokines.plate import (
+    PlateData,
+    PlateIssue,
+    finish_wells,
+    is_negative_bead,
+    plate_shape,
+    slug,
+    to_float,
+)
 from immuno.errors import UserError
 
 _ROLE = {"Blanks": "blank", "Controls": "control", "Standards": "standard", "Unknowns": "unknown"}

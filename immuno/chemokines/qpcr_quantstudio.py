@@ -140,7 +140,9 @@ def _plate(path: Path, header: dict[str, str], rows: list[tuple[int, list[str]]]
     meta = {k: header[k] for k in META_KEYS if header.get(k) and header[k].lower() not in ("nan", "na")}
     records, issues, curves = [], [], {}
     for ln, r in rows[h + 1:]:
-        cell = (lambda c, _r=r: _r[c].strip() if c is not None and c < len(_r) else "")
+        def cell(c: int | None, _r: list[str] = r) -> str:
+            return _r[c].strip() if c is not None and c < len(_r) else ""
+
         first = cell(0)
         if not re.fullmatch(r"\d+(\.0)?", cell(c_well)) or not cell(c_pos):
             key = _FOOTERS.get(first.lower().rstrip(":"))

@@ -15,7 +15,15 @@ from typing import Any
 
 import pandas as pd
 
-from immuno.chemokines import bioplex, bioplex_xml, intelliflex, msd, qpcr_quantstudio, qpcr_readers, xponent
+from immuno.chemokines import (
+    bioplex,
+    bioplex_xml,
+    intelliflex,
+    msd,
+    qpcr_quantstudio,
+    qpcr_readers,
+    xponent,
+)
 from immuno.chemokines.layout import apply_layout, read_layout
 from immuno.chemokines.plate import PlateData
 from immuno.errors import UserError

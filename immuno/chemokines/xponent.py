@@ -354,6 +354,8 @@ def _reagent_values(block: list[Row], name: str, where: str, dec: bool, analytes
         names, body = _per_well(block, f"{where}: block {name!r}")
         for ln, r in body:
             for i, a in enumerate(names):
+                if a not in analytes:
+                    continue  # e.g. Total Events
                 cell = r[2 + i] if len(r) > 2 + i else ""
                 value, problem = read_number(cell, name.lower(), dec)
                 if math.isfinite(value):
