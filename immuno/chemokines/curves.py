@@ -132,7 +132,7 @@ def _levenberg_marquardt(resid_jac, theta: np.ndarray, lo: np.ndarray, hi: np.nd
 
 
 def fit_curve(x: np.ndarray, y: np.ndarray, model: str = "5PL", weights: str = "1/y^2",
-              start: CurveParams | None = None, reweight: bool = True) -> CurveFit:
+              start: CurveParams | None = None, reweight: bool = True, keep_family: bool = False) -> CurveFit:
     """Fit a 5PL (or 4PL) to standards.
 
     Parameters
@@ -154,6 +154,8 @@ def fit_curve(x: np.ndarray, y: np.ndarray, model: str = "5PL", weights: str = "
         that happen to read low and bias the curve near its lower end; they are steadier
         in the presence of a gross outlier, so the choice of standards to drop is made
         without reweighting and the final curve with it.
+    keep_family
+        Search only the 5PL family of ``start`` (a final refinement of a settled fit).
 
     Returns
     -------
@@ -189,6 +191,8 @@ def fit_curve(x: np.ndarray, y: np.ndarray, model: str = "5PL", weights: str = "
     # either (Bio-Plex Manager writes negative exponents), so both are searched and the
     # lower weighted cost wins.
     families = (1.0, -1.0) if five else (1.0,)
+    if keep_family and start is not None and five:
+        families = (1.0 if start.b > 0 else -1.0,)
     best_of: dict[float, tuple[np.ndarray, float, bool, np.ndarray, np.ndarray]] = {}
     for sign in families:
         bottom = (ymin - span, ymin + 0.5 * span)
@@ -221,7 +225,11 @@ def fit_curve(x: np.ndarray, y: np.ndarray, model: str = "5PL", weights: str = "
     # wells that happen to read low, which biases the curve near its lower end.
     final: tuple[np.ndarray, float, bool] | None = None
     w_y = w.copy()
-    for theta0, _, _, lo_a, hi_a in best_of.values():
+    # a family whose best short run is far behind the other's is not refined
+    lead = min(c for _, c, _, _, _ in best_of.values())
+    for theta0, short, _, lo_a, hi_a in best_of.values():
+        if short > 4.0 * lead:
+            continue
         w[:] = w_y
         theta, cost, converged = _levenberg_marquardt(resid_jac, theta0, lo_a, hi_a, max_iter=300)
         for _ in range(8 if power and reweight else 0):

@@ -92,10 +92,11 @@ def _levels(std: pd.DataFrame) -> tuple[_Levels | None, str]:
     levels = _Levels(table, codes, x_w, y_w)
     # the export's numbering must run with concentration, one way or the other
     if np.isfinite(num_w).all() and len(np.unique(num_w)) > 1:
-        by_number = pd.DataFrame({"n": num_w, "x": x_w}).groupby("n")["x"].first().sort_index()
-        steps = np.diff(by_number.to_numpy())
+        numbers_u, first_n = np.unique(num_w, return_index=True)
+        by_number = x_w[first_n]
+        steps = np.diff(by_number)
         if not (np.all(steps < 0) or np.all(steps > 0)):
-            shown = ", ".join(f"S{int(k)} {v:g}" for k, v in by_number.items())
+            shown = ", ".join(f"S{int(k)} {v:g}" for k, v in zip(numbers_u, by_number, strict=True))
             return levels, ("expected concentrations do not decrease (or increase) steadily with the standard "
                             f"numbering ({shown}); check the export's number format")
     return levels, ""
@@ -255,7 +256,8 @@ def fit_standards(std: pd.DataFrame, analyte: str, rules: dict | None = None,
         t["excluded"][worst] = True
         excluded.append(_drop_note(t, worst))
     # the standards settled, the final curve weights the wells by the fitted response
-    final = fit_curve(lv.x_w[wells], lv.y_w[wells], model, str(r["weights"]), start=fit.params, reweight=True)
+    final = fit_curve(lv.x_w[wells], lv.y_w[wells], model, str(r["weights"]), start=fit.params, reweight=True,
+                      keep_family=True)
     if final.converged and final.params is not None:
         fit = final
         _judge(lv, active, fit.params, r)

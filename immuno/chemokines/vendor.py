@@ -80,34 +80,36 @@ def vendor_values(aw: pd.DataFrame, v: pd.Series | None, ours_well: np.ndarray, 
                   feature: str) -> pd.DataFrame:
     """One row per well with a vendor result: the vendor curve's own result and tolerance,
     whether it reproduces the printed result, and our value beside it."""
-    has = aw["vendor_result"].notna() & (aw["role"] != "blank")
-    rows = aw[has]
-    dil = rows["dilution"].fillna(1.0).to_numpy(dtype=float)
-    y = rows["net_mfi"].to_numpy(dtype=float)
-    out = pd.DataFrame({c: rows[c].to_numpy() for c in ("plate_id", "well", "sample_name", "role", "analyte",
-                                                         "net_mfi", "dilution", "vendor_result", "vendor_flag")})
-    out["feature"] = feature
-    out["vendor_curve_result"], out["tolerance"], out["reproduced"] = np.nan, np.nan, pd.array([pd.NA] * len(out),
-                                                                                                 dtype="boolean")
-    if v is not None and len(rows):
+    has = (aw["vendor_result"].notna() & (aw["role"] != "blank")).to_numpy()
+    col = {c: aw[c].to_numpy()[has] for c in ("plate_id", "well", "sample_name", "role", "analyte", "net_mfi",
+                                                "dilution", "vendor_result", "vendor_flag", "problem",
+                                                "net_mfi_ulp", "vendor_result_ulp")}
+    dil = np.nan_to_num(col["dilution"].astype(float), nan=1.0)
+    y = col["net_mfi"].astype(float)
+    rep = col["vendor_result"].astype(float)
+    clean = col["problem"] == ""
+    n = len(rep)
+    x = tol = np.full(n, np.nan)
+    reproduced = pd.array([pd.NA] * n, dtype="boolean")
+    if v is not None and n:
         p = CurveParams(*(float(v[k]) for k in "abcdg"))
         ulp = {k: float(v.get(f"{k}_ulp", 0.0)) if pd.notna(v.get(f"{k}_ulp", np.nan)) else 0.0 for k in "abcdg"}
-        x, tol = print_tolerance(p, ulp, y, rows["net_mfi_ulp"].to_numpy(dtype=float), dil,
-                                 rows["vendor_result_ulp"].to_numpy(dtype=float))
-        rep = rows["vendor_result"].to_numpy(dtype=float)
-        checkable = np.isfinite(x) & np.isfinite(tol) & (rows["problem"].to_numpy() == "")
-        out["vendor_curve_result"], out["tolerance"] = x, tol
+        x, tol = print_tolerance(p, ulp, y, col["net_mfi_ulp"].astype(float), dil, col["vendor_result_ulp"].astype(float))
+        checkable = np.isfinite(x) & np.isfinite(tol) & clean
         ok = np.abs(x - rep) <= tol * (1 + 1e-9) + 1e-12
-        out["reproduced"] = pd.array(np.where(checkable, ok, None), dtype="boolean")
-    ours = ours_well[has.to_numpy()] * dil
-    inside = np.isfinite(ours) & (ours_well[has.to_numpy()] >= lloq * (1 - 1e-9)) & (ours_well[has.to_numpy()] <= uloq * (1 + 1e-9))
-    vendor_inside = (out["vendor_flag"] == "") & (out["vendor_result"] > 0) & (rows["problem"].to_numpy() == "")
-    out["ours"] = ours
-    out["ours_in_range"] = inside
+        reproduced = pd.array(np.where(checkable, ok, None), dtype="boolean")
+    well_conc = ours_well[has]
+    ours = well_conc * dil
+    inside = np.isfinite(ours) & (well_conc >= lloq * (1 - 1e-9)) & (well_conc <= uloq * (1 + 1e-9))
+    vendor_inside = (col["vendor_flag"] == "") & (rep > 0) & clean
     with np.errstate(divide="ignore", invalid="ignore"):
-        rel = np.abs(ours / out["vendor_result"].to_numpy(dtype=float) - 1.0)
-    out["relative_difference"] = np.where(inside & vendor_inside.to_numpy(), rel, np.nan)
-    return out[VENDOR_COLUMNS]
+        rel = np.where(inside & vendor_inside, np.abs(ours / rep - 1.0), np.nan)
+    return pd.DataFrame({"plate_id": col["plate_id"], "well": col["well"], "sample_name": col["sample_name"],
+                         "role": col["role"], "analyte": col["analyte"], "feature": feature, "net_mfi": y,
+                         "dilution": col["dilution"].astype(float), "vendor_result": rep,
+                         "vendor_flag": col["vendor_flag"], "vendor_curve_result": x, "tolerance": tol,
+                         "reproduced": reproduced, "ours": ours, "ours_in_range": inside,
+                         "relative_difference": rel}, columns=VENDOR_COLUMNS)
 
 
 def vendor_summary(values: pd.DataFrame, vendor_curve: StandardCurve | None, q: dict[str, Any], feature: str,

@@ -30,7 +30,6 @@ import math
 import re
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from immuno.chemokines.plate import (
@@ -44,7 +43,13 @@ from immuno.chemokines.plate import (
     read_number,
     slug,
     split_location,
-    to_float,
+)
+from immuno.chemokines.xponent_blocks import (
+    coefficients,
+    control_ranges,
+    per_analyte,
+    per_well,
+    reagent_values,
 )
 from immuno.errors import UserError
 
@@ -151,23 +156,6 @@ def _check_widths(where: str, name: str, block: list[Row]) -> None:
                                    hint="Re-export with the list separator ';' (European locale) or '.' decimals.")
 
 
-def _per_well(block: list[Row], where: str) -> tuple[list[str], list[Row]]:
-    if not block or len(block[0][1]) < 2 or block[0][1][0] != "Location":
-        ln = block[0][0] if block else "?"
-        raise UserError.single(f"{where}, line {ln}", "expected a header row starting with Location,Sample")
-    names = block[0][1][2:]
-    body = [(ln, r) for ln, r in block[1:] if r and r[0] != "Location"]
-    return names, body
-
-
-def _per_analyte(block: list[Row]) -> dict[str, list[str]]:
-    out: dict[str, list[str]] = {}
-    for _, r in block:
-        if r:
-            out[r[0].rstrip(":")] = r[1:]
-    return out
-
-
 def _date(header: dict[str, list[str]], semicolon: bool) -> tuple[str, bool]:
     """The run date as ISO and whether the export writes dates day-first."""
     dates = [header.get("Date", [""])[0], *header.get("BatchStartTime", [""])[:1]]
@@ -243,7 +231,7 @@ def read_xponent(path: str | Path) -> PlateData:
     for block_name, column in WELL_BLOCKS.items():
         if block_name not in blocks:
             continue
-        names, body = _per_well(blocks[block_name], f"{where}: block {block_name!r}")
+        names, body = per_well(blocks[block_name], f"{where}: block {block_name!r}")
         names = [n for n in names if n and n != "Total Events"]
         if block_name in ("Median", "Net MFI") and analytes is None:
             analytes = names
@@ -288,7 +276,7 @@ def read_xponent(path: str | Path) -> PlateData:
     for name in REAGENT_BLOCKS:
         if name not in blocks:
             continue
-        for loc_or_name, analyte, value in _reagent_values(blocks[name], name, where, dec, analytes, by_name, info, issues):
+        for loc_or_name, analyte, value in reagent_values(blocks[name], name, where, dec, analytes, by_name, info, issues):
             locs = by_name.get(loc_or_name, [loc_or_name])
             if name.endswith("Expected Concentration"):
                 for loc in locs:
@@ -320,18 +308,18 @@ def read_xponent(path: str | Path) -> PlateData:
     df = df.sort_values(["acquisition_order", "well", "_a"], kind="stable").drop(columns="_a")
     units = {}
     if "Units" in blocks:
-        lab = _per_analyte(blocks["Units"])
+        lab = per_analyte(blocks["Units"])
         units = {a: u for a, u in zip(lab.get("Analyte", []), lab.get("Units", []), strict=False) if u}
     return PlateData(plate_id=plate_id, format="xponent", kind="multiplex", wells=df.reset_index(drop=True),
-                     meta=meta, vendor_curves=_coefficients(blocks, dec, where, issues),
-                     control_ranges=_control_ranges(ranges), units=units, issues=issues, rows=n_rows, columns=n_cols)
+                     meta=meta, vendor_curves=coefficients(blocks, dec, where, issues),
+                     control_ranges=control_ranges(ranges), units=units, issues=issues, rows=n_rows, columns=n_cols)
 
 
 def _dilutions(blocks: dict[str, list[Row]], where: str, dec: bool, issues: list[PlateIssue]) -> dict[str, float]:
     out: dict[str, float] = {}
     if "Dilution Factor" not in blocks:
         return out
-    _, body = _per_well(blocks["Dilution Factor"], f"{where}: block 'Dilution Factor'")
+    _, body = per_well(blocks["Dilution Factor"], f"{where}: block 'Dilution Factor'")
     for ln, r in body:
         _, well = split_location(r[0])
         value, problem = read_number(r[2] if len(r) > 2 else "", "dilution factor", dec)
@@ -340,120 +328,3 @@ def _dilutions(blocks: dict[str, list[Row]], where: str, dec: bool, issues: list
             issues.append(PlateIssue("non_numeric", f"{where}: line {ln}", f"block 'Dilution Factor', well {well}: "
                                      f"{problem}; expected a number", well))
     return out
-
-
-def _reagent_values(block: list[Row], name: str, where: str, dec: bool, analytes: list[str],
-                    by_name: dict[str, list[str]], info: dict[str, dict[str, object]],
-                    issues: list[PlateIssue]) -> list[tuple[str, str, float]]:
-    """(location or reagent name, analyte, value) from a per-well or per-reagent block."""
-    if not block:
-        return []
-    head = block[0][1]
-    out: list[tuple[str, str, float]] = []
-    if head and head[0] == "Location":
-        names, body = _per_well(block, f"{where}: block {name!r}")
-        for ln, r in body:
-            for i, a in enumerate(names):
-                if a not in analytes:
-                    continue  # e.g. Total Events
-                cell = r[2 + i] if len(r) > 2 + i else ""
-                value, problem = read_number(cell, name.lower(), dec)
-                if math.isfinite(value):
-                    out.append((r[0], a, value))
-                elif "not a number" in problem:
-                    well = str(info.get(r[0], {}).get("well", r[0]))
-                    issues.append(PlateIssue("non_numeric", f"{where}: line {ln}", f"block {name!r}, well {well}, {a}: "
-                                             f"{problem}; expected a number", well, a))
-        return out
-    # per reagent: a header naming the analytes (or, transposed, the reagents)
-    cols = head[1:]
-    transposed = not any(c in analytes for c in cols) and any(c in by_name for c in cols)
-    for ln, r in block[1:]:
-        if not r or r[0] == head[0]:
-            continue
-        for i, col in enumerate(cols):
-            reagent, analyte = (col, r[0].rstrip(":")) if transposed else (r[0], col)
-            if analyte not in analytes:
-                continue
-            cell = r[1 + i] if len(r) > 1 + i else ""
-            value, problem = read_number(cell, name.lower(), dec)
-            if "not a number" in problem:
-                issues.append(PlateIssue("non_numeric", f"{where}: line {ln}", f"block {name!r}, reagent {reagent}, "
-                                         f"{analyte}: {problem}; expected a number", "", analyte))
-            if not math.isfinite(value):
-                continue
-            if reagent not in by_name:
-                issues.append(PlateIssue("unmatched_reagent", f"{where}: line {ln}",
-                                         f"block {name!r}: reagent {reagent!r} names no sample on the plate; expected "
-                                         f"one of the plate's standard or control names", "", analyte, blocking=False))
-                break
-            out.append((reagent, analyte, value))
-    return out
-
-
-def _control_ranges(ranges: list[dict[str, object]]) -> pd.DataFrame:
-    cols = ["sample_name", "analyte", "low", "high"]
-    if not ranges:
-        return pd.DataFrame(columns=cols)
-    cr = pd.DataFrame(ranges).pivot_table(index=["sample_name", "analyte"], columns="side", values="value",
-                                          aggfunc="first").reset_index()
-    for side in ("low", "high"):
-        if side not in cr.columns:
-            cr[side] = np.nan
-    out = cr[cols].copy()
-    out.columns.name = None
-    return out
-
-
-def coefficient_letter(label: str) -> str:
-    """The coefficient a row label names, in any vendor spelling: ``A``, ``A:``,
-    ``Coefficient A``, ``Coeff. B``, ``coef_c`` -> ``a``..``f``; ``""`` otherwise."""
-    s = re.sub(r"[^a-z]", "", label.lower())
-    s = re.sub(r"^(coefficients?|coeff?s?)", "", s)
-    return s if len(s) == 1 and s in "abcdef" else ""
-
-
-def _coefficients(blocks: dict[str, list[Row]], dec: bool, where: str, issues: list[PlateIssue]) -> pd.DataFrame:
-    """The vendor's curve per analyte from ``Analysis Coefficients`` (and ``Analysis Types``).
-
-    xPONENT writes ``y = A + (B - A) / (1 + (x / C) ** D) ** F`` (F absent or 1 for 4PL;
-    builds that label the rows A..E use E for the asymmetry): A is the response at zero
-    concentration for D < 0 ... whichever the sign, in our form
-    ``y = d + (a - d) / (1 + (x / c) ** b) ** g`` that is d=A, a=B, c=C, b=D, g=F (or E).
-    """
-    cols = ["analyte", "model", "a", "b", "c", "d", "g", "a_ulp", "b_ulp", "c_ulp", "d_ulp", "g_ulp"]
-    if "Analysis Coefficients" not in blocks:
-        return pd.DataFrame(columns=cols)
-    block = blocks["Analysis Coefficients"]
-    lab = _per_analyte(block)
-    names = lab.pop("Analyte", [])
-    letters = {coefficient_letter(k): v for k, v in lab.items() if coefficient_letter(k)}
-    unknown = [k for k in lab if not coefficient_letter(k)]
-    if unknown or not {"a", "b", "c", "d"} <= set(letters):
-        ln = block[0][0] if block else "?"
-        issues.append(PlateIssue("coefficients_not_understood", f"{where}: line {ln}",
-                                 f"block 'Analysis Coefficients' rows {', '.join(repr(k) for k in lab)} not understood; "
-                                 "expected A, B, C, D and E or F (also spelt 'A:' or 'Coefficient A'); "
-                                 "the vendor curve is not used", blocking=False))
-        return pd.DataFrame(columns=cols)
-    types = _per_analyte(blocks.get("Analysis Types", []))
-    type_of = dict(zip(types.get("Analyte", []), types.get("AnalysisType", types.get("Analysis Type", [])), strict=False))
-    asym = "f" if "f" in letters else ("e" if "e" in letters else "")
-    out = []
-    for i, a in enumerate(names):
-        def cell(key: str, _i: int = i) -> str:
-            vals = letters.get(key, [])
-            return vals[_i] if _i < len(vals) else ""
-        kind = type_of.get(a, "")
-        if kind and not re.search(r"logistic|5p|4p|5pl|4pl", kind, re.I):
-            issues.append(PlateIssue("vendor_curve_not_logistic", where, f"analyte {a}: analysis type {kind!r} is not "
-                                     "a 4PL/5PL logistic; the vendor curve is not used", "", a, blocking=False))
-            continue
-        g_text = cell(asym) if asym else "1"
-        vals = {k: to_float(cell(k), dec) for k in "abcd"}
-        g = to_float(g_text, dec) if g_text else 1.0
-        out.append({"analyte": a, "model": kind or ("5PL" if g != 1.0 else "4PL"),
-                    "a": vals["b"], "b": vals["d"], "c": vals["c"], "d": vals["a"], "g": 1.0 if math.isnan(g) else g,
-                    "a_ulp": half_ulp(cell("b")), "b_ulp": half_ulp(cell("d")), "c_ulp": half_ulp(cell("c")),
-                    "d_ulp": half_ulp(cell("a")), "g_ulp": half_ulp(g_text) if asym else 0.0})
-    return pd.DataFrame(out, columns=cols)
