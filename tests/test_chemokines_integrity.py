@@ -155,6 +155,12 @@ def test_wells_outside_the_plate_and_windows_paths(tmp_path: Path) -> None:
     assert [i.well for i in out] == ["J14"] and "outside a 96-well plate (rows A-H, columns 1-12)" in out[0].what
     res = quantify_plate(plate)
     assert not res.wells.loc[res.wells["well"] == "J14", "used"].any()
+    from immuno.chemokines.outputs import write_curve_plots
+
+    write_curve_plots(res, plate, tmp_path / "plots")
+    names = sorted(f.name for f in (tmp_path / "plots").iterdir())
+    assert len(names) == 8 and names[0] == "plate_7_CCL11_Eotaxin.png"  # no path, no '/' from 'CCL11/Eotaxin'
+    assert list((tmp_path / "plots").iterdir())[0].parent == tmp_path / "plots"
 
 
 def test_all_curves_failed_exits_3_after_writing_what_it_could(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
