@@ -40,18 +40,18 @@ def test_scores_substituted_strict_and_flags() -> None:
     th1 = (1.0 * 50.0 * 1000.0) ** (1 / 3)  # LLOQ/2 = 1, ULOQ = 1000
     th2 = (20.0 * 40.0 * 80.0) ** (1 / 3)
     assert out.loc[("S1", "Th1_chemokine_score"), "value"] == pytest.approx(th1)
-    assert out.loc[("S1", "Th1_chemokine_score"), "flag"] == "substituted: CXCL9 <LLOQ, CXCL11 >ULOQ"
+    assert out.loc[("S1", "Th1_chemokine_score"), "flag"] == "censored_inputs:CXCL11>ULOQ+CXCL9<LLOQ"
     assert bool(out.loc[("S1", "Th1_chemokine_score"), "qc_pass"])
     assert math.isnan(out.loc[("S1", "Th1_chemokine_score_strict"), "value"])
-    assert out.loc[("S1", "Th1_chemokine_score_strict"), "flag"] == "incomplete: CXCL9 <LLOQ, CXCL11 >ULOQ"
+    assert out.loc[("S1", "Th1_chemokine_score_strict"), "flag"] == "incomplete:CXCL11>ULOQ+CXCL9<LLOQ"
     assert out.loc[("S1", "Th2_chemokine_score_strict"), "value"] == pytest.approx(th2)
     assert out.loc[("S1", "Th1_Th2_chemokine_ratio"), "value"] == pytest.approx(th1 / th2)
-    assert out.loc[("S1", "Th1_Th2_chemokine_ratio"), "flag"] == "substituted: CXCL9 <LLOQ, CXCL11 >ULOQ"
+    assert out.loc[("S1", "Th1_Th2_chemokine_ratio"), "flag"] == "censored_inputs:CXCL11>ULOQ+CXCL9<LLOQ"
     assert math.isnan(out.loc[("S1", "Th1_Th2_chemokine_ratio_strict"), "value"])
     # a failed analyte is not censored: nothing can stand in for it, in either version
     for feat in ("Th1_chemokine_score", "Th1_chemokine_score_strict", "Th1_Th2_chemokine_ratio"):
         assert math.isnan(out.loc[("S2", feat), "value"]) and not out.loc[("S2", feat), "qc_pass"]
-        assert "incomplete: CXCL10 curve_failed" in out.loc[("S2", feat), "flag"]
+        assert out.loc[("S2", feat), "flag"] == "incomplete:CXCL10=curve_failed"
 
 
 def test_demo_scores_exist_for_every_sample_and_match_truth(tmp_path: Path) -> None:
@@ -64,10 +64,16 @@ def test_demo_scores_exist_for_every_sample_and_match_truth(tmp_path: Path) -> N
     for feat in ("Th1_chemokine_score", "Th2_chemokine_score", "Th1_Th2_chemokine_ratio"):
         g = j[j["feature"] == feat]
         assert set(g["sample_id"]) == samples and g["value"].notna().all()  # every sample that has a plate
-        assert (g["flag"] == g["flag_true"]).all()  # the same analytes named as censored
+        # the same analytes named as censored; a score resting on an input that failed QC
+        # also carries the measurement table's qc_failed word
+        words = g["flag"].str.replace(";qc_failed", "", regex=False).str.replace("qc_failed", "", regex=False)
+        assert (words == g["flag_true"]).all()
+        failed_inputs = set(j.loc[~j["qc_pass"] & ~j["feature"].str.contains("score|ratio"), "sample_id"])
+        assert set(g.loc[g["flag"].str.contains("qc_failed"), "sample_id"]) <= failed_inputs
         assert np.median(np.abs(g["value"] / g["value_true"] - 1)) <= 0.03
         strict = j[j["feature"] == f"{feat}_strict"]
         assert (strict["value"].isna() == strict["value_true"].isna()).all()
-        assert (strict["flag"] == strict["flag_true"]).all()
-    substituted = j[(j["feature"] == "Th1_chemokine_score") & j["flag"].str.startswith("substituted")]
+        strict_words = strict["flag"].str.replace(";qc_failed", "", regex=False).str.replace("qc_failed", "", regex=False)
+        assert (strict_words == strict["flag_true"]).all()
+    substituted = j[(j["feature"] == "Th1_chemokine_score") & j["flag"].str.startswith("censored_inputs:")]
     assert len(substituted) >= 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 
 import anndata as ad
@@ -33,8 +34,9 @@ def write_curve_plots(result: PlateResult, plate: PlateData, folder: Path) -> No
         feat = result.curves.loc[result.curves["analyte"] == analyte, "feature"].iloc[0]
         std = plate.wells[(plate.wells["analyte"] == analyte) & (plate.wells["role"] == "standard")]
         smp = result.samples[result.samples["analyte"] == analyte] if len(result.samples) else result.samples
-        # file names from a slug: the plate id is one already, an analyte label may hold '/'
-        plot_curve(curve, std, smp, folder / f"{slug(plate.plate_id)}_{slug(feat, 'analyte')}.png",
+        # file names from slugs: the plate id is one already; a label such as CCL11/Eotaxin is no path
+        name = slug(re.sub(r"[\\/]", "_", str(feat)), "analyte")
+        plot_curve(curve, std, smp, folder / f"{slug(plate.plate_id)}_{name}.png",
                    title=f"{plate.plate_id} - {feat}")
 
 

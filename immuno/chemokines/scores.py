@@ -8,12 +8,14 @@ substitution:
 * ``Th1_chemokine_score`` (and ``Th2_...``, ``Th1_Th2_chemokine_ratio``): a censored
   analyte enters at a documented substitute - LLOQ/2 when below the range, ULOQ when
   above it (LLOQ and ULOQ in sample units, i.e. with the sample's dilution). The flag
-  names every substituted analyte, e.g. ``substituted: CXCL9 <LLOQ, CCL17 >ULOQ``.
-* ``..._strict``: no substitution; empty (flag ``incomplete: ...`` naming the censored
+  names every substituted analyte in the measurement vocabulary's detail form, e.g.
+  ``censored_inputs:CCL17>ULOQ+CXCL9<LLOQ``.
+* ``..._strict``: no substitution; empty (flag ``incomplete:...`` naming the censored
   analytes) whenever one input is censored.
 
 An analyte with no value at all (failed curve, no usable well) leaves both versions
-empty, flagged ``incomplete`` with the analyte named: nothing is invented.
+empty, flagged ``incomplete`` with the analyte named (``incomplete:CXCL10=curve_failed``):
+nothing is invented.
 """
 
 from __future__ import annotations
@@ -41,6 +43,11 @@ def substitute(value: float, flag: str, lloq: float, uloq: float) -> float:
     return math.nan
 
 
+def _detail(word: str, items: list[str]) -> str:
+    """A flag word with the analytes it concerns (``censored_inputs:CCL17>ULOQ+CXCL9<LLOQ``)."""
+    return f"{word}:{'+'.join(sorted(set(items)))}" if items else ""
+
+
 def _geomean(values: list[float]) -> float:
     v = np.asarray(values, dtype=float)
     if len(v) == 0 or not np.all(np.isfinite(v) & (v > 0)):
@@ -54,21 +61,21 @@ def _score(inputs: pd.DataFrame) -> dict[str, Any]:
     for r in inputs.itertuples():
         flag = str(r.flag)
         if flag in SUBSTITUTE:
-            censored.append(f"{r.feature} {flag}")
+            censored.append(f"{r.feature}{flag}")
         elif flag != "" or not math.isfinite(r.value):
-            missing.append(f"{r.feature} {flag or 'no value'}")
+            missing.append(f"{r.feature}={flag or 'no_value'}")
         subst.append(substitute(float(r.value), flag, float(r.lloq), float(r.uloq)))
         strict.append(float(r.value) if flag == "" else math.nan)
     qc = bool(inputs["qc_pass"].all()) if len(inputs) else False
     if missing or not len(inputs):
-        why = "incomplete: " + ", ".join(missing or ["no analyte of the class"])
+        why = "incomplete:" + "+".join(sorted(missing) or ["no_analyte_of_the_class"])
         return {"value": math.nan, "flag": why, "qc_pass": False, "strict": math.nan, "strict_flag": why,
                 "censored": censored}
     value = _geomean(subst)
-    return {"value": value, "flag": ("substituted: " + ", ".join(censored)) if censored else "",
+    return {"value": value, "flag": _detail("censored_inputs", censored),
             "qc_pass": qc and math.isfinite(value),
             "strict": _geomean(strict) if not censored else math.nan,
-            "strict_flag": ("incomplete: " + ", ".join(censored)) if censored else "", "censored": censored}
+            "strict_flag": _detail("incomplete", censored), "censored": censored}
 
 
 def derived_scores(values: pd.DataFrame, panel: Any) -> list[dict[str, Any]]:
@@ -107,12 +114,13 @@ def derived_scores(values: pd.DataFrame, panel: Any) -> list[dict[str, Any]]:
             ratio = th1["value"] / th2["value"]
             censored = th1["censored"] + th2["censored"]
             bad = [s["flag"] for s in (th1, th2) if s["flag"].startswith("incomplete")]
-            flag = "; ".join(bad) if bad else (("substituted: " + ", ".join(censored)) if censored else "")
+            flag = _detail("incomplete", [d for b in bad for d in b.split(":", 1)[1].split("+")]) if bad \
+                else _detail("censored_inputs", censored)
             rows.append({"sample_id": sample, "feature": RATIO, "value": ratio if math.isfinite(ratio) else math.nan,
                          "unit": "ratio", "flag": flag, "qc_pass": th1["qc_pass"] and th2["qc_pass"] and math.isfinite(ratio)})
             strict = th1["strict"] / th2["strict"]
             rows.append({"sample_id": sample, "feature": f"{RATIO}_strict", "value": strict if math.isfinite(strict) else math.nan,
-                         "unit": "ratio", "flag": "" if math.isfinite(strict) else (
-                             "; ".join(bad) if bad else "incomplete: " + ", ".join(censored)),
+                         "unit": "ratio", "flag": "" if math.isfinite(strict) else _detail(
+                             "incomplete", [d for b in bad for d in b.split(":", 1)[1].split("+")] if bad else censored),
                          "qc_pass": math.isfinite(strict) and th1["qc_pass"] and th2["qc_pass"]})
     return rows

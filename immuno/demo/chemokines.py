@@ -312,24 +312,27 @@ def _truth_rows(sample: str, conc: dict[tuple[str, str], float]) -> list[dict]:
         subst.setdefault(cls, []).append(lloq / 2 if flag == "<LLOQ" else (uloq if flag == ">ULOQ" else value))
         strict.setdefault(cls, []).append(value)
         if flag:
-            censored.setdefault(cls, []).append(f"{feat} {flag}")
+            censored.setdefault(cls, []).append(f"{feat}{flag}")
 
     def gm(values: list[float]) -> float:
         return float(np.exp(np.mean(np.log(values))))
+
+    def detail(word: str, items: list[str]) -> str:
+        return f"{word}:{'+'.join(sorted(items))}" if items else ""
 
     th = {cls: (gm(subst[cls]), gm(strict[cls]), censored.get(cls, [])) for cls in ("Th1", "Th2")}
     both = th["Th1"][2] + th["Th2"][2]
     for name, cls in (("Th1_chemokine_score", "Th1"), ("Th2_chemokine_score", "Th2")):
         value, exact, cens = th[cls]
         rows.append({"sample_id": sample, "assay": "chemokine", "panel": PANEL, "feature": name, "value": value,
-                     "unit": UNIT, "flag": "substituted: " + ", ".join(cens) if cens else ""})
+                     "unit": UNIT, "flag": detail("censored_inputs", cens)})
         rows.append({"sample_id": sample, "assay": "chemokine", "panel": PANEL, "feature": f"{name}_strict",
                      "value": math.nan if cens else exact, "unit": UNIT,
-                     "flag": "incomplete: " + ", ".join(cens) if cens else ""})
+                     "flag": detail("incomplete", cens)})
     rows.append({"sample_id": sample, "assay": "chemokine", "panel": PANEL, "feature": "Th1_Th2_chemokine_ratio",
                  "value": th["Th1"][0] / th["Th2"][0], "unit": "ratio",
-                 "flag": "substituted: " + ", ".join(both) if both else ""})
+                 "flag": detail("censored_inputs", both)})
     rows.append({"sample_id": sample, "assay": "chemokine", "panel": PANEL, "feature": "Th1_Th2_chemokine_ratio_strict",
                  "value": math.nan if both else th["Th1"][1] / th["Th2"][1], "unit": "ratio",
-                 "flag": "incomplete: " + ", ".join(both) if both else ""})
+                 "flag": detail("incomplete", both)})
     return rows
