@@ -24,14 +24,13 @@ repeated header row inside a block, a duplicated well (flagged, never averaged).
 
 from __future__ import annotations
 
-import csv
-import io
 import math
 import re
 from pathlib import Path
 
 import pandas as pd
 
+from immuno.chemokines.delimited import Row, read_rows
 from immuno.chemokines.plate import (
     PlateData,
     PlateIssue,
@@ -62,7 +61,6 @@ WELL_BLOCKS = {"Median": "mfi", "Net MFI": "net_mfi", "Count": "bead_count", "Re
 REAGENT_BLOCKS = ("Standard Expected Concentration", "Control Expected Concentration",
                   "Control Range Low", "Control Range High")
 _NUMERIC_BLOCKS = (*WELL_BLOCKS, *REAGENT_BLOCKS, "Dilution Factor")
-Row = tuple[int, list[str]]
 
 
 def sniff(head: str) -> bool:
@@ -78,22 +76,13 @@ def _block_name(text: str) -> str:
 
 def _rows(text: str) -> tuple[list[Row], str, list[Row]]:
     """Rows with their line numbers; the delimiter; and rows whose raw text had a quoted
-    number with a comma (``"78,125"``) - decimal commas in a comma-delimited file."""
+    number with a comma (``"78,125"``) - decimal commas in a comma-delimited file (a
+    comma inside a cell can only have come from quotes)."""
     first = text.splitlines()[0]
     delim = ";" if first.count(";") > first.count(",") else ","
-    reader = csv.reader(io.StringIO(text), delimiter=delim)
-    rows: list[Row] = []
-    comma_numbers: list[Row] = []
-    line = 1
-    for r in reader:
-        cells = [c.strip() for c in r]
-        # trailing empty fields come from Excel re-saves; they carry nothing
-        while cells and cells[-1] == "":
-            cells.pop()
-        rows.append((line, cells))
-        if delim == "," and any(re.fullmatch(r"[<>*]?\s*-?\d+,\d+", c) for c in cells[1:]):
-            comma_numbers.append((line, cells))
-        line = reader.line_num + 1
+    rows = read_rows(text, delim)
+    comma_numbers = [(ln, r) for ln, r in rows
+                     if delim == "," and any(re.fullmatch(r"[<>*]?\s*-?\d+,\d+", c) for c in r[1:])]
     return rows, delim, comma_numbers
 
 

@@ -17,10 +17,9 @@ import re
 import numpy as np
 import pandas as pd
 
+from immuno.chemokines.delimited import Row
 from immuno.chemokines.plate import PlateIssue, half_ulp, read_number, to_float
 from immuno.errors import UserError
-
-Row = tuple[int, list[str]]
 
 
 def per_well(block: list[Row], where: str) -> tuple[list[str], list[Row]]:
