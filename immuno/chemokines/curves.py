@@ -76,17 +76,23 @@ class CurveFit:
 
 def _model(theta: np.ndarray, u: np.ndarray, five: bool) -> tuple[np.ndarray, np.ndarray]:
     """Response and Jacobian at log-concentrations ``u`` for theta = (a, d, log c, b[, log g])."""
-    a, d, lc, b = theta[:4]
+    a, d, lc, b = (float(t) for t in theta[:4])
     g = math.exp(theta[4]) if five else 1.0
-    z = np.clip(b * (u - lc), -700, 700)
+    du = u - lc
+    z = np.minimum(np.maximum(b * du, -700.0), 700.0)
     L = np.logaddexp(0.0, z)  # log(1 + (x/c)^b)
     h = np.exp(-g * L)
-    sig = expit(z)
     f = d + (a - d) * h
-    cols = [h, 1.0 - h, (a - d) * g * h * sig * b, (a - d) * (-g * h * sig * (u - lc))]
+    # one array, filled column by column: these small fits are called thousands of times
+    jac = np.empty((len(u), 5 if five else 4))
+    jac[:, 0] = h
+    jac[:, 1] = 1.0 - h
+    t = (a - d) * g * h * expit(z)
+    jac[:, 2] = t * b
+    jac[:, 3] = -t * du
     if five:
-        cols.append((a - d) * (-L * h * g))
-    return f, np.column_stack(cols)
+        jac[:, 4] = -(a - d) * g * L * h
+    return f, jac
 
 
 def _levenberg_marquardt(resid_jac, theta: np.ndarray, lo: np.ndarray, hi: np.ndarray,
@@ -105,13 +111,14 @@ def _levenberg_marquardt(resid_jac, theta: np.ndarray, lo: np.ndarray, hi: np.nd
         history.append(r)
         A = J.T @ J
         grad = J.T @ r
-        damp = np.diag(np.maximum(np.diag(A), 1e-12))
+        damped = A.copy()
+        damped.flat[:: len(A) + 1] += lam * np.maximum(np.diag(A), 1e-12)
         try:
-            step = np.linalg.solve(A + lam * damp, -grad)
+            step = np.linalg.solve(damped, -grad)
         except np.linalg.LinAlgError:
             lam *= 10.0
             continue
-        cand = np.clip(theta + step, lo, hi)
+        cand = np.minimum(np.maximum(theta + step, lo), hi)
         r2, J2 = resid_jac(cand)
         c2 = float(r2 @ r2)
         if np.isfinite(c2) and c2 < cost:
