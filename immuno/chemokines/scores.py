@@ -9,13 +9,13 @@ substitution:
   analyte enters at a documented substitute - LLOQ/2 when below the range, ULOQ when
   above it (LLOQ and ULOQ in sample units, i.e. with the sample's dilution). The flag
   names every substituted analyte in the measurement vocabulary's detail form, e.g.
-  ``censored_inputs:CCL17>ULOQ+CXCL9<LLOQ``.
+  ``censored_inputs:CCL17+CXCL9`` (which way each was censored is in its own row).
 * ``..._strict``: no substitution; empty (flag ``incomplete:...`` naming the censored
   analytes) whenever one input is censored.
 
 An analyte with no value at all (failed curve, no usable well) leaves both versions
-empty, flagged ``incomplete`` with the analyte named (``incomplete:CXCL10=curve_failed``):
-nothing is invented.
+empty, flagged ``incomplete`` with the analyte named (``incomplete:CXCL10``): nothing is
+invented.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ def substitute(value: float, flag: str, lloq: float, uloq: float) -> float:
 
 
 def _detail(word: str, items: list[str]) -> str:
-    """A flag word with the analytes it concerns (``censored_inputs:CCL17>ULOQ+CXCL9<LLOQ``)."""
+    """A flag word with the analytes it concerns (``censored_inputs:CCL17+CXCL9``)."""
     return f"{word}:{'+'.join(sorted(set(items)))}" if items else ""
 
 
@@ -61,9 +61,9 @@ def _score(inputs: pd.DataFrame) -> dict[str, Any]:
     for r in inputs.itertuples():
         flag = str(r.flag)
         if flag in SUBSTITUTE:
-            censored.append(f"{r.feature}{flag}")
+            censored.append(str(r.feature))
         elif flag != "" or not math.isfinite(r.value):
-            missing.append(f"{r.feature}={flag or 'no_value'}")
+            missing.append(str(r.feature))
         subst.append(substitute(float(r.value), flag, float(r.lloq), float(r.uloq)))
         strict.append(float(r.value) if flag == "" else math.nan)
     qc = bool(inputs["qc_pass"].all()) if len(inputs) else False

@@ -312,7 +312,7 @@ def _truth_rows(sample: str, conc: dict[tuple[str, str], float]) -> list[dict]:
         subst.setdefault(cls, []).append(lloq / 2 if flag == "<LLOQ" else (uloq if flag == ">ULOQ" else value))
         strict.setdefault(cls, []).append(value)
         if flag:
-            censored.setdefault(cls, []).append(f"{feat}{flag}")
+            censored.setdefault(cls, []).append(feat)
 
     def gm(values: list[float]) -> float:
         return float(np.exp(np.mean(np.log(values))))
