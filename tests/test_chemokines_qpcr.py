@@ -16,7 +16,8 @@ from immuno.chemokines.plate import QPCR_COLUMNS
 def _wells(rows: list[tuple[str, str, str, float, float]]) -> pd.DataFrame:
     df = pd.DataFrame(rows, columns=["sample_name", "role", "target", "cq", "quantity"])
     df["plate_id"], df["well"], df["reporter"], df["omitted"] = "RUN", [f"W{i}" for i in range(len(df))], "", False
-    return df[QPCR_COLUMNS]
+    df["problem"] = ""
+    return df.reindex(columns=QPCR_COLUMNS)
 
 
 def _run(effs: dict[str, float] | None = None) -> pd.DataFrame:
@@ -94,3 +95,73 @@ def test_cfx_relative_to_a_reference_dye(real_data: Path) -> None:
     # A01/A02: FAM 21.1877528, 21.1025534; VIC 21.1590717, 21.0520704
     dcq = (21.1877528266099 + 21.1025534163483) / 2 - (21.1590717001335 + 21.0520703748196) / 2
     assert row["value"] == pytest.approx(2.0 ** -dcq, rel=1e-9)
+
+
+@pytest.mark.real
+def test_quantstudio_without_a_panel_uses_the_files_own_normalisation(real_data: Path, tmp_path: Path,
+                                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    from immuno.cli import main
+
+    path = real_data / "chemokines" / "qpcr" / "allotropy_quantstudio_example10_QS12K.xlsx"
+    rc = main(["chemokines", "quantify", str(path), "--out", str(tmp_path / "q")])
+    out = capsys.readouterr().out
+    assert rc == 0 and "8 wells, 2 targets" in out and "normalised on RefGene, calibrator Sample_1" in out
+    cq = pd.read_parquet(tmp_path / "q" / "cq.parquet")
+    assert len(cq) == 8 and set(cq["well"]) == {"A1", "A2", "A3", "A4", "B1", "B2", "B3", "B4"}  # footers are not wells
+    expr = pd.read_parquet(tmp_path / "q" / "relative_expression.parquet").set_index("sample_name")
+    # 2^-ddCq from the Cts: GeneA (25.5, 25.8 | 26.2, 26.5), RefGene (20.0, 20.2 | 19.8, 20.0)
+    assert expr.loc["Sample_1", "value"] == pytest.approx(1.0)
+    assert expr.loc["Sample_2", "value"] == pytest.approx(2.0 ** -((26.35 - 19.9) - (25.65 - 20.1)))
+
+
+@pytest.mark.real
+def test_cq_table_always_written_and_options_for_normalisation(real_data: Path, tmp_path: Path,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    from immuno.cli import main
+
+    path = real_data / "chemokines" / "qpcr" / "cfx_maestro_example01.csv"
+    rc = main(["chemokines", "quantify", str(path), "--out", str(tmp_path / "none")])
+    assert rc == 3 and "no reference gene: give --reference-gene" in capsys.readouterr().err
+    assert len(pd.read_parquet(tmp_path / "none" / "cq.parquet")) == 48
+    assert not (tmp_path / "none" / "relative_expression.parquet").exists()
+    rc = main(["chemokines", "quantify", str(path), "--reference-gene", "VIC", "--calibrator", "M3905 R Ctx",
+               "--out", str(tmp_path / "opt")])
+    assert rc == 0
+    expr = pd.read_parquet(tmp_path / "opt" / "relative_expression.parquet").set_index("sample_name")
+    assert expr.loc["M3905 R Ctx", "value"] == pytest.approx(1.0)
+    assert set(expr["method"]) == {"2^-ddCq"}
+    flags = pd.read_parquet(tmp_path / "opt" / "qc_flags.parquet")
+    assert flags["reason"].str.contains("reference genes given as an option: VIC").any()
+
+
+def test_a_qpcr_batch_may_rely_on_the_files_endogenous_control(tmp_path: Path) -> None:
+    from immuno.batch import load_batch
+    from immuno.chemokines import process_batch
+    from immuno.chemokines.checks import check_inputs
+
+    folder = tmp_path / "qbatch"
+    (folder / "qpcr").mkdir(parents=True)
+    head = ["* Experiment Type = Comparative Ct", "", "[Results]",
+            "Well\tWell Position\tOmit\tSample Name\tTarget Name\tTask\tReporter\tCT"]
+    rows, n = [], 0
+    for sample, cts in (("P01-D0-BLOOD", {"CXCL10": 28.0, "GAPDH": 18.0}), ("P01-D10-BLOOD", {"CXCL10": 26.0, "GAPDH": 18.0})):
+        for target, ct in cts.items():
+            for rep in (0.01, -0.01):
+                n += 1
+                rows.append(f"{n}\tA{n}\tfalse\t{sample}\t{target}\tUNKNOWN\tFAM\t{ct + rep:.3f}")
+    footer = ["", "Endogenous Control\tGAPDH", "Reference Sample\tP01-D0-BLOOD"]
+    (folder / "qpcr" / "run.txt").write_text("\n".join(head + rows + footer) + "\n")
+    pd.DataFrame([{"sample_id": s, "patient_id": "P01", "visit": s.split("-")[1], "assay": "chemokine",
+                   "file": "qpcr/run.txt", "panel": "chemokine_qpcr_nogenes", "sample_name": s}
+                  for s in ("P01-D0-BLOOD", "P01-D10-BLOOD")]).to_csv(folder / "samplesheet.csv", index=False)
+    panels = tmp_path / "panels"
+    panels.mkdir()
+    (panels / "chemokine_qpcr_nogenes.yaml").write_text(
+        "name: chemokine_qpcr_nogenes\nassay: chemokine\nversion: 1\nunit: relative expression\n"
+        "analytes:\n  - {feature: CXCL10, class: Th1}\n")
+    batch = load_batch(folder, panels_dir=panels)
+    assert check_inputs(batch.rows("chemokine"), batch.root, batch.panels) == []
+    table = process_batch(batch, tmp_path / "out", plots=False).set_index(["sample_id", "feature"])
+    assert table.loc[("P01-D10-BLOOD", "CXCL10"), "value"] == pytest.approx(4.0)  # 2 cycles earlier, same GAPDH
+    assert table.loc[("P01-D0-BLOOD", "CXCL10"), "value"] == pytest.approx(1.0)
+    assert len(pd.read_parquet(tmp_path / "out" / "cq.parquet")) == 8

@@ -276,7 +276,7 @@ def test_qpcr_exports(chem: Path) -> None:
 
 @pytest.mark.real
 def test_legendplex_fcs_is_not_a_plate_export(chem: Path) -> None:
-    with pytest.raises(UserError, match="unknown plate export format"):
+    with pytest.raises(UserError, match=r"a flow cytometry \(FCS\) file, e.g. LEGENDplex beads.*expected a plate export"):
         read_plate(chem / "legendplex" / "K2-C07-A7.fcs")
 
 

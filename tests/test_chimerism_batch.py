@@ -35,34 +35,45 @@ def test_demo_batch_has_no_input_problems(demo_batch: Path) -> None:
     assert check_inputs(batch.rows("chimerism"), batch.root, batch.panels) == []
 
 
+def _fractions(m: pd.DataFrame) -> pd.DataFrame:
+    """The donor-fraction rows: ``donor_fraction``, or ``donor_fraction_<lot>`` per lot."""
+    return m[m["feature"].str.startswith("donor_fraction") & ~m["feature"].str.startswith("donor_fraction_lod")]
+
+
 def test_measurements_against_truth(demo_batch: Path, processed: tuple[Path, dict[str, Path]]) -> None:
     out, written = processed
     m = pd.read_parquet(written["measurements"])
     truth = pd.read_csv(demo_batch / "truth.csv")
-    frac = m[m["feature"] == "donor_fraction"].merge(truth, on=["sample_id", "feature"], suffixes=("", "_true"))
-    assert len(frac) == len(truth) == 12
+    frac = _fractions(m).merge(truth, on=["sample_id", "feature"], suffixes=("", "_true"))
+    # 12 biopsies; the pooled-product patient has one row per donor lot for each method
+    assert len(frac) == len(truth) == 14
     assert (frac["unit"] == "%").all() and frac["qc_pass"].all()
+    pooled = frac[frac["feature"] != "donor_fraction"]
+    assert len(pooled) == 4 and pooled["sample_id"].nunique() == 2
     ngs = frac[frac["panel"] == "chimerism_ngs48"]
     assert ((ngs["lower"] <= ngs["value_true"]) & (ngs["value_true"] <= ngs["upper"])).all(), ngs
-    lod = m[m["feature"] == "donor_fraction_lod"].set_index("sample_id")["value"]
-    ngs_lod = ngs["sample_id"].map(lod)
+    lod = m[m["feature"].str.startswith("donor_fraction_lod")].copy()
+    lod["feature"] = lod["feature"].str.replace("donor_fraction_lod", "donor_fraction", regex=False)
+    ngs_lod = ngs.merge(lod[["sample_id", "feature", "value"]], on=["sample_id", "feature"],
+                        suffixes=("", "_lod"))["value_lod"].to_numpy()
     # above its LoD a biopsy must be detected; with no donor DNA it must not be
-    assert (ngs.loc[ngs["value_true"] > ngs_lod, "flag"] == "detected").all()
+    assert (ngs.loc[ngs["value_true"].to_numpy() > ngs_lod, "flag"] == "detected").all()
     assert (ngs.loc[ngs["value_true"] == 0, "flag"] == "not_detected").all()
     strs = frac[(frac["panel"] == "chimerism_str16") & (frac["value_true"] >= 5)]
     assert len(strs) == 2 and ((strs["value"] - strs["value_true"]).abs() <= 1).all()
-    lod = m[m["feature"] == "donor_fraction_lod"]
-    assert len(lod) == 12 and (lod["value"] > 0).all() and (lod["unit"] == "%").all()
+    assert len(lod) == 14 and (lod["value"] > 0).all() and (lod["unit"] == "%").all()
     assert set(m["patient_id"]) == {f"P{i:02d}" for i in range(1, 7)} and set(m["visit"]) == {"M1"}
 
 
-def test_side_tables_anndata_and_plots(processed: tuple[Path, dict[str, Path]]) -> None:
+def test_side_tables_anndata_and_plots(demo_batch: Path, processed: tuple[Path, dict[str, Path]]) -> None:
     out, written = processed
     for name in ("chimerism_measurements.parquet", "qc_metrics.parquet", "qc_flags.parquet", "genotypes.parquet",
                  "str_loci.parquet", "ngs_markers.parquet", "chimerism.h5ad", "chimerism_summary.tsv"):
         assert (out / name).is_file(), name
     genotypes = pd.read_parquet(out / "genotypes.parquet")
-    assert genotypes["sample_id"].nunique() == 36  # every file of every sample, references included
+    sheet = pd.read_csv(demo_batch / "samplesheet.csv")
+    # every file of every sample, references included (each lot's STR profile once)
+    assert genotypes["sample_id"].nunique() == sheet["sample_id"].nunique()
     # names typed in the instrument software stay in the batch folder; only sheet codes leave
     assert not {"sample_name", "sample_file"} & set(genotypes.columns)
     loci = pd.read_parquet(out / "str_loci.parquet")
@@ -110,13 +121,13 @@ def test_bad_file_fails_its_own_sample_only(demo_batch: Path, tmp_path: Path) ->
     broken = _broken_copy(demo_batch, tmp_path)
     written = process_batch(load_batch(broken, panels_dir=PANELS), tmp_path / "out", plots=False)
     m = pd.read_parquet(written["measurements"])
-    frac = m[m["feature"] == "donor_fraction"].set_index("sample_id")
+    frac = _fractions(m).set_index("sample_id")
     failed = ["P01-M1-BX-NGS", "P02-M1-BX-NGS", "P03-M1-BX-NGS"]
     for sid in failed:
         assert frac.loc[sid, "flag"] == "not_estimated" and not frac.loc[sid, "qc_pass"]
         assert pd.isna(frac.loc[sid, "value"])
     others = frac.drop(index=failed)
-    assert len(others) == 9 and others["qc_pass"].all() and others["value"].notna().all()
+    assert len(others) == 11 and others["qc_pass"].all() and others["value"].notna().all()
     flags = pd.read_parquet(written["flags"]).set_index("sample_id")
     assert flags.loc["P01-M1-BX-NGS", "flag"] == "missing_reference"
     assert flags.loc["P03-M1-BX-NGS", "flag"] == "unreadable_input"

@@ -17,8 +17,9 @@ from immuno.chimerism import (
     read_marker_counts,
     read_vcf,
 )
+from immuno.chimerism.ngs_mixture import estimate_counts_donors
 from immuno.chimerism.pcr import estimate_ddpcr, estimate_fish, estimate_qpcr
-from immuno.demo.chimerism import simulate, simulate_marker_counts
+from immuno.demo.chimerism import design, simulate, simulate_marker_counts
 
 REAL = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "real" / "chimerism"
 PATIENTS = [f"P{i:02d}" for i in range(1, 10)]
@@ -63,15 +64,22 @@ def test_str_pattern_formulas_recover_dose_model(f: float) -> None:
     # every peak throws 7 % back-stutter, which the references show and the estimator removes
     result = estimate_str(*(_mixture(rec, don, x, stutter=0.07) for x in (f, 0.0, 1.0)))
     loci = result.markers.set_index("marker")
-    assert loci["stutter_ratio"].tolist() == pytest.approx([0.07] * 4)
+    informative = loci[loci["status"] != "not_informative"]
+    assert informative["stutter_ratio"].tolist() == pytest.approx([0.07] * 4)
     assert loci.loc["L_no_shared", "pattern"] == "no_shared"
     assert loci.loc["L_rec_hom", "pattern"] == "recipient_hom"
     assert loci.loc["L_don_hom", "pattern"] == "donor_hom"
-    assert "L_same" not in loci.index  # identical genotypes are not informative
+    # identical genotypes are not informative: in the table with their status and reason
+    assert loci.loc["L_same", "status"] == "not_informative" and not loci.loc["L_same", "used"]
+    assert "share the same alleles" in loci.loc["L_same", "reason"]
     for locus in ("L_no_shared", "L_het_het", "L_rec_hom", "L_don_hom"):
         assert loci.loc[locus, "donor_fraction"] == pytest.approx(f, abs=1e-9), locus
     assert result.fraction == pytest.approx(f, abs=1e-9)
-    assert not loci.loc["L_don_hom", "used"]  # useless at low f, left out when clean loci exist
+    # the minor person's dose-only pattern is useless at low levels and left out while
+    # clean loci exist: the donor-homozygous one below 50 %, the recipient-homozygous above
+    dose_only = "L_don_hom" if f < 0.5 else "L_rec_hom"
+    assert not loci.loc[dose_only, "used"] and "only shifts a dose" in loci.loc[dose_only, "reason"]
+    assert loci.loc["L_no_shared", "status"] == "used"
     assert result.detected
 
 
@@ -107,31 +115,56 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, pd.DataFrame]:
 
 def test_demo_str_within_one_point_above_five_percent(demo: tuple[Path, pd.DataFrame]) -> None:
     out, truth = demo
+    d = design(7, PATIENTS)
     checked = 0
-    for p in PATIENTS:
+    for sim in d.patients:
+        p = sim.patient
         peaks = read_genemapper(out / "chimerism" / f"{p}_STR_GeneMapper.txt")
-        one = {tag: peaks[peaks["sample_name"] == f"{p}-{tag}-STR"] for tag in ("REC", "DON", "M1-BX")}
-        result = estimate_str(one["M1-BX"], one["REC"], one["DON"])
-        true = float(truth.loc[truth["sample_id"] == f"{p}-M1-BX-STR", "value"].iloc[0])
-        if true >= 5:
-            assert abs(100 * result.fraction - true) <= 1.0, (p, result.summary(), true)
-            assert result.detected
-            checked += 1
-        elif true == 0:
-            assert not result.detected and result.upper >= result.lod
+        one = {tag: peaks[peaks["sample_name"] == f"{p}-{tag}-STR"] for tag in ("REC", "M1-BX")}
+        # each lot's STR reference is its genotype list (homozygotes entered twice)
+        lots = {lot: read_genemapper(out / "chimerism" / f"{lot}_STR_profile.txt") for lot, _, _, _ in sim.donors()}
+        rows = truth[truth["sample_id"] == f"{p}-M1-BX-STR"].set_index("feature")["value"]
+        if len(lots) > 1:
+            result = estimate_str(one["M1-BX"], one["REC"], donors=lots)
+            parts = [(c, float(rows[f"donor_fraction_{c.donor_id}"])) for c in result.components]
+        else:
+            result = estimate_str(one["M1-BX"], one["REC"], next(iter(lots.values())))
+            parts = [(result, float(rows["donor_fraction"]))]
+        assert not result.failed, (p, result.summary())
+        for part, true in parts:
+            if true >= 5:
+                assert abs(100 * part.fraction - true) <= 1.0, (p, result.summary(), true)
+                assert part.detected
+                checked += 1
+            elif true == 0:
+                assert not part.detected and part.upper >= part.lod
     assert checked >= 3
 
 
 def test_demo_counts_intervals_cover_truth(demo: tuple[Path, pd.DataFrame]) -> None:
     out, truth = demo
-    for p in PATIENTS:
-        c = {tag: read_marker_counts(out / "chimerism" / f"{p}-{tag}-NGS.tsv") for tag in ("REC", "DON", "M1-BX")}
-        result = estimate_counts(c["M1-BX"], c["REC"], c["DON"])
-        row = truth[truth["sample_id"] == f"{p}-M1-BX-NGS"].iloc[0]
-        assert 100 * result.lower <= row["value"] <= 100 * result.upper, (p, result.summary(), row["value"])
-        if row["value"] == 0 or row["value"] > 100 * result.lod:
-            assert result.flag == row["flag"], (p, result.summary())
-        assert not result.failed
+    d = design(7, PATIENTS)
+
+    def counts(p: str, tag: str) -> pd.DataFrame:
+        # one patient's NGS files are .vcf.gz: read by content like the count tables
+        return read_marker_counts(next((out / "chimerism").glob(f"{p}-{tag}-NGS.*")))
+
+    for sim in d.patients:
+        p = sim.patient
+        rows = truth[truth["sample_id"] == f"{p}-M1-BX-NGS"].set_index("feature")
+        if len(sim.donors()) > 1:
+            result = estimate_counts_donors(counts(p, "M1-BX"), counts(p, "REC"),
+                                            {lot: counts(p, "DON" if i == 0 else f"DON{i + 1}")
+                                             for i, (lot, _, _, _) in enumerate(sim.donors())})
+            parts = [(c, rows.loc[f"donor_fraction_{c.donor_id}"]) for c in result.components]
+        else:
+            result = estimate_counts(counts(p, "M1-BX"), counts(p, "REC"), counts(p, "DON"))
+            parts = [(result, rows.loc["donor_fraction"])]
+        assert not result.failed, (p, result.summary())
+        for part, row in parts:
+            assert 100 * part.lower <= row["value"] <= 100 * part.upper, (p, result.summary(), row["value"])
+            if row["value"] == 0 or row["value"] > 100 * part.lod:
+                assert part.flag == row["flag"], (p, result.summary())
 
 
 @pytest.mark.real

@@ -30,9 +30,13 @@ def test_plate_parses_back_to_simulated_values() -> None:
     assert np.array_equal(got["bead_count"], want["bead_count"])
     assert (got["role"] == want["role"]).all() and (got["sample_name"] == want["sample_name"]).all()
     std = got[got["role"] == "standard"]
+    # the export numbers its standards from the lowest (Standard1 = top / 4^7) and lists
+    # their concentrations per reagent: every well gets its own back
     top = {a[0]: a[3] for a in demo.ANALYTES}
-    expected = std.index.get_level_values("analyte").map(top) / 4.0 ** (std["standard_level"] - 1)
+    expected = std.index.get_level_values("analyte").map(top) / 4.0 ** (8 - std["standard_level"])
     assert np.allclose(std["expected_conc"], expected)
+    assert np.allclose(std["expected_conc"], want.loc[std.index, "x_in_well"])
+    assert set(std["sample_name"]) == {f"Standard{k}" for k in range(1, 9)}
     assert set(plate.control_ranges["sample_name"]) == {"Control1", "Control2"}
     assert plate.units["IL-10"] == "pg/mL"
     # 8 levels in duplicate, 2 blanks, 2 controls in duplicate, samples in duplicate
@@ -49,8 +53,9 @@ def test_simulate_sheet_truth_and_determinism(tmp_path: Path) -> None:
     assert len(rows) == 12 and {r["sample_id"] for r in rows} == {f"{p}-{v}-PLASMA" for p in patients for v in VISITS}
     assert all(r["assay"] == "chemokine" and r["panel"] == demo.PANEL and r["sample_name"] == r["sample_id"] for r in rows)
     t = pd.DataFrame(truth)
+    scores = {"Th1_chemokine_score", "Th2_chemokine_score", "Th1_Th2_chemokine_ratio"}
     assert set(t["feature"]) == {"CXCL9", "CXCL10", "CXCL11", "CCL17", "CCL22", "CCL11", "IL10", "IL1RN",
-                                 "Th1_chemokine_score", "Th2_chemokine_score", "Th1_Th2_chemokine_ratio"}
+                                 *scores, *(f"{s}_strict" for s in scores)}
     assert (t["flag"] == "<LLOQ").any() and (t["flag"] == ">ULOQ").any()
     # truth flags follow the standard range of each analyte (in-well = plasma / dilution)
     spec = {a[1]: a[3] for a in demo.ANALYTES}
@@ -59,10 +64,24 @@ def test_simulate_sheet_truth_and_determinism(tmp_path: Path) -> None:
     top = an["feature"].map(spec)
     want = np.where(x < top / 4.0 ** 7, "<LLOQ", np.where(x > top, ">ULOQ", ""))
     assert (an["flag"].to_numpy() == want).all()
-    one = t[t["sample_id"] == "P01-D0-PLASMA"].set_index("feature")["value"]
-    th1 = np.exp(np.log(one[["CXCL9", "CXCL10", "CXCL11"]]).mean())
-    th2 = np.exp(np.log(one[["CCL17", "CCL22", "CCL11"]]).mean())
-    assert np.isclose(one["Th1_chemokine_score"], th1) and np.isclose(one["Th1_Th2_chemokine_ratio"], th1 / th2)
+    # the true scores follow the documented rule: censored analytes at LLOQ/2 or ULOQ,
+    # named in the flag; the strict scores only where nothing is censored
+    lloq = an["feature"].map(spec) / 4.0 ** 7 * demo.SAMPLE_DILUTION
+    uloq = an["feature"].map(spec) * demo.SAMPLE_DILUTION
+    subst = an["value"].where(an["flag"] == "", np.where(an["flag"] == "<LLOQ", lloq / 2, uloq))
+    cls = {a[1]: a[2] for a in demo.ANALYTES}
+    for s_id, g in an.assign(subst=subst, cls=an["feature"].map(cls)).groupby("sample_id"):
+        one = t[t["sample_id"] == s_id].set_index("feature")
+        gm = {c: float(np.exp(np.log(g.loc[g["cls"] == c, "subst"]).mean())) for c in ("Th1", "Th2")}
+        assert np.isclose(one.loc["Th1_chemokine_score", "value"], gm["Th1"])
+        assert np.isclose(one.loc["Th1_Th2_chemokine_ratio", "value"], gm["Th1"] / gm["Th2"])
+        censored = g.loc[(g["cls"] == "Th1") & (g["flag"] != ""), "feature"].tolist()
+        strict = one.loc["Th1_chemokine_score_strict", "value"]
+        if censored:
+            assert np.isnan(strict)
+        else:
+            assert np.isclose(strict, np.exp(np.log(g.loc[g["cls"] == "Th1", "value"]).mean()))
+        assert all(f in one.loc["Th1_chemokine_score", "flag"] for f in censored)
 
 
 def test_patients_stay_on_one_plate_and_second_plate_only_when_full(tmp_path: Path) -> None:

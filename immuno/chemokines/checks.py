@@ -1,7 +1,11 @@
 """Pre-flight checks of a batch's chemokine rows, run by batch validation before any work.
 
-Each plate export must be readable as a supported format, and every sample the sheet
-places on it must be found there by its ``sample_name`` (default: ``sample_id``).
+Each plate export must be readable as a supported format and sound: no well listed twice
+or outside the plate, no cell that is not a number, decimal separators that can be told,
+standards with expected concentrations (multiplex), a way to normalise (qPCR: reference
+genes from the panel or stated in the export). Every sample the sheet places on a plate
+must be found there by its ``sample_name`` (default: ``sample_id``). Notes about an
+export (a sheet left aside, decimal commas read as decimals) are not problems.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from typing import Any
 
 import pandas as pd
 
+from immuno.chemokines.integrity import all_issues
 from immuno.chemokines.readers import read_plate
 from immuno.errors import Problem, UserError
 
@@ -25,7 +30,7 @@ def check_inputs(rows: pd.DataFrame, batch_root: str | Path, panels: dict[str, A
     batch_root
         The batch folder.
     panels
-        Panels by name (a qPCR panel must name its reference genes).
+        Panels by name.
 
     Returns
     -------
@@ -45,6 +50,7 @@ def check_inputs(rows: pd.DataFrame, batch_root: str | Path, panels: dict[str, A
         except UserError as exc:
             problems += [Problem(where, f"{p.where}: {p.what}" if p.where else p.what) for p in exc.problems]
             continue
+        problems += [Problem(where, str(i)) for i in all_issues(plate) if i.blocking]
         names = set(plate.sample_names)
         for r in group.itertuples():
             name = r.sample_name or r.sample_id
@@ -53,7 +59,9 @@ def check_inputs(rows: pd.DataFrame, batch_root: str | Path, panels: dict[str, A
                 problems.append(Problem(f"samplesheet.csv: row {r.row}, column sample_name",
                                         f"sample {name!r} is not on plate {file} (it holds: {shown})"))
             panel = panels.get(r.panel) if r.panel else None
-            if plate.kind == "qpcr" and (panel is None or not panel.get("qpcr", {}).get("reference_genes")):
+            refs = (panel.get("qpcr", {}) if panel is not None else {}).get("reference_genes")
+            if plate.kind == "qpcr" and not refs and not plate.meta.get("endogenous_control"):
                 problems.append(Problem(f"samplesheet.csv: row {r.row}, column panel",
-                                        f"{file} is a qPCR run; its panel must list qpcr: reference_genes"))
+                                        f"{file} is a qPCR run that states no endogenous control; its panel must list "
+                                        "qpcr: reference_genes"))
     return problems

@@ -76,17 +76,23 @@ class CurveFit:
 
 def _model(theta: np.ndarray, u: np.ndarray, five: bool) -> tuple[np.ndarray, np.ndarray]:
     """Response and Jacobian at log-concentrations ``u`` for theta = (a, d, log c, b[, log g])."""
-    a, d, lc, b = theta[:4]
+    a, d, lc, b = (float(t) for t in theta[:4])
     g = math.exp(theta[4]) if five else 1.0
-    z = np.clip(b * (u - lc), -700, 700)
+    du = u - lc
+    z = np.minimum(np.maximum(b * du, -700.0), 700.0)
     L = np.logaddexp(0.0, z)  # log(1 + (x/c)^b)
     h = np.exp(-g * L)
-    sig = expit(z)
     f = d + (a - d) * h
-    cols = [h, 1.0 - h, (a - d) * g * h * sig * b, (a - d) * (-g * h * sig * (u - lc))]
+    # one array, filled column by column: these small fits are called thousands of times
+    jac = np.empty((len(u), 5 if five else 4))
+    jac[:, 0] = h
+    jac[:, 1] = 1.0 - h
+    t = (a - d) * g * h * expit(z)
+    jac[:, 2] = t * b
+    jac[:, 3] = -t * du
     if five:
-        cols.append((a - d) * (-L * h * g))
-    return f, np.column_stack(cols)
+        jac[:, 4] = -(a - d) * g * L * h
+    return f, jac
 
 
 def _levenberg_marquardt(resid_jac, theta: np.ndarray, lo: np.ndarray, hi: np.ndarray,
@@ -105,13 +111,14 @@ def _levenberg_marquardt(resid_jac, theta: np.ndarray, lo: np.ndarray, hi: np.nd
         history.append(r)
         A = J.T @ J
         grad = J.T @ r
-        damp = np.diag(np.maximum(np.diag(A), 1e-12))
+        damped = A.copy()
+        damped.flat[:: len(A) + 1] += lam * np.maximum(np.diag(A), 1e-12)
         try:
-            step = np.linalg.solve(A + lam * damp, -grad)
+            step = np.linalg.solve(damped, -grad)
         except np.linalg.LinAlgError:
             lam *= 10.0
             continue
-        cand = np.clip(theta + step, lo, hi)
+        cand = np.minimum(np.maximum(theta + step, lo), hi)
         r2, J2 = resid_jac(cand)
         c2 = float(r2 @ r2)
         if np.isfinite(c2) and c2 < cost:
@@ -132,7 +139,7 @@ def _levenberg_marquardt(resid_jac, theta: np.ndarray, lo: np.ndarray, hi: np.nd
 
 
 def fit_curve(x: np.ndarray, y: np.ndarray, model: str = "5PL", weights: str = "1/y^2",
-              start: CurveParams | None = None) -> CurveFit:
+              start: CurveParams | None = None, reweight: bool = True, keep_family: bool = False) -> CurveFit:
     """Fit a 5PL (or 4PL) to standards.
 
     Parameters
@@ -148,6 +155,14 @@ def fit_curve(x: np.ndarray, y: np.ndarray, model: str = "5PL", weights: str = "
     start
         A previous fit of nearly the same points (a refit after dropping a standard):
         used as an extra starting point that usually wins at once.
+    reweight
+        Refine with weights from the fitted curve instead of the observed responses
+        (iteratively reweighted least squares). Observed-response weights favour wells
+        that happen to read low and bias the curve near its lower end; they are steadier
+        in the presence of a gross outlier, so the choice of standards to drop is made
+        without reweighting and the final curve with it.
+    keep_family
+        Search only the 5PL family of ``start`` (a final refinement of a settled fit).
 
     Returns
     -------
@@ -165,20 +180,9 @@ def fit_curve(x: np.ndarray, y: np.ndarray, model: str = "5PL", weights: str = "
     ymin, ymax = float(np.min(y)), float(np.max(y))
     span = max(ymax - ymin, 1e-9)
     floor = max(1.0, 1e-3 * abs(ymax))
-    if weights == "1/y^2":
-        w = 1.0 / np.maximum(np.abs(y), floor)
-    elif weights == "1/y":
-        w = 1.0 / np.sqrt(np.maximum(np.abs(y), floor))
-    else:
-        w = np.ones_like(y)
-    lo = [ymin - span, ymin + 0.3 * span, u.min() - 6.0, 0.1]
-    hi = [ymin + 0.5 * span, ymax + 20.0 * span, u.max() + 6.0, 10.0]
-    if five:
-        lo.append(math.log(0.05))
-        hi.append(math.log(20.0))
-
-    lo_a, hi_a = np.array(lo), np.array(hi)
-
+    # residual weights: 1/y for "1/y^2" (relative residuals), 1/sqrt(y) for "1/y"
+    power = {"1/y^2": 1.0, "1/y": 0.5}.get(weights, 0.0)
+    w = 1.0 / np.maximum(np.abs(y), floor) ** power
     def resid_jac(theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         f, jf = _model(theta, u, five)
         return (y - f) * w, -jf * w[:, None]
@@ -188,22 +192,64 @@ def fit_curve(x: np.ndarray, y: np.ndarray, model: str = "5PL", weights: str = "
     order = np.argsort(u)
     above = u[order][y[order] >= mid]
     lc_mid = float(above[0]) if len(above) else float(np.median(u))
-    # few, spread starting points: log c at the response midpoint (asymmetry 1, 1/2, 2 for
-    # a 5PL) and one decade and a half higher; a short run from each, the best is refined
-    starts = [(lc_mid, lg) for lg in ((0.0, math.log(0.5), math.log(2.0)) if five else (0.0,))]
-    starts.append((lc_mid + 1.5, 0.0))
-    thetas = [np.array([ymin - 0.01 * span, ymax + 0.5 * span, lc0, 1.0] + ([lg0] if five else []))
-              for lc0, lg0 in starts]
-    if start is not None:
-        prev = [start.a, start.d, math.log(start.c), start.b] + ([math.log(start.g)] if five else [])
-        thetas = [np.array(prev)] + thetas[:1]  # a refit: the previous solution and one fresh start
-    best: tuple[np.ndarray, float, bool] | None = None
-    for th in thetas:
-        res = _levenberg_marquardt(resid_jac, np.clip(th, lo_a, hi_a), lo_a, hi_a, max_iter=15)
-        if best is None or res[1] < best[1]:
-            best = res
-    assert best is not None
-    theta, cost, converged = _levenberg_marquardt(resid_jac, best[0], lo_a, hi_a, max_iter=300)
+    # A 5PL's asymmetry sits at one end of the curve: with b > 0 the curve bends slowly
+    # into its upper asymptote, with b < 0 (a and d swapped) into its lower one. They are
+    # two different families (only the 4PL is the same in both), and vendor software fits
+    # either (Bio-Plex Manager writes negative exponents), so both are searched and the
+    # lower weighted cost wins.
+    families = (1.0, -1.0) if five else (1.0,)
+    if keep_family and start is not None and five:
+        families = (1.0 if start.b > 0 else -1.0,)
+    best_of: dict[float, tuple[np.ndarray, float, bool, np.ndarray, np.ndarray]] = {}
+    for sign in families:
+        bottom = (ymin - span, ymin + 0.5 * span)
+        top = (ymin + 0.3 * span, ymax + 100.0 * span)
+        a_rng, d_rng = (bottom, top) if sign > 0 else (top, bottom)
+        b_rng = (0.1, 10.0) if sign > 0 else (-10.0, -0.1)
+        lo = [a_rng[0], d_rng[0], u.min() - 6.0, b_rng[0]]
+        hi = [a_rng[1], d_rng[1], u.max() + 6.0, b_rng[1]]
+        if five:
+            lo.append(math.log(0.05))
+            hi.append(math.log(20.0))
+        lo_a, hi_a = np.array(lo), np.array(hi)
+        low0, high0 = ymin - 0.01 * span, ymax + 0.5 * span
+        a0, d0 = (low0, high0) if sign > 0 else (high0, low0)
+        # few, spread starting points: log c at the response midpoint (asymmetry 1, 1/2, 2
+        # for a 5PL) and one decade and a half higher; a short run from each, the best is refined
+        starts = [(lc_mid, lg) for lg in ((0.0, math.log(0.5), math.log(2.0)) if five else (0.0,))]
+        starts.append((lc_mid + 1.5 * sign, 0.0))
+        thetas = [np.array([a0, d0, lc0, sign] + ([lg0] if five else [])) for lc0, lg0 in starts]
+        if start is not None:
+            # a refit: the previous solution (in its family) and one fresh start per family
+            prev = [start.a, start.d, math.log(start.c), start.b] + ([math.log(start.g)] if five else [])
+            thetas = ([np.array(prev)] if (start.b > 0) == (sign > 0) else []) + thetas[:1]
+        for th in thetas:
+            res = _levenberg_marquardt(resid_jac, np.clip(th, lo_a, hi_a), lo_a, hi_a, max_iter=15)
+            if sign not in best_of or res[1] < best_of[sign][1]:
+                best_of[sign] = (*res, lo_a, hi_a)
+    # Each family's best start is refined; weights then follow the fitted curve rather
+    # than the observed responses (iteratively reweighted): observed weights favour the
+    # wells that happen to read low, which biases the curve near its lower end.
+    final: tuple[np.ndarray, float, bool] | None = None
+    w_y = w.copy()
+    # a family whose best short run is far behind the other's is not refined
+    lead = min(c for _, c, _, _, _ in best_of.values())
+    for theta0, short, _, lo_a, hi_a in best_of.values():
+        if short > 4.0 * lead:
+            continue
+        w[:] = w_y
+        theta, cost, converged = _levenberg_marquardt(resid_jac, theta0, lo_a, hi_a, max_iter=300)
+        for _ in range(8 if power and reweight else 0):
+            f = _model(theta, u, five)[0]
+            new = 1.0 / np.maximum(np.abs(f), floor) ** power
+            if not np.all(np.isfinite(new)) or float(np.max(np.abs(new / w - 1.0))) < 1e-3:
+                break
+            w[:] = new
+            theta, cost, converged = _levenberg_marquardt(resid_jac, theta, lo_a, hi_a, max_iter=300)
+        if final is None or cost < final[1]:
+            final = (theta.copy(), cost, converged)
+    assert final is not None
+    theta, cost, converged = final
     if not np.all(np.isfinite(theta)):
         return CurveFit(None, model, False, "the fit did not converge (no finite solution)", n_points=len(x))
     th = theta

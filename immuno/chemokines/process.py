@@ -2,12 +2,14 @@
 
 Outputs under the room folder (``results/<batch>/chemokines/``):
 ``chemokines_measurements.parquet`` (docs/architecture.md, the measurement table), ``qc_metrics.parquet``,
-``qc_flags.parquet``, ``wells.parquet`` (the ingested long table), ``curves.parquet``
-(one row per plate and analyte: status, coefficients, R^2, LLOQ/ULOQ, the vendor's
-curve and the agreement with it), ``standards.parquet`` (per standard level recovery),
-``samples.parquet`` (per sample and analyte, with the extrapolated value of censored
-ones), ``concentrations.h5ad`` and ``plots/``. A plate that cannot be read fails its own
-samples (reason in the QC flags); the other plates finish.
+``qc_flags.parquet``, ``wells.parquet`` (the ingested long table, with each left-out
+well's reason), ``curves.parquet`` (one row per plate and analyte: status, coefficients,
+R^2, LLOQ/ULOQ, anchor points, the vendor's curve and the agreement with it),
+``standards.parquet`` (per standard level recovery), ``samples.parquet`` (per sample and
+analyte, with the extrapolated value of censored ones), ``vendor.parquet`` (every vendor
+value beside its reproduction and our refit), ``cq.parquet`` (qPCR runs' Cq tables),
+``concentrations.h5ad`` and ``plots/``. A plate that cannot be read fails its own samples
+(reason in the QC flags); the other plates finish.
 """
 
 from __future__ import annotations
@@ -16,95 +18,108 @@ import math
 from pathlib import Path
 from typing import Any
 
-import anndata as ad
-import numpy as np
 import pandas as pd
 
+from immuno.chemokines.outputs import ASSAY, concentrations_anndata, write_curve_plots, write_frame
 from immuno.chemokines.plate import PlateData
-from immuno.chemokines.plots import plot_curve
-from immuno.chemokines.qpcr import efficiency_from_standards, relative_expression
+from immuno.chemokines.qpcr_run import RunResult, expression_table, quantify_run
 from immuno.chemokines.quantify import PlateResult, analyte_map, quantify_plate
 from immuno.chemokines.readers import read_plate
+from immuno.chemokines.scores import derived_scores
 from immuno.chemokines.westgard import levey_jennings
 from immuno.errors import UserError
 from immuno.io import sha256_file, write_h5ad, write_parquet
 from immuno.measurements import measurement_table
 from immuno.qc import flags_table, metrics_table
 
-ASSAY = "chemokine"
-FLAG_CODES = {"": 0, "<LLOQ": 1, ">ULOQ": 2, "curve_failed": 3, "no_wells": 4, "failed": 5}
 
-
-def derived_scores(values: pd.DataFrame, panel: Any) -> list[dict[str, Any]]:
-    """Th1/Th2 chemokine scores (geometric mean of the class's analytes) and their ratio.
-
-    ``values`` has sample_id, feature, class, value (NaN when censored or failed). A
-    score whose inputs are not all quantified has no number (flag ``incomplete``): a
-    censored value is never silently replaced.
-    """
-    scores = dict(panel.get("scores", {})) if panel is not None else {}
-    rows: list[dict[str, Any]] = []
-    unit = panel.get("unit", "pg/mL") if panel is not None else "pg/mL"
-    for sample, sv in values.groupby("sample_id", sort=True):
-        got: dict[str, float] = {}
-        for name, cls in scores.items():
-            v = sv.loc[sv["class"] == cls, "value"].to_numpy(dtype=float)
-            ok = len(v) > 0 and bool(np.all(np.isfinite(v) & (v > 0)))
-            got[name] = float(np.exp(np.mean(np.log(v)))) if ok else math.nan
-            rows.append({"sample_id": sample, "feature": name, "value": got[name], "unit": unit,
-                         "flag": "" if ok else "incomplete", "qc_pass": ok})
-        if {"Th1_chemokine_score", "Th2_chemokine_score"} <= set(got):
-            ratio = got["Th1_chemokine_score"] / got["Th2_chemokine_score"]
-            ok = math.isfinite(ratio)
-            rows.append({"sample_id": sample, "feature": "Th1_Th2_chemokine_ratio", "value": ratio if ok else math.nan,
-                         "unit": "ratio", "flag": "" if ok else "incomplete", "qc_pass": ok})
-    return rows
-
-
-def _qpcr_rows(plate: PlateData, panel: Any) -> tuple[pd.DataFrame, list[dict], list[dict]]:
-    spec = dict(panel.get("qpcr", {})) if panel is not None else {}
-    if not spec.get("reference_genes"):
-        raise UserError.single(f"panel {getattr(panel, 'name', '?')}", "a qPCR run needs 'qpcr: reference_genes' in its panel")
-    eff: dict[str, float] = {}
-    metrics: list[dict] = []
-    if spec.get("efficiency", "auto") == "auto":
-        table = efficiency_from_standards(plate.wells)
-        for r in table.itertuples():
-            ok = 90.0 <= r.efficiency <= 110.0 and r.r2 >= 0.98
-            metrics.append({"check": "qpcr_efficiency", "target": r.target, "value": r.efficiency,
-                            "lower_limit": 90.0, "upper_limit": 110.0, "passed": ok,
-                            "detail": f"slope {r.slope:.3f}, R^2 {r.r2:.4f}, {r.n_levels} levels"})
-            eff[r.target] = r.amplification
-    rules = {k: spec[k] for k in ("max_replicate_spread", "ntc_min_cq") if k in spec}
-    try:
-        table, m, flags = relative_expression(plate.wells, list(spec["reference_genes"]), spec.get("calibrator"), eff, rules)
-    except (ValueError, KeyError) as exc:
-        raise UserError.single(plate.plate_id, f"cannot quantify the qPCR run: {exc}") from None
-    names = analyte_map(plate.analytes, panel)
-    table["feature"] = table["target"].map(lambda t: names[t]["feature"])
-    table["in_panel"] = table["target"].map(lambda t: names[t]["in_panel"] == "yes")
-    table["class"] = table["target"].map(lambda t: names[t]["class"])
-    table["unit"] = "relative expression"
-    table["flag"] = ""
-    table["qc_pass"] = True
-    return table, metrics + m, flags
-
-
-def quantify_file(path: str | Path, panel: Any = None, layout: str | Path | None = None) -> tuple[PlateData, PlateResult | pd.DataFrame, list[dict], list[dict]]:
+def quantify_file(path: str | Path, panel: Any = None, layout: str | Path | None = None,
+                  reference_genes: list[str] | None = None,
+                  calibrator: str | None = None) -> tuple[PlateData, PlateResult | RunResult]:
     """Read and quantify one plate export on its own (no batch).
+
+    Parameters
+    ----------
+    path
+        The export.
+    panel
+        Optional panel (analyte names and classes, curve and QC rules, qPCR normalisation).
+    layout
+        Optional plate layout (multiplex plates).
+    reference_genes, calibrator
+        qPCR normalisation, overriding the panel and what the file states.
 
     Returns
     -------
-    (plate, result, metrics, flags)
-        ``result`` is a :class:`PlateResult` for multiplex plates and the relative
-        expression table for qPCR runs.
+    (plate, result)
+        ``result`` is a :class:`PlateResult` for multiplex plates and a
+        :class:`~immuno.chemokines.qpcr_run.RunResult` for qPCR runs; both have
+        ``metrics``, ``flags``, ``issues`` and ``quantified``.
     """
     plate = read_plate(path, layout)
     if plate.kind == "qpcr":
-        table, metrics, flags = _qpcr_rows(plate, panel)
-        return plate, table, metrics, flags
-    res = quantify_plate(plate, panel)
-    return plate, res, res.metrics, res.flags
+        return plate, quantify_run(plate, panel, reference_genes, calibrator)
+    return plate, quantify_plate(plate, panel)
+
+
+def issue_flags(result: PlateResult | RunResult, pid: str) -> list[dict[str, Any]]:
+    """The export's problems and notes as QC flag rows."""
+    return [{"sample_id": "", "target": f"{i.analyte}@{i.well}" if i.well else i.analyte,
+             "flag": f"plate_{i.kind}", "severity": "warning" if i.blocking else "info",
+             "reason": f"plate {pid}: {i}"} for i in result.issues]
+
+
+def _failed_file(sheet: pd.DataFrame, panel: Any, panel_name: str, reason: str) -> tuple[list[dict], list[dict]]:
+    flags, meas = [], []
+    for r in sheet.itertuples():
+        flags.append({"sample_id": r.sample_id, "target": "", "flag": "file_failed", "severity": "fail",
+                      "reason": reason, "panel": panel_name})
+        for a in (panel.get("analytes", []) if panel is not None else []):
+            meas.append({"sample_id": r.sample_id, "patient_id": r.patient_id, "visit": r.visit, "panel": panel_name,
+                         "feature": a["feature"], "value": math.nan, "unit": panel.get("unit", "pg/mL"),
+                         "flag": "failed", "qc_pass": False})
+    return flags, meas
+
+
+def _sample_rows(table: pd.DataFrame, sheet: pd.DataFrame, file: str, panel_name: str,
+                 flags: list[dict], samples_all: list[pd.DataFrame]) -> list[dict[str, Any]]:
+    """Measurement rows (with class, LLOQ and ULOQ kept aside for the scores)."""
+    meas = []
+    present = set(table["sample_name"]) if len(table) else set()
+    for r in sheet.itertuples():
+        if r.sample_name not in present:
+            flags.append({"sample_id": r.sample_id, "target": "", "flag": "sample_not_on_plate", "severity": "fail",
+                          "reason": f"sample name {r.sample_name!r} not found in {file}", "panel": panel_name})
+            continue
+        st = table[table["sample_name"] == r.sample_name]
+        samples_all.append(st.assign(sample_id=r.sample_id, patient_id=r.patient_id, visit=r.visit, panel=panel_name))
+        for s in st.to_dict("records"):
+            if not s.get("in_panel", True):
+                continue  # e.g. a monitoring bead region: kept in samples.parquet only
+            lower, upper = s.get("lower", math.nan), s.get("upper", math.nan)
+            if s["flag"] == "<LLOQ":
+                upper = s["lloq"]  # censored: the value lies below LLOQ
+            elif s["flag"] == ">ULOQ":
+                lower = s["uloq"]
+            meas.append({"sample_id": r.sample_id, "patient_id": r.patient_id, "visit": r.visit, "panel": panel_name,
+                         "feature": s["feature"], "value": s["value"], "unit": s["unit"], "lower": lower,
+                         "upper": upper, "flag": s["flag"], "qc_pass": bool(s["qc_pass"]),
+                         "_class": s.get("class", ""), "_lloq": s.get("lloq", math.nan), "_uloq": s.get("uloq", math.nan)})
+    return meas
+
+
+def _scores(meas: list[dict[str, Any]], panels: dict[str, Any]) -> list[dict[str, Any]]:
+    mt = pd.DataFrame(meas)
+    rows: list[dict[str, Any]] = []
+    if mt.empty:
+        return rows
+    mt = mt.rename(columns={"_class": "class", "_lloq": "lloq", "_uloq": "uloq"})
+    for panel_name, pm in mt.groupby("panel"):
+        info = pm.drop_duplicates("sample_id").set_index("sample_id")
+        for d in derived_scores(pm, panels.get(panel_name)):
+            rows.append({**d, "patient_id": info.loc[d["sample_id"], "patient_id"],
+                         "visit": info.loc[d["sample_id"], "visit"], "panel": panel_name})
+    return rows
 
 
 def process_batch(batch: Any, out_dir: str | Path, history: str | Path | None = None,
@@ -136,36 +151,39 @@ def process_batch(batch: Any, out_dir: str | Path, history: str | Path | None = 
     meas: list[dict] = []
     metrics: list[dict] = []
     flags: list[dict] = []
-    wells_all, curves_all, std_all, samples_all, lj = [], [], [], [], []
-    detail: dict[tuple[str, str], dict[str, Any]] = {}
+    parts: dict[str, list[pd.DataFrame]] = {k: [] for k in ("wells", "curves", "standards", "samples", "vendor", "cq")}
+    lj: list[dict] = []
     for (file, layout, panel_name), group in rows.groupby(["file", "layout", "panel"], sort=True):
         panel = batch.panels.get(panel_name)
         sheet = group.assign(sample_name=group["sample_name"].where(group["sample_name"] != "", group["sample_id"]))
         tag = {"panel": panel_name}
         try:
-            plate, result, m, f = quantify_file(batch.root / file, panel, batch.root / layout if layout else None)
-        except (UserError, ValueError) as exc:  # a malformed export fails its own samples only
-            reason = "; ".join(str(p) for p in exc.problems) if isinstance(exc, UserError) else f"{file}: {exc}"
-            for r in sheet.itertuples():
-                flags.append({"sample_id": r.sample_id, "target": "", "flag": "file_failed", "severity": "fail",
-                              "reason": reason, **tag})
-                for a in (panel.get("analytes", []) if panel is not None else []):
-                    meas.append({"sample_id": r.sample_id, "patient_id": r.patient_id, "visit": r.visit,
-                                 "panel": panel_name, "feature": a["feature"], "value": math.nan,
-                                 "unit": panel.get("unit", "pg/mL"), "flag": "failed", "qc_pass": False})
+            plate, result = quantify_file(batch.root / file, panel, batch.root / layout if layout else None)
+        except UserError as exc:  # a malformed export fails its own samples only
+            f, m = _failed_file(sheet, panel, panel_name, "; ".join(str(p) for p in exc.problems))
+            flags += f
+            meas += m
+            continue
+        except Exception as exc:  # noqa: BLE001 - one plate never stops the batch; the reason is kept
+            f, m = _failed_file(sheet, panel, panel_name, f"{file}: unexpected {type(exc).__name__} while reading or "
+                                f"quantifying ({exc}); please report this file")
+            flags += f
+            meas += m
             continue
         ident = _identifier(plate, sheet)
-        metrics += [{**x, "sample_id": ident(x.get("sample_id", "")), **tag} for x in m]
-        flags += [{**x, "sample_id": ident(x.get("sample_id", "")), **tag} for x in f]
+        metrics += [{**x, "sample_id": ident(x.get("sample_id", "")), **tag} for x in result.metrics]
+        flags += [{**x, "sample_id": ident(x.get("sample_id", "")), **tag}
+                  for x in [*result.flags, *issue_flags(result, plate.plate_id)]]
         listed = set(sheet["sample_name"])
         shown = {n: (n if n in listed else ident(n)) for n in plate.wells["sample_name"].unique()}
         ids = {n: (ident(n) if n in listed else "") for n in shown}
-        wells_all.append(plate.wells.assign(sample_name=plate.wells["sample_name"].map(shown),
-                                            sample_id=plate.wells["sample_name"].map(ids), file=file))
+        used = result.wells if isinstance(result, PlateResult) else plate.wells
+        parts["wells"].append(used.assign(sample_name=used["sample_name"].map(shown),
+                                          sample_id=used["sample_name"].map(ids), file=file))
         if isinstance(result, PlateResult):
-            curves_all.append(result.curves.assign(panel=panel_name))
-            if len(result.standards):
-                std_all.append(result.standards)
+            parts["curves"].append(result.curves.assign(panel=panel_name))
+            parts["standards"].append(result.standards)
+            parts["vendor"].append(result.vendor.assign(sample_name=result.vendor["sample_name"].map(shown)))
             table = result.samples
             lj += [{"plate_id": plate.plate_id, "check": "curve_ec50", "target": c.feature, "value": c.ec50}
                    for c in result.curves.itertuples() if c.status == "ok"]
@@ -175,53 +193,49 @@ def process_batch(batch: Any, out_dir: str | Path, history: str | Path | None = 
             if plots:
                 write_curve_plots(result, plate, out / "plots")
         else:
-            table = result.assign(plate_id=plate.plate_id, role="unknown")
-        present = set(table["sample_name"]) if len(table) else set()
-        for r in sheet.itertuples():
-            if r.sample_name not in present:
-                flags.append({"sample_id": r.sample_id, "target": "", "flag": "sample_not_on_plate", "severity": "fail",
-                              "reason": f"sample name {r.sample_name!r} not found in {file}", **tag})
+            parts["cq"].append(result.cq.assign(sample_name=result.cq["sample_name"].map(shown),
+                                                sample_id=result.cq["sample_name"].map(ids), file=file))
+            table = _qpcr_table(result, panel)
+            if not result.quantified:
+                for r in sheet.itertuples():
+                    flags.append({"sample_id": r.sample_id, "target": "", "flag": "not_quantified",
+                                  "severity": "fail", "reason": f"{file}: {result.reason}", **tag})
                 continue
-            st = table[table["sample_name"] == r.sample_name]
-            samples_all.append(st.assign(sample_id=r.sample_id, patient_id=r.patient_id, visit=r.visit, panel=panel_name))
-            for s in st.to_dict("records"):
-                if not s.get("in_panel", True):
-                    continue  # e.g. a monitoring bead region: kept in samples.parquet only
-                lower, upper = s.get("lower", math.nan), s.get("upper", math.nan)
-                if s["flag"] == "<LLOQ":
-                    upper = s["lloq"]  # censored: the value lies below LLOQ
-                elif s["flag"] == ">ULOQ":
-                    lower = s["uloq"]
-                meas.append({"sample_id": r.sample_id, "patient_id": r.patient_id, "visit": r.visit,
-                             "panel": panel_name, "feature": s["feature"], "value": s["value"], "unit": s["unit"],
-                             "lower": lower, "upper": upper, "flag": s["flag"], "qc_pass": bool(s["qc_pass"])})
-                detail[(r.sample_id, s["feature"])] = {"class": s.get("class", "")}
-    # derived scores per sample, per panel
-    mt = pd.DataFrame(meas)
-    if len(mt):
-        mt["class"] = [detail.get((a, b), {}).get("class", "") for a, b in zip(mt["sample_id"], mt["feature"], strict=True)]
-        for panel_name, pm in mt.groupby("panel"):
-            panel = batch.panels.get(panel_name)
-            info = pm.drop_duplicates("sample_id").set_index("sample_id")
-            for d in derived_scores(pm, panel):
-                meas.append({**d, "patient_id": info.loc[d["sample_id"], "patient_id"],
-                             "visit": info.loc[d["sample_id"], "visit"], "panel": panel_name})
+        meas += _sample_rows(table, sheet, file, panel_name, flags, parts["samples"])
+    meas += _scores(meas, batch.panels)
     if lj:
         hist = pd.read_parquet(history) if history else None
         m, f = levey_jennings(pd.DataFrame(lj), hist)
         metrics += m
         flags += f
+    return _write(batch, out, rows, meas, metrics, flags, parts)
+
+
+def _qpcr_table(result: RunResult, panel: Any) -> pd.DataFrame:
+    table = expression_table(result)
+    if table.empty:
+        return table
+    names = analyte_map(sorted(set(table["target"])), panel)
+    table["feature"] = table["target"].map(lambda t: names[t]["feature"])
+    table["in_panel"] = table["target"].map(lambda t: names[t]["in_panel"] == "yes")
+    table["class"] = table["target"].map(lambda t: names[t]["class"])
+    table["role"] = "unknown"
+    return table
+
+
+def _write(batch: Any, out: Path, rows: pd.DataFrame, meas: list[dict], metrics: list[dict], flags: list[dict],
+           parts: dict[str, list[pd.DataFrame]]) -> pd.DataFrame:
     bid = batch.batch_id
-    table = measurement_table([{**{k: v for k, v in x.items() if k != "class"}, "batch_id": bid, "assay": ASSAY} for x in meas]) if meas else measurement_table([])
+    clean = [{**{k: v for k, v in x.items() if not k.startswith("_")}, "batch_id": bid, "assay": ASSAY} for x in meas]
+    table = measurement_table(clean) if clean else measurement_table([])
     for x in metrics:
         x.setdefault("panel", "")
     write_parquet(table, out / "chemokines_measurements.parquet")
     write_parquet(metrics_table([{**x, "batch_id": bid, "assay": ASSAY} for x in metrics]), out / "qc_metrics.parquet")
     write_parquet(flags_table([{**x, "batch_id": bid, "assay": ASSAY} for x in flags]), out / "qc_flags.parquet")
-    _frame(wells_all, out / "wells.parquet")
-    _frame(curves_all, out / "curves.parquet")
-    _frame(std_all, out / "standards.parquet")
-    samples = _frame(samples_all, out / "samples.parquet")
+    for name in ("wells", "curves", "standards", "vendor", "cq"):
+        write_frame([p for p in parts[name] if len(p)], out / f"{name}.parquet")
+    samples = write_frame(parts["samples"], out / "samples.parquet")
     write_h5ad(concentrations_anndata(samples, bid, {str(f): sha256_file(batch.root / f) for f in sorted(set(rows["file"]))},
                                       {n: p.sha256 for n, p in batch.panels.items() if p.assay == ASSAY}),
                out / "concentrations.h5ad")
@@ -243,55 +257,3 @@ def _identifier(plate: PlateData, sheet: pd.DataFrame):
         return "unlisted" if role.get(name, "unknown") in ("unknown", "ntc", "nac") else name
 
     return ident
-
-
-def _frame(parts: list[pd.DataFrame], path: Path) -> pd.DataFrame:
-    df = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
-    for col in df.columns:
-        if df[col].dtype == object:
-            df[col] = df[col].astype(str)
-    write_parquet(df, path)
-    return df
-
-
-def write_curve_plots(result: PlateResult, plate: PlateData, folder: Path) -> None:
-    """One PNG per analyte of a quantified plate: standards, fit, samples, LLOQ/ULOQ."""
-    for analyte, curve in result.fitted.items():
-        feat = result.curves.loc[result.curves["analyte"] == analyte, "feature"].iloc[0]
-        std = plate.wells[(plate.wells["analyte"] == analyte) & (plate.wells["role"] == "standard")]
-        smp = result.samples[result.samples["analyte"] == analyte] if len(result.samples) else result.samples
-        safe = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in f"{plate.plate_id}_{feat}")
-        plot_curve(curve, std, smp, folder / f"{safe}.png", title=f"{plate.plate_id} - {feat}")
-
-
-def concentrations_anndata(samples: pd.DataFrame, batch_id: str, files: dict[str, str],
-                           panels: dict[str, str]) -> ad.AnnData:
-    """obs = samples, var = analytes (features); X = value (NaN when censored or failed);
-    layers ``mean_net_mfi``, ``extrapolated`` and ``flag`` (codes in ``uns['flag_codes']``)."""
-    if samples.empty:
-        adata = ad.AnnData(np.zeros((0, 0), dtype=np.float64))
-    else:
-        s = samples.copy()
-        for col in ("mean_net_mfi", "extrapolated"):
-            if col not in s.columns:
-                s[col] = math.nan
-        s["flag_code"] = s["flag"].map(FLAG_CODES).fillna(FLAG_CODES["failed"]).astype(float)
-        obs = s.drop_duplicates("sample_id").set_index("sample_id")[["patient_id", "visit", "plate_id", "panel"]].sort_index()
-        obs = obs.astype(str).assign(batch_id=batch_id)
-        feats = sorted(s["feature"].unique())
-
-        def layer(col: str) -> np.ndarray:
-            wide = s.pivot_table(index="sample_id", columns="feature", values=col, aggfunc="first", dropna=False)
-            return wide.reindex(index=obs.index, columns=feats).to_numpy(dtype=np.float64)
-
-        units = s.drop_duplicates("feature").set_index("feature")["unit"].reindex(feats).astype(str)
-        adata = ad.AnnData(X=layer("value"), obs=obs, var=pd.DataFrame({"unit": units.to_numpy()}, index=feats))
-        adata.layers["mean_net_mfi"] = layer("mean_net_mfi")
-        adata.layers["extrapolated"] = layer("extrapolated")
-        adata.layers["flag"] = layer("flag_code")
-    adata.uns["flag_codes"] = {k or "none": v for k, v in FLAG_CODES.items()}
-    # h5 group keys cannot hold '/', so files are stored as parallel lists
-    adata.uns["provenance"] = {"assay": ASSAY, "batch_id": batch_id, "input_files": list(files),
-                               "input_sha256": list(files.values()), "panels": list(panels),
-                               "panel_sha256": list(panels.values())}
-    return adata

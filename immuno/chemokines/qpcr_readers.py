@@ -1,14 +1,13 @@
-"""RT-qPCR run exports: Bio-Rad CFX CSV, QuantStudio text, RDML.
+"""RT-qPCR run exports: Bio-Rad CFX (CSV and the table workbook), RDML.
 
-All three become the qPCR wells table (:data:`immuno.chemokines.plate.QPCR_COLUMNS`):
-one row per well and target with its Cq (NaN for ``Undetermined``), the role
-(unknown / standard / ntc / nac / control) and the standard quantity where given.
+Both become the qPCR wells table (:data:`immuno.chemokines.plate.QPCR_COLUMNS`): one row
+per well and target with its Cq (NaN for ``Undetermined``), the role (unknown /
+standard / ntc / nac / control) and the standard quantity where given. QuantStudio
+exports have their own module (:mod:`immuno.chemokines.qpcr_quantstudio`).
 """
 
 from __future__ import annotations
 
-import csv
-import io
 import math
 import re
 import zipfile
@@ -17,29 +16,16 @@ from xml.etree import ElementTree
 
 import pandas as pd
 
-from immuno.chemokines.plate import QPCR_COLUMNS, PlateData, to_float
+from immuno.chemokines.delimited import check_table, read_rows
+from immuno.chemokines.plate import PlateData, PlateIssue, normal_well, read_number, slug, to_float
+from immuno.chemokines.qpcr_quantstudio import finish_qpcr
 from immuno.errors import UserError
 
 _CFX_CONTENT = {"unkn": "unknown", "std": "standard", "ntc": "ntc", "nrt": "nac", "neg": "ntc",
                 "pos": "control", "neg ctrl": "ntc", "pos ctrl": "control"}
-_QS_TASK = {"UNKNOWN": "unknown", "STANDARD": "standard", "NTC": "ntc", "NAC": "nac"}
 _RDML_TYPE = {"unkn": "unknown", "std": "standard", "ntc": "ntc", "nac": "nac", "ntp": "ntc",
               "nrt": "nac", "pos": "control", "opt": "control"}
-
-
-def _finish(records: list[dict], plate_id: str, fmt: str, meta: dict[str, str] | None = None) -> PlateData:
-    df = pd.DataFrame(records)
-    for col in QPCR_COLUMNS:
-        if col not in df.columns:
-            df[col] = math.nan if col in ("cq", "quantity") else ""
-    df = df[QPCR_COLUMNS].copy()
-    df["cq"] = pd.to_numeric(df["cq"], errors="coerce").astype(float)
-    df.loc[df["cq"] <= 0, "cq"] = math.nan  # RDML writes -1 for "no Cq"
-    df["quantity"] = pd.to_numeric(df["quantity"], errors="coerce").astype(float)
-    df["omitted"] = df["omitted"].astype(str).str.lower().isin(["true", "1", "yes"])
-    for col in ("plate_id", "well", "sample_name", "role", "target", "reporter"):
-        df[col] = df[col].fillna("").astype(str)
-    return PlateData(plate_id=plate_id, format=fmt, kind="qpcr", wells=df.reset_index(drop=True), meta=meta or {})
+_GUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.I)
 
 
 def sniff_cfx(head: str) -> bool:
@@ -49,68 +35,62 @@ def sniff_cfx(head: str) -> bool:
     return {"Well", "Fluor", "Content", "Cq"} <= set(cells)
 
 
-def read_cfx(path: str | Path) -> PlateData:
-    """Read a Bio-Rad CFX quantification CSV (Well, Fluor, Target, Content, Sample, Cq, ...)."""
+def sniff_cfx_sheets(sheets: dict[str, pd.DataFrame]) -> bool:
+    """Whether a workbook holds a CFX well table (Well, Fluor, Target, Content)."""
+    return any(_cfx_header(df) is not None for df in sheets.values())
+
+
+def _cfx_header(df: pd.DataFrame) -> int | None:
+    for i in range(min(len(df), 10)):
+        if {"Well", "Fluor", "Content"} <= {str(c).strip() for c in df.iloc[i].tolist()}:
+            return i
+    return None
+
+
+def read_cfx(path: str | Path, sheets: dict[str, pd.DataFrame] | None = None) -> PlateData:
+    """Read a Bio-Rad CFX quantification CSV (Well, Fluor, Target, Content, Sample, Cq, ...),
+    or the CFX table workbook (a ``description`` sheet; amplification curves elsewhere)."""
     path = Path(path)
-    rows = list(csv.reader(io.StringIO(path.read_text(encoding="utf-8-sig", errors="replace"))))
-    header = [h.strip() for h in rows[0]]
+    issues: list[PlateIssue] = []
+    if sheets is None:
+        rows = read_rows(path.read_text(encoding="utf-8-sig", errors="replace"))
+        where, unit = str(path), "line"
+        dec = check_table(rows, 0, where)
+    else:
+        name, df = next((n, d) for n, d in sheets.items() if _cfx_header(d) is not None)
+        h = _cfx_header(df)
+        rows = [(i + 1, ["" if pd.isna(c) else str(c).strip() for c in df.iloc[i].tolist()]) for i in range(h, len(df))]
+        where, unit, dec = f"{path}: sheet {name!r}", "row", False
+        others = [n for n in sheets if n != name]
+        if others:
+            issues.append(PlateIssue("sheet_ignored", str(path), f"sheets {', '.join(repr(n) for n in others)} left "
+                                     "aside (amplification curves: Cq values are not computed from curves)", blocking=False))
+    header = rows[0][1]
+    has_cq = "Cq" in header
+    if not has_cq:
+        issues.append(PlateIssue("no_cq", where, "the table has no Cq column; expected the quantification Cq results"))
     records = []
-    for r in rows[1:]:
+    for ln, r in rows[1:]:
         if not any(c.strip() for c in r):
             continue
-        rec = dict(zip(header, [c.strip() for c in r], strict=False))
+        rec = dict(zip(header, r, strict=False))
         content = rec.get("Content", "").lower()
         role = _CFX_CONTENT.get(re.sub(r"-\d+$", "", content), "unknown")
-        well = re.sub(r"^([A-P])0*(\d+)$", r"\1\2", rec.get("Well", ""))
-        records.append({"plate_id": path.stem, "well": well, "sample_name": rec.get("Sample", ""),
-                        "role": role, "target": rec.get("Target") or rec.get("Fluor", ""),
-                        "reporter": rec.get("Fluor", ""), "cq": to_float(rec.get("Cq")),
-                        "quantity": to_float(rec.get("Starting Quantity (SQ)"))})
+        well = normal_well(rec.get("Well", ""))
+        target = rec.get("Target") or rec.get("Fluor", "")
+        cq, problem = read_number(rec.get("Cq"), "Cq", dec) if has_cq else (math.nan, "no Cq in the export")
+        if "not a number" in problem:
+            issues.append(PlateIssue("non_numeric", f"{where}, {unit} {ln}", f"well {well}, {target}: {problem}; "
+                                     "expected a number", well, target))
+        records.append({"well": well, "sample_name": rec.get("Sample", ""), "role": role, "target": target,
+                        "reporter": rec.get("Fluor", ""), "cq": cq,
+                        "quantity": to_float(rec.get("Starting Quantity (SQ)", rec.get("Starting Quantity")), dec),
+                        "problem": f"{unit} {ln}: {problem}" if problem and "undetermined" not in problem.lower()
+                        and "'nan'" not in problem.lower() else ""})
     if not records:
         raise UserError.single(str(path), "no wells in the CFX export")
-    return _finish(records, path.stem, "cfx")
-
-
-def sniff_quantstudio(head: str) -> bool:
-    """Whether text looks like a QuantStudio / 7500 text export."""
-    text = head.lstrip("\ufeff")
-    return text.startswith("* ") and ("[Sample Setup]" in text or "[Results]" in text)
-
-
-def read_quantstudio(path: str | Path) -> PlateData:
-    """Read a QuantStudio text export: ``* key = value`` header, then the ``[Results]``
-    section (tab-separated: Well, Well Position, Omit, Sample Name, Target Name, Task,
-    Reporter, CT or Cq, Quantity, ...)."""
-    path = Path(path)
-    lines = path.read_text(encoding="utf-8-sig", errors="replace").splitlines()
-    meta = {}
-    for ln in lines:
-        m = re.match(r"^\*\s*(.+?)\s*=\s*(.*)$", ln)
-        if m and m.group(1) in ("Experiment Type", "Instrument Type", "Chemistry", "Quantification Cycle Method"):
-            meta[m.group(1)] = m.group(2).strip()
-    try:
-        start = next(i for i, ln in enumerate(lines) if ln.strip() == "[Results]")
-    except StopIteration:
-        raise UserError.single(str(path), "no [Results] section; export the run with its results") from None
-    body = []
-    for ln in lines[start + 1:]:
-        if ln.startswith("["):
-            break
-        if ln.strip():
-            body.append(ln.split("\t"))
-    if len(body) < 2:
-        raise UserError.single(f"{path}: [Results]", "the section is empty")
-    header = [h.strip() for h in body[0]]
-    cq_col = "CT" if "CT" in header else ("Cq" if "Cq" in header else "Ct")
-    records = []
-    for r in body[1:]:
-        rec = dict(zip(header, [c.strip() for c in r], strict=False))
-        records.append({"plate_id": path.stem, "well": rec.get("Well Position", rec.get("Well", "")),
-                        "sample_name": rec.get("Sample Name", ""), "role": _QS_TASK.get(rec.get("Task", "").upper(), "unknown"),
-                        "target": rec.get("Target Name", ""), "reporter": rec.get("Reporter", ""),
-                        "cq": to_float(rec.get(cq_col)), "quantity": to_float(rec.get("Quantity")),
-                        "omitted": rec.get("Omit", "false")})
-    return _finish(records, path.stem, "quantstudio", meta)
+    plate_id = slug(path.stem)
+    return PlateData(plate_id=plate_id, format="cfx", kind="qpcr", wells=finish_qpcr(records, plate_id), issues=issues)
 
 
 def sniff_rdml(path: Path) -> bool:
@@ -120,26 +100,38 @@ def sniff_rdml(path: Path) -> bool:
     if head.startswith(b"PK"):
         try:
             with zipfile.ZipFile(path) as z:
-                return any(n.lower().endswith(".xml") for n in z.namelist()) and b"rdml" in z.read(
-                    next(n for n in z.namelist() if n.lower().endswith(".xml")))[:2000].lower()
-        except (zipfile.BadZipFile, StopIteration, KeyError):
+                xml = [n for n in z.namelist() if n.lower().endswith(".xml")]
+                return any(b"<rdml" in z.read(n)[:4000].lower() for n in xml)
+        except (zipfile.BadZipFile, KeyError):
             return False
     return b"<rdml" in head.lower()
 
 
+def _rdml_document(path: Path) -> bytes:
+    if zipfile.is_zipfile(path):
+        with zipfile.ZipFile(path) as z:
+            # the RDML document itself (rdml_data.xml); other members are vendor extras
+            names = [n for n in z.namelist() if n.lower().endswith(".xml")]
+            name = next((n for n in names if b"<rdml" in z.read(n)[:4000].lower()), None)
+            if name is None:
+                raise StopIteration
+            return z.read(name)
+    return path.read_bytes()
+
+
 def read_rdml(path: str | Path) -> PlateData:
-    """Read the Cq values of an RDML file (versions 1.0-1.3, zipped or plain XML)."""
+    """Read the Cq values of an RDML file (versions 1.0-1.3, zipped or plain XML).
+
+    Sample names come from a sample's id, or from its description when the id is a
+    machine identifier (LightCycler 96 writes GUIDs); a target ``FAM@bACT`` (dye@gene) is
+    named by its gene. A Cq beyond the run's last cycle (LightCycler writes 100 for no
+    amplification) is read as undetermined, with a note.
+    """
     path = Path(path)
     try:
-        if zipfile.is_zipfile(path):
-            with zipfile.ZipFile(path) as z:
-                name = next(n for n in z.namelist() if n.lower().endswith(".xml"))
-                data = z.read(name)
-        else:
-            data = path.read_bytes()
-        root = ElementTree.fromstring(data)
+        root = ElementTree.fromstring(_rdml_document(path))
     except (zipfile.BadZipFile, StopIteration, ElementTree.ParseError) as exc:
-        raise UserError.single(str(path), f"not a readable RDML file ({exc})") from None
+        raise UserError.single(str(path), f"not a readable RDML file ({exc or 'no RDML document inside'})") from None
     ns = root.tag[: root.tag.index("}") + 1] if root.tag.startswith("{") else ""
 
     def t(el: ElementTree.Element | None, tag: str) -> str:
@@ -148,31 +140,45 @@ def read_rdml(path: str | Path) -> PlateData:
 
     samples = {}
     for s in root.findall(f"{ns}sample"):
-        q = s.find(f"{ns}quantity")
-        samples[s.get("id", "")] = (_RDML_TYPE.get(t(s, "type").lower(), "unknown"), to_float(t(q, "value")))
-    dyes = {tg.get("id", ""): (tg.find(f"{ns}dyeId").get("id") if tg.find(f"{ns}dyeId") is not None and tg.find(f"{ns}dyeId").get("id") else t(tg, "dyeId"))
-            for tg in root.findall(f"{ns}target")}
-    records = []
-    for exp in root.findall(f"{ns}experiment"):
-        for run in exp.findall(f"{ns}run"):
-            fmt = run.find(f"{ns}pcrFormat")
-            cols = int(to_float(t(fmt, "columns"))) if fmt is not None and t(fmt, "columns") else 12
-            for react in run.findall(f"{ns}react"):
-                rid = react.get("id", "")
-                if rid.isdigit() and int(rid) > 0:  # RDML numbers wells row by row from 1
-                    n = int(rid) - 1
-                    well = f"{chr(ord('A') + n // cols)}{n % cols + 1}"
-                else:
-                    well = rid.upper()
-                sample_el = react.find(f"{ns}sample")
-                sid = sample_el.get("id", "") if sample_el is not None else ""
-                role, qty = samples.get(sid, ("unknown", math.nan))
-                for d in react.findall(f"{ns}data"):
-                    tar = d.find(f"{ns}tar")
-                    target = tar.get("id", "") if tar is not None else ""
-                    records.append({"plate_id": f"{path.stem}:{run.get('id', '')}", "well": well, "sample_name": sid,
-                                    "role": role, "target": target, "reporter": dyes.get(target, ""),
-                                    "cq": to_float(t(d, "cq")), "quantity": qty if role == "standard" else math.nan})
+        sid = s.get("id", "")
+        name = t(s, "description") if _GUID.match(sid) and t(s, "description") else sid
+        samples[sid] = (name, _RDML_TYPE.get(t(s, "type").lower(), "unknown"), to_float(t(s.find(f"{ns}quantity"), "value")))
+    targets = {}
+    for tg in root.findall(f"{ns}target"):
+        tid = tg.get("id", "")
+        dye_el = tg.find(f"{ns}dyeId")
+        dye = (dye_el.get("id") or t(tg, "dyeId")) if dye_el is not None else ""
+        gene = tid.split("@", 1)[1] if "@" in tid and not _GUID.match(tid.split("@", 1)[1]) else tid
+        targets[tid] = (gene, dye)
+    records, beyond = [], 0
+    runs = [run for exp in root.findall(f"{ns}experiment") for run in exp.findall(f"{ns}run")]
+    for k, run in enumerate(runs, start=1):
+        fmt = run.find(f"{ns}pcrFormat")
+        cols = int(to_float(t(fmt, "columns"))) if fmt is not None and t(fmt, "columns") else 12
+        for react in run.findall(f"{ns}react"):
+            rid = react.get("id", "")
+            if rid.isdigit() and int(rid) > 0:  # RDML numbers wells row by row from 1
+                n = int(rid) - 1
+                well = f"{chr(ord('A') + n // cols)}{n % cols + 1}"
+            else:
+                well = normal_well(rid)
+            well = well if k == 1 else f"{k}:{well}"
+            sample_el = react.find(f"{ns}sample")
+            name, role, qty = samples.get(sample_el.get("id", "") if sample_el is not None else "", ("", "unknown", math.nan))
+            for d in react.findall(f"{ns}data"):
+                tar = d.find(f"{ns}tar")
+                target, dye = targets.get(tar.get("id", "") if tar is not None else "", ("", ""))
+                cq = to_float(t(d, "cq"))
+                cycles = [to_float(t(a, "cyc")) for a in d.findall(f"{ns}adp")]
+                if cycles and math.isfinite(cq) and cq > max(cycles):
+                    cq, beyond = math.nan, beyond + 1
+                records.append({"well": well, "sample_name": name, "role": role, "target": target or "",
+                                "reporter": dye, "cq": cq, "quantity": qty if role == "standard" else math.nan})
     if not records:
         raise UserError.single(str(path), "the RDML file holds no reactions with data")
-    return _finish(records, path.stem, "rdml")
+    issues = []
+    if beyond:
+        issues.append(PlateIssue("cq_beyond_cycles", str(path), f"{beyond} reactions state a Cq beyond the run's last "
+                                 "cycle (no amplification): read as undetermined", blocking=False))
+    plate_id = slug(path.stem)
+    return PlateData(plate_id=plate_id, format="rdml", kind="qpcr", wells=finish_qpcr(records, plate_id), issues=issues)

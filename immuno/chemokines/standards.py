@@ -1,9 +1,22 @@
 """Standards of a plate: curve acceptance, exclusions and the quantifiable range.
 
-Acceptance follows FDA 2018 / ICH M10 for ligand-binding assays: >= 6 non-zero levels
-(4PL below that), back-calculated standards within 80-120 % (75-125 % at the ends),
->= 75 % of levels passing; at most 2 failing levels are dropped, each drop recorded.
-LLOQ / ULOQ are the lowest / highest passing standard whose replicate CV is <= 20 %.
+Standards are grouped into levels by their expected concentration and ordered by it,
+whichever end the export's numbering starts from (S1 may be the highest or the lowest).
+A numbering that is not monotone in concentration (S1 10000, S2 2.5, S3 625) points to a
+locale-corrupted number and fails the analyte.
+
+Acceptance follows FDA 2018 / ICH M10 for ligand-binding assays: >= 6 levels (4PL below
+that), back-calculated standards within 80-120 % (75-125 % at the ends), >= 75 % of levels
+passing; at most 2 failing levels are dropped, each drop recorded. LLOQ / ULOQ are the
+lowest / highest passing standard whose replicate CV is <= 20 %.
+
+Anchor points (ICH M10): a dilution series often runs past the assay's dynamic range.
+Levels at the bottom whose mean net MFI is not above the blank wells' noise (3 SD of the
+blanks, at least 1 MFI unit, and never <= 0), and levels at the top on the saturation
+plateau (less than 5 % above the next lower level), carry little information on
+concentration: they are recorded as anchor points outside the range, which (as ICH M10
+allows) help the fit but are not subject to, and do not count in, the acceptance rules. ``anchors: none`` in a panel's curve section turns
+this off.
 """
 
 from __future__ import annotations
@@ -14,14 +27,14 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from immuno.chemokines.curves import CurveFit, CurveParams, back_calculate, fit_curve
+from immuno.chemokines.curves import CurveFit, CurveParams, back_calculate, fit_curve, predict
 
 #: defaults of the acceptance rules (a panel's ``curve:`` section overrides them)
 CURVE_DEFAULTS: dict[str, float | int | str] = {
     "model": "5PL", "weights": "1/y^2", "min_levels_5pl": 6, "min_levels": 5,
     "recovery_low": 80.0, "recovery_high": 120.0, "recovery_low_ends": 75.0,
     "recovery_high_ends": 125.0, "min_fraction_passing": 0.75, "max_excluded": 2,
-    "max_standard_cv": 20.0,
+    "max_standard_cv": 20.0, "anchors": "auto", "background_sd": 3.0, "plateau_rise": 1.05,
 }
 
 
@@ -37,20 +50,97 @@ class StandardCurve:
     lloq: float = math.nan
     uloq: float = math.nan
     excluded: list[str] = field(default_factory=list)
+    anchors: list[str] = field(default_factory=list)
 
     @property
     def params(self) -> CurveParams | None:
         return self.fit.params if self.fit else None
 
 
-def _judge(lv: dict[str, np.ndarray], codes: np.ndarray, yw: np.ndarray, active: np.ndarray,
-           p: CurveParams, rules: dict) -> None:
+@dataclass
+class _Levels:
+    """Standard wells grouped into levels (highest concentration first)."""
+
+    table: dict[str, np.ndarray]
+    codes: np.ndarray  # level of each well
+    x_w: np.ndarray
+    y_w: np.ndarray
+
+    def frame(self) -> pd.DataFrame:
+        return pd.DataFrame(self.table)
+
+
+def _levels(std: pd.DataFrame) -> tuple[_Levels | None, str]:
+    x_w = std["expected_conc"].to_numpy(dtype=float)
+    y_w = std["net_mfi"].to_numpy(dtype=float)
+    num_w = std["standard_level"].to_numpy(dtype=float) if "standard_level" in std else np.full(len(x_w), np.nan)
+    keep = np.isfinite(y_w) & np.isfinite(x_w) & (x_w > 0)
+    x_w, y_w, num_w = x_w[keep], y_w[keep], num_w[keep]
+    if len(y_w) == 0:
+        return None, "no standard wells with an expected concentration and a net MFI"
+    conc, codes = np.unique(-x_w, return_inverse=True)  # highest concentration first
+    conc = -conc
+    n = len(conc)
+    count = np.bincount(codes, minlength=n)
+    first = np.zeros(n, dtype=int)
+    first[codes[::-1]] = np.arange(len(codes))[::-1]
+    numbers = num_w[first]
+    table = {"standard_level": np.where(np.isfinite(numbers), numbers, np.arange(1, n + 1, dtype=float)),
+             "expected_conc": conc, "mean_net_mfi": np.bincount(codes, weights=y_w, minlength=n) / count,
+             "n_wells": count, "excluded": np.zeros(n, dtype=bool), "anchor": np.zeros(n, dtype=bool),
+             "note": np.full(n, "", dtype=object)}
+    levels = _Levels(table, codes, x_w, y_w)
+    # the export's numbering must run with concentration, one way or the other
+    if np.isfinite(num_w).all() and len(np.unique(num_w)) > 1:
+        numbers_u, first_n = np.unique(num_w, return_index=True)
+        by_number = x_w[first_n]
+        steps = np.diff(by_number)
+        if not (np.all(steps < 0) or np.all(steps > 0)):
+            shown = ", ".join(f"S{int(k)} {v:g}" for k, v in zip(numbers_u, by_number, strict=True))
+            return levels, ("expected concentrations do not decrease (or increase) steadily with the standard "
+                            f"numbering ({shown}); check the export's number format")
+    return levels, ""
+
+
+def _anchors(lv: _Levels, blank_net: np.ndarray | None, rules: dict) -> list[str]:
+    """Mark the levels outside the assay's dynamic range as anchor points (in place)."""
+    t = lv.table
+    n = len(t["expected_conc"])
+    if str(rules.get("anchors", "auto")) == "none" or n < 3:
+        return []
+    y = t["mean_net_mfi"]
+    b = np.asarray(blank_net if blank_net is not None else [], dtype=float)
+    b = b[np.isfinite(b)]
+    sd = max(float(np.std(b, ddof=1)), 1.0) if len(b) >= 2 else math.nan
+    floor = float(rules["background_sd"]) * sd if math.isfinite(sd) else 0.0
+    notes = []
+    # the lowest levels, as long as they are not above the blank noise
+    for i in range(n - 1, 1, -1):
+        if y[i] > floor:
+            break
+        t["anchor"][i] = True
+        t["note"][i] = (f"net MFI {y[i]:.4g} not above the blank noise ({rules['background_sd']:g} SD = {floor:.3g})"
+                        if floor > 0 else f"net MFI {y[i]:.4g} not above the blank")
+    # the highest levels, as long as they sit on the saturation plateau
+    for i in range(0, n - 2):
+        if t["anchor"][i + 1] or y[i] > float(rules["plateau_rise"]) * y[i + 1]:
+            break
+        t["anchor"][i] = True
+        t["note"][i] = f"net MFI {y[i]:.4g} on the saturation plateau (next level {y[i + 1]:.4g})"
+    for i in np.flatnonzero(t["anchor"]):
+        notes.append(f"standard {int(t['standard_level'][i])} ({t['expected_conc'][i]:g}): {t['note'][i]}; "
+                     "anchor point outside the range, not fitted")
+    return notes
+
+
+def _judge(lv: _Levels, active: np.ndarray, p: CurveParams, rules: dict) -> None:
     """Back-calculated recovery, replicate CV and pass/fail of every level (in place)."""
-    n = len(lv["expected_conc"])
-    bc = back_calculate(p, lv["mean_net_mfi"])
-    lv["back_calculated"] = bc
-    lv["recovery"] = 100.0 * bc / lv["expected_conc"]
-    xw = back_calculate(p, yw)
+    t, codes = lv.table, lv.codes
+    n = len(t["expected_conc"])
+    bc = back_calculate(p, t["mean_net_mfi"])
+    t["back_calculated"] = bc
+    t["recovery"] = 100.0 * bc / t["expected_conc"]
+    xw = back_calculate(p, lv.y_w)
     ok = np.isfinite(xw)
     k = np.bincount(codes, weights=ok.astype(float), minlength=n)
     s1 = np.bincount(codes, weights=np.where(ok, xw, 0.0), minlength=n)
@@ -58,18 +148,52 @@ def _judge(lv: dict[str, np.ndarray], codes: np.ndarray, yw: np.ndarray, active:
     with np.errstate(invalid="ignore", divide="ignore"):
         mean = s1 / k
         sd = np.sqrt(np.maximum(s2 - k * mean * mean, 0.0) / (k - 1))
-        lv["replicate_cv"] = np.where(k >= 2, 100.0 * sd / np.abs(mean), 0.0)
-    conc = lv["expected_conc"]
+        t["replicate_cv"] = np.where(k >= 2, 100.0 * sd / np.abs(mean), 0.0)
+    conc = t["expected_conc"]
     ends = np.isin(conc, [conc[active].min(), conc[active].max()]) if active.any() else np.zeros(n, bool)
     lo = np.where(ends, rules["recovery_low_ends"], rules["recovery_low"])
     hi = np.where(ends, rules["recovery_high_ends"], rules["recovery_high"])
-    rec = lv["recovery"]
-    lv["recovery_low"], lv["recovery_high"] = lo, hi
+    rec = t["recovery"]
+    t["recovery_low"], t["recovery_high"] = lo, hi
     with np.errstate(invalid="ignore"):
-        lv["passed"] = np.isfinite(rec) & (rec >= lo) & (rec <= hi)
+        t["passed"] = np.isfinite(rec) & (rec >= lo) & (rec <= hi)
 
 
-def fit_standards(std: pd.DataFrame, analyte: str, rules: dict | None = None) -> StandardCurve:
+def _finish(curve: StandardCurve, lv: _Levels, rules: dict) -> StandardCurve:
+    """LLOQ/ULOQ and the overall verdict once the levels are judged."""
+    t = lv.table
+    active = ~t["excluded"] & ~t["anchor"]
+    frac = float(t["passed"][active].mean()) if active.any() else 0.0
+    good = active & t["passed"] & (np.nan_to_num(t["replicate_cv"]) <= float(rules["max_standard_cv"]))
+    curve.points = lv.frame()
+    if not good.any():
+        curve.status, curve.reason = "failed", "no standard level passes recovery and replicate CV"
+        return curve
+    curve.lloq = float(t["expected_conc"][good].min())
+    curve.uloq = float(t["expected_conc"][good].max())
+    if frac < float(rules["min_fraction_passing"]):
+        curve.status = "failed"
+        curve.reason = (f"{100 * frac:.0f} % of standard levels pass recovery; at least "
+                        f"{100 * float(rules['min_fraction_passing']):.0f} % required")
+    return curve
+
+
+def _worst(lv: _Levels, failing: np.ndarray, p: CurveParams) -> int:
+    # the worst level is the one farthest from the curve in the fit's own (relative)
+    # terms: a level at a flat end may fail recovery without being an outlier
+    t = lv.table
+    pred = predict(p, t["expected_conc"][failing])
+    dev = np.abs(t["mean_net_mfi"][failing] - pred) / np.maximum(np.abs(pred), 1.0)
+    return int(failing[np.argmax(np.where(np.isfinite(dev), dev, np.inf))])
+
+
+def _drop_note(t: dict[str, np.ndarray], i: int) -> str:
+    return (f"standard {int(t['standard_level'][i])} ({t['expected_conc'][i]:g}): recovery {t['recovery'][i]:.1f} % "
+            f"outside {t['recovery_low'][i]:g}-{t['recovery_high'][i]:g} %")
+
+
+def fit_standards(std: pd.DataFrame, analyte: str, rules: dict | None = None,
+                  blank_net: np.ndarray | None = None) -> StandardCurve:
     """Fit, judge and (if needed) trim the standard curve of one analyte.
 
     Parameters
@@ -81,6 +205,9 @@ def fit_standards(std: pd.DataFrame, analyte: str, rules: dict | None = None) ->
         Its name, for messages.
     rules
         Overrides of :data:`CURVE_DEFAULTS`.
+    blank_net
+        Net MFI of the analyte's blank wells: their noise tells which of the lowest
+        standards are indistinguishable from background (anchor points).
 
     Returns
     -------
@@ -89,71 +216,84 @@ def fit_standards(std: pd.DataFrame, analyte: str, rules: dict | None = None) ->
         does not converge; the plate's other analytes are unaffected.
     """
     r = {**CURVE_DEFAULTS, **(rules or {})}
-    lvl_w = std["standard_level"].to_numpy(dtype=float)
-    x_w = std["expected_conc"].to_numpy(dtype=float)
-    y_w = std["net_mfi"].to_numpy(dtype=float)
-    keep = np.isfinite(y_w) & np.isfinite(x_w) & (x_w > 0) & np.isfinite(lvl_w)
-    lvl_w, x_w, y_w = lvl_w[keep], x_w[keep], y_w[keep]
-    empty = pd.DataFrame(columns=["standard_level", "expected_conc", "mean_net_mfi", "n_wells", "excluded"])
-    if len(y_w) == 0:
-        return StandardCurve(analyte, "failed", "no standard wells with an expected concentration and a net MFI", None, empty)
-    levels, codes = np.unique(lvl_w, return_inverse=True)
-    n = len(levels)
-    count = np.bincount(codes, minlength=n)
-    first = np.zeros(n, dtype=int)
-    first[codes[::-1]] = np.arange(len(codes))[::-1]
-    lv: dict[str, np.ndarray] = {"standard_level": levels, "expected_conc": x_w[first],
-                                 "mean_net_mfi": np.bincount(codes, weights=y_w, minlength=n) / count,
-                                 "n_wells": count, "excluded": np.zeros(n, dtype=bool)}
-
-    def table() -> pd.DataFrame:
-        return pd.DataFrame(lv)
-
-    conc = lv["expected_conc"]
-    if np.any(np.diff(conc) >= 0):
-        return StandardCurve(analyte, "failed", "expected concentrations do not decrease from standard 1 onwards "
-                             f"({', '.join(f'{v:g}' for v in conc)}); check the export's number format", None, table())
+    lv, problem = _levels(std)
+    empty = pd.DataFrame(columns=["standard_level", "expected_conc", "mean_net_mfi", "n_wells", "excluded", "anchor", "note"])
+    if lv is None:
+        return StandardCurve(analyte, "failed", problem, None, empty)
+    if problem:
+        return StandardCurve(analyte, "failed", problem, None, lv.frame())
+    t = lv.table
+    n = len(t["expected_conc"])
     if n < int(r["min_levels"]):
-        return StandardCurve(analyte, "failed", f"only {n} standard levels; at least {r['min_levels']} needed", None, table())
-    rho = pd.Series(conc).corr(pd.Series(lv["mean_net_mfi"]), method="spearman")
+        return StandardCurve(analyte, "failed", f"only {n} standard levels; at least {r['min_levels']} needed", None, lv.frame())
+    rho = pd.Series(t["expected_conc"]).corr(pd.Series(t["mean_net_mfi"]), method="spearman")
     if not rho > 0.5:
-        return StandardCurve(analyte, "failed", f"net MFI does not rise with concentration (Spearman {rho:.2f})", None, table())
+        return StandardCurve(analyte, "failed", f"net MFI does not rise with concentration (Spearman {rho:.2f})", None,
+                             lv.frame())
+    anchors = _anchors(lv, blank_net, r)
     excluded: list[str] = []
     fit: CurveFit | None = None
     while True:
-        active = ~lv["excluded"]
-        wells = active[codes]
+        active = ~t["excluded"] & ~t["anchor"]
+        fitted = ~t["excluded"]  # anchor points help the fit; they are not judged
+        wells = fitted[lv.codes]
         n_active = int(active.sum())
-        model = str(r["model"]) if n_active >= int(r["min_levels_5pl"]) else "4PL"
+        model = str(r["model"]) if int(fitted.sum()) >= int(r["min_levels_5pl"]) else "4PL"
         if n_active < int(r["min_levels"]):
-            return StandardCurve(analyte, "failed", f"only {n_active} usable standard levels; at least {r['min_levels']} needed",
-                                 None, table(), excluded=excluded)
+            return StandardCurve(analyte, "failed", f"only {n_active} usable standard levels (anchor points and dropped "
+                                 f"levels aside); at least {r['min_levels']} needed", None, lv.frame(),
+                                 excluded=excluded, anchors=anchors)
         prev = fit.params if excluded and fit is not None and fit.model == model else None
-        fit = fit_curve(x_w[wells], y_w[wells], model, str(r["weights"]), start=prev)
+        fit = fit_curve(lv.x_w[wells], lv.y_w[wells], model, str(r["weights"]), start=prev, reweight=False)
         if not fit.converged or fit.params is None:
-            return StandardCurve(analyte, "failed", f"the {model} fit did not converge: {fit.message}", fit, table(), excluded=excluded)
-        _judge(lv, codes, y_w, active, fit.params, r)
-        failing = np.flatnonzero(active & ~lv["passed"])
+            return StandardCurve(analyte, "failed", f"the {model} fit did not converge: {fit.message}", fit, lv.frame(),
+                                 excluded=excluded, anchors=anchors)
+        _judge(lv, active, fit.params, r)
+        failing = np.flatnonzero(active & ~t["passed"])
         if len(failing) == 0 or len(excluded) >= int(r["max_excluded"]):
             break
-        dev = np.abs(lv["recovery"][failing] - 100.0)
-        worst = int(failing[np.argmax(np.where(np.isfinite(dev), dev, np.inf))])
-        lv["excluded"][worst] = True
-        excluded.append(f"standard {int(levels[worst])} ({conc[worst]:g}): recovery {lv['recovery'][worst]:.1f} % "
-                        f"outside {lv['recovery_low'][worst]:g}-{lv['recovery_high'][worst]:g} %")
-    active = ~lv["excluded"]
-    frac = float(lv["passed"][active].mean()) if active.any() else 0.0
-    good = active & lv["passed"] & (np.nan_to_num(lv["replicate_cv"]) <= float(r["max_standard_cv"]))
-    curve = StandardCurve(analyte, "ok", "", fit, table(), excluded=excluded)
-    if not good.any():
-        curve.status, curve.reason = "failed", "no standard level passes recovery and replicate CV"
-        return curve
-    curve.lloq = float(conc[good].min())
-    curve.uloq = float(conc[good].max())
-    if frac < float(r["min_fraction_passing"]):
+        worst = _worst(lv, failing, fit.params)
+        t["excluded"][worst] = True
+        excluded.append(_drop_note(t, worst))
+    # the standards settled, the final curve weights the wells by the fitted response
+    final = fit_curve(lv.x_w[wells], lv.y_w[wells], model, str(r["weights"]), start=fit.params, reweight=True,
+                      keep_family=True)
+    if final.converged and final.params is not None:
+        fit = final
+        _judge(lv, active, fit.params, r)
+    return _finish(StandardCurve(analyte, "ok", "", fit, lv.frame(), excluded=excluded, anchors=anchors), lv, r)
+
+
+def judge_curve(std: pd.DataFrame, params: CurveParams, analyte: str, rules: dict | None = None,
+                blank_net: np.ndarray | None = None) -> StandardCurve:
+    """Judge a given curve (the vendor's) on a plate's standards by the same rules as our
+    own fit: same levels and anchor points, at most 2 failing levels set aside, >= 75 %
+    of the rest within their recovery limits. Nothing is refitted."""
+    r = {**CURVE_DEFAULTS, **(rules or {})}
+    lv, problem = _levels(std)
+    fit = CurveFit(params, "vendor", True, "given")
+    if lv is None or problem:
+        return StandardCurve(analyte, "failed", problem, fit, lv.frame() if lv else pd.DataFrame())
+    anchors = _anchors(lv, blank_net, r)
+    t = lv.table
+    active = ~t["anchor"]
+    if int(active.sum()) < int(r["min_levels"]):
+        return StandardCurve(analyte, "failed", f"only {int(active.sum())} standard levels inside the range", fit,
+                             lv.frame(), anchors=anchors)
+    excluded: list[str] = []
+    while True:
+        active = ~t["excluded"] & ~t["anchor"]
+        _judge(lv, active, params, r)
+        failing = np.flatnonzero(active & ~t["passed"])
+        if len(failing) == 0 or len(excluded) >= int(r["max_excluded"]):
+            break
+        worst = _worst(lv, failing, params)
+        t["excluded"][worst] = True
+        excluded.append(_drop_note(t, worst))
+    curve = _finish(StandardCurve(analyte, "ok", "", fit, lv.frame(), excluded=excluded, anchors=anchors), lv, r)
+    if curve.status == "ok" and int((~t["excluded"] & ~t["anchor"]).sum()) < int(r["min_levels_5pl"]):
         curve.status = "failed"
-        curve.reason = (f"{100 * frac:.0f} % of standard levels pass recovery; at least "
-                        f"{100 * float(r['min_fraction_passing']):.0f} % required")
+        curve.reason = f"only {int((~t['excluded'] & ~t['anchor']).sum())} levels pass; at least {r['min_levels_5pl']} needed"
     return curve
 
 
@@ -178,8 +318,10 @@ def fit_standard_curves(wells: pd.DataFrame, rules: dict | None = None,
     """
     rows, fitted = [], {}
     std = wells[(wells["role"] == "standard") & ~(wells["bead_count"] < bead_count_min)]
+    blanks = wells[wells["role"] == "blank"]
     for analyte in dict.fromkeys(wells["analyte"]):
-        curve = fit_standards(std[std["analyte"] == analyte], analyte, rules)
+        blank_net = blanks.loc[blanks["analyte"] == analyte, "net_mfi"].to_numpy(dtype=float)
+        curve = fit_standards(std[std["analyte"] == analyte], analyte, rules, blank_net)
         fitted[analyte] = curve
         p = curve.params
         rows.append({"analyte": analyte, "status": curve.status, "reason": curve.reason,

@@ -13,9 +13,12 @@ results.
 
 from immuno.chimerism.checks import check_inputs
 from immuno.chimerism.confounders import apply_input_limit, genome_equivalents
-from immuno.chimerism.counts import background_error, estimate_counts, reference_pair
+from immuno.chimerism.counts import estimate_counts
 from immuno.chimerism.fragments import estimate_str
+from immuno.chimerism.genotype_free import estimate_genotype_free
 from immuno.chimerism.genotypes import call_ngs_genotype, call_str_genotype, informative_markers
+from immuno.chimerism.ngs_mixture import estimate_counts_donors
+from immuno.chimerism.ngs_references import background_error, reference_pair
 from immuno.chimerism.pcr import estimate_ddpcr, estimate_fish, estimate_qpcr, poisson_copies
 from immuno.chimerism.readers import (
     read_ddpcr,
@@ -43,7 +46,8 @@ __all__ = [
     "ChimerismResult", "Flag",
     "read_genemapper", "read_marker_counts", "read_vcf", "read_ddpcr", "read_qpcr_ct", "read_fish",
     "call_str_genotype", "call_ngs_genotype", "informative_markers",
-    "estimate_str", "estimate_counts", "reference_pair", "background_error",
+    "estimate_str", "estimate_counts", "estimate_counts_donors", "estimate_genotype_free", "reference_pair",
+    "background_error",
     "estimate_ddpcr", "estimate_qpcr", "estimate_fish", "poisson_copies",
     "process_batch", "to_anndata", "check_inputs",
     "Exports", "estimate_exports", "apply_input_limit", "genome_equivalents",

@@ -2,153 +2,43 @@
 
 The recipient and donor references give each marker's alternate-allele dose; the
 biopsy's reads at the informative markers are fitted with the beta-binomial model of
-:mod:`immuno.chimerism.likelihood`. Detection needs the boundary likelihood-ratio test at
-alpha 0.01 *and* an estimate above the sample's limit of blank. At least 3 informative
-markers are required (a warning under 5), and a detected signal is checked against an
-unknown third contributor (contamination, sample swap).
+:mod:`immuno.chimerism.likelihood`, with each marker's background learnt from the
+recipient reference and rho tied loosely to the references' own overdispersion
+(:mod:`immuno.chimerism.calibration`). Where the markers scatter more than the read model
+allows, the interval is widened (sandwich variance). Detection needs the boundary
+likelihood-ratio test at alpha 0.01 *and* an estimate above the sample's limit of blank.
+At least 3 informative markers are required (a warning under 5). Reads of alleles no
+reference carries are tested against background (an unknown third contributor), and a
+detected signal is checked against an unknown person as a whole.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 from scipy import special
 
+from immuno.chimerism.calibration import RHO_PRIOR_SD, sandwich_ratio
 from immuno.chimerism.confounders import apply_input_limit
-from immuno.chimerism.detection import detection_test, limits, third_contributor_llr
-from immuno.chimerism.genotypes import (
-    HET_RANGE,
-    HOM_VAF,
-    MIN_DEPTH,
-    call_ngs_genotype,
-    informative_markers,
-)
-from immuno.chimerism.likelihood import BetaBinomialLikelihood, fit_fraction
-from immuno.chimerism.result import ChimerismResult, Flag, not_estimable
+from immuno.chimerism.detection import detection_test, excess_reads, limits, third_contributor_llr
+from immuno.chimerism.genotypes import MIN_DEPTH
+from immuno.chimerism.likelihood import CHI2_95, BetaBinomialLikelihood, fit_fraction, interval
+from immuno.chimerism.ngs_references import ALPHA, ReferencePair, reference_pair
+from immuno.chimerism.result import ChimerismResult, Flag, not_estimable, swapped_flag
 
-ALPHA = 0.01
-ERROR_FLOOR = 1e-4
 MIN_INFORMATIVE = 3
 WARN_INFORMATIVE = 5
 #: log-likelihood advantage of an unknown contributor over the donor that raises the flag
 THIRD_CONTRIBUTOR_LLR = math.log(100.0)
-
-
-def consensus_error(recipient: pd.DataFrame, donor: pd.DataFrame, floor: float = ERROR_FLOOR,
-                    min_depth: int = MIN_DEPTH,
-                    calls: tuple[pd.DataFrame, pd.DataFrame] | None = None) -> tuple[float, float]:
-    """Pooled background error of the homozygous reference calls, and its relative SE.
-
-    The relative standard error uses the markers' own scatter (Pearson dispersion of the
-    minority reads around the pooled rate), so overdispersion and marker-to-marker
-    differences in error widen it. ``calls`` are the references' genotype calls when
-    already made.
-    """
-    if calls is None:
-        calls = (call_ngs_genotype(recipient, min_depth), call_ngs_genotype(donor, min_depth))
-    minor, depth = [], []
-    for ref, call in zip((recipient, donor), calls, strict=True):
-        g, n = call["genotype"].to_numpy(), call["depth"].to_numpy()
-        alt = ref["alt_count"].to_numpy(float)
-        hom = (g == 0) | (g == 2)
-        minor.append(np.where(g == 0, alt, n - alt)[hom])
-        depth.append(n[hom])
-    x, n = np.concatenate(minor), np.concatenate(depth)
-    if n.sum() == 0:
-        return floor, 1.0
-    rate = x.sum() / n.sum()
-    expected = np.maximum(n * rate, 1e-12)
-    dispersion = max(float(((x - expected) ** 2 / expected).sum() / max(len(x) - 1, 1)), 1.0)
-    rel_se = math.sqrt(dispersion / max(x.sum(), 1.0))
-    return max(rate, floor), rel_se
-
-
-def background_error(recipient: pd.DataFrame, donor: pd.DataFrame,
-                     replicates: Sequence[pd.DataFrame] = (), floor: float = ERROR_FLOOR,
-                     min_depth: int = MIN_DEPTH,
-                     calls: tuple[pd.DataFrame, pd.DataFrame] | None = None) -> pd.Series:
-    """Background error rate per marker.
-
-    Parameters
-    ----------
-    recipient, donor
-        Reference counts (``marker``, ``depth``, ``alt_count``).
-    replicates
-        Count tables of pure-recipient samples (>= 3 recommended): per-marker rates are
-        learnt from reads of the allele the recipient lacks at its homozygous markers.
-    floor
-        Smallest rate used.
-    min_depth
-        Depth below which a reference call is not used.
-    calls
-        The references' genotype calls, when already made.
-
-    Returns
-    -------
-    pandas.Series
-        Error rate indexed by marker. Markers without replicate data get the consensus
-        rate: the pooled minority-allele fraction of every homozygous reference call.
-    """
-    if calls is None:
-        calls = (call_ngs_genotype(recipient, min_depth), call_ngs_genotype(donor, min_depth))
-    consensus, _ = consensus_error(recipient, donor, floor, min_depth, calls)
-    rates = pd.Series(consensus, index=pd.Index(recipient["marker"].astype(str), name="marker"), dtype=float)
-    if replicates:
-        g = calls[0].set_index("marker")["genotype"]
-        reps = pd.concat(replicates).astype({"marker": str}).groupby("marker")[["alt_count", "depth"]].sum()
-        reps = reps.join(g, how="inner")
-        hom = reps[reps["genotype"].isin([0, 2])]
-        minor = np.where(hom["genotype"] == 0, hom["alt_count"], hom["depth"] - hom["alt_count"])
-        # +0.5/+1: a marker with no error read in the replicates is not error-free
-        per_marker = np.maximum((minor + 0.5) / (hom["depth"] + 1.0), floor)
-        rates.loc[hom.index.intersection(rates.index)] = pd.Series(per_marker, index=hom.index)
-    return rates
-
-
-@dataclass
-class ReferencePair:
-    """Recipient and donor genotypes at the markers both were called at.
-
-    Attributes
-    ----------
-    table
-        ``marker``, ``g_recipient``, ``g_donor``, ``pattern``, ``informative``, ``error_rate``.
-    markers_called
-        Markers called in both references.
-    error_rel_se
-        Relative standard error of the background error rates (widens the LoB).
-    """
-
-    table: pd.DataFrame
-    markers_called: int
-    error_rel_se: float = 0.0
-
-
-def reference_pair(recipient: pd.DataFrame, donor: pd.DataFrame, replicates: Sequence[pd.DataFrame] = (),
-                   min_depth: int = MIN_DEPTH, hom_vaf: float = HOM_VAF,
-                   het_range: tuple[float, float] = HET_RANGE) -> ReferencePair:
-    """Call both references and pair them (done once per patient, reused for every biopsy).
-
-    Parameters
-    ----------
-    recipient, donor
-        Reference count tables.
-    replicates
-        Optional pure-recipient replicates for per-marker background error.
-    min_depth, hom_vaf, het_range
-        Genotype calling thresholds (see :func:`immuno.chimerism.genotypes.call_ngs_genotype`).
-    """
-    calls = (call_ngs_genotype(recipient, min_depth, hom_vaf, het_range),
-             call_ngs_genotype(donor, min_depth, hom_vaf, het_range))
-    pairs = informative_markers(*calls)
-    errors = background_error(recipient, donor, replicates, min_depth=min_depth, calls=calls)
-    pairs["error_rate"] = pairs["marker"].map(errors).fillna(float(errors.median()) if len(errors) else ERROR_FLOOR)
-    _, rel_se = consensus_error(recipient, donor, min_depth=min_depth, calls=calls)
-    return ReferencePair(pairs, len(pairs), rel_se)
+#: one-sided level of the test for reads of alleles that no reference carries
+UNEXPLAINED_ALPHA = 0.001
+#: level at which those reads confirm a third contributor suggested by the likelihood ratio
+CORROBORATION_ALPHA = 0.05
+#: sandwich variance ratio above which the widening is reported as a flag
+WIDENING_NOTE = 1.2
 
 
 def estimate_counts(biopsy: pd.DataFrame, recipient: pd.DataFrame | None = None,
@@ -188,67 +78,94 @@ def estimate_counts(biopsy: pd.DataFrame, recipient: pd.DataFrame | None = None,
     -------
     ChimerismResult
         ``markers`` holds one row per marker called in both references (genotypes,
-        depth, reads, VAF, error rate, whether used, expected VAF at the estimate and the
-        marker's own donor-fraction estimate); ``details`` holds ``rho``, ``loglik``,
-        ``lr_statistic``, ``poisson_p`` (pooled donor-allele reads at recipient-homozygous
-        markers against background) and ``third_contributor_llr`` when detected. Given
-        the recipient's counts, its reference is also checked for donor alleles above its
-        limit of blank (``recipient_background`` warning, ``recipient_reference_fraction``).
+        depth, reads, VAF, error rate, ``status`` and ``reason``, expected VAF at the
+        estimate and the marker's own donor-fraction estimate); ``details`` holds
+        ``rho``, ``loglik``, ``lr_statistic``, ``poisson_p``, ``interval_widening`` (the
+        sandwich ratio, >= 1), ``profile_lower``/``profile_upper`` (before widening),
+        ``unexplained_z`` and ``third_contributor_llr`` when detected.
     """
     if pair is None:
         if recipient is None or donor is None:
             raise ValueError("give recipient and donor counts, or a reference pair")
-        pair = reference_pair(recipient, donor, replicates, min_depth=min_depth)
+        pair = reference_pair(recipient, donor, replicates, min_depth=min_depth, alpha=alpha)
     table = pair.table
     if len(table) and not table["informative"].any():
         return not_estimable("ngs", [Flag("donor_identical_to_recipient", "fail",
                                           f"recipient and donor references agree at all {len(table)} called markers; "
-                                          "check that the donor reference is the MSC product, not the patient")], table)
+                                          "check that the donor reference is the MSC product, not the patient")],
+                             _with(table, {"status": np.full(len(table), "set_aside"),
+                                           "reason": np.full(len(table), "identical genotypes")}))
     if len(table) == 0:
         return not_estimable("ngs", [Flag("no_reference_calls", "fail",
                                           "no marker was called in both references (depth >= 100 and a clear VAF)")])
-    cols = {c: table[c].to_numpy(float) for c in ("g_recipient", "g_donor", "error_rate")}
+    cols = {c: table[c].to_numpy(float) for c in ("g_recipient", "g_donor", "error_rate", "error_var",
+                                                  "error_shared_var")}
     cols["depth"], cols["alt_count"] = _aligned_reads(biopsy, table["marker"])
     has_reads = cols["depth"] > 0
     with np.errstate(invalid="ignore", divide="ignore"):
         vaf = cols["alt_count"] / cols["depth"]
-    out = {"depth": cols["depth"], "alt_count": cols["alt_count"], "vaf": vaf}
+    out: dict[str, np.ndarray] = {"depth": cols["depth"], "alt_count": cols["alt_count"], "vaf": vaf}
     if not has_reads.any():
+        out.update(_status(table, has_reads, np.zeros(len(table), bool), np.zeros(len(table), bool), "none"))
         return not_estimable("ngs", [Flag("zero_depth", "fail", "the biopsy has no reads at any marker")],
                              _with(table, out))
     rec_hom = (table["pattern"] == "recipient_hom").to_numpy() & has_reads
     if markers == "auto":
         markers = "recipient_hom" if rec_hom.sum() >= MIN_INFORMATIVE else "all"
     use = rec_hom if markers == "recipient_hom" else table["informative"].to_numpy() & has_reads
-    out["used"] = use
     n_used = int(use.sum())
+    # recipient-homozygous markers where the donor matches carry no f but show the
+    # sample's own background and overdispersion at the same low allele fractions
+    companions = (table["pattern"] == "identical").to_numpy() & np.isin(cols["g_recipient"], (0, 2)) & has_reads
+    out.update(_status(table, has_reads, use, companions, markers))
     if n_used < MIN_INFORMATIVE:
         return not_estimable("ngs", [Flag("too_few_informative_markers", "fail",
                                           f"{n_used} informative marker(s) with reads; at least {MIN_INFORMATIVE} are needed")],
                              _with(table, out), n_informative=n_used)
-    flags: list[Flag] = []
+    flags: list[Flag] = list(pair.flags)
     if n_used < WARN_INFORMATIVE:
         flags.append(Flag("few_informative_markers", "warning", f"only {n_used} informative markers (< {WARN_INFORMATIVE})"))
-    # recipient-homozygous markers where the donor matches carry no f but show the
-    # sample's own background and overdispersion at the same low allele fractions
-    companions = (table["pattern"] == "identical").to_numpy() & np.isin(cols["g_recipient"], (0, 2)) & has_reads
     fitted = use | companions
     lik = BetaBinomialLikelihood(*(cols[c][fitted] for c in _LIK_COLUMNS))
-    fit, prof = fit_fraction(lik)
-    lob, lod = limits(lik, fit.rho, None, pair.error_rel_se)
-    stat, p_value = detection_test(lik, fit, prof.rho_grid, pair.error_rel_se)
+    prior = (pair.log_rho, RHO_PRIOR_SD) if pair.log_rho is not None else None
+    fit, prof = fit_fraction(lik, rho_prior=prior)
+    details: dict[str, float] = {"rho": fit.rho, "loglik": fit.loglik, "lr_statistic": fit.lr_statistic,
+                                 "poisson_p": _pooled_poisson(cols, rec_hom),
+                                 "markers_called": float(pair.markers_called),
+                                 "profile_lower": fit.lower, "profile_upper": fit.upper, **pair.details}
+    lower, upper, widening = fit.lower, fit.upper, sandwich_ratio(lik, fit.fraction, fit.rho)
+    details["interval_widening"] = max(widening, 1.0)
+    if widening > 1.0:
+        lower, upper = interval(prof, fit.fraction, fit.loglik, widening * CHI2_95 / 2)
+        if widening > WIDENING_NOTE:
+            flags.append(Flag("interval_widened", "info",
+                              f"the markers scatter {widening:.2f} times more than the read model allows "
+                              "(sandwich variance): the interval is widened by that much"))
+    rel_se = _background_rel_se(cols, use)
+    details["background_rel_se"] = rel_se
+    lob, lod = limits(lik, fit.rho, None, rel_se)
+    stat, p_value = detection_test(lik, fit, prof.rho_grid(math.log10(fit.rho)), rel_se)
     detected = bool(p_value < alpha and fit.fraction > lob)
-    details: dict[str, float] = {"rho": fit.rho, "loglik": fit.loglik, "lr_statistic": stat,
-                                 "poisson_p": _pooled_poisson(cols, rec_hom), "markers_called": float(pair.markers_called)}
+    details["lr_statistic"] = stat
+    flags.extend(_unexplained(cols, companions, fit.rho, details))
     if detected:
         hom = ((cols["g_recipient"] == 0) | (cols["g_recipient"] == 2)) & has_reads
         llr = third_contributor_llr(*(cols[c][hom] for c in _LIK_COLUMNS), fraction=fit.fraction, rho=fit.rho,
                                     allele_frequency=third_party_allele_frequency)
         details["third_contributor_llr"] = llr
         if llr > THIRD_CONTRIBUTOR_LLR:
-            flags.append(Flag("third_contributor", "fail",
+            # an unknown person also carries alleles where recipient and donor agree: reads
+            # there confirm it; without them (at low levels the unknown-person model's
+            # freedom fits noise now and then) it is a warning
+            p_companions = details.get("unexplained_p", 0.0)
+            confirmed = p_companions < CORROBORATION_ALPHA
+            flags.append(Flag("third_contributor", "fail" if confirmed else "warning",
                               f"the non-recipient reads fit an unknown third person better than the MSC donor "
-                              f"(log-likelihood ratio {llr:.1f}); suspect contamination or a sample swap"))
+                              f"(log-likelihood ratio {llr:.1f}"
+                              + ("" if confirmed else "; not confirmed by reads where recipient and donor agree")
+                              + "); suspect contamination or a sample swap"))
+    if fit.fraction > 0.5:
+        flags.append(swapped_flag(fit.fraction))
     e = cols["error_rate"]
     q0 = cols["g_recipient"] / 2 * (1 - 2 * e) + e
     q1 = cols["g_donor"] / 2 * (1 - 2 * e) + e
@@ -256,33 +173,53 @@ def estimate_counts(biopsy: pd.DataFrame, recipient: pd.DataFrame | None = None,
     out["expected_vaf"][fitted] = lik.q(np.array([fit.fraction]))[0]
     with np.errstate(invalid="ignore", divide="ignore"):
         out["marker_fraction"] = np.where(table["informative"], (vaf - q0) / (q1 - q0), np.nan)
-    if recipient is not None:
-        flags.extend(_recipient_background(recipient, pair, markers, alpha, details))
-    result = ChimerismResult(method="ngs", fraction=fit.fraction, lower=fit.lower, upper=fit.upper,
+    result = ChimerismResult(method="ngs", fraction=fit.fraction, lower=lower, upper=upper,
                              detected=detected, lod=lod, lob=lob, p_value=p_value, n_informative=n_used,
                              flags=flags, markers=_with(table, out), details=details)
     return apply_input_limit(result, genome_equivalents, "given DNA input")
 
 
-def _recipient_background(recipient: pd.DataFrame, pair: ReferencePair, markers: str, alpha: float,
-                          details: dict[str, float]) -> list[Flag]:
-    """A warning when the recipient's own reference shows donor alleles above its limit of blank.
+def _status(table: pd.DataFrame, has_reads: np.ndarray, use: np.ndarray, companions: np.ndarray,
+            selection: str) -> dict[str, np.ndarray]:
+    """Each marker's status (used / background / set_aside) and the reason."""
+    status = np.where(use, "used", np.where(companions, "background", "set_aside")).astype(object)
+    reason = np.full(len(table), "", dtype=object)
+    pattern = table["pattern"].to_numpy()
+    reason[use] = "donor-specific allele" if selection == "recipient_hom" else "informative"
+    reason[companions] = "identical homozygous genotypes: shows the background, no donor signal"
+    rest = ~use & ~companions
+    reason[rest & (pattern == "identical")] = "identical heterozygous genotypes: not informative"
+    reason[rest & (pattern == "recipient_het")] = "recipient heterozygous: only a dose shift, left out at low fractions"
+    reason[rest & ~has_reads] = "no reads in the biopsy"
+    return {"status": status, "reason": reason}
 
-    The reference was taken before the infusion: donor-allele reads there come from
-    earlier microchimerism (transfusion, pregnancy) sharing those alleles, contamination
-    of the reference, or a background higher than modelled; each would inflate the
-    biopsy's estimate too. The reference is fitted as if it were a biopsy (its minority
-    reads also feed the consensus error, which makes the check conservative).
-    """
-    ref = estimate_counts(recipient, pair=pair, markers=markers, alpha=alpha)
-    if ref.failed or not ref.detected:
+
+def _background_rel_se(cols: dict[str, np.ndarray], use: np.ndarray) -> float:
+    """Relative standard error of the biopsy's expected background reads at the used markers."""
+    n, e, v = cols["depth"][use], cols["error_rate"][use], cols["error_var"][use]
+    shared = float(cols["error_shared_var"][use].max()) if use.any() else 0.0
+    expected = float((n * e).sum())
+    return math.sqrt(float((n**2 * v).sum()) + float(n.sum()) ** 2 * shared) / expected if expected > 0 else 0.0
+
+
+def _unexplained(cols: dict[str, np.ndarray], companions: np.ndarray, rho: float,
+                 details: dict[str, float]) -> list[Flag]:
+    """Reads of alleles no reference carries, at markers where recipient and donor agree."""
+    if companions.sum() < MIN_INFORMATIVE:
         return []
-    details["recipient_reference_fraction"] = ref.fraction
-    return [Flag("recipient_background", "warning",
-                 f"the recipient reference itself reads {100 * ref.fraction:.3g} % donor alleles "
-                 f"[{100 * ref.lower:.3g}, {100 * ref.upper:.3g}], above its limit of blank "
-                 f"({100 * ref.lob:.3g} %): earlier microchimerism (transfusion, pregnancy), a "
-                 "contaminated reference or a higher background; the biopsy's estimate may be inflated by as much")]
+    n, alt = cols["depth"][companions], cols["alt_count"][companions]
+    x = np.where(cols["g_recipient"][companions] == 0, alt, n - alt)
+    # an unknown person carries the other allele at half the markers on average
+    z, p, fraction = excess_reads(x, n, cols["error_rate"][companions], cols["error_var"][companions],
+                                  np.full(len(x), 0.5), rho, float(cols["error_shared_var"][companions].max()))
+    details["unexplained_z"], details["unexplained_p"] = z, p
+    if p >= UNEXPLAINED_ALPHA:
+        return []
+    return [Flag("unexplained_alleles", "warning",
+                 f"{int(x.sum())} reads of alleles that neither the recipient nor the donor carries at "
+                 f"{len(x)} markers (background predicts {float((n * cols['error_rate'][companions]).sum()):.0f}; "
+                 f"z = {z:.1f}): a third contributor (contamination, another donor) or a sample mix-up, "
+                 f"about {100 * fraction:.2g} % of the DNA")]
 
 
 def _with(table: pd.DataFrame, columns: dict[str, np.ndarray]) -> pd.DataFrame:

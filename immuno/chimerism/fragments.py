@@ -8,180 +8,323 @@ cases of one dose model ``E[A_x] = S ((1 - f) c_R(x) + f c_D(x))``:
 * R{a,a} D{a,d}: ``f = 2 A_d / (A_d + A_a)``
 * R{a,r} D{a,a}: ``f = 1 - 2 A_r / (A_r + A_a)`` (no donor-only allele: useless below ~5 %)
 
-Before the formulas, each allele's area loses the back-stutter of the allele one repeat
-above it (the recipient's own stutter ratio at the locus, else the panel's). Loci where a
-donor-only allele sits in a recipient allele's stutter position, saturated loci and the
-donor-homozygous pattern are kept in the table but left out of the summary whenever two
-clean loci exist. Outlier loci (median +/- 3.5 MAD) are flagged and left out.
+Before the formulas, artefacts are set aside (:mod:`immuno.chimerism.str_peaks`) and each
+allele's area loses the back-stutter of the allele one repeat above it (the recipient's
+own stutter ratio at the locus, else the panel's). Every locus of the references gets a
+status and a reason (:mod:`immuno.chimerism.str_loci`). Loci where a donor-only allele
+sits in a recipient allele's stutter position, saturated loci and the donor-homozygous
+pattern are left out of the summary whenever two clean loci exist. Outlier loci (median
++/- 3.5 MAD, the MAD at least 10 % of the median) are flagged and left out. A locus
+whose contributor-specific allele is absent is censored, not 0
+(:mod:`immuno.chimerism.censored`). With several donors the loci are fitted together
+(:mod:`immuno.chimerism.str_mixture`).
 """
 
 from __future__ import annotations
 
 import math
-from typing import Any
+from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
-from immuno.chimerism.genotypes import (
-    ANALYTICAL_THRESHOLD,
-    DEFAULT_STUTTER,
-    SATURATION,
-    STUTTER_FILTER,
-    call_str_genotype,
-    informative_markers,
-    stutter_position,
-)
-from immuno.chimerism.result import ChimerismResult, Flag, not_estimable
+from immuno.chimerism.censored import censored_mean
+from immuno.chimerism.genotypes import call_str_genotype
+from immuno.chimerism.result import ChimerismResult, Flag, not_estimable, swapped_flag
+from immuno.chimerism.str_loci import Locus, analyse_locus
+from immuno.chimerism.str_peaks import StrSettings, classify_peaks
 
-#: a donor fraction a lab reports from STR at best (EuroChimerism: 0.8-1.6 %)
-STR_LOD_FLOOR = 0.01
 OUTLIER_MAD = 3.5
-#: smallest MAD used for outliers, so identical loci (e.g. all 0) do not make noise an outlier
+#: smallest MAD used for outliers, absolute and relative to the median: peak areas of one
+#: sample scatter by ~10 % of the level between loci, so a tight cluster of a few loci
+#: must not make ordinary scatter an outlier
 MAD_FLOOR = 0.002
-LOCUS_COLUMNS = ["marker", "pattern", "recipient_alleles", "donor_alleles", "donor_fraction", "stutter_ratio",
-                 "stutter_position", "saturated", "donor_peak_height", "locus_lod", "used", "outlier"]
+MAD_RELATIVE_FLOOR = 0.10
+#: a biopsy whose LoD reaches this cannot say anything useful about the fraction
+WEAK_LOD = 0.5
+LOCUS_COLUMNS = ["marker", "status", "reason", "pattern", "recipient_alleles", "donor_alleles", "donor_fraction",
+                 "lower_bound", "upper_bound", "censored", "stutter_ratio", "stutter_position", "saturated",
+                 "donor_peak_height", "locus_lod", "used", "outlier", "unexplained", "notes"]
 
 
-def estimate_str(biopsy: pd.DataFrame, recipient: pd.DataFrame, donor: pd.DataFrame,
-                 analytical_threshold: float = ANALYTICAL_THRESHOLD, stutter_filter: float = STUTTER_FILTER,
-                 saturation: float = SATURATION, locus_stutter: dict[str, float] | None = None,
-                 default_stutter: float = DEFAULT_STUTTER, lod_floor: float = STR_LOD_FLOOR) -> ChimerismResult:
+def estimate_str(biopsy: pd.DataFrame, recipient: pd.DataFrame, donor: pd.DataFrame | None = None, *,
+                 donors: Mapping[str, pd.DataFrame] | None = None, settings: StrSettings | None = None,
+                 analytical_threshold: float | None = None, stutter_filter: float | None = None,
+                 saturation: float | None = None, locus_stutter: Mapping[str, float] | None = None,
+                 default_stutter: float | None = None, lod_floor: float | None = None) -> ChimerismResult:
     """Estimate the donor fraction of a biopsy from STR peaks.
 
     Parameters
     ----------
-    biopsy, recipient, donor
-        One sample's peaks each (``marker``, ``allele``, ``height``, ``area``), e.g. from
-        :func:`immuno.chimerism.readers.read_genemapper`.
-    analytical_threshold
-        Peaks below this height (RFU) are not signal.
-    stutter_filter
-        Reference peaks one repeat below an allele and under this ratio are stutter.
-    saturation
-        Loci with a biopsy peak above this height are left out of the summary.
-    locus_stutter
-        Back-stutter ratio per locus from the kit (used when the recipient reference
-        shows no stutter peak of its own at the locus).
-    default_stutter
-        Stutter ratio when neither is known.
-    lod_floor
-        Smallest LoD claimed, whatever the peak heights (noise, pull-up and stutter
-        variability make STR unreliable below ~1 %).
+    biopsy, recipient
+        One sample's peaks each (``marker``, ``allele``, ``height``, ``area`` and, when
+        exported, ``size``, ``dye``, ``quality``), e.g. from
+        :func:`immuno.chimerism.genemapper.read_genemapper`; a reference may be a
+        genotype list.
+    donor
+        The MSC donor's peaks or genotype list; or ``donors`` by donor id for several.
+    donors
+        Several donors (double graft), by id: one fraction per donor.
+    settings
+        Thresholds and artefact filters (:class:`immuno.chimerism.str_peaks.StrSettings`).
+    analytical_threshold, stutter_filter, saturation, locus_stutter, default_stutter, lod_floor
+        Shortcuts overriding the same fields of ``settings``.
 
     Returns
     -------
     ChimerismResult
-        Fraction = mean over the loci used; the interval is mean +/- t SD / sqrt(n),
-        widened to the LoD when nothing is detected. ``details`` holds ``mean``, ``sd``,
-        ``cv`` and ``loci_used``. Detected means donor-only peaks at or above the
-        analytical threshold at >= 2 loci used and a mean above the LoD.
+        Fraction = the mean over the loci used (censored loci in their interval); the
+        interval is ``mean +/- t SD / sqrt(n)`` (its profile-likelihood version with
+        censored loci), widened to the LoD when nothing is detected. ``markers`` holds
+        every locus with its ``status`` and ``reason``; ``details`` holds ``mean``,
+        ``sd``, ``cv``, ``loci_used``. Detected means donor-only peaks at or above the
+        analytical threshold at >= 2 loci used and a mean above the LoD. With several
+        donors, ``components`` holds one result per donor.
     """
-    kwargs = {"analytical_threshold": analytical_threshold, "stutter_filter": stutter_filter,
-              "saturation": saturation}
-    pairs = informative_markers(call_str_genotype(recipient, **kwargs), call_str_genotype(donor, **kwargs))
-    if pairs.empty:
-        return not_estimable("str", [Flag("no_reference_calls", "fail",
-                                          "no locus has a clean call (1-2 alleles) in both references")])
-    if not pairs["informative"].any():
-        return not_estimable("str", [Flag("donor_identical_to_recipient", "fail",
-                                          f"recipient and donor share the same alleles at all {len(pairs)} called loci; "
-                                          "check that the donor reference is the MSC product, not the patient")])
-    signal = biopsy[biopsy["height"] >= analytical_threshold]
-    rows = []
-    for _, pr in pairs[pairs["informative"]].iterrows():
-        g = signal[signal["marker"] == pr["marker"]]
-        stutter = pr["recipient_stutter"]
-        if not np.isfinite(stutter):
-            stutter = (locus_stutter or {}).get(pr["marker"], default_stutter)
-        rows.append(_locus(pr, g, stutter, analytical_threshold, saturation))
-    loci = pd.DataFrame(rows)
-    return _summarise(loci, lod_floor)
+    s = _settings(settings, analytical_threshold, stutter_filter, saturation, locus_stutter, default_stutter,
+                  lod_floor)
+    donor_tables = dict(donors) if donors else {"": donor}
+    if any(t is None for t in donor_tables.values()):
+        raise ValueError("give the donor's peaks, or donors by id")
+    names = _marker_names([biopsy, recipient, *donor_tables.values()])
+    biopsy, recipient = _rename(biopsy, names), _rename(recipient, names)
+    donor_tables = {d: _rename(t, names) for d, t in donor_tables.items()}
+    if len(biopsy) and biopsy["height"].isna().all():
+        return not_estimable("str", [Flag("biopsy_without_peaks", "fail",
+                                          "the biopsy export lists alleles without peak heights or areas (a genotype "
+                                          "list); a fraction needs the peaks")])
+    rec_calls = call_str_genotype(recipient, settings=s).set_index("marker")
+    don_calls = {d: call_str_genotype(t, settings=s).set_index("marker") for d, t in donor_tables.items()}
+    problem = _identical(rec_calls, don_calls)
+    if problem is not None:
+        return problem
+    classified = classify_peaks(biopsy, s) if len(biopsy) else biopsy.assign(kind=[], note=[])
+    threshold = max(s.analytical_threshold, float(biopsy["height"].min()) if len(biopsy) else 0.0)
+    loci = [_locus(m, classified, rec_calls, don_calls, s, threshold)
+            for m in sorted(set(rec_calls.index) | set(classified["marker"]) | set().union(*(c.index for c in don_calls.values())))]
+    flags = _sample_flags(loci, biopsy, s, threshold)
+    if len(don_calls) > 1:
+        from immuno.chimerism.str_mixture import estimate_mixture
+
+        return estimate_mixture(loci, s, flags)
+    return _single(loci, s, flags)
 
 
-def _locus(pr: pd.Series, peaks: pd.DataFrame, stutter: float, threshold: float,
-           saturation: float) -> dict[str, Any]:
-    """One informative locus: stutter-corrected areas, the pattern formula, the locus LoD."""
-    rec, don = set(pr["recipient_alleles"]), set(pr["donor_alleles"])
-    alleles = rec | don
-    area = peaks["area"].where(peaks["area"].notna(), peaks["height"]).groupby(peaks["allele"]).sum()
-    height = peaks.groupby("allele")["height"].sum()
-    raw = {a: float(area.get(a, 0.0)) for a in alleles}
-    parent = {stutter_position(a): a for a in alleles}
-    # an allele one repeat below another carries that allele's back-stutter
-    corr = {a: max(raw[a] - stutter * raw[parent[a]], 0.0) if a in parent else raw[a] for a in alleles}
-    donor_only, rec_only, shared = sorted(don - rec), sorted(rec - don), sorted(rec & don)
-    in_stutter = any(a in parent and parent[a] in rec for a in donor_only)
-    pattern = pr["pattern"]
-    fraction = math.nan
-    if pattern == "no_shared":
-        d, r = sum(corr[a] for a in donor_only), sum(corr[a] for a in rec_only)
-        fraction = d / (d + r) if d + r > 0 else math.nan
-    elif pattern == "shared_both_het":
-        d, r = corr[donor_only[0]], corr[rec_only[0]]
-        fraction = d / (d + r) if d + r > 0 else math.nan
-    elif pattern == "recipient_hom":
-        d, a = corr[donor_only[0]], corr[shared[0]]
-        fraction = 2 * d / (d + a) if d + a > 0 else math.nan
-    elif pattern == "donor_hom":
-        r, a = corr[rec_only[0]], corr[shared[0]]
-        fraction = 1 - 2 * r / (r + a) if r + a > 0 else math.nan
-    per_copy = sum(float(height.get(a, 0.0)) for a in alleles) / 2
-    donor_copies = 2 if len(don) == 1 else 1
-    if donor_only:
-        noise = threshold + max((stutter * float(height.get(parent[a], 0.0)) for a in donor_only if a in parent), default=0.0)
-        lod = noise / (per_copy * donor_copies) if per_copy > 0 else math.nan
-    else:
-        lod = 0.05  # a dose shift of a shared allele is not seen below ~5 %
-    donor_height = max((float(height.get(a, 0.0)) for a in donor_only), default=math.nan)
-    return {"marker": pr["marker"], "pattern": pattern, "recipient_alleles": "/".join(pr["recipient_alleles"]),
-            "donor_alleles": "/".join(pr["donor_alleles"]), "donor_fraction": fraction, "stutter_ratio": stutter,
-            "stutter_position": in_stutter, "saturated": bool((peaks["height"] > saturation).any()),
-            "donor_peak_height": donor_height, "locus_lod": lod}
+def _settings(settings: StrSettings | None, analytical_threshold: float | None, stutter_filter: float | None,
+              saturation: float | None, locus_stutter: Mapping[str, float] | None, default_stutter: float | None,
+              lod_floor: float | None) -> StrSettings:
+    import dataclasses
+
+    s = settings or StrSettings()
+    given = {"analytical_threshold": analytical_threshold, "stutter_filter": stutter_filter,
+             "saturation": saturation, "default_stutter": default_stutter, "lod_floor": lod_floor}
+    s = dataclasses.replace(s, **{k: v for k, v in given.items() if v is not None})
+    if locus_stutter:
+        s = dataclasses.replace(s, locus_stutter={**s.locus_stutter,
+                                                  **{k.upper(): float(v) for k, v in locus_stutter.items()}})
+    return s
 
 
-def _summarise(loci: pd.DataFrame, lod_floor: float) -> ChimerismResult:
+def _marker_names(tables: list[pd.DataFrame]) -> dict[str, str]:
+    """One spelling per locus (``VWA`` and ``vWA`` are the same): the first table's wins."""
+    names: dict[str, str] = {}
+    for t in tables:
+        for m in t["marker"].astype(str):
+            names.setdefault(m.upper(), m)
+    return names
+
+
+def _rename(t: pd.DataFrame, names: dict[str, str]) -> pd.DataFrame:
+    """The peaks with one spelling per locus, and the optional columns present."""
+    t = t.assign(marker=[names[m.upper()] for m in t["marker"].astype(str)]).reset_index(drop=True)
+    for col, fill in (("size", math.nan), ("area", math.nan), ("dye", ""), ("quality", "")):
+        if col not in t:
+            t[col] = fill
+    return t
+
+
+def _identical(rec: pd.DataFrame, donors: dict[str, pd.DataFrame]) -> ChimerismResult | None:
+    """A failed result when a donor's typed loci all equal the recipient's (or another donor's)."""
+    ids = list(donors)
+    people = [("recipient", rec)] + [(f"donor {d}" if d else "donor", donors[d]) for d in ids]
+    for i in range(len(people)):
+        for j in range(i + 1, len(people)):
+            (a_name, a), (b_name, b) = people[i], people[j]
+            ok = a[a["call"] == "ok"].join(b[b["call"] == "ok"], how="inner", lsuffix="_a", rsuffix="_b")
+            if ok.empty:
+                if i == 0:
+                    return not_estimable("str", [Flag("no_reference_calls", "fail",
+                                                      f"no locus has a clean call (1-2 alleles) in both the recipient "
+                                                      f"and the {b_name} reference")])
+                continue
+            same = all(set(x) == set(y) for x, y in zip(ok["alleles_a"], ok["alleles_b"], strict=True))
+            if same:
+                what = ("recipient and donor share the same alleles" if i == 0 and len(ids) == 1
+                        else f"the {a_name} and {b_name} references share the same alleles")
+                return not_estimable("str", [Flag("donor_identical_to_recipient" if i == 0 else "identical_donors",
+                                                  "fail", f"{what} at all {len(ok)} called loci; check that the donor "
+                                                  "reference is the MSC product, not the patient")])
+    return None
+
+
+def _locus(marker: str, classified: pd.DataFrame, rec: pd.DataFrame, donors: dict[str, pd.DataFrame],
+           s: StrSettings, threshold: float) -> Locus:
+    peaks = classified[classified["marker"] == marker]
+    r = rec.loc[marker] if marker in rec.index else None
+    ds = {d: (c.loc[marker] if marker in c.index else None) for d, c in donors.items()}
+    stutter = r["stutter_ratio"] if r is not None and np.isfinite(r["stutter_ratio"]) else math.nan
+    if not np.isfinite(stutter):
+        stutter = s.locus_stutter.get(marker.upper(), s.default_stutter)
+    if "quality" in peaks and peaks["quality"].str.contains("OMIT").any():
+        return Locus(marker, reason="omitted in GeneMapper (OMIT)")
+    loc = analyse_locus(marker, peaks, r, ds, stutter, s, threshold)
+    if "quality" in peaks:
+        loc.notes += [q for q in peaks["quality"].unique() if q]
+    return loc
+
+
+def _sample_flags(loci: list[Locus], biopsy: pd.DataFrame, s: StrSettings, threshold: float) -> list[Flag]:
     flags: list[Flag] = []
-    valid = loci["donor_fraction"].notna()
-    clean = valid & ~loci["stutter_position"] & ~loci["saturated"] & (loci["pattern"] != "donor_hom")
-    used = clean if clean.sum() >= 2 else valid & ~loci["saturated"]
-    for _, r in loci[loci["saturated"]].iterrows():
-        flags.append(Flag("saturated_locus", "warning", "a biopsy peak is above the saturation limit", r["marker"]))
+    odd = [loc for loc in loci if loc.unexplained and loc.status == "estimated"]
+    if len(odd) >= 2:
+        listed = "; ".join(f"{loc.marker}: {', '.join(loc.unexplained)}" for loc in odd)
+        flags.append(Flag("unexplained_alleles", "warning",
+                          f"alleles that no reference explains at {len(odd)} loci ({listed}): a third contributor "
+                          "(contamination, another donor) or a wrong reference"))
+    if len(biopsy) and biopsy["area"].isna().all() and biopsy["height"].notna().any():
+        flags.append(Flag("heights_used", "info", "the export has no peak areas: peak heights are used"))
+    if threshold > s.analytical_threshold:
+        flags.append(Flag("export_threshold", "info",
+                          f"the biopsy export holds no peak under {threshold:.0f} RFU: an absent allele is taken to be "
+                          "below that, not below the analytical threshold"))
+    return flags
+
+
+def _single(loci: list[Locus], s: StrSettings, flags: list[Flag]) -> ChimerismResult:
+    table = locus_table(loci)
+    valid = (table["status"] == "estimated") & (table["donor_fraction"].notna() | table["censored"])
     if not valid.any():
-        loci["used"] = False
-        loci["outlier"] = False
-        return not_estimable("str", [Flag("no_biopsy_peaks", "fail", "no informative locus has peaks in the biopsy")],
-                             loci[LOCUS_COLUMNS], n_informative=0)
-    values = loci.loc[used, "donor_fraction"]
-    median = float(values.median())
-    mad = max(float(stats.median_abs_deviation(values, scale="normal")), MAD_FLOOR)
-    outlier = used & ((loci["donor_fraction"] - median).abs() > OUTLIER_MAD * mad)
-    for _, r in loci[outlier].iterrows():
+        table["used"] = False
+        reason = ("no informative locus has peaks in the biopsy" if (table["status"] != "not_informative").any()
+                  else "no informative locus")
+        return not_estimable("str", [*flags, Flag("no_biopsy_peaks", "fail", reason)], table, n_informative=0)
+    # the minor person (the donor below 50 %, the recipient above) must show an allele of
+    # its own, clear of the major's stutter: loci where it only shifts a dose (the
+    # donor-homozygous pattern for a minor donor, recipient-homozygous for a minor
+    # recipient) or sits in a stutter position are left out while 2 clean loci exist
+    minor_recipient = float(table.loc[valid, "donor_fraction"].median()) > 0.5
+    table["stutter_position"] = [bool(x) for x in (
+        [loc.recipient_stutter_position for loc in loci] if minor_recipient else table["stutter_position"])]
+    dose_only = "recipient_hom" if minor_recipient else "donor_hom"
+    clean = valid & ~table["stutter_position"] & ~table["saturated"] & (table["pattern"] != dose_only)
+    used = clean if clean.sum() >= 2 else valid & ~table["saturated"]
+    outlier = _outliers(table, used)
+    for _, r in table[outlier].iterrows():
         flags.append(Flag("outlier_locus", "warning",
-                          f"locus estimate {100 * r['donor_fraction']:.2f} % is outside median +/- {OUTLIER_MAD} MAD",
-                          r["marker"]))
+                          f"locus estimate {_value_text(r)} is outside median +/- {OUTLIER_MAD} MAD", r["marker"]))
+    for _, r in table[table["saturated"] & valid].iterrows():
+        flags.append(Flag("saturated_locus", "warning", "a biopsy peak is above the saturation limit", r["marker"]))
     used &= ~outlier
-    loci["used"], loci["outlier"] = used, outlier
-    values = loci.loc[used, "donor_fraction"].to_numpy(float)
-    n = len(values)
-    mean = float(values.mean())
-    sd = float(values.std(ddof=1)) if n > 1 else math.nan
-    lod = max(float(loci.loc[used, "locus_lod"].median()), lod_floor)
-    seen = int((used & (loci["donor_peak_height"].fillna(0) > 0) & (loci["donor_fraction"] > 0)).sum())
-    detected = seen >= 2 and mean > lod
-    if n > 1:
-        half = float(stats.t.ppf(0.975, n - 1)) * sd / math.sqrt(n)
-        lower, upper = max(mean - half, 0.0), min(mean + half, 1.0)
-    else:
-        lower, upper = math.nan, math.nan
+    table["used"], table["outlier"] = used, outlier
+    _reasons(table, valid, used, outlier, s, dose_only)
+    obs = used & ~table["censored"]
+    cens = used & table["censored"]
+    # a bound at 0 % or 100 % is where the formula stops, not a censoring limit: a locus
+    # with no recipient allele reads "at least l", whatever the noise would do beyond 1
+    low = table.loc[cens, "lower_bound"].to_numpy(float)
+    high = table.loc[cens, "upper_bound"].to_numpy(float)
+    fit = censored_mean(table.loc[obs, "donor_fraction"].to_numpy(float), np.where(low <= 0, -np.inf, low),
+                        np.where(high >= 1, np.inf, high))
+    values = table.loc[obs, "donor_fraction"].to_numpy(float)
+    n = int(used.sum())
+    sd = float(values.std(ddof=1)) if len(values) > 1 else math.nan
+    lod = min(max(float(table.loc[used, "locus_lod"].median()), s.lod_floor) if used.any() else s.lod_floor, 1.0)
+    if lod >= WEAK_LOD:
+        flags.append(Flag("too_little_signal", "fail",
+                          f"the biopsy's peaks are too weak to bound the fraction (LoD {100 * lod:.0f} % from "
+                          f"{int(used.sum())} loci; {_set_aside(table)})"))
+        table["used"] = used
+        return not_estimable("str", flags, table, lod=lod, n_informative=int(used.sum()))
+    seen = int((used & (table["donor_peak_height"].fillna(0) > 0) & (table["donor_fraction"] > 0)).sum())
+    detected = seen >= 2 and fit.mean > lod
+    lower, upper = fit.lower, fit.upper
+    if n == 1:
         flags.append(Flag("single_locus", "warning", "only one informative locus: no spread, no interval"))
     if not detected:
         # below its LoD, STR cannot bound the fraction more tightly than the LoD itself
         lower, upper = 0.0, max(upper if not math.isnan(upper) else 0.0, lod)
     if n < 3:
-        flags.append(Flag("few_informative_loci", "warning", f"only {n} informative loci used"))
-    details = {"mean": mean, "sd": sd, "cv": sd / mean if mean > 0 and n > 1 else math.nan,
-               "loci_used": float(n), "loci_informative": float(len(loci))}
-    return ChimerismResult(method="str", fraction=mean, lower=lower, upper=upper, detected=detected, lod=lod,
-                           n_informative=n, flags=flags, markers=loci[LOCUS_COLUMNS], details=details)
+        flags.append(Flag("few_informative_loci", "warning", f"only {n} informative loci used ({_set_aside(table)})"))
+    if fit.mean > 0.5:
+        flags.append(swapped_flag(fit.mean))
+    details = {"mean": fit.mean, "sd": sd, "cv": sd / fit.mean if fit.mean > 0 and len(values) > 1 else math.nan,
+               "loci_used": float(n), "loci_censored": float(cens.sum()), "loci_informative": float(valid.sum())}
+    return ChimerismResult(method="str", fraction=fit.mean, lower=lower, upper=upper, detected=detected, lod=lod,
+                           n_informative=n, flags=flags, markers=table, details=details)
+
+
+def locus_table(loci: list[Locus]) -> pd.DataFrame:
+    """The per-locus table (:data:`LOCUS_COLUMNS`) of analysed loci."""
+    rows = [{"marker": loc.marker, "status": loc.status, "reason": loc.reason, "pattern": loc.pattern,
+             "recipient_alleles": "/".join(loc.recipient),
+             "donor_alleles": " | ".join("/".join(a) for a in loc.donors.values()),
+             "donor_fraction": loc.fraction, "lower_bound": loc.lower_bound, "upper_bound": loc.upper_bound,
+             "censored": loc.censored, "stutter_ratio": loc.stutter_ratio, "stutter_position": loc.stutter_position,
+             "saturated": loc.saturated, "donor_peak_height": loc.donor_peak_height, "locus_lod": loc.locus_lod,
+             "used": False, "outlier": False, "unexplained": ", ".join(loc.unexplained),
+             "notes": "; ".join(loc.notes)} for loc in loci]
+    return pd.DataFrame(rows, columns=LOCUS_COLUMNS)
+
+
+def _outliers(table: pd.DataFrame, used: pd.Series) -> pd.Series:
+    """Loci outside median +/- 3.5 MAD of the observed loci (a censored one by its whole interval)."""
+    observed = table.loc[used & ~table["censored"], "donor_fraction"]
+    if len(observed) < 3:
+        return pd.Series(False, index=table.index)
+    median = float(observed.median())
+    mad = max(float(stats.median_abs_deviation(observed, scale="normal")), MAD_FLOOR,
+              MAD_RELATIVE_FLOOR * abs(median))
+    lo, hi = median - OUTLIER_MAD * mad, median + OUTLIER_MAD * mad
+    value = table["donor_fraction"]
+    plain = used & ~table["censored"] & ((value < lo) | (value > hi))
+    censored = used & table["censored"] & ((table["upper_bound"] < lo) | (table["lower_bound"] > hi))
+    return plain | censored
+
+
+def _reasons(table: pd.DataFrame, valid: pd.Series, used: pd.Series, outlier: pd.Series, s: StrSettings,
+             dose_only: str) -> None:
+    """Status and reason of every estimated locus once the combination has chosen."""
+    for i in table.index[valid]:
+        r = table.loc[i]
+        if used[i]:
+            table.loc[i, ["status", "reason"]] = ["used", r["pattern"].replace("_", " ")
+                                                  + (" (an allele absent: censored)" if r["censored"] else "")]
+            continue
+        if outlier[i]:
+            why = f"outlier: {_value_text(r)} outside median +/- {OUTLIER_MAD} MAD"
+        elif r["saturated"]:
+            why = f"saturated: a biopsy peak above {s.saturation:.0f} RFU"
+        elif r["stutter_position"]:
+            minor, major = ("donor", "recipient") if dose_only == "donor_hom" else ("recipient", "donor")
+            why = f"a {minor} allele in a {major} allele's stutter position (used only without 2 clean loci)"
+        elif r["pattern"] == dose_only:
+            who = "donor" if dose_only == "donor_hom" else "recipient"
+            why = f"{who} homozygous: the minor person only shifts a dose; left out while 2 clean loci exist"
+        else:
+            why = "not used"
+        table.loc[i, ["status", "reason"]] = ["set_aside", why]
+
+
+def _value_text(r: pd.Series) -> str:
+    if r["censored"]:
+        return f"[{100 * r['lower_bound']:.2f}, {100 * r['upper_bound']:.2f}] %"
+    return f"{100 * r['donor_fraction']:.2f} %"
+
+
+def _set_aside(table: pd.DataFrame) -> str:
+    """A short list of the loci not used and why, for messages."""
+    aside = table[~table["used"] & (table["status"] != "not_informative")]
+    if aside.empty:
+        return "no locus set aside"
+    return "set aside: " + "; ".join(f"{r['marker']} ({r['reason']})" for _, r in aside.iterrows())

@@ -2,7 +2,9 @@
 
 A biopsy's references are the rows with the same ``patient_id`` and ``panel`` and role
 ``recipient_reference``, and the ``donor_reference`` row with the same ``donor_id``
-(the same patient's row first: patients may share a donor lot). The method comes from
+(the same patient's row first: patients may share a donor lot). A patient with several
+donors (a double graft) has one ``donor_reference`` row per ``donor_id``; the biopsy is
+then estimated against all of them, one fraction per donor. The method comes from
 the panel (``method: str | ngs | ddpcr | qpcr | fish``). Multi-sample exports are read
 once and split by ``sample_name`` (default: the sample id).
 """
@@ -16,7 +18,9 @@ from typing import Any
 
 import pandas as pd
 
+from immuno.chimerism.genotype_free import is_allele_matrix
 from immuno.chimerism.readers import (
+    is_vcf,
     read_ddpcr,
     read_fish,
     read_genemapper,
@@ -58,6 +62,31 @@ def references(rows: pd.DataFrame, biopsy: Mapping[str, Any]) -> dict[str, pd.Se
             "donor_reference": donors.iloc[0] if len(donors) else None}
 
 
+def donor_references(rows: pd.DataFrame, biopsy: Mapping[str, Any]) -> dict[str, pd.Series]:
+    """Every donor reference of a biopsy, by donor id: the one its ``donor_id`` names, then
+    any other ``donor_reference`` rows of the same patient and panel (a double graft has
+    one row per donor). Empty when the biopsy's own donor has no reference row."""
+    first = references(rows, biopsy)["donor_reference"]
+    if first is None:
+        return {}
+    out = {str(biopsy["donor_id"]): first}
+    more = rows[(rows["role"] == "donor_reference") & (rows["panel"] == biopsy["panel"])
+                & (rows["patient_id"] == biopsy["patient_id"]) & (rows["donor_id"] != biopsy["donor_id"])]
+    for _, r in more.iterrows():
+        out.setdefault(str(r["donor_id"]), r)
+    return out
+
+
+def _is_matrix(path: Path) -> bool:
+    """A wide allele-count table (one column per sample), judged by its first lines."""
+    try:
+        with open(path, encoding="utf-8-sig", errors="replace") as fh:
+            head = "".join(fh.readline() for _ in range(80))
+    except OSError:
+        return False
+    return is_allele_matrix(head)
+
+
 @dataclass
 class FileCache:
     """Reads each data file once; returns one sample's part of it."""
@@ -75,7 +104,7 @@ class FileCache:
         """
         path = (self.root / str(row["file"])).resolve()
         name = sample_name(row)
-        if method == "ngs" and path.suffix.lower() != ".vcf":
+        if method == "ngs" and not is_vcf(path) and not _is_matrix(path):
             return read_marker_counts(path, sample_name=name)  # one sample per count table
         key = (str(path), method)
         if key not in self.tables:
@@ -84,6 +113,9 @@ class FileCache:
         part = table[table["sample_name"] == name]
         if part.empty and table["sample_name"].nunique() == 1 and not row.get("sample_name"):
             part = table  # a single-sample file need not repeat the sample's name
+        if part.empty and name in table.attrs.get("samples_without_peaks", []):
+            raise UserError.single(f"{path}", f"sample {name!r} (sheet column sample_name) is in the export without "
+                                   "a single peak above the analysis threshold (a failed run?)")
         if part.empty:
             # the file's other sample names are not echoed: results must not carry free text
             others = table["sample_name"].nunique()

@@ -3,13 +3,23 @@
 Reads of the alternate allele at marker ``i``: ``k_i ~ BetaBinomial(n_i, q_i rho,
 (1 - q_i) rho)`` with ``q_i = p_i(f) (1 - e_i) + (1 - p_i(f)) e_i``,
 ``p_i(f) = ((1 - f) g_R + f g_D) / 2`` and ``e_i`` the marker's background error. ``rho``
-(overdispersion shared by the markers) is profiled out: for each f it is maximised on a
-stencil around its first estimate, with a parabola through the best three points.
+(overdispersion shared by the markers) is profiled out.
 
-Speed: every likelihood call is one vectorised ``gammaln`` over (f values, rho values,
-markers); markers sharing (g_R, g_D, e) share the q-only terms, so 100 biopsies x 200
-markers take a fraction of a second. Detection, limits and the third-contributor check
-are in :mod:`immuno.chimerism.detection`.
+The maximiser is built so that it provably reaches the maximum of the profile over the
+whole of [0, 1]:
+
+1. the profile is evaluated on a fixed grid of f covering [0, 1] (log-spaced near 0 and
+   near 1, every 5 % in between), with rho maximised over a grid from 10^-1 to 10^8
+   (0.25 decade steps, refined by a parabola);
+2. the best grid point and its two neighbours bracket a maximum; a bounded Brent search
+   over f inside that bracket, with rho maximised exactly at every f (a small stencil
+   around the previous f's rho, moved until the maximum lies inside it), finds it;
+3. the result is compared with every grid value and never worse than the best of them.
+
+Interval ends are the roots of ``profile(f) - (L_max - drop)`` found by Brent's root
+finder between the estimate and the grid point beyond the drop, so the estimate always
+lies inside its own interval. Detection, limits and the third-contributor check are in
+:mod:`immuno.chimerism.detection`.
 """
 
 from __future__ import annotations
@@ -18,28 +28,20 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import special
+from scipy import optimize, special
 from scipy.special import gammaln
 
 CHI2_95 = 3.841458820694124
 
-#: f values where the profile is first evaluated (0, then two per decade from 1e-5)
-COARSE_F = np.concatenate([[0.0], np.logspace(-5, 0, 11)])
-_RHO_GRID = 10.0 ** np.arange(1.0, 7.01, 0.5)
-#: spacing of the rho stencils in log10: a parabola over coarser steps misjudges the
-#: profile by ~0.05 log-likelihood units, enough to move an interval end by ~1 %
-_RHO_STEP = 0.125
-_STENCIL = 10.0 ** np.arange(-0.5, 0.51, _RHO_STEP)
-#: once rho is estimated, it moves little across the interval: +/- 0.25 decade suffices
-_NARROW = 10.0 ** np.arange(-0.25, 0.26, _RHO_STEP)
-#: stencil steps added on each side when rho's maximum lies beyond the stencil (1 decade)
-_WIDE_STEPS = 8
-#: a coarse-grid point this far below the best one (log-likelihood) lies far outside any interval
-_FAR = 25.0
-#: nested fine grids searching for the peak before its parabola is trusted
-_PEAK_ROUNDS = 4
-#: nested grids narrowing an interval end when interpolation fails (each shrinks it ~11-fold)
-_CROSSING_ROUNDS = 6
+#: f grid: 0, log-spaced to 10 %, every 5 % to 90 %, log-spaced towards 1, and 1
+F_GRID = np.unique(np.concatenate([[0.0], np.logspace(-6, -1, 11), np.linspace(0.1, 0.9, 17),
+                                   1 - np.logspace(-1, -6, 11), [1.0]]))
+#: log10 rho grid of the first pass (rho from 0.1: extreme overdispersion, to 1e8: binomial)
+LOG_RHO_GRID = np.arange(-1.0, 8.001, 0.25)
+#: half-width of the stencil (log10 rho) around the previous rho at every exact evaluation
+_STENCIL = np.array([-0.1, 0.0, 0.1])
+#: relative tolerance of f in the Brent search and the interval ends
+_F_TOL = 1e-5
 
 
 @dataclass
@@ -124,9 +126,9 @@ class BetaBinomialLikelihood:
 
 
 def profile_max(ll: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Maximum over an evenly log-spaced rho stencil, refined by a parabola.
+    """Maximum over an evenly log-spaced rho grid, refined by a parabola.
 
-    Returns the maxima and their fractional positions on the stencil.
+    Returns the maxima and their fractional positions on the grid.
     """
     i = np.clip(ll.argmax(axis=1), 1, ll.shape[1] - 2)
     rows = np.arange(ll.shape[0])
@@ -140,56 +142,95 @@ def profile_max(ll: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 class ProfileLikelihood:
-    """Profile log-likelihood of f, rho maximised on a stencil around an estimate of rho.
+    """Profile log-likelihood of f: rho maximised at every f.
 
     Parameters
     ----------
     lik
         The likelihood.
-    rho
-        Centre of the rho stencil; by default the best rho of a coarse (f, rho) grid.
-    stencil
-        Multipliers of rho evaluated (evenly spaced in log10).
+    rho_prior
+        Optional ``(centre, sd)`` of a normal penalty on log10 rho (e.g. the overdispersion
+        the run's references show); None profiles rho freely.
+
+    Notes
+    -----
+    :meth:`grid` evaluates many f at once on the whole rho grid (a parabola through the
+    best three rho points: accurate to ~0.01 log-likelihood units, enough to bracket);
+    calling the object evaluates one f exactly (rho maximised on a moving 3-point stencil
+    0.1 decade apart, to ~1e-5 units).
     """
 
-    def __init__(self, lik: BetaBinomialLikelihood, rho: float | None = None,
-                 stencil: np.ndarray = _STENCIL) -> None:
+    def __init__(self, lik: BetaBinomialLikelihood, rho_prior: tuple[float, float] | None = None) -> None:
         self.lik = lik
-        if rho is None:
-            coarse = lik.loglik(COARSE_F[::2], _RHO_GRID)
-            rho = float(_RHO_GRID[np.unravel_index(coarse.argmax(), coarse.shape)[1]])
-        self.rho_grid = rho * stencil
+        self.rho_prior = rho_prior
+        self._log_rho = 2.0
+        self._cache: dict[float, tuple[float, float]] = {}
+        self._grid: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
 
-    def __call__(self, f: np.ndarray | float, near: float = math.inf) -> np.ndarray:
-        """Profile log-likelihood at every f.
+    def penalty(self, log_rho: np.ndarray) -> np.ndarray:
+        """Log-penalty of log10 rho (0 without a prior)."""
+        if self.rho_prior is None:
+            return np.zeros_like(np.asarray(log_rho, float))
+        centre, sd = self.rho_prior
+        return -0.5 * ((np.asarray(log_rho, float) - centre) / sd) ** 2
 
-        ``near``: only f whose value is within this of the best one are followed when
-        rho's maximum lies beyond the stencil (far-off points of a coarse grid need not be
-        exact).
-        """
-        f = np.atleast_1d(np.asarray(f, float))
-        ll = self.lik.loglik(f, self.rho_grid)
-        peak, _ = profile_max(ll)
-        # where rho's maximum lies beyond the stencil, the stencil's best point understates
-        # the profile and makes it jump (an interval end computed there came out too
-        # narrow): those f are evaluated again on the stencil's spacing over +/- 1 decade
-        best = ll.argmax(axis=1)
-        edge = ((best == 0) | (best == len(self.rho_grid) - 1)) & (peak >= peak.max() - near)
-        if edge.any():
-            ratio = self.rho_grid[1] / self.rho_grid[0]
-            wide = self.rho_grid[0] * ratio ** np.arange(-_WIDE_STEPS, len(self.rho_grid) + _WIDE_STEPS)
-            peak[edge] = np.maximum(peak[edge], profile_max(self.lik.loglik(f[edge], wide))[0])
-        return peak
+    def grid(self, f: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Approximate profile at every f, and the log10 rho where it peaks."""
+        ll = self.lik.loglik(np.asarray(f, float), 10.0**LOG_RHO_GRID) + self.penalty(LOG_RHO_GRID)[None, :]
+        peak, pos = profile_max(ll)
+        step = LOG_RHO_GRID[1] - LOG_RHO_GRID[0]
+        log_rho = LOG_RHO_GRID[0] + step * pos
+        order = np.argsort(f)
+        self._grid = (np.asarray(f, float)[order], peak[order], log_rho[order])
+        return peak, log_rho
 
-    def rho_at(self, f: float) -> tuple[float, bool]:
-        """The profiled overdispersion at f, and whether it lies inside the stencil."""
-        ll = self.lik.loglik(np.array([f]), self.rho_grid)
-        best = int(ll[0].argmax())
-        if not 0 < best < len(self.rho_grid) - 1:
-            return float(self.rho_grid[best]), False  # on the edge: the maximum lies beyond
-        _, pos = profile_max(ll)
-        step = math.log10(self.rho_grid[1] / self.rho_grid[0])
-        return float(self.rho_grid[0] * 10 ** (step * pos[0])), True
+    def __call__(self, f: float) -> float:
+        """The profile at one f (rho maximised to ~1e-4 decade)."""
+        return self.at(f)[0]
+
+    def at(self, f: float) -> tuple[float, float]:
+        """(profile value, log10 rho at the maximum) at one f."""
+        f = float(f)
+        if f in self._cache:
+            return self._cache[f]
+        lo, hi = LOG_RHO_GRID[0], LOG_RHO_GRID[-1]
+        # start where the grid pass (or the previous f) put rho's maximum
+        start = self._log_rho if self._grid is None else float(np.interp(f, self._grid[0], self._grid[2]))
+        centre = float(np.clip(start, lo, hi))
+        fa = np.array([f])
+        for _ in range(20):
+            x = np.clip(centre + _STENCIL, lo, hi)
+            y = self.lik.loglik(fa, 10.0**x)[0] + self.penalty(x)
+            j = int(y.argmax())
+            if j == 1 or x[j] in (lo, hi):
+                break
+            # the maximum lies beyond the stencil: one wider scan (2 decades each side)
+            # finds it, then the stencil sits on it
+            wide = np.clip(centre + np.arange(-2.0, 2.001, _STENCIL[2]), lo, hi)
+            yw = self.lik.loglik(fa, 10.0**wide)[0] + self.penalty(wide)
+            centre = float(wide[int(yw.argmax())])
+        if j == 1 and x[0] < x[1] < x[2]:
+            value, shift = _parabola(y)
+            log_rho = float(x[1] + shift * (x[2] - x[1]))
+        else:
+            value, log_rho = float(y[j]), float(x[j])
+        self._log_rho = log_rho
+        self._cache[f] = (value, log_rho)
+        return value, log_rho
+
+    def rho_grid(self, log_rho: float, half_width: float = 1.0, step: float = 0.125) -> np.ndarray:
+        """An evenly log-spaced rho grid around ``log_rho`` (for tests that profile rho)."""
+        return 10.0 ** np.arange(log_rho - half_width, log_rho + half_width + 1e-9, step)
+
+
+def _parabola(y: np.ndarray) -> tuple[float, float]:
+    """Peak value and its offset (in steps from the middle) of a parabola through 3 points."""
+    left, mid, right = y
+    curv = left - 2 * mid + right
+    if curv >= 0:
+        return float(mid), 0.0
+    shift = 0.5 * (left - right) / curv
+    return float(mid - (left - right) ** 2 / (8 * curv)), float(shift)
 
 
 @dataclass(frozen=True)
@@ -205,158 +246,79 @@ class Fit:
     p_value: float
 
 
-def fit_fraction(lik: BetaBinomialLikelihood) -> tuple[Fit, ProfileLikelihood]:
+def fit_fraction(lik: BetaBinomialLikelihood, rho_prior: tuple[float, float] | None = None,
+                 drop: float = CHI2_95 / 2) -> tuple[Fit, ProfileLikelihood]:
     """Fit f on [0, 1] by profile likelihood.
 
-    The interval is where ``2 (L(f_hat) - L(f)) <= 3.841``; the detection p-value is the
-    boundary likelihood-ratio test ``0.5 P(chi2_1 >= D)``, D = 2 (L(f_hat) - L(0)).
-    The profile is evaluated on a coarse grid (two points per decade), then on fine grids
-    between the coarse neighbours of the maximum and of each interval end: a handful of
-    vectorised calls rather than dozens of scalar ones. rho is maximised on a stencil
-    (+/- 0.5 decade) re-centred until the estimate's rho lies inside it.
+    Parameters
+    ----------
+    lik
+        The likelihood of one biopsy's counts.
+    rho_prior
+        Optional normal penalty on log10 rho, ``(centre, sd)``.
+    drop
+        Log-likelihood drop that defines the interval (``3.841 / 2`` for 95 %; a widened
+        interval passes a larger drop).
+
+    Returns
+    -------
+    tuple
+        The :class:`Fit` (interval where ``L(f_hat) - L(f) <= drop``; detection p-value of
+        the boundary likelihood-ratio test ``0.5 P(chi2_1 >= D)``, D = 2 (L(f_hat) - L(0)))
+        and the profile.
     """
-    prof = ProfileLikelihood(lik)
-    for _ in range(8):
-        values = prof(COARSE_F, near=_FAR)
-        i = int(values.argmax())
-        f_hat, l_max = _refine_peak(prof, COARSE_F[max(i - 1, 0)], COARSE_F[min(i + 1, len(COARSE_F) - 1)])
-        if values[0] >= l_max:
-            f_hat, l_max = 0.0, float(values[0])
-        rho, inside = prof.rho_at(f_hat)
-        if inside:
-            break
-        # rho at the estimate sits on the stencil's edge: centre the stencil there, refit
-        prof = ProfileLikelihood(lik, rho)
-    target = l_max - CHI2_95 / 2
-    prof = ProfileLikelihood(lik, rho, _NARROW)
-    below = COARSE_F[(values < target) & (COARSE_F < f_hat)]
-    above = COARSE_F[(values < target) & (COARSE_F > f_hat)]
-    lower = _crossing(prof, target, below.max(), f_hat) if below.size and f_hat > 0 else 0.0
-    upper = _crossing(prof, target, f_hat, above.min()) if above.size else 1.0
-    stat = max(2 * (l_max - float(values[0])), 0.0)
+    prof = ProfileLikelihood(lik, rho_prior)
+    f_hat, l_max = maximise(prof)
+    lower, upper = interval(prof, f_hat, l_max, drop)
+    stat = max(2 * (l_max - prof(0.0)), 0.0)
     p_value = boundary_p(stat) if f_hat > 0 else 1.0
+    rho = 10.0 ** prof.at(f_hat)[1]
     return Fit(f_hat, lower, upper, l_max, rho, stat, p_value), prof
+
+
+def maximise(prof: ProfileLikelihood) -> tuple[float, float]:
+    """The f in [0, 1] where the profile peaks, and the peak value (steps 1-3 above)."""
+    values, log_rho = prof.grid(F_GRID)
+    j = int(values.argmax())
+    prof._log_rho = float(log_rho[j])
+    best_f, best = float(F_GRID[j]), prof(float(F_GRID[j]))
+    lo, hi = float(F_GRID[max(j - 1, 0)]), float(F_GRID[min(j + 1, len(F_GRID) - 1)])
+    res = optimize.minimize_scalar(lambda x: -prof(x), bounds=(lo, hi), method="bounded",
+                                   options={"xatol": max(_F_TOL * hi, 1e-12)})
+    if -res.fun > best:
+        best_f, best = float(res.x), float(-res.fun)
+    # the bounded search never evaluates the bracket's ends: 0 and 1 are checked directly
+    for end in (lo, hi):
+        if end in (0.0, 1.0) and prof(end) > best:
+            best_f, best = end, prof(end)
+    return best_f, best
+
+
+def interval(prof: ProfileLikelihood, f_hat: float, l_max: float, drop: float) -> tuple[float, float]:
+    """Where the profile stays within ``drop`` of ``l_max``, found by root finding."""
+    target = l_max - drop
+
+    def gap(f: float) -> float:
+        return prof(f) - target
+
+    ends = []
+    for side in (-1, 1):
+        edge = 0.0 if side < 0 else 1.0
+        if f_hat == edge or gap(edge) >= 0:
+            ends.append(edge)
+            continue
+        # the grid point nearest the estimate on this side that is beyond the drop (the
+        # grid pass's values pick the candidates; the exact profile confirms them)
+        grid_f, grid_value, _ = prof._grid if prof._grid is not None else (F_GRID, *prof.grid(F_GRID))
+        side_mask = (grid_f < f_hat) if side < 0 else (grid_f > f_hat)
+        beyond = grid_f[side_mask & (grid_value < target + 0.05)]
+        beyond = beyond[::-1] if side < 0 else beyond
+        far = next((float(x) for x in beyond if gap(float(x)) < 0), edge)
+        a, b = (far, f_hat) if side < 0 else (f_hat, far)
+        ends.append(float(optimize.brentq(gap, a, b, xtol=1e-12, rtol=_F_TOL)))
+    return ends[0], ends[1]
 
 
 def boundary_p(stat: float) -> float:
     """0.5 P(chi2_1 >= stat): the boundary likelihood-ratio p-value (f = 0 is an edge)."""
     return 0.5 * float(special.erfc(math.sqrt(stat / 2)))
-
-
-def _fine_grid(lo: float, hi: float, n: int = 8) -> np.ndarray:
-    return np.linspace(lo, hi, n) if lo <= 0 else np.geomspace(lo, hi, n)
-
-
-def _refine_peak(prof: ProfileLikelihood, lo: float, hi: float) -> tuple[float, float]:
-    """Maximum of the profile within [lo, hi].
-
-    A fine grid finds the best point; a parabola through it and its neighbours (in f, not
-    in grid steps) gives the peak and the profile's own standard error; a last parabola
-    through the peak and +/- half a standard error, where the profile is quadratic to
-    well within 0.01 units, places it. At f of 10-60 % a fine-grid step spans several
-    standard errors, and the first parabola alone misplaced the peak by up to a third
-    of one (and understated the maximum by over a unit, widening the interval).
-    """
-    for _ in range(_PEAK_ROUNDS):
-        x = _fine_grid(lo, hi)
-        y = prof(x, near=_FAR)
-        j = int(y.argmax())
-        lo, hi = float(x[max(j - 1, 0)]), float(x[min(j + 1, len(x) - 1)])
-        peak, value, sd = _parabola_peak(x, y)
-        if math.isfinite(sd) and lo <= peak <= hi:
-            return _polish_peak(prof, peak, sd, (peak, value))
-    return peak, value
-
-
-def _polish_peak(prof: ProfileLikelihood, peak: float, sd: float,
-                 fallback: tuple[float, float]) -> tuple[float, float]:
-    """Parabolas through ``peak`` +/- ``sd / 2``, moved until the peak lies between them."""
-    h = sd / 2
-    for _ in range(_PEAK_ROUNDS):
-        if peak - h < 0.0 or peak + h > 1.0:
-            break
-        x = np.array([peak - h, peak, peak + h])
-        y = prof(x)
-        new, value, _ = _parabola_peak(x, y)
-        if abs(new - peak) <= h:
-            return new, value
-        peak = float(np.clip(new, peak - 2 * h, peak + 2 * h))
-        fallback = max(fallback, (float(x[y.argmax()]), float(y.max())), key=lambda pv: pv[1])
-    return fallback
-
-
-def _parabola_peak(x: np.ndarray, y: np.ndarray) -> tuple[float, float, float]:
-    """Peak, its value and the standard error (curvature) of a parabola through the best
-    grid point and its neighbours; the best point itself (SE NaN) at the edge of a grid
-    or where the profile is not concave there."""
-    j = int(y.argmax())
-    if len(y) > 3 and (j == 0 or j == len(y) - 1):
-        return float(x[j]), float(y[j]), math.nan
-    j = min(max(j, 1), len(y) - 2)  # three points: their parabola even if the best is an end
-    x0, x1, x2 = x[j - 1:j + 2]
-    y0, y1, y2 = y[j - 1:j + 2]
-    # divided differences: y ~ y1 + b (x - x1) + a (x - x1)^2
-    d01, d12 = (y1 - y0) / (x1 - x0), (y2 - y1) / (x2 - x1)
-    a = (d12 - d01) / (x2 - x0)
-    if a >= 0:
-        return float(x1), float(y1), math.nan
-    b = d01 + a * (x1 - x0)
-    shift = -b / (2 * a)
-    return float(x1 + shift), float(y1 - b * b / (4 * a)), math.sqrt(-1 / (2 * a))
-
-
-def _crossing(prof: ProfileLikelihood, target: float, lo: float, hi: float) -> float:
-    """The f in [lo, hi] where the profile crosses ``target`` (once: it is unimodal).
-
-    A straight line across a grid step cuts inside a concave profile, and a step of the
-    fine grid can be as wide as the interval itself at f of 10-30 %: interval ends from
-    it came out too narrow. So a cubic through the grid points around the crossing
-    locates it, and three evaluations within 0.1 % of that spot pin it down; when they
-    do not straddle the crossing, nested grids narrow the bracket instead.
-    """
-    x = _fine_grid(lo, hi, 12)
-    y = prof(x, near=_FAR) - target
-    k = _sign_change(y)
-    if k is None:
-        return float(lo if abs(y[0]) < abs(y[-1]) else hi)
-    lo, hi = float(x[k]), float(x[k + 1])
-    j = np.arange(max(k - 1, 0), min(k + 3, len(x)))
-    root = _root_between(x[j], y[j], lo, hi)
-    near = root * np.array([1 - 1e-3, 1.0, 1 + 1e-3]) if root > 0 else np.array([0.0, 1e-9, 2e-9])
-    near = np.clip(near, lo, hi)
-    y_near = prof(near) - target
-    k = _sign_change(y_near)
-    if k is not None:
-        return _linear_root(near[k:k + 2], y_near[k:k + 2])
-    for _ in range(_CROSSING_ROUNDS):
-        x = _fine_grid(lo, hi, 12)
-        y = prof(x) - target
-        k = _sign_change(y)
-        if k is None:
-            break
-        lo, hi = float(x[k]), float(x[k + 1])
-        if hi - lo <= 1e-3 * hi:
-            return _linear_root(x[k:k + 2], y[k:k + 2])
-    return float(root)
-
-
-def _sign_change(y: np.ndarray) -> int | None:
-    """Index of the first grid step where ``y`` changes sign, or None."""
-    k = np.flatnonzero(np.diff(np.sign(y)) != 0)
-    return int(k[0]) if k.size else None
-
-
-def _linear_root(x: np.ndarray, y: np.ndarray) -> float:
-    return float(x[0] + (x[1] - x[0]) * y[0] / (y[0] - y[1]))
-
-
-def _root_between(x: np.ndarray, y: np.ndarray, lo: float, hi: float) -> float:
-    """Root in [lo, hi] of the polynomial through (x, y) (cubic for four points)."""
-    scale = hi - lo
-    coef = np.polyfit((x - lo) / scale, y, len(x) - 1)
-    roots = np.roots(coef)
-    real = roots[np.isreal(roots)].real
-    inside = real[(real >= 0) & (real <= 1)]
-    if not inside.size:
-        return _linear_root(np.array([lo, hi]), np.interp([lo, hi], x, y))
-    return float(lo + scale * inside[0])

@@ -78,7 +78,7 @@ def process_batch(batch: Any, out_dir: str | Path, plots: bool = True) -> dict[s
             sid, r = br.row["sample_id"], br.result
             if r.method == "str" and len(r.markers):
                 written[f"plot_{sid}"] = plot_loci(r, f"{sid}: {r.summary()}", out / "plots" / f"{sid}_loci.png")
-            elif r.method == "ngs" and len(r.markers) and "vaf" in r.markers:
+            elif r.method == "ngs" and len(r.markers) and {"vaf", "informative"} <= set(r.markers):
                 written[f"plot_{sid}"] = plot_markers(r, f"{sid}: {r.summary()}", out / "plots" / f"{sid}_markers.png")
     return written
 

@@ -16,9 +16,18 @@ import pandas as pd
 from immuno.chimerism.confounders import apply_input_limit, genome_equivalents
 from immuno.chimerism.counts import estimate_counts
 from immuno.chimerism.fragments import estimate_str
-from immuno.chimerism.inputs import NEEDS_REFERENCES, FileCache, recipient_replicates, references
-from immuno.chimerism.pcr import estimate_ddpcr, estimate_fish, estimate_qpcr
+from immuno.chimerism.inputs import (
+    NEEDS_REFERENCES,
+    FileCache,
+    donor_references,
+    recipient_replicates,
+    references,
+)
+from immuno.chimerism.ngs_mixture import estimate_counts_donors
+from immuno.chimerism.pcr import estimate_fish, estimate_qpcr
 from immuno.chimerism.result import ChimerismResult, Flag, not_estimable
+from immuno.chimerism.single import ddpcr_wells
+from immuno.chimerism.str_peaks import StrSettings
 from immuno.errors import UserError
 from immuno.panels import Panel
 
@@ -68,37 +77,40 @@ def _estimate(method: str, row: pd.Series, rows: pd.DataFrame, refs: dict[str, p
     dna_ng = float(sheet_ng) if sheet_ng else panel.get("dna_input_ng")
     source = f"{dna_ng} ng per the sample sheet" if sheet_ng else f"{dna_ng} ng per the panel"
     genomes = genome_equivalents(float(dna_ng)) if dna_ng else None
+    donors = donor_references(rows, row)
     if method == "str":
-        stutter = {loc["name"]: loc["stutter_ratio"] for loc in panel.get("loci", []) if "stutter_ratio" in loc}
-        kwargs = {k: t[k] for k in ("analytical_threshold", "stutter_filter", "saturation", "lod_floor") if k in t}
-        result = estimate_str(cache.sample(row, "str"), cache.sample(rec, "str"), cache.sample(don, "str"),
-                              locus_stutter=stutter, **kwargs)
+        settings = StrSettings.from_panel(t, dict(panel.get("artefacts", {}) or {}), list(panel.get("loci", []) or []))
+        bx, rec_peaks = cache.sample(row, "str"), cache.sample(rec, "str")
+        if len(donors) > 1:
+            result = estimate_str(bx, rec_peaks, donors={d: cache.sample(r, "str") for d, r in donors.items()},
+                                  settings=settings)
+        else:
+            result = estimate_str(bx, rec_peaks, cache.sample(don, "str"), settings=settings)
         return apply_input_limit(result, genomes, source)
     if method == "ngs":
         # several recipient references of one patient are pure-recipient replicates:
         # with them the background error is learnt per marker
         reps = recipient_replicates(rows, row)
         replicates = [cache.sample(r, "ngs") for r in reps] if len(reps) >= MIN_REPLICATES else []
+        if len(donors) > 1:
+            return estimate_counts_donors(cache.sample(row, "ngs"), cache.sample(rec, "ngs"),
+                                          {d: cache.sample(r, "ngs") for d, r in donors.items()},
+                                          replicates=replicates, alpha=float(t.get("alpha", 0.01)),
+                                          min_depth=int(t.get("min_depth", 100)), genome_equivalents=genomes)
         result = estimate_counts(cache.sample(row, "ngs"), cache.sample(rec, "ngs"), cache.sample(don, "ngs"),
                                  replicates=replicates, markers=str(panel.get("marker_selection", "auto")),
                                  alpha=float(t.get("alpha", 0.01)), min_depth=int(t.get("min_depth", 100)))
         return apply_input_limit(result, genomes, source)
     if method == "ddpcr":
         cfg = panel.get("ddpcr", {})
-        wells = cache.sample(row, "ddpcr").groupby("assay")[["positive", "total"]].sum()
+        wells = cache.sample(row, "ddpcr")
         target, reference = cfg.get("target_assay"), cfg.get("reference_assay")
         for assay in (target, reference):
-            if assay not in wells.index:
+            if assay not in set(wells["assay"]):
                 raise UserError.single(str(row["file"]), f"no wells of assay {assay!r} for sample {row['sample_id']}")
-        blank: dict[str, float] = {}
-        if rec is not None:
-            bw = cache.sample(rec, "ddpcr").groupby("assay")[["positive", "total"]].sum()
-            if target in bw.index:
-                blank = {"blank_positive": float(bw.loc[target, "positive"]), "blank_total": float(bw.loc[target, "total"])}
-        return estimate_ddpcr(wells.loc[target, "positive"], wells.loc[target, "total"],
-                              wells.loc[reference, "positive"], wells.loc[reference, "total"],
-                              target_copies=float(cfg.get("target_copies", 1)),
-                              reference_copies=float(cfg.get("reference_copies", 2)), **blank)
+        blank = cache.sample(rec, "ddpcr") if rec is not None else None
+        return ddpcr_wells(wells, blank, target, reference, float(cfg.get("target_copies", 1)),
+                           float(cfg.get("reference_copies", 2)))
     if method == "qpcr":
         cfg = panel.get("qpcr", {})
         bx, cal = cache.sample(row, "qpcr"), cache.sample(don, "qpcr")
@@ -160,7 +172,7 @@ def qc_rows(batch_id: str, results: list[BiopsyResult]) -> tuple[list[dict[str, 
         if "cv" in r.details:
             metrics.append({**base, "check": "locus_cv", "target": r.method, "value": r.details["cv"],
                             "passed": None, "detail": "CV of the per-locus donor fractions"})
-        for f in r.flags:
+        for f in r.all_flags():
             flags.append({**base, "target": f.target or r.method, "flag": f.flag, "severity": f.severity,
                           "reason": f.reason})
     return metrics, flags

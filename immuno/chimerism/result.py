@@ -8,6 +8,7 @@ flag saying why; it is never reported as 0 %.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -52,6 +53,11 @@ class ChimerismResult:
         The per-locus / per-marker table behind the estimate.
     details
         Further numbers (overdispersion, SD/CV over loci, third-contributor check ...).
+    donor_id
+        The donor this fraction belongs to (set for each of several donors).
+    components
+        With several donors: one result per donor (``donor_id`` set); the biopsy's own
+        ``fraction`` is then their sum, and its flags those that concern the whole sample.
     """
 
     method: str
@@ -66,6 +72,8 @@ class ChimerismResult:
     flags: list[Flag] = field(default_factory=list)
     markers: pd.DataFrame = field(default_factory=pd.DataFrame)
     details: dict[str, Any] = field(default_factory=dict)
+    donor_id: str = ""
+    components: list[ChimerismResult] = field(default_factory=list)
 
     @property
     def estimable(self) -> bool:
@@ -85,7 +93,14 @@ class ChimerismResult:
         return "detected" if self.detected else "not_detected"
 
     def summary(self) -> str:
-        """One line a clinician can read, e.g. ``donor 0.42 % [0.21, 0.77], detected; LoD 0.06 %``."""
+        """One line a clinician can read, e.g. ``donor 0.42 % [0.21, 0.77], detected; LoD 0.06 %``.
+
+        With several donors, one part per donor (``donor MSC01 ...; donor MSC02 ...``).
+        """
+        if self.components and not self.failed:
+            parts = [c.summary().replace("donor ", f"donor {c.donor_id} ", 1) for c in self.components]
+            warnings = sorted({f.flag for f in self.flags if f.severity == "warning"})
+            return " | ".join(parts) + (f" | flags: {', '.join(warnings)}" if warnings else "")
         if self.failed or (not self.estimable and math.isnan(self.upper)):
             reasons = "; ".join(f.reason for f in self.flags if f.severity == "fail") or "no estimate"
             return f"donor fraction not estimable ({self.method}): {reasons}"
@@ -103,7 +118,19 @@ class ChimerismResult:
         return text
 
     def measurement_rows(self) -> list[dict[str, Any]]:
-        """The ``donor_fraction`` and ``donor_fraction_lod`` rows (values in %)."""
+        """The ``donor_fraction`` and ``donor_fraction_lod`` rows (values in %).
+
+        With several donors, one pair per donor: ``donor_fraction_<donor_id>`` and
+        ``donor_fraction_lod_<donor_id>``.
+        """
+        if self.components:
+            rows = []
+            for c in self.components:
+                part = dataclasses.replace(c, flags=[*self.flags, *c.flags], components=[])
+                for row in part.measurement_rows():
+                    row["feature"] = f"{row['feature']}_{c.donor_id}"
+                    rows.append(row)
+            return rows
         ok = not self.failed
         return [
             {"assay": "chimerism", "feature": "donor_fraction", "value": 100 * self.fraction,
@@ -112,6 +139,13 @@ class ChimerismResult:
             {"assay": "chimerism", "feature": "donor_fraction_lod", "value": 100 * self.lod,
              "unit": UNIT, "lower": math.nan, "upper": math.nan, "flag": None, "qc_pass": ok},
         ]
+
+    def all_flags(self) -> list[Flag]:
+        """The flags of the biopsy and of each donor's component (targets name the donor)."""
+        out = list(self.flags)
+        for c in self.components:
+            out += [dataclasses.replace(f, target=f.target or f"donor {c.donor_id}") for f in c.flags]
+        return out
 
 
 def _pct(x: float) -> str:
@@ -128,3 +162,10 @@ def not_estimable(method: str, flags: list[Flag], markers: pd.DataFrame | None =
     return ChimerismResult(method=method, fraction=math.nan, lower=math.nan, upper=math.nan,
                            detected=False, lod=lod, flags=flags, n_informative=n_informative,
                            markers=markers if markers is not None else pd.DataFrame())
+
+
+def swapped_flag(fraction: float) -> Flag:
+    """The warning for a biopsy that matches the donor reference better than the recipient's."""
+    return Flag("swapped_references", "warning",
+                f"the biopsy is {100 * fraction:.3g} % donor: it matches the donor reference better than the "
+                "recipient's; check that the recipient and donor references were not swapped")

@@ -1,14 +1,16 @@
 """One biopsy estimated from its exports alone, without a batch (``immuno chimerism estimate``).
 
-Every method: STR (GeneMapper) and NGS (count table or VCF) need both references; digital
-PCR may take the recipient's wells as the limit of blank; qPCR needs the MSC product as
-its 100 % calibrator; FISH needs no reference.
+Every method: STR (GeneMapper) and NGS (count table or VCF) need the recipient and at
+least one donor reference (several for a double graft); digital PCR may take the
+recipient's wells as the limit of blank; qPCR needs the MSC product as its 100 %
+calibrator; FISH needs no reference. The method is recognised from the biopsy file's
+content when not given.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
@@ -16,15 +18,19 @@ import pandas as pd
 from immuno.chimerism.confounders import apply_input_limit, genome_equivalents
 from immuno.chimerism.counts import estimate_counts
 from immuno.chimerism.fragments import estimate_str
+from immuno.chimerism.genotype_free import estimate_genotype_free, is_allele_matrix
 from immuno.chimerism.pcr import estimate_ddpcr, estimate_fish, estimate_qpcr
 from immuno.chimerism.readers import (
+    is_vcf,
     read_ddpcr,
     read_fish,
     read_genemapper,
     read_marker_counts,
     read_qpcr_ct,
 )
-from immuno.chimerism.result import ChimerismResult
+from immuno.chimerism.result import ChimerismResult, Flag
+from immuno.chimerism.str_peaks import StrSettings
+from immuno.chimerism.tables import norm, read_text
 from immuno.errors import Problem, UserError
 
 READERS: dict[str, Callable[[Path], pd.DataFrame]] = {
@@ -32,34 +38,68 @@ READERS: dict[str, Callable[[Path], pd.DataFrame]] = {
 #: references each method needs (digital PCR's recipient wells are optional)
 REQUIRED = {"str": ("recipient", "donor"), "ngs": ("recipient", "donor"), "ddpcr": (), "qpcr": ("donor",),
             "fish": ()}
+#: a vendor's concentration further than this from the one recomputed from its counts is flagged
+VENDOR_TOLERANCE = 0.02
 
 
 @dataclass
 class Exports:
-    """The files of one estimate and the sample names inside multi-sample files."""
+    """The files of one estimate and the sample names inside multi-sample files.
+
+    ``donor`` is the MSC donor's export; ``donors`` adds further donors (double graft),
+    with ``donor_ids`` naming each donor (``D1``, ``D2`` ... by default) and
+    ``donor_names`` their sample names inside the files.
+    """
 
     sample: Path
     recipient: Path | None = None
     donor: Path | None = None
     names: Mapping[str, str | None] | None = None
+    donors: Sequence[Path] = field(default_factory=list)
+    donor_ids: Sequence[str] = field(default_factory=list)
+    donor_names: Sequence[str | None] = field(default_factory=list)
+
+    def all_donors(self) -> list[tuple[str, Path, str | None]]:
+        """(donor id, file, sample name) of every donor given."""
+        files = ([self.donor] if self.donor is not None else []) + list(self.donors)
+        names = dict(self.names or {})
+        sample_names = list(self.donor_names) or [names.get("donor")] * len(files)
+        ids = list(self.donor_ids) or ([""] if len(files) == 1 else [f"D{i + 1}" for i in range(len(files))])
+        if len(ids) != len(files):
+            raise UserError.single("--donor-id", f"{len(ids)} donor id(s) for {len(files)} donor export(s); "
+                                   "give one --donor-id per --donor")
+        if len(sample_names) != len(files):
+            sample_names = (sample_names + [None] * len(files))[:len(files)]
+        return list(zip(ids, files, sample_names, strict=True))
 
 
 def guess_method(path: Path) -> str:
-    """``ngs`` for VCF and Devyser count tables, ``str`` otherwise (GeneMapper exports).
+    """The method of an export from its content: ``ngs`` for a VCF (plain or gzip) or a
+    Devyser count table, ``ddpcr`` for a digital PCR export, else ``str`` (GeneMapper).
 
-    Digital PCR, qPCR and FISH tables look alike (plain tables); name them with ``method``.
+    qPCR and FISH tables look like any table: name them with ``method``.
     """
-    if path.suffix.lower() == ".vcf":
+    if is_vcf(path):
         return "ngs"
     try:
-        head = path.read_text(encoding="utf-8-sig", errors="replace").lstrip()[:2000].lower()
-    except OSError:
+        head = read_text(path)[:3000]
+    except UserError:
         return "str"  # the reader reports the unreadable file
-    return "ngs" if "ref_hits" in head or head.startswith("##fileformat=vcf") else "str"
+    header = norm(head.splitlines()[0]) if head.strip() else ""
+    low = head.lower()
+    if "ref_hits" in low or is_allele_matrix(head):
+        return "ngs"
+    if any(k in header for k in ("accepteddroplets", "partitionsvalid", "copiespermicroliter", "amplitude")) \
+            or low.lstrip().startswith("target value of"):
+        return "ddpcr"
+    return "str"
 
 
 def read_one(path: Path, method: str, name: str | None, option: str = "--*-name") -> pd.DataFrame:
     """One sample's rows of an export; a multi-sample file needs the sample's name.
+
+    The name is matched exactly, then ignoring case (``bc`` in a reference list for
+    ``BC`` in the export).
 
     Raises
     ------
@@ -73,14 +113,34 @@ def read_one(path: Path, method: str, name: str | None, option: str = "--*-name"
             return table
         raise UserError.single(str(path), f"holds {len(names)} samples ({', '.join(names[:8])}); "
                                f"say which with {option}")
-    part = table[(table["sample_name"] == name) | (table.get("sample_file", table["sample_name"]) == name)]
+    files = table.get("sample_file", table["sample_name"]).astype(str)
+    part = table[(table["sample_name"] == name) | (files == name)]
     if part.empty:
+        lower = name.lower()
+        part = table[(table["sample_name"].str.lower() == lower) | (files.str.lower() == lower)]
+        if part["sample_name"].nunique() > 1:
+            part = part.iloc[0:0]
+    if part.empty:
+        empty = [n for n in table.attrs.get("samples_without_peaks", []) if n.lower() == name.lower()]
+        if empty:
+            raise UserError.single(str(path), f"sample {empty[0]!r} is in the export without a single peak above the "
+                                   "analysis threshold (a failed run?); nothing to estimate from")
         raise UserError.single(str(path), f"no sample named {name!r}; the file holds: {', '.join(names[:8])}")
     return part.reset_index(drop=True)
 
 
-def estimate_exports(files: Exports, method: str | None = None, options: Mapping[str, object] | None = None
-                     ) -> ChimerismResult:
+def str_settings(panel: Mapping[str, object] | None = None, analytical_threshold: float | None = None) -> StrSettings:
+    """STR settings from a panel's sections, with an analytical threshold given on its own."""
+    import dataclasses
+
+    s = StrSettings() if panel is None else StrSettings.from_panel(
+        dict(panel.get("thresholds", {}) or {}), dict(panel.get("artefacts", {}) or {}),  # type: ignore[arg-type]
+        list(panel.get("loci", []) or []))  # type: ignore[arg-type]
+    return dataclasses.replace(s, analytical_threshold=analytical_threshold) if analytical_threshold else s
+
+
+def estimate_exports(files: Exports, method: str | None = None, options: Mapping[str, object] | None = None,
+                     panel: Mapping[str, object] | None = None) -> ChimerismResult:
     """Estimate one biopsy from its export files.
 
     Parameters
@@ -88,13 +148,17 @@ def estimate_exports(files: Exports, method: str | None = None, options: Mapping
     files
         The biopsy's export and the references the method needs.
     method
-        ``str``, ``ngs``, ``ddpcr``, ``qpcr`` or ``fish``; by default guessed from the
-        biopsy's file (NGS or STR only).
+        ``str``, ``ngs``, ``ddpcr``, ``qpcr`` or ``fish``; by default recognised from the
+        biopsy file's content (STR, NGS or digital PCR).
     options
         Method settings: ``target_assay``, ``reference_assay``, ``target_copies``,
         ``reference_copies`` (ddpcr); ``marker_target``, ``reference_target``,
         ``efficiency``, ``lod`` (qpcr); ``background`` (fish); ``dna_input_ng`` (str, ngs:
-        the LoD is then at least 3 / genome equivalents).
+        the LoD is then at least 3 / genome equivalents); ``analytical_threshold`` (str);
+        ``without_references`` (ngs: no recipient or donor export, the recipient read from
+        the sample and the donor's alleles unknown, flagged ``no_references``).
+    panel
+        A chimerism panel whose thresholds and artefact filters apply (STR).
 
     Raises
     ------
@@ -104,28 +168,54 @@ def estimate_exports(files: Exports, method: str | None = None, options: Mapping
     method = method or guess_method(files.sample)
     opts = dict(options or {})
     names = dict(files.names or {})
+    donors = files.all_donors()
+    if opts.get("without_references"):
+        if method != "ngs" or files.recipient is not None or donors:
+            raise UserError.single("--without-references", "only for NGS counts, and with neither --recipient nor "
+                                   "--donor")
+        sample = read_one(files.sample, method, names.get("sample"), "--sample-name")
+        return estimate_genotype_free(sample)
     missing = [Problem(f"--{role}", f"the {method} method needs the {role} reference export")
-               for role in REQUIRED[method] if getattr(files, role) is None]
+               for role in REQUIRED[method] if (role == "recipient" and files.recipient is None)
+               or (role == "donor" and not donors)]
     if missing:
-        raise UserError(missing, "give the reference exports of this patient and MSC lot")
+        raise UserError(missing, "give the reference exports of this patient and MSC lot"
+                        + (" (NGS counts without any reference: --without-references)" if method == "ngs" else ""))
 
     def table(role: str) -> pd.DataFrame:
         return read_one(Path(getattr(files, role)), method, names.get(role), f"--{role}-name")
 
+    def donor_tables() -> dict[str, pd.DataFrame]:
+        out = {}
+        for i, (donor_id, path, name) in enumerate(donors):
+            if donor_id in out:
+                raise UserError.single("--donor-id", f"{donor_id!r} is given twice; each donor needs its own id")
+            out[donor_id] = read_one(Path(path), method, name, "--donor-name" + (f" (donor {i + 1})" if i else ""))
+        return out
+
     if method in ("str", "ngs"):
         dna_ng = opts.get("dna_input_ng")
-        genomes = genome_equivalents(float(dna_ng)) if dna_ng else None
+        genomes = genome_equivalents(float(dna_ng)) if dna_ng else None  # type: ignore[arg-type]
+        sample, recipient = table("sample"), table("recipient")
+        dons = donor_tables()
         if method == "str":
-            result = estimate_str(table("sample"), table("recipient"), table("donor"))
+            settings = str_settings(panel, opts.get("analytical_threshold"))  # type: ignore[arg-type]
+            result = (estimate_str(sample, recipient, donors=dons, settings=settings) if len(dons) > 1
+                      else estimate_str(sample, recipient, next(iter(dons.values())), settings=settings))
             return apply_input_limit(result, genomes, f"{dna_ng} ng given")
-        return estimate_counts(table("sample"), table("recipient"), table("donor"), genome_equivalents=genomes)
+        if len(dons) > 1:
+            from immuno.chimerism.ngs_mixture import estimate_counts_donors
+
+            return estimate_counts_donors(sample, recipient, dons, genome_equivalents=genomes)
+        return estimate_counts(sample, recipient, next(iter(dons.values())), genome_equivalents=genomes)
     if method == "ddpcr":
         return _ddpcr(table("sample"), table("recipient") if files.recipient else None, opts, files.sample)
     if method == "qpcr":
-        return _qpcr(table("sample"), table("donor"), opts, files.sample)
+        return _qpcr(table("sample"), read_one(Path(donors[0][1]), method, donors[0][2], "--donor-name"), opts,
+                     files.sample)
     counts = table("sample")
     return estimate_fish(int(counts["donor_nuclei"].sum()), int(counts["nuclei"].sum()),
-                         background=float(opts.get("background") or 0.0))
+                         background=float(opts.get("background") or 0.0))  # type: ignore[arg-type]
 
 
 def _need(opts: Mapping[str, object], key: str, found: list[str], path: Path) -> str:
@@ -137,19 +227,49 @@ def _need(opts: Mapping[str, object], key: str, found: list[str], path: Path) ->
     return str(value)
 
 
-def _ddpcr(sample: pd.DataFrame, blank: pd.DataFrame | None, opts: Mapping[str, object],
-           path: Path) -> ChimerismResult:
+def ddpcr_wells(sample: pd.DataFrame, blank: pd.DataFrame | None, target: str, reference: str,
+                target_copies: float, reference_copies: float) -> ChimerismResult:
+    """The digital PCR estimate from one sample's wells (summed per assay), with the blank's
+    wells of the target assay as its limit of blank, and the vendor's concentrations
+    cross-checked against the counts."""
     wells = sample.groupby("assay")[["positive", "total"]].sum()
-    found = sorted(wells.index.astype(str))
-    target, reference = (_need(opts, k, found, path) for k in ("target_assay", "reference_assay"))
     extra: dict[str, float] = {}
     if blank is not None:
         bw = blank.groupby("assay")[["positive", "total"]].sum()
         if target in bw.index:
             extra = {"blank_positive": float(bw.loc[target, "positive"]), "blank_total": float(bw.loc[target, "total"])}
-    return estimate_ddpcr(wells.loc[target, "positive"], wells.loc[target, "total"], wells.loc[reference, "positive"],
-                          wells.loc[reference, "total"], target_copies=float(opts.get("target_copies") or 1.0),
-                          reference_copies=float(opts.get("reference_copies") or 2.0), **extra)
+    result = estimate_ddpcr(wells.loc[target, "positive"], wells.loc[target, "total"], wells.loc[reference, "positive"],
+                            wells.loc[reference, "total"], target_copies=target_copies,
+                            reference_copies=reference_copies, **extra)
+    return vendor_check(result, sample[sample["assay"].isin((target, reference))])
+
+
+def vendor_check(result: ChimerismResult, wells: pd.DataFrame) -> ChimerismResult:
+    """Compare the vendor's concentrations with those recomputed from the counts; flag a gap."""
+    if "vendor_concentration" not in wells or "concentration" not in wells:
+        return result
+    both = wells[wells["vendor_concentration"].notna() & wells["concentration"].notna()
+                 & (wells["vendor_concentration"] >= 1.0)]
+    if both.empty:
+        return result
+    gap = (both["concentration"] / both["vendor_concentration"] - 1).abs()
+    result.details["vendor_concentration_max_gap"] = float(gap.max())
+    if gap.max() > VENDOR_TOLERANCE:
+        w = both.loc[gap.idxmax()]
+        result.flags.append(Flag("vendor_concentration_mismatch", "warning",
+                                 f"well {w['well'] or '?'} {w['assay']}: the export states {w['vendor_concentration']:.4g} "
+                                 f"copies/uL, its counts give {w['concentration']:.4g} ({w['instrument']}, "
+                                 f"{w['partition_volume_nl']:.3g} nL partitions); check the export and the partition "
+                                 "volume"))
+    return result
+
+
+def _ddpcr(sample: pd.DataFrame, blank: pd.DataFrame | None, opts: Mapping[str, object],
+           path: Path) -> ChimerismResult:
+    found = sorted(sample["assay"].astype(str).unique())
+    target, reference = (_need(opts, k, found, path) for k in ("target_assay", "reference_assay"))
+    return ddpcr_wells(sample, blank, target, reference, float(opts.get("target_copies") or 1.0),  # type: ignore[arg-type]
+                       float(opts.get("reference_copies") or 2.0))  # type: ignore[arg-type]
 
 
 def _qpcr(sample: pd.DataFrame, calibrator: pd.DataFrame, opts: Mapping[str, object], path: Path) -> ChimerismResult:
@@ -160,4 +280,5 @@ def _qpcr(sample: pd.DataFrame, calibrator: pd.DataFrame, opts: Mapping[str, obj
         return t.loc[t["target"] == target, "ct"].tolist()
 
     return estimate_qpcr(cts(sample, marker), cts(sample, ref_gene), cts(calibrator, marker), cts(calibrator, ref_gene),
-                         efficiency=float(opts.get("efficiency") or 1.0), lod=float(opts.get("lod") or 0.001))
+                         efficiency=float(opts.get("efficiency") or 1.0),  # type: ignore[arg-type]
+                         lod=float(opts.get("lod") or 0.001))  # type: ignore[arg-type]

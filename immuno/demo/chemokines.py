@@ -9,6 +9,12 @@ Median, Net MFI, Count, Result, Units, Dilution Factor, Standard Expected Concen
 Control Range Low/High and Analysis Coefficients blocks and ends with a CRC line, as
 xPONENT writes them. The vendor Result is computed here from the written coefficients
 with the xPONENT formula, independently of the analysis code.
+
+The export carries three quirks met in real kit protocols (``quirks=True``, the default):
+the standards are numbered from the lowest (``Standard1`` is the most dilute), the
+expected concentrations and the control ranges are listed per reagent (``Reagent,<analytes>``
+rows, xPONENT 3.1 style) rather than per well, and the coefficient rows are labelled
+``Coefficient A`` .. ``Coefficient E`` (E the asymmetry).
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from scipy.optimize import curve_fit
 
 from immuno.io import write_text
 
@@ -55,7 +62,7 @@ class SimulatedPlate:
     plate_id: str
     text: str
     wells: pd.DataFrame  # well, order, sample_name, role, analyte, mfi, net_mfi, bead_count, ...
-    curves: pd.DataFrame  # analyte, a, b, c, d, g (true net-MFI curve)
+    curves: pd.DataFrame  # analyte, a, b, c, d, g (true net-MFI curve), v_a .. v_g (the vendor's fit)
 
 
 def curve_5pl(x: np.ndarray, a: float, b: float, c: float, d: float, g: float) -> np.ndarray:
@@ -75,12 +82,14 @@ def xponent_result(y: float, A: float, B: float, C: float, D: float, F: float, d
     return f"{x * df:.12g}"
 
 
-def _layout(n_samples: int) -> list[tuple[str, str, str, float]]:
-    """(well, sample role, name, level) in acquisition order (column-wise)."""
+def _layout(n_samples: int, from_lowest: bool = True) -> list[tuple[str, str, str, float]]:
+    """(well, sample role, name, level) in acquisition order (column-wise); level 1 is the
+    most concentrated standard, the name's number counts from the lowest when asked."""
     wells = [f"{r}{c}" for c in range(1, 13) for r in "ABCDEFGH"]
     names: list[tuple[str, str, float]] = []
-    for rep in range(2):  # standards down columns 1 and 2
-        names += [("standard", f"Standard{lv}", float(lv)) for lv in range(1, LEVELS + 1)]
+    for rep in range(2):  # standards down columns 1 and 2, most concentrated first
+        names += [("standard", f"Standard{LEVELS + 1 - lv if from_lowest else lv}", float(lv))
+                  for lv in range(1, LEVELS + 1)]
         del rep
     names += [("blank", "Background0", math.nan)] * 2
     names += [("control", "Control1", math.nan)] * 2 + [("control", "Control2", math.nan)] * 2
@@ -90,15 +99,19 @@ def _layout(n_samples: int) -> list[tuple[str, str, str, float]]:
 
 def simulate_plate(rng: np.random.Generator, plate_id: str, samples: list[str],
                    true_conc: dict[tuple[str, str], float],
-                   analytes: list[tuple[str, str, str, float, float]] | None = None) -> SimulatedPlate:
+                   analytes: list[tuple[str, str, str, float, float]] | None = None,
+                   quirks: bool = True) -> SimulatedPlate:
     """Simulate one plate export for ``samples`` with true plasma concentrations
-    ``true_conc[(sample, feature)]`` in pg/mL (``analytes`` defaults to :data:`ANALYTES`)."""
+    ``true_conc[(sample, feature)]`` in pg/mL (``analytes`` defaults to :data:`ANALYTES`).
+    ``quirks`` writes the kit-protocol export (standards numbered from the lowest,
+    per-reagent expected concentrations and control ranges, ``Coefficient A..E`` rows);
+    without it the plain per-well export."""
     curves, rows = [], []
     for label, feature, _cls, top, _med in analytes or ANALYTES:
         curves.append({"analyte": label, "feature": feature, "a": 0.0, "b": rng.uniform(0.72, 0.85),
                        "c": top * rng.uniform(0.4, 0.8), "d": rng.uniform(20000, 32000),
                        "g": rng.uniform(0.75, 1.35), "bg": rng.uniform(12, 40), "top": top})
-    layout = _layout(len(samples))
+    layout = _layout(len(samples), from_lowest=quirks)
     for order, (well, role, name, level) in enumerate(layout, start=1):
         sample = samples[int(name[1:])] if role == "unknown" else name
         for cv in curves:
@@ -127,15 +140,46 @@ def simulate_plate(rng: np.random.Generator, plate_id: str, samples: list[str],
     wells.loc[low[3:], "bead_count"] = rng.integers(20, 34, size=len(low[3:]))
     blank_mean = wells[wells["role"] == "blank"].groupby("analyte")["mfi"].mean()
     wells["net_mfi"] = (wells["mfi"] - wells["analyte"].map(blank_mean)).round(2)
-    cdf = pd.DataFrame(curves)
-    return SimulatedPlate(plate_id, _export(plate_id, wells, cdf), wells, cdf)
+    cdf = _vendor_fit(pd.DataFrame(curves), wells)
+    return SimulatedPlate(plate_id, _export(plate_id, wells, cdf, quirks), wells, cdf)
+
+
+def _vendor_fit(curves: pd.DataFrame, wells: pd.DataFrame) -> pd.DataFrame:
+    """The instrument software's own curve: a 1/y^2-weighted 5PL fitted to the noisy
+    standards (scipy, from the true curve), as xPONENT fits them - not the true curve,
+    which no vendor knows. Columns ``v_a`` .. ``v_g``; the true curve is kept beside."""
+    out = curves.copy()
+    for k in "abcdg":
+        out[f"v_{k}"] = out[k]
+    for i, cv in out.iterrows():
+        std = wells[(wells["role"] == "standard") & (wells["analyte"] == cv["analyte"])]
+        x, y = std["x_in_well"].to_numpy(float), std["net_mfi"].to_numpy(float)
+        try:
+            with np.errstate(all="ignore"):
+                fit, _ = curve_fit(curve_5pl, x, y, p0=[cv["a"], cv["b"], cv["c"], cv["d"], cv["g"]],
+                                   sigma=np.maximum(np.abs(y), 1.0), maxfev=20000)
+        except (RuntimeError, ValueError):
+            continue  # the software keeps its previous curve; here, the true one
+        if np.all(np.isfinite(fit)) and fit[1] > 0 and fit[2] > 0 and fit[4] > 0:
+            for k, v in zip("abcdg", fit, strict=True):
+                out.loc[i, f"v_{k}"] = float(v)
+    return out
 
 
 def _q(*cells: object) -> str:
     return ",".join(f'"{c}"' for c in cells)
 
 
-def _export(plate_id: str, wells: pd.DataFrame, curves: pd.DataFrame) -> str:
+def _per_reagent(lines: list[str], name: str, labels: list[str], reagents: list[str], value) -> None:
+    """A block listed per reagent (xPONENT 3.1 kit protocols): one row per standard or control."""
+    lines.append(_q("DataType:", name))
+    lines.append(_q("Reagent", *labels))
+    for reagent in reagents:
+        lines.append(_q(reagent, *[value(reagent, a) for a in labels]))
+    lines.append("")
+
+
+def _export(plate_id: str, wells: pd.DataFrame, curves: pd.DataFrame, quirks: bool = True) -> str:
     labels = curves["analyte"].tolist()
     lines = [
         _q("Program", "xPONENT", "", "FLEXMAP 3D"), _q("Build", "4.3.229.0"),
@@ -171,17 +215,27 @@ def _export(plate_id: str, wells: pd.DataFrame, curves: pd.DataFrame) -> str:
 
     def result(r, a, w):
         c = cv.loc[a]
-        return xponent_result(float(r[("net_mfi", a)]), c["d"], c["a"], c["c"], c["b"], c["g"],
+        return xponent_result(float(r[("net_mfi", a)]), c["v_d"], c["v_a"], c["v_c"], c["v_b"], c["v_g"],
                               float(meta.loc[w, "dilution"]))
 
     block("Result", result)
     top = cv["top"]
-    block("Standard Expected Concentration", lambda r, a, w: (
-        f"{top[a] / STEP ** (meta.loc[w, 'standard_level'] - 1):.6g}" if meta.loc[w, "role"] == "standard" else None))
-    for side, f in (("Low", 0.7), ("High", 1.3)):
-        block(f"Control Range {side}", lambda r, a, w, f=f: (
-            f"{f * top[a] / (20.0 if meta.loc[w, 'sample_name'] == 'Control1' else 300.0):.6g}"
-            if meta.loc[w, "role"] == "control" else None))
+    if quirks:
+        std = meta[meta["role"] == "standard"].drop_duplicates("sample_name")
+        level_of = dict(zip(std["sample_name"], std["standard_level"], strict=True))
+        reagents = sorted(level_of, key=lambda n: int(n.removeprefix("Standard")))
+        _per_reagent(lines, "Standard Expected Concentration", labels, reagents,
+                     lambda n, a: f"{top[a] / STEP ** (level_of[n] - 1):.6g}")
+        for side, f in (("Low", 0.7), ("High", 1.3)):
+            _per_reagent(lines, f"Control Range - {side}", labels, ["Control1", "Control2"],
+                         lambda n, a, f=f: f"{f * top[a] / (20.0 if n == 'Control1' else 300.0):.6g}")
+    else:
+        block("Standard Expected Concentration", lambda r, a, w: (
+            f"{top[a] / STEP ** (meta.loc[w, 'standard_level'] - 1):.6g}" if meta.loc[w, "role"] == "standard" else None))
+        for side, f in (("Low", 0.7), ("High", 1.3)):
+            block(f"Control Range {side}", lambda r, a, w, f=f: (
+                f"{f * top[a] / (20.0 if meta.loc[w, 'sample_name'] == 'Control1' else 300.0):.6g}"
+                if meta.loc[w, "role"] == "control" else None))
     lines += [_q("DataType:", "Units"), _q("Analyte:", *labels),
               _q("BeadID:", *[12 + 7 * i for i in range(len(labels))]), _q("Units:", *[UNIT] * len(labels)), ""]
     lines += [_q("DataType:", "Dilution Factor"), _q("Location", "Sample", "Dilution Factor")]
@@ -190,8 +244,10 @@ def _export(plate_id: str, wells: pd.DataFrame, curves: pd.DataFrame) -> str:
     lines += ["", _q("DataType:", "Analysis Types"), _q("Analyte:", *labels),
               _q("AnalysisType", *["Logistic 5P Weighted"] * len(labels)), ""]
     lines += [_q("DataType:", "Analysis Coefficients"), _q("Analyte:", *labels)]
-    for key, col in (("A", "d"), ("B", "a"), ("C", "c"), ("D", "b"), ("F", "g")):
-        lines.append(_q(key, *[f"{cv.loc[a, col]:.12g}" for a in labels]))
+    asym = "Coefficient E" if quirks else "F"
+    for key, col in (("A", "v_d"), ("B", "v_a"), ("C", "v_c"), ("D", "v_b"), (asym, "v_g")):
+        label = f"Coefficient {key}" if quirks and len(key) == 1 else key
+        lines.append(_q(label, *[f"{cv.loc[a, col]:.12g}" for a in labels]))
     lines += ["", _q("DataType:", "Audit Logs"), _q("UserId", "Date", "Message"), "",
               _q("DataType:", "Warnings/Errors"), _q("Location", "Status", "Message"), ""]
     body = "\n".join(lines) + "\n"
@@ -238,18 +294,45 @@ def simulate(out: Path, seed: int, patients: list[str], visits: list[str],
             patient, visit = s.split("-")[:2]
             sheet.append({"sample_id": s, "patient_id": patient, "visit": visit, "assay": "chemokine",
                           "file": rel, "panel": PANEL, "plate": plate_id, "sample_name": s})
-            scores = {}
-            for _label, feat, cls, top, _med in ANALYTES:
-                value = conc[(s, feat)]
-                x = value / SAMPLE_DILUTION
-                flag = "<LLOQ" if x < top / STEP ** (LEVELS - 1) else (">ULOQ" if x > top else "")
-                truth.append({"sample_id": s, "assay": "chemokine", "panel": PANEL, "feature": feat,
-                              "value": value, "unit": UNIT, "flag": flag})
-                scores.setdefault(cls, []).append(value)
-            th1 = float(np.exp(np.mean(np.log(scores["Th1"]))))
-            th2 = float(np.exp(np.mean(np.log(scores["Th2"]))))
-            for feat, value, unit in (("Th1_chemokine_score", th1, UNIT), ("Th2_chemokine_score", th2, UNIT),
-                                      ("Th1_Th2_chemokine_ratio", th1 / th2, "ratio")):
-                truth.append({"sample_id": s, "assay": "chemokine", "panel": PANEL, "feature": feat,
-                              "value": value, "unit": unit, "flag": ""})
+            truth += _truth_rows(s, conc)
     return sheet, truth
+
+
+def _truth_rows(sample: str, conc: dict[tuple[str, str], float]) -> list[dict]:
+    """True analyte values with the censoring their standard range implies, and the true
+    scores by the pipeline's documented rule: censored analytes at LLOQ/2 (below) or ULOQ
+    (above), the flag naming them; the strict scores only when no analyte is censored."""
+    rows, subst, strict, censored = [], {}, {}, {}
+    for _label, feat, cls, top, _med in ANALYTES:
+        value = conc[(sample, feat)]
+        lloq, uloq = top / STEP ** (LEVELS - 1) * SAMPLE_DILUTION, top * SAMPLE_DILUTION
+        flag = "<LLOQ" if value < lloq else (">ULOQ" if value > uloq else "")
+        rows.append({"sample_id": sample, "assay": "chemokine", "panel": PANEL, "feature": feat,
+                     "value": value, "unit": UNIT, "flag": flag})
+        subst.setdefault(cls, []).append(lloq / 2 if flag == "<LLOQ" else (uloq if flag == ">ULOQ" else value))
+        strict.setdefault(cls, []).append(value)
+        if flag:
+            censored.setdefault(cls, []).append(feat)
+
+    def gm(values: list[float]) -> float:
+        return float(np.exp(np.mean(np.log(values))))
+
+    def detail(word: str, items: list[str]) -> str:
+        return f"{word}:{'+'.join(sorted(items))}" if items else ""
+
+    th = {cls: (gm(subst[cls]), gm(strict[cls]), censored.get(cls, [])) for cls in ("Th1", "Th2")}
+    both = th["Th1"][2] + th["Th2"][2]
+    for name, cls in (("Th1_chemokine_score", "Th1"), ("Th2_chemokine_score", "Th2")):
+        value, exact, cens = th[cls]
+        rows.append({"sample_id": sample, "assay": "chemokine", "panel": PANEL, "feature": name, "value": value,
+                     "unit": UNIT, "flag": detail("censored_inputs", cens)})
+        rows.append({"sample_id": sample, "assay": "chemokine", "panel": PANEL, "feature": f"{name}_strict",
+                     "value": math.nan if cens else exact, "unit": UNIT,
+                     "flag": detail("incomplete", cens)})
+    rows.append({"sample_id": sample, "assay": "chemokine", "panel": PANEL, "feature": "Th1_Th2_chemokine_ratio",
+                 "value": th["Th1"][0] / th["Th2"][0], "unit": "ratio",
+                 "flag": detail("censored_inputs", both)})
+    rows.append({"sample_id": sample, "assay": "chemokine", "panel": PANEL, "feature": "Th1_Th2_chemokine_ratio_strict",
+                 "value": math.nan if both else th["Th1"][1] / th["Th2"][1], "unit": "ratio",
+                 "flag": detail("incomplete", both)})
+    return rows

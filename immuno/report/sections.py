@@ -114,13 +114,18 @@ def chemokine(m: pd.DataFrame, metrics: pd.DataFrame, batch_dir: Path) -> dict[s
     curves = pd.read_parquet(folder / "curves.parquet") if (folder / "curves.parquet").is_file() else pd.DataFrame()
     if len(curves):
         cols = [c for c in ("plate_id", "feature", "analyte", "model", "status", "r2", "n_levels", "n_excluded",
-                            "excluded", "lloq", "uloq", "unit", "reason") if c in curves.columns]
+                            "excluded", "lloq", "uloq", "unit", "reason", "vendor_reproduced_fraction",
+                            "vendor_agreement_median_rel_diff", "vendor_agreement_max_rel_diff") if c in curves.columns]
         curves = curves[cols].rename(columns={"r2": "R²", "n_levels": "standards", "n_excluded": "excluded (n)",
-                                              "excluded": "excluded standards", "lloq": "LLOQ", "uloq": "ULOQ"})
+                                              "excluded": "excluded standards", "lloq": "LLOQ", "uloq": "ULOQ",
+                                              "vendor_reproduced_fraction": "vendor results reproduced",
+                                              "vendor_agreement_median_rel_diff": "vs vendor (median)",
+                                              "vendor_agreement_max_rel_diff": "vs vendor (max)"})
         for c in ("R²",):
             curves[c] = curves[c].map(lambda v: fmt_number(v, 5))
-        for c in ("LLOQ", "ULOQ"):
-            curves[c] = curves[c].map(fmt_number)
+        for c in ("LLOQ", "ULOQ", "vendor results reproduced", "vs vendor (median)", "vs vendor (max)"):
+            if c in curves:
+                curves[c] = curves[c].map(fmt_number)
     kit = metrics[(metrics.assay == "chemokine") & (metrics.check == "control_range")]
     kit = kit[["sample_id", "target", "value", "lower_limit", "upper_limit", "passed", "detail"]].rename(
         columns={"sample_id": "control", "target": "analyte"})
