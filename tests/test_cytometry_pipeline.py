@@ -15,6 +15,8 @@ from immuno.cytometry import batch_samples, process_batch, process_sample
 from immuno.measurements import COLUMNS
 
 PROJECT = Path(__file__).resolve().parents[1]
+#: per-event files index events by number; AnnData says so when it reads them
+pytestmark = pytest.mark.filterwarnings("ignore:Transforming to str index")
 HEADLINE = ["Th1", "Th2", "Th17", "Th1_17", "Treg"]
 ICS = ["IFNG_CD4", "IL4_CD4", "IL17A_CD4"]
 PATIENTS = ["P01", "P02", "P03", "P04"]  # the default demo's size
