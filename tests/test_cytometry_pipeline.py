@@ -385,3 +385,35 @@ def test_warm_up_compiles_the_kernels_for_the_pipeline_s_own_layouts() -> None:
         assert ("float32", "F") in layouts, (kernel, layouts)
     assert any(str(sig[0].dtype) == "float64" for sig in _rectangle.signatures)
     assert _order_stats32.signatures
+
+
+def test_gating_figure_draws_each_gate_where_it_is(tmp_path: Path) -> None:
+    """One panel per gate, four to a row; each gate's outline is drawn at its coordinates
+    (a range gate's cut at its value on the axis), and the same events give the same file."""
+    from PIL import Image
+
+    from immuno.cytometry.engine.gates import PolygonGate, RectangleGate
+    from immuno.cytometry.pipeline.plots import MARGINS, PANEL, plot_gating
+
+    rng = np.random.default_rng(3)
+    events = np.column_stack([rng.normal(0.3, 0.05, 20_000), rng.normal(0.5, 0.05, 20_000)]).astype(np.float32)
+    gates = [PolygonGate("blob", None, ("a", "b"), ((0.2, 0.4), (0.4, 0.4), (0.4, 0.6), (0.2, 0.6))),
+             RectangleGate("high", "blob", ("a",), (0.3,), (None,))]
+    inside = (events[:, 0] > 0.2) & (events[:, 0] < 0.4) & (events[:, 1] > 0.4) & (events[:, 1] < 0.6)
+    masks = {"root": np.ones(20_000, bool), "blob": inside, "high": inside & (events[:, 0] >= 0.3)}
+    path = tmp_path / "g.png"
+    plot_gating(events, ["a", "b"], gates, masks, path, labels={"a": "A (a)"}, title="S1")
+    image = np.asarray(Image.open(path).convert("RGB"))
+    assert image.shape == (PANEL[1] + 22, 2 * PANEL[0], 3)
+    red = (image[:, :, 0] > 200) & (image[:, :, 1] < 60) & (image[:, :, 2] < 90)
+    assert red[:, : PANEL[0]].sum() > 200 and red[:, PANEL[0]:].sum() > 100
+    # the range gate's cut: a vertical line at a = 0.3 inside the second panel's plot area
+    columns = np.flatnonzero(red[:, PANEL[0]:].sum(axis=0) > 100)
+    xs = events[inside, 0]
+    lo, hi = np.percentile(xs, [0.1, 99.9])
+    lo, hi = lo - 0.05 * (hi - lo), hi + 0.05 * (hi - lo)
+    expected = MARGINS[0] + (0.3 - lo) / (hi - lo) * (PANEL[0] - MARGINS[0] - MARGINS[2] - 1)
+    assert len(columns) and abs(columns.mean() - expected) <= 2
+    again = tmp_path / "again.png"
+    plot_gating(events, ["a", "b"], gates, masks, again, labels={"a": "A (a)"}, title="S1")
+    assert again.read_bytes() == path.read_bytes()
