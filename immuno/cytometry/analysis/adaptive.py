@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from statistics import NormalDist
 from typing import Any
 
+import numba
 import numpy as np
 
 from immuno.cytometry.analysis import order_stats
@@ -272,14 +273,79 @@ class Mixture:
     iterations: int
 
 
-def _log_densities(pts: np.ndarray, means: np.ndarray, covs: np.ndarray) -> np.ndarray:
-    """log N(x | mean_k, cov_k) for every point and component (2-D, closed-form inverse)."""
-    a, b, d = covs[:, 0, 0], covs[:, 0, 1], covs[:, 1, 1]
-    det = a * d - b * b
-    dx = pts[:, None, 0] - means[None, :, 0]
-    dy = pts[:, None, 1] - means[None, :, 1]
-    m2 = (d * dx * dx - 2 * b * dx * dy + a * dy * dy) / det
-    return -0.5 * m2 - np.log(2 * np.pi) - 0.5 * np.log(det)
+@numba.njit(cache=True, nogil=True)
+def _em(pts, resp, max_iter, tol, reg):
+    # EM for a 2-D, full-covariance mixture, from initial responsibilities: the M step
+    # (weights, means, covariances + reg on the diagonal), the E step with log-sum-exp,
+    # stopping when the mean log-likelihood gains less than tol; compiled, since the
+    # arrays are small and numpy's per-call cost would dominate
+    n, k = resp.shape
+    weights = np.empty(k)
+    means = np.empty((k, 2))
+    covs = np.empty((k, 2, 2))
+    logp = np.empty(k)
+    det = np.empty(k)
+    half_log_det = np.empty(k)
+    log_w = np.empty(k)
+    log_2pi = np.log(2 * np.pi)
+    previous = -np.inf
+    steps = 0
+    while steps < max_iter:
+        steps += 1
+        for j in range(k):
+            nk = 1e-12
+            mx = 0.0
+            my = 0.0
+            for i in range(n):
+                r = resp[i, j]
+                nk += r
+                mx += r * pts[i, 0]
+                my += r * pts[i, 1]
+            weights[j] = nk / n
+            mx /= nk
+            my /= nk
+            means[j, 0], means[j, 1] = mx, my
+            sxx = 0.0
+            sxy = 0.0
+            syy = 0.0
+            for i in range(n):
+                r = resp[i, j]
+                dx = pts[i, 0] - mx
+                dy = pts[i, 1] - my
+                sxx += r * dx * dx
+                sxy += r * dx * dy
+                syy += r * dy * dy
+            covs[j, 0, 0] = sxx / nk + reg
+            covs[j, 0, 1] = sxy / nk
+            covs[j, 1, 0] = sxy / nk
+            covs[j, 1, 1] = syy / nk + reg
+        for j in range(k):
+            det[j] = covs[j, 0, 0] * covs[j, 1, 1] - covs[j, 0, 1] * covs[j, 0, 1]
+            half_log_det[j] = 0.5 * np.log(det[j])
+            log_w[j] = np.log(weights[j])
+        total = 0.0
+        for i in range(n):
+            top = -np.inf
+            for j in range(k):
+                a, b, d = covs[j, 0, 0], covs[j, 0, 1], covs[j, 1, 1]
+                dx = pts[i, 0] - means[j, 0]
+                dy = pts[i, 1] - means[j, 1]
+                m2 = (d * dx * dx - 2 * b * dx * dy + a * dy * dy) / det[j]
+                logp[j] = -0.5 * m2 - log_2pi - half_log_det[j] + log_w[j]
+                if logp[j] > top:
+                    top = logp[j]
+            acc = 0.0
+            for j in range(k):
+                logp[j] = np.exp(logp[j] - top)
+                acc += logp[j]
+            for j in range(k):
+                resp[i, j] = logp[j] / acc
+            total += top + np.log(acc)
+        ll = total / n
+        if ll - previous < tol:
+            break
+        previous = ll
+    return weights, means, covs, steps
 
 
 def fit_gaussian_mixture(pts: np.ndarray, k: int, *, seed: int = 0, max_iter: int = 300,
@@ -316,26 +382,8 @@ def fit_gaussian_mixture(pts: np.ndarray, k: int, *, seed: int = 0, max_iter: in
     for _ in range(10):
         labels = np.argmin(((pts[:, None, :] - c[None]) ** 2).sum(axis=2), axis=1)
         c = np.array([pts[labels == j].mean(axis=0) if np.any(labels == j) else c[j] for j in range(k)])
-    resp = np.eye(k)[labels]
-    previous = -np.inf
-    steps = 0
-    while steps < max_iter:
-        steps += 1
-        nk = resp.sum(axis=0) + 1e-12
-        weights = nk / n
-        means = resp.T @ pts / nk[:, None]
-        covs = np.empty((k, 2, 2))
-        for j in range(k):
-            diff = pts - means[j]
-            covs[j] = (resp[:, j, None] * diff).T @ diff / nk[j] + reg * np.eye(2)
-        logp = _log_densities(pts, means, covs) + np.log(weights)
-        top = logp.max(axis=1, keepdims=True)
-        lse = top + np.log(np.exp(logp - top).sum(axis=1, keepdims=True))
-        resp = np.exp(logp - lse)
-        ll = float(lse.mean())
-        if ll - previous < tol:
-            break
-        previous = ll
+    weights, means, covs, steps = _em(np.ascontiguousarray(pts, dtype=np.float64), np.eye(k)[labels],
+                                      max_iter, tol, reg)
     return Mixture(weights, means, covs, steps)
 
 
