@@ -1,8 +1,14 @@
 """Flow cytometry: read, compensate, transform, QC, gate, populations, cluster, plots.
 
-The public names below are imported on first use (PEP 562), so ``import
-immuno.cytometry`` costs nothing until a function is called: a command that reads one
-FCS header does not pay for AnnData, numba or matplotlib.
+The room is organised by stage (docs/architecture.md, 2.1): :mod:`~immuno.cytometry.engine`
+(gates, compensation, transforms and their evaluation), :mod:`~immuno.cytometry.io` (FCS,
+spillover files, GatingML, FlowJo templates, per-event files),
+:mod:`~immuno.cytometry.analysis` (acquisition QC, adaptive gates, populations,
+statistics, clustering) and :mod:`~immuno.cytometry.pipeline` (tubes, ingest, the
+per-sample and batch runs, outputs, figures); each imports only the stages before it.
+The names below are this room's public interface, imported on first use (PEP 562), so
+``import immuno.cytometry`` costs nothing until a function is called: a command that
+reads one FCS header does not pay for AnnData, numba or Pillow.
 """
 
 from __future__ import annotations
