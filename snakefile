@@ -11,3 +11,10 @@
 
 
 include: "workflows/Snakefile"
+
+
+# Snakemake takes its default target from the main file only: ask for what `rule all` asks.
+rule default:
+    input:
+        rules.all.input,
+    default_target: True

@@ -120,12 +120,12 @@ if DEMO.get("make") and DEMO.get("folder") in config["batches"]:
     # could not provide.
     rule demo_batch:
         output:
-            sheet=f"{DEMO['folder']}/samplesheet.csv",
-            truth=f"{DEMO['folder']}/truth.csv",
+            sheet=f"{BATCHES[Path(DEMO['folder']).absolute().name]}/samplesheet.csv",
+            truth=f"{BATCHES[Path(DEMO['folder']).absolute().name]}/truth.csv",
         log:
             f"{RESULTS}/logs/demo_batch.log",
         params:
-            folder=DEMO["folder"],
+            folder=lambda wc: BATCHES[Path(DEMO["folder"]).absolute().name],
             seed=DEMO.get("seed", 20261126),
             patients=DEMO.get("patients", 4),
             events=DEMO.get("events", 20000),
