@@ -4,13 +4,6 @@
 # the batch's plates and writes the room's folder (tables, AnnData, curve plots), a
 # declared directory output. The work is `immuno chemokines process`.
 
-
-def chemokine_rows(wildcards):
-    """Validated sheet rows of the batch's chemokine samples."""
-    sheet = validated_sheet(wildcards.batch)
-    return sheet[sheet["assay"] == "chemokine"]
-
-
 rule chemokines_batch:
     input:
         sheet=f"{RESULTS}/{{batch}}/validation/samplesheet.csv",

@@ -4,13 +4,6 @@
 # folder (tables, AnnData, plots), a declared directory output. The work is
 # `immuno chimerism process`.
 
-
-def chimerism_rows(wildcards):
-    """Validated sheet rows of the batch's chimerism samples."""
-    sheet = validated_sheet(wildcards.batch)
-    return sheet[sheet["assay"] == "chimerism"]
-
-
 rule chimerism_batch:
     input:
         sheet=f"{RESULTS}/{{batch}}/validation/samplesheet.csv",

@@ -1,7 +1,7 @@
-# Common rules: demo generation, batch validation (a checkpoint), the merge of assay
-# tables into the batch's results, and the helpers every rule uses.
+# What the rules share: the configuration as constants, and the functions that find a
+# job's files in the validated sample sheet (one section per room). No rules here.
 #
-# How a rule calls the library: `{STEP} --expect {params.expect:q} -- COMMAND ...` runs the
+# How the rules call the library. `{STEP} --expect {params.expect:q} -- COMMAND ...` runs the
 # `immuno` COMMAND after checking that every file the step reads still has the SHA-256
 # that `immuno run` recorded when the run started (immuno.steps). The hashes are params,
 # so a file edited with its modification time kept still reruns the jobs that read it.
@@ -9,6 +9,7 @@
 # output; per-job folders live under <results>/<batch>/.jobs/ and are linked into the
 # room folders by the room's batch rule.
 
+import functools
 import json
 import re
 import shlex
@@ -111,79 +112,105 @@ def room_dirs(wildcards):
     return [f"{RESULTS}/{wildcards.batch}/{ASSAY_DIRS[a]}" for a in batch_assays(wildcards.batch)]
 
 
-if DEMO.get("make") and DEMO.get("folder") in config["batches"]:
+# --- cytometry ---
 
-    # For `snakemake` run by hand on the default configuration. `immuno run` generates the
-    # demo itself before the run starts (atomically, so its files can be hashed first).
-    # The rule declares the sheet and the truth table only: the FCS and export files it
-    # writes beside them are inputs of the per-sample rules, which a directory output
-    # could not provide.
-    rule demo_batch:
-        output:
-            sheet=f"{BATCHES[Path(DEMO['folder']).absolute().name]}/samplesheet.csv",
-            truth=f"{BATCHES[Path(DEMO['folder']).absolute().name]}/truth.csv",
-        log:
-            f"{RESULTS}/logs/demo_batch.log",
-        params:
-            folder=lambda wc: BATCHES[Path(DEMO["folder"]).absolute().name],
-            seed=DEMO.get("seed", 20261126),
-            patients=DEMO.get("patients", 4),
-            events=DEMO.get("events", 20000),
-        threads: 1
-        resources:
-            mem_mb=2000,
-            runtime=30,
-        shell:
-            "{IMMUNO} demo {params.folder:q} --overwrite --seed {params.seed:q} "
-            "--patients {params.patients:q} --events {params.events:q} > {log:q} 2>&1"
+CYTOMETRY_SKIP_TUBES = ("single_stain", "unstained")  # compensation controls, not gated
 
 
-# The checkpoint declares only the sheet, though `immuno validate` reads the data files'
-# headers too: a changed data file reruns the jobs that read it, not every job of the
-# batch (and `immuno run` has validated every file before the run started).
-checkpoint validate_batch:
-    input:
-        sheet=lambda wc: f"{batch_folder(wc)}/samplesheet.csv",
-    output:
-        sheet=f"{RESULTS}/{{batch}}/validation/samplesheet.csv",
-    log:
-        # outside results/<batch>/: a batch that fails validation gets no results folder
-        f"{RESULTS}/logs/validate_batch.{{batch}}.log",
-    params:
-        folder=batch_folder,
-        expect=lambda wc: expect(wc),
-    threads: 1
-    resources:
-        mem_mb=1000,
-        runtime=10,
-    shell:
-        "{STEP} --expect {params.expect:q} -- validate {params.folder:q} {ROOM_OPTS} "
-        "--write {output.sheet:q} > {log:q} 2>&1"
+def cytometry_rows(batch):
+    """Validated sheet rows of the batch's gated cytometry tubes."""
+    sheet = validated_sheet(batch)
+    return sheet[(sheet["assay"] == "cytometry") & ~sheet["tube"].isin(CYTOMETRY_SKIP_TUBES)]
 
 
-rule collect_batch:
-    input:
-        sheet=rules.validate_batch.output.sheet,
-        rooms=room_dirs,
-    output:
-        measurements=f"{RESULTS}/{{batch}}/measurements.parquet",
-        metrics=f"{RESULTS}/{{batch}}/qc/metrics.parquet",
-        flags=f"{RESULTS}/{{batch}}/qc/flags.parquet",
-        provenance=f"{RESULTS}/{{batch}}/provenance.json",
-    log:
-        f"{RESULTS}/{{batch}}/logs/collect_batch.log",
-    params:
-        folder=batch_folder,
-        out=batch_dir,
-        expect=lambda wc: expect(wc, validated_sheet(wc)),
-        # what shapes this batch's numbers (not the list of batches of this run: adding
-        # a batch must not rewrite the provenance of another)
-        parameters=lambda wc: json.dumps({"visits": VISITS, "patient_id_pattern": PATIENT_ID_PATTERN,
-                                          "panels": PANELS}, sort_keys=True),
-    threads: 1
-    resources:
-        mem_mb=2000,
-        runtime=30,
-    shell:
-        "{STEP} -- collect {params.folder:q} {params.out:q} {ROOM_OPTS} "
-        "--parameters {params.parameters:q} --expect {params.expect:q} > {log:q} 2>&1"
+def cytometry_control_rows(batch):
+    """Validated sheet rows of the compensation controls (single stains, unstained tube)."""
+    sheet = validated_sheet(batch)
+    return sheet[(sheet["assay"] == "cytometry") & sheet["tube"].isin(CYTOMETRY_SKIP_TUBES)]
+
+
+def cytometry_units(batch):
+    """Gated tubes that get a job of their own: all but the controls of another gated tube."""
+    rows = cytometry_rows(batch)
+    ids = set(rows["sample_id"])
+    return rows.loc[~rows["control_of"].isin(ids), "sample_id"].tolist()
+
+
+def cytometry_unit_rows(wildcards):
+    """Sheet rows a tube's job reads: the tube and the tube it is the control of."""
+    sheet = validated_sheet(wildcards.batch)
+    return sheet[(sheet["assay"] == "cytometry") & ((sheet["sample_id"] == wildcards.sample)
+                                                    | (sheet["control_of"] == wildcards.sample))]
+
+
+@functools.cache
+def cytometry_needs_compensation(batch):
+    """True when a panel of the batch's gated tubes computes compensation from single stains."""
+    from immuno.panels import load_panel, panel_index
+
+    index = panel_index(PANELS)
+    names = set(cytometry_rows(batch)["panel"]) & set(index)
+    return any((load_panel(index[n]).get("compensation") or {}).get("source") == "single_stains"
+               for n in sorted(names))
+
+
+def cytometry_jobs(wildcards):
+    """Where the jobs write: .jobs/cytometry/{samples/<tube>, controls, compensation}."""
+    return f"{RESULTS}/{wildcards.batch}/.jobs/cytometry"
+
+
+def compensation_inputs(wildcards):
+    """The batch's spillover matrix, when a panel computes it (else nothing)."""
+    if not cytometry_needs_compensation(wildcards.batch):
+        return {}
+    return {"compensation": f"{cytometry_jobs(wildcards)}/compensation"}
+
+
+def compensation_option(wildcards, input):
+    """`--compensation FILE` when the job reads the batch's spillover matrix."""
+    if "compensation" not in input.keys():
+        return []
+    return ["--compensation", f"{input.compensation}/compensation.csv"]
+
+
+def cytometry_job_dirs(wildcards):
+    """Every job folder `cytometry_batch` links into the batch's cytometry/ folder."""
+    jobs = cytometry_jobs(wildcards)
+    dirs = [f"{jobs}/samples/{sid}" for sid in cytometry_units(wildcards.batch)]
+    dirs.append(f"{jobs}/controls")
+    if cytometry_needs_compensation(wildcards.batch):
+        dirs.append(f"{jobs}/compensation")
+    return dirs
+
+
+def fcs_mem_mb(wildcards, input):
+    """Memory of a job reading FCS files: the events three times over (raw, compensated,
+    transformed) in float32 beside the float64 reads, plus the interpreter."""
+    return int(1000 + 8 * input.size_mb)
+
+
+# --- chemokines ---
+
+def chemokine_rows(wildcards):
+    """Validated sheet rows of the batch's chemokine samples."""
+    sheet = validated_sheet(wildcards.batch)
+    return sheet[sheet["assay"] == "chemokine"]
+
+
+# --- chimerism ---
+
+def chimerism_rows(wildcards):
+    """Validated sheet rows of the batch's chimerism samples."""
+    sheet = validated_sheet(wildcards.batch)
+    return sheet[sheet["assay"] == "chimerism"]
+
+
+# --- study ---
+
+STUDY_TABLES = ("measurements.parquet", "qc/metrics.parquet", "qc/flags.parquet", "provenance.json")
+
+
+def study_batches():
+    """Batch ids of this run, and of every batch an earlier run finished in the results folder."""
+    finished = {p.parent.name for p in Path(RESULTS).glob("*/provenance.json") if p.parent.name != "study"}
+    return sorted(finished | set(BATCHES))

@@ -2,15 +2,6 @@
 # are never rewritten): those of this run and those finished by earlier runs, all
 # declared as inputs, since the study store reads every one of them.
 
-STUDY_TABLES = ("measurements.parquet", "qc/metrics.parquet", "qc/flags.parquet", "provenance.json")
-
-
-def study_batches():
-    """Batch ids of this run, and of every batch an earlier run finished in the results folder."""
-    finished = {p.parent.name for p in Path(RESULTS).glob("*/provenance.json") if p.parent.name != "study"}
-    return sorted(finished | set(BATCHES))
-
-
 rule study_tables:
     input:
         [f"{RESULTS}/{batch}/{table}" for batch in study_batches() for table in STUDY_TABLES],
@@ -21,7 +12,7 @@ rule study_tables:
     log:
         f"{RESULTS}/logs/study_tables.log",
     params:
-        results=RESULTS,
+        results=lambda wc, output: str(Path(output.measurements).parent.parent),
     threads: 1
     resources:
         mem_mb=4000,
