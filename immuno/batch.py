@@ -101,7 +101,12 @@ def _read_sheet(path: Path) -> tuple[pd.DataFrame, list[Problem]]:
     except FileNotFoundError:
         raise UserError.single(str(path), "no sample sheet: a batch folder must hold samplesheet.csv",
                                hint="Create samplesheet.csv in the batch folder (see README).") from None
-    except (OSError, UnicodeDecodeError) as exc:
+    except UnicodeDecodeError as exc:
+        raw = path.read_bytes()
+        line = raw[: exc.start].count(b"\n") + 1
+        raise UserError.single(f"{path}: line {line}", f"not UTF-8 text (byte 0x{raw[exc.start]:02x}); save the "
+                               "sheet as CSV UTF-8 (in Excel: CSV UTF-8 (Comma delimited))") from None
+    except OSError as exc:
         raise UserError.single(str(path), f"cannot read the sample sheet ({exc})") from None
     lines = [ln for ln in text.splitlines() if ln.strip()]
     if not lines:

@@ -121,17 +121,24 @@ def killed_runs(hostile: Path, space: Path, clean_run: tuple[subprocess.Complete
     cwd = space / "cwd-killed"
     cwd.mkdir()
     cmd = [sys.executable, "-m", "immuno", "run", str(hostile), "--results", str(results), "--cores", "2"]
-    points: list[tuple[str, Callable[[], bool]]] = [
-        ("a tube's job writing", lambda: any((batch_dir / ".jobs" / "cytometry" / "samples").glob("*/*"))),
-        ("a room's batch job writing", lambda: any((batch_dir / d).is_dir() for d in ("chemokines", "chimerism"))),
-        ("the merge writing", lambda: (batch_dir / "measurements.parquet").exists()),
+    def written_since(start: float, *paths: Path) -> bool:
+        return any(p.exists() and p.stat().st_mtime >= start for p in paths)
+
+    # each point is something this run (started at t) is writing, in the order the jobs
+    # depend on each other (so each next run still has the next point ahead of it)
+    points: list[tuple[str, Callable[[float], bool]]] = [
+        ("a tube's job writing",
+         lambda t: written_since(t, *(batch_dir / ".jobs" / "cytometry" / "samples").glob("*/*"))),
+        ("the cytometry batch job writing", lambda t: written_since(t, batch_dir / "cytometry")),
+        ("the merge writing", lambda t: written_since(t, batch_dir / "measurements.parquet")),
     ]
     record: dict = {"reruns": [], "left": [], "concurrent": None}
     for n, (name, reached) in enumerate(points):
+        started = time.time() - 0.05  # file times come from a coarser clock than time.time()
         proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                 start_new_session=True)
         deadline = time.time() + 900
-        while not reached() and proc.poll() is None and time.time() < deadline:
+        while not reached(started) and proc.poll() is None and time.time() < deadline:
             time.sleep(0.02)
         assert proc.poll() is None, f"the run ended before {name}: {proc.communicate()[1][-2000:]}"
         if n == 0:
