@@ -78,7 +78,7 @@ def _cmd_step(args: argparse.Namespace) -> int:
     if not args.rest:
         raise RunError("immuno step: give the step's immuno command after --")
     return run_step(args.rest, expect=args.expect, gather_from=args.gather, into=args.into,
-                    patient_id_pattern=args.patient_id_pattern, folders=args.folder)
+                    patient_id_pattern=args.patient_id_pattern, folders=args.folder, outputs=args.outputs)
 
 
 def _cmd_collect(args: argparse.Namespace) -> int:
@@ -172,6 +172,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--gather", nargs="*", default=[], metavar="DIR", help="per-job folders to link into --into")
     p.add_argument("--into", default=None, help="folder receiving the gathered files")
     p.add_argument("--folder", nargs="*", default=[], help="folders to leave behind even if empty")
+    p.add_argument("--outputs", nargs="*", default=[],
+                   help="the rule's outputs, marked as being written while the step runs")
     _patient_pattern(p)
     p.set_defaults(func=_cmd_step)
 

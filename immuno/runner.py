@@ -136,16 +136,27 @@ def validate_batches(folders: Sequence[str | Path], config: dict[str, Any], pane
 def recover(results: Path) -> list[str]:
     """Remove what an interrupted run left in ``results`` (call only while holding its lock).
 
-    Temporary files of interrupted atomic writes (``.<name>.<random>.tmp``) are deleted;
-    Snakemake's own record of the dead run is cleared by the caller, and Snakemake reruns
-    the jobs it marked incomplete.
+    The outputs of steps killed while writing them (their ``.running`` markers are left,
+    see :func:`immuno.steps.run_step`) and the temporary files of interrupted atomic
+    writes (``.<name>.<random>.tmp``) are deleted, so Snakemake finds those outputs
+    missing and reruns their jobs; Snakemake's own lock of the dead run is cleared by the
+    caller.
 
     Returns
     -------
     list of str
-        The temporary files removed.
+        The files and folders removed.
     """
+    from immuno.steps import interrupted_outputs
+
     removed = []
+    for marker, output in interrupted_outputs(results):
+        if output.is_dir():
+            shutil.rmtree(output)
+        else:
+            output.unlink(missing_ok=True)
+        marker.unlink()
+        removed.append(str(output))
     for path in results.rglob(".*.tmp"):
         if ".snakemake" in path.relative_to(results).parts:
             continue
@@ -254,7 +265,7 @@ def _run_locked(out: Path, validated: list[Any], overrides: dict[str, Any], conf
             print(f"recovering the results folder after a run that stopped without finishing "
                   f"({runlock.describe(lock.stale)})", file=sys.stderr)
         for path in recover(out):
-            print(f"removed {path} (left by an interrupted write)", file=sys.stderr)
+            print(f"removed {path} (left half-written by an interrupted step)", file=sys.stderr)
         write_manifest(validated, out / MANIFEST)
         cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(workflow_dir() / "Snakefile"),
                "--directory", str(out), "--cores", str(cores or os.cpu_count() or 1),

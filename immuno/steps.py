@@ -109,9 +109,28 @@ def gather(sources: Sequence[str | os.PathLike[str]], into: str | os.PathLike[st
     return len(seen)
 
 
+#: suffix of the marker written beside each output while its step runs
+RUNNING = ".running"
+
+
+def running_marker(output: str | os.PathLike[str]) -> Path:
+    """The marker beside an output while the step writing it runs (``.<name>.running``)."""
+    path = Path(output)
+    return path.parent / f".{path.name}{RUNNING}"
+
+
+def interrupted_outputs(results: str | os.PathLike[str]) -> list[tuple[Path, Path]]:
+    """``(marker, output)`` of every step that was killed while writing (its marker is left)."""
+    found = []
+    for marker in Path(results).rglob(f".*{RUNNING}"):
+        if ".snakemake" not in marker.parts and marker.is_file():
+            found.append((marker, marker.parent / marker.name[1: -len(RUNNING)]))
+    return sorted(found)
+
+
 def run_step(command: Sequence[str], expect: Sequence[str] = (), gather_from: Sequence[str] = (),
              into: str | None = None, patient_id_pattern: str | None = None,
-             folders: Sequence[str] = ()) -> int:
+             folders: Sequence[str] = (), outputs: Sequence[str] = ()) -> int:
     """Run one workflow step: check its input files, run the ``immuno`` command, check again.
 
     Parameters
@@ -127,6 +146,11 @@ def run_step(command: Sequence[str], expect: Sequence[str] = (), gather_from: Se
     folders
         Folders the step must leave behind even when it writes nothing in them (the
         rule's declared directory outputs).
+    outputs
+        The rule's declared outputs. A marker beside each says the step is writing it, and
+        is removed when the step ends; a step killed on the way leaves its markers, and
+        the next run removes the outputs they name before Snakemake plans the jobs
+        (Snakemake does not notice interrupted jobs that depend on a checkpoint).
 
     Returns
     -------
@@ -139,11 +163,19 @@ def run_step(command: Sequence[str], expect: Sequence[str] = (), gather_from: Se
     if patient_id_pattern:
         os.environ[PATIENT_ID_PATTERN_ENV] = patient_id_pattern
     check_unchanged(expected, "before")
-    if gather_from:
-        gather(gather_from, into or ".")
-    status = main(list(command))
-    if status == 0:
-        check_unchanged(expected, "after")
-        for folder in folders:
-            Path(folder).mkdir(parents=True, exist_ok=True)
+    markers = [running_marker(o) for o in outputs]
+    for marker in markers:
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        marker.touch()
+    try:
+        if gather_from:
+            gather(gather_from, into or ".")
+        status = main(list(command))
+        if status == 0:
+            check_unchanged(expected, "after")
+            for folder in folders:
+                Path(folder).mkdir(parents=True, exist_ok=True)
+    finally:
+        for marker in markers:
+            marker.unlink(missing_ok=True)
     return status

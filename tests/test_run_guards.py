@@ -32,7 +32,7 @@ from immuno.cli import main
 from immuno.errors import RunError, UserError
 from immuno.io import sha256_file
 from immuno.runner import recover
-from immuno.steps import check_unchanged, gather, parse_expectations, run_step
+from immuno.steps import check_unchanged, gather, parse_expectations, run_step, running_marker
 
 from .conftest import PROJECT
 
@@ -80,6 +80,28 @@ def test_recovery_removes_interrupted_writes_only(tmp_path: Path) -> None:
     kept.write_bytes(b"x")
     assert recover(tmp_path) == [str(stale)]
     assert not stale.exists() and kept.exists()
+
+
+def test_the_outputs_of_a_killed_step_are_removed_by_the_next_run(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    room = tmp_path / "b" / "chemokines"
+    seen = {}
+
+    def step_killed_halfway(argv: list[str]) -> int:
+        room.mkdir(parents=True)
+        (room / "wells.parquet").write_text("half")
+        seen["marked"] = running_marker(room).is_file()
+        raise KeyboardInterrupt  # stands for the kill: nothing after this line runs in a real kill
+
+    monkeypatch.setattr("immuno.cli.main", step_killed_halfway)
+    with pytest.raises(KeyboardInterrupt):
+        run_step(["chemokines", "process"], outputs=[str(room)])
+    assert seen["marked"]
+    running_marker(room).touch()  # what a kill -9 leaves (the finally clause never runs)
+    finished = tmp_path / "b" / "chimerism"
+    finished.mkdir()
+    assert recover(tmp_path) == [str(room)]
+    assert not room.exists() and not running_marker(room).exists() and finished.exists()
 
 
 # --- input hashes -----------------------------------------------------------------------

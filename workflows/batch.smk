@@ -47,7 +47,7 @@ checkpoint validate_batch:
         mem_mb=1000,
         runtime=10,
     shell:
-        "{STEP} --expect {params.expect:q} -- validate {params.folder:q} {ROOM_OPTS} "
+        "{STEP} --outputs {output:q} --expect {params.expect:q} -- validate {params.folder:q} {ROOM_OPTS} "
         "--write {output.sheet:q} > {log:q} 2>&1"
 
 
@@ -75,5 +75,5 @@ rule collect_batch:
         mem_mb=2000,
         runtime=30,
     shell:
-        "{STEP} -- collect {params.folder:q} {params.out:q} {ROOM_OPTS} "
+        "{STEP} --outputs {output:q} -- collect {params.folder:q} {params.out:q} {ROOM_OPTS} "
         "--parameters {params.parameters:q} --expect {params.expect:q} > {log:q} 2>&1"

@@ -20,5 +20,5 @@ rule chemokines_batch:
         mem_mb=2000,
         runtime=30,
     shell:
-        "{STEP} --expect {params.expect:q} --folder {output:q} -- chemokines process {params.folder:q} "
+        "{STEP} --outputs {output:q} --expect {params.expect:q} --folder {output:q} -- chemokines process {params.folder:q} "
         "--out {output:q} {ROOM_OPTS} > {log:q} 2>&1"

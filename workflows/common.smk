@@ -1,7 +1,7 @@
 # What the rules share: the configuration as constants, and the functions that find a
 # job's files in the validated sample sheet (one section per room). No rules here.
 #
-# How the rules call the library. `{STEP} --expect {params.expect:q} -- COMMAND ...` runs the
+# How the rules call the library. `{STEP} --outputs ... --expect ... -- COMMAND ...` runs the
 # `immuno` COMMAND after checking that every file the step reads still has the SHA-256
 # that `immuno run` recorded when the run started (immuno.steps). The hashes are params,
 # so a file edited with its modification time kept still reruns the jobs that read it.

@@ -24,7 +24,7 @@ rule cytometry_compensation:
         mem_mb=fcs_mem_mb,
         runtime=30,
     shell:
-        "{STEP} --expect {params.expect:q} -- cytometry compensation {params.folder:q} "
+        "{STEP} --outputs {output:q} --expect {params.expect:q} -- cytometry compensation {params.folder:q} "
         "--out {params.matrix:q} {ROOM_OPTS} > {log:q} 2>&1"
 
 
@@ -46,7 +46,7 @@ rule cytometry_sample:
         mem_mb=fcs_mem_mb,
         runtime=30,
     shell:
-        "{STEP} --expect {params.expect:q} --folder {output:q} -- cytometry process {params.folder:q} "
+        "{STEP} --outputs {output:q} --expect {params.expect:q} --folder {output:q} -- cytometry process {params.folder:q} "
         "{wildcards.sample:q} --out {output:q} {ROOM_OPTS} {params.compensation:q} > {log:q} 2>&1"
 
 
@@ -68,7 +68,7 @@ rule cytometry_controls:
         mem_mb=fcs_mem_mb,
         runtime=30,
     shell:
-        "{STEP} --expect {params.expect:q} --folder {output:q} -- cytometry controls {params.folder:q} "
+        "{STEP} --outputs {output:q} --expect {params.expect:q} --folder {output:q} -- cytometry controls {params.folder:q} "
         "--out {output:q} {ROOM_OPTS} {params.compensation:q} > {log:q} 2>&1"
 
 
@@ -88,5 +88,5 @@ rule cytometry_batch:
         mem_mb=4000,
         runtime=30,
     shell:
-        "{STEP} --expect {params.expect:q} --gather {input.jobs:q} --into {output:q} -- "
+        "{STEP} --outputs {output:q} --expect {params.expect:q} --gather {input.jobs:q} --into {output:q} -- "
         "cytometry aggregate {params.folder:q} --out {output:q} {ROOM_OPTS} > {log:q} 2>&1"

@@ -19,4 +19,4 @@ rule report_batch:
         mem_mb=2000,
         runtime=30,
     shell:
-        "{STEP} -- report {params.out:q} > {log:q} 2>&1"
+        "{STEP} --outputs {output:q} -- report {params.out:q} > {log:q} 2>&1"

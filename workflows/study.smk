@@ -18,4 +18,4 @@ rule study_tables:
         mem_mb=4000,
         runtime=30,
     shell:
-        "{STEP} -- study {params.results:q} > {log:q} 2>&1"
+        "{STEP} --outputs {output:q} -- study {params.results:q} > {log:q} 2>&1"
