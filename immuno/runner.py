@@ -26,6 +26,9 @@ from immuno.errors import Problem, RunError, UserError, describe_os_error
 
 #: names under the results folder that are not batches
 RESERVED = ("study", "logs")
+#: characters Snakemake reads as wildcards in a path (everything else in a name is fine)
+BRACES = frozenset("{}")
+BRACES_WHAT = "the path holds '{' or '}', which Snakemake reads as wildcards; rename the folder"
 #: the run's input hashes, under the results folder
 MANIFEST = Path(".immuno") / "inputs.json"
 
@@ -127,6 +130,8 @@ def validate_batches(folders: Sequence[str | Path], config: dict[str, Any], pane
         elif batch.batch_id in RESERVED or batch.batch_id.startswith("."):
             problems.append(Problem(str(folder), f"a batch folder cannot be called {batch.batch_id!r}: the "
                                     "results folder uses that name; rename the folder"))
+        elif BRACES.intersection(str(batch.root)):
+            problems.append(Problem(str(folder), BRACES_WHAT))
         batches[batch.batch_id] = batch
     if problems:
         raise UserError(problems, hint="Fix the problems above and run again; nothing was processed.")
@@ -242,6 +247,8 @@ def run_workflow(batches: Sequence[str], results: str = "results", cores: int | 
     folders = list(batches) or [prepare_demo(config)]
     validated = validate_batches(folders, config, panels_dir)
     out = Path(results).resolve()
+    if BRACES.intersection(str(out)):
+        raise UserError.single(str(out), BRACES_WHAT)
     overrides = {"results": str(out), "panels": panels_dir, "batches": [str(b.root) for b in validated],
                  "demo": {"make": False}, "inputs": str(out / MANIFEST)}
     try:
