@@ -250,7 +250,7 @@ def test_a_file_edited_with_its_time_kept_reruns_only_its_jobs(killed_runs: dict
     os.utime(plate, ns=(stat.st_atime_ns, stat.st_mtime_ns))
     done = immuno("run", str(hostile), "--results", str(results), "--cores", "2", cwd=space)
     assert done.returncode == 0, done.stderr[-3000:]
-    ran = {line.split()[-1].rstrip(":") for line in done.stdout.splitlines()
+    ran = {line.split()[-1].rstrip(":") for line in (done.stdout + done.stderr).splitlines()
            if line.startswith(("rule ", "localrule ", "checkpoint ", "localcheckpoint "))}
     assert ran == {"chemokines_batch", "collect_batch", "report_batch", "study_tables", "all"}
     prov = json.loads((results / HOSTILE / "provenance.json").read_text())
