@@ -26,7 +26,7 @@ from immuno.panels import Panel, load_panel, panel_index
 SHEET_NAME = "samplesheet.csv"
 REQUIRED_COLUMNS = ("sample_id", "patient_id", "visit", "assay", "file")
 OPTIONAL_COLUMNS = ("panel", "tube", "control_of", "plate", "layout", "role", "donor_id",
-                    "sample_name", "dna_input_ng")
+                    "sample_name", "dna_input_ng", "supersedes")
 ASSAYS = ("cytometry", "chemokine", "chimerism")
 TUBES = ("stimulated", "unstimulated", "stained", "fmo", "single_stain", "unstained",
          "reference_control")
@@ -236,6 +236,10 @@ def _check_rows(df: pd.DataFrame, root: Path, path: Path, visits: Sequence[str],
                 ok = False
             if not ok:
                 bad("dna_input_ng", f"{r['dna_input_ng']!r} is not a positive number of nanograms")
+        if r.get("supersedes", "") and not CODE.match(r["supersedes"]):
+            bad("supersedes", f"{r['supersedes']!r} is not a batch id (the results folder name of the run replaced)")
+        elif r.get("supersedes", "") and r["supersedes"] == root.resolve().name:
+            bad("supersedes", "a batch cannot supersede itself; name the earlier batch this sample re-runs")
         if r.get("layout", ""):
             _, problem = _check_file(root, r["layout"], f"{where}, column layout", "layout")
             if problem:

@@ -5,7 +5,8 @@
     immuno run [BATCH ...]       run the workflow (default: the demo batch)
     immuno verify RESULTS        re-hash results (and inputs) against their provenance
     immuno report RESULTS/BATCH  the batch's HTML QC report
-    immuno study [RESULTS]       rebuild the study tables from every batch
+    immuno study [RESULTS]       rebuild the study tables and dashboard from every batch
+    immuno study stats [RESULTS] paired change from D0 per feature (Wilcoxon, HL CI, BH)
     immuno cytometry|chemokines|chimerism ...   one assay's steps, usable without a batch
 
 Problems a user can cause end with a list of what is wrong, what to do next, and exit
@@ -111,9 +112,34 @@ def _cmd_report(args: argparse.Namespace) -> int:
 def _cmd_study(args: argparse.Namespace) -> int:
     from immuno.store import Study
 
-    study = Study(args.results)
-    folder = study.rebuild()
-    print(f"study tables of {len(study.batches)} batch(es) written to {folder}")
+    words = list(args.words)
+    stats = bool(words) and words[0] == "stats"
+    if stats:
+        words = words[1:]
+    if len(words) > 1:
+        raise UserError.single("immuno study", f"expected at most one results folder, got {' '.join(words)}",
+                               hint="Usage: immuno study [RESULTS] | immuno study stats [RESULTS] [--feature F ...]")
+    study = Study(words[0] if words else "results")
+    if not stats:
+        folder = study.rebuild()
+        print(f"study tables and dashboard of {len(study.batches)} batch(es) written to {folder}")
+        dup = study.duplicates()
+        if len(dup):
+            print(f"warning: {len(dup)} measurement(s) held by more than one batch; the statistics refuse "
+                  f"them (see {folder / 'duplicates.parquet'})", file=sys.stderr)
+        return 0
+    table = study.compare_visits(feature=args.feature, assay=args.assay, panel=args.panel,
+                                 baseline=args.baseline, censored=args.censored)
+    if args.out:
+        from immuno.io import write_text
+
+        write_text(table.to_csv(index=False, lineterminator="\n"), args.out)
+        print(f"{len(table)} rows written to {args.out}")
+    else:
+        import pandas as pd
+
+        with pd.option_context("display.width", 200, "display.max_columns", 30, "display.max_rows", 500):
+            print(table.drop(columns=["note"]).to_string(index=False, float_format=lambda v: f"{v:.4g}"))
     return 0
 
 
@@ -192,8 +218,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=None, help="output file (default: BATCH_DIR/report.html)")
     p.set_defaults(func=_cmd_report)
 
-    p = sub.add_parser("study", help="rebuild results/study/ from every batch's results")
-    p.add_argument("results", nargs="?", default="results", help="results folder (default %(default)s)")
+    p = sub.add_parser("study", help="rebuild results/study/ (tables, dashboard.html); `study stats`: D0 change",
+                       description="immuno study [RESULTS]: rebuild results/study/ (tables and dashboard.html) "
+                                   "from every batch. immuno study stats [RESULTS]: paired change from the "
+                                   "baseline visit per feature (Wilcoxon, Hodges-Lehmann CI, BH).")
+    p.add_argument("words", nargs="*", metavar="[stats] [RESULTS]",
+                   help="optional 'stats', then the results folder (default results)")
+    p.add_argument("--feature", nargs="+", default=None, help="stats: features (default: every headline feature)")
+    p.add_argument("--assay", default=None, help="stats: one assay")
+    p.add_argument("--panel", nargs="+", default=None, help="stats: panels")
+    p.add_argument("--baseline", default="D0", help="stats: baseline visit (default %(default)s)")
+    p.add_argument("--censored", choices=("substitute", "exclude"), default="substitute",
+                   help="stats: censored values at LLOQ/2 and ULOQ, or pairs with one left out")
+    p.add_argument("--out", default=None, help="stats: write the table to this CSV instead of printing it")
     p.set_defaults(func=_cmd_study)
 
     for name in ASSAY_COMMANDS:

@@ -20,7 +20,7 @@ from immuno.batch import Batch
 from immuno.io import sha256_file, write_json
 
 #: version of the results layout and table schemas; bump on any incompatible change
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "2.0"  # 2.0: measurement schema enforced (one "no flag", qc_pass rule, control column)
 _PACKAGES = ("immuno", "numpy", "pandas", "scipy", "anndata", "scanpy", "flowkit", "flowutils",
              "snakemake", "pyarrow", "matplotlib", "seaborn")
 

@@ -63,3 +63,29 @@ def lean_batch(small_demo: Path, tmp_path_factory: pytest.TempPathFactory) -> Pa
         if path.name not in set(sheet.loc[keep, "file"].map(lambda f: Path(f).name)):
             path.unlink()
     return dest
+
+
+def _run_batch(batch: Path, results: Path) -> Path:
+    """Run the workflow on one batch folder (as `immuno run` does) and return its results."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "immuno", "run", str(batch), "--results", str(results),
+                           "--cores", "2"], capture_output=True, text=True, timeout=1800, cwd=batch.parent)
+    assert done.returncode == 0, (done.stdout[-3000:], done.stderr[-3000:])
+    return results
+
+
+@pytest.fixture(scope="session")
+def demo_results(small_demo: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Results folder of the small demo batch after a full workflow run. Read-only."""
+    return _run_batch(small_demo, tmp_path_factory.mktemp("demo_results") / "results")
+
+
+@pytest.fixture(scope="session")
+def one_patient_results(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Results folder of a one-patient demo batch (`immuno demo OUT --patients 1`). Read-only."""
+    from immuno.demo import make_demo_batch
+
+    batch = make_demo_batch(tmp_path_factory.mktemp("one") / "one", seed=11, patients=1, events=4000)
+    return _run_batch(batch, tmp_path_factory.mktemp("one_results") / "results")

@@ -9,6 +9,7 @@ rule study_tables:
         measurements=f"{RESULTS}/study/measurements.parquet",
         metrics=f"{RESULTS}/study/qc_metrics.parquet",
         flags=f"{RESULTS}/study/qc_flags.parquet",
+        dashboard=f"{RESULTS}/study/dashboard.html",
     log:
         f"{RESULTS}/logs/study_tables.log",
     params:

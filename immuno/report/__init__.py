@@ -1,8 +1,9 @@
-"""The batch QC report: one self-contained HTML file per batch (``report.html``).
+"""The batch QC report and the study dashboard: self-contained HTML files.
 
-It reads only the batch's result files (measurements, QC tables, provenance and the
-plots the assay rooms wrote), never the assay rooms themselves, and embeds every image,
-so the file can be mailed or archived on its own.
+``report.html`` (one per batch) reads only the batch's result files (measurements, QC
+tables, provenance and the plots the assay rooms wrote), never the assay rooms
+themselves; ``results/study/dashboard.html`` reads the study. Both embed every image, so
+each file can be mailed or archived on its own and opens without a network.
 """
 
 from __future__ import annotations
