@@ -60,18 +60,20 @@ def profile_dir(profile: str) -> Path:
     return shipped if shipped.is_dir() else Path(profile).resolve()
 
 
-def load_config(configfile: str | None = None) -> dict[str, Any]:
-    """The default configuration, updated with a lab's configuration file."""
+def load_config(configfile: str | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The default configuration updated with a lab's configuration file, and the lab's
+    file alone."""
     config = yaml.safe_load(default_config_file().read_text(encoding="utf-8")) or {}
+    lab: dict[str, Any] = {}
     if configfile:
         try:
-            extra = yaml.safe_load(Path(configfile).read_text(encoding="utf-8")) or {}
+            lab = yaml.safe_load(Path(configfile).read_text(encoding="utf-8")) or {}
         except (OSError, yaml.YAMLError) as exc:
             raise UserError.single(configfile, f"cannot read the configuration ({exc})") from None
-        if not isinstance(extra, dict):
+        if not isinstance(lab, dict):
             raise UserError.single(configfile, "expected a YAML mapping of configuration keys")
-        config.update(extra)
-    return config
+        config.update(lab)
+    return config, lab
 
 
 def _pid_alive(pid: int) -> bool:
@@ -210,8 +212,8 @@ def run_workflow(batches: Sequence[str], results: str = "results", cores: int | 
     Parameters
     ----------
     batches
-        Batch folders; an empty list runs the demo batch of the configuration (generated
-        in the working folder if absent).
+        Batch folders; none runs the batches of ``configfile`` if it names some, else the
+        demo batch of the configuration (generated in the working folder if absent).
     results
         Results folder (``results/<batch_id>/`` per batch).
     cores
@@ -239,12 +241,12 @@ def run_workflow(batches: Sequence[str], results: str = "results", cores: int | 
     RunError
         The results folder is in use by another run, or cannot be written.
     """
-    config = load_config(configfile)
+    config, lab = load_config(configfile)
     from immuno.panels import default_panels_dir
 
     chosen = panels or config.get("panels")
     panels_dir = str(Path(chosen).resolve() if chosen else default_panels_dir())
-    folders = list(batches) or [prepare_demo(config)]
+    folders = list(batches) or list(lab.get("batches") or []) or [prepare_demo(config)]
     validated = validate_batches(folders, config, panels_dir)
     out = Path(results).resolve()
     if BRACES.intersection(str(out)):

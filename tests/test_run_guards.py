@@ -356,3 +356,18 @@ def test_slurm_profile_plans_through_immuno_run(lean_batch: Path, tmp_path: Path
     # the jobs are planned with the profile's SLURM resources
     assert "validate_batch" in done.stdout and "slurm_partition=normal" in done.stdout
     assert not (tmp_path / "res" / lean_batch.name / "validation").exists()  # planned only
+
+
+def test_a_labs_configuration_names_its_batches(demo_copy: Path, tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    sheet = pd.read_csv(demo_copy / "samplesheet.csv", dtype=str, keep_default_na=False)
+    sheet.loc[0, "visit"] = "W2"  # allowed by the lab's visits below, not by the default ones
+    sheet.to_csv(demo_copy / "samplesheet.csv", index=False)
+    lab = tmp_path / "lab.yaml"
+    lab.write_text(yaml.safe_dump({"batches": [str(demo_copy)], "visits": ["D0", "D10", "M1"]}))
+    assert main(["run", "--configfile", str(lab), "--results", str(tmp_path / "res")]) == 2
+    assert "'W2' is not an allowed visit (D0, D10, M1)" in capsys.readouterr().err
+    lab.write_text(yaml.safe_dump({"batches": [str(demo_copy)], "visits": ["D0", "D10", "M1", "W2"]}))
+    assert main(["run", "--configfile", str(lab), "--results", str(tmp_path / "res"), "--dry-run"]) == 0
+    config = yaml.safe_load((tmp_path / "res" / ".immuno" / "config.yaml").read_text())
+    assert config["batches"] == [str(demo_copy)]  # the lab's batch, not the demo
