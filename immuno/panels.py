@@ -19,6 +19,7 @@ it sits on, all at once.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
@@ -94,6 +95,17 @@ def _node_line(root: yaml.Node, path: list[Any]) -> int | None:
     return line
 
 
+def yaml_error(path: Path, exc: yaml.YAMLError) -> UserError:
+    """A YAML syntax error as one line: file, line and column, what the parser expected."""
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    where = f"{path}: line {mark.line + 1}, column {mark.column + 1}" if mark else str(path)
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    context = getattr(exc, "context", None)
+    what = f"not valid YAML: {problem}" + (f" ({context})" if context else "")
+    return UserError.single(where, what, hint="Fix the YAML syntax (indentation, ':' after keys, closing "
+                            "brackets and quotes) at that line and run again.")
+
+
 def read_panel_yaml(path: Path) -> tuple[dict[str, Any], yaml.Node]:
     """Parse a panel file safely, returning the mapping and its node tree (for line numbers)."""
     try:
@@ -104,9 +116,7 @@ def read_panel_yaml(path: Path) -> tuple[dict[str, Any], yaml.Node]:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{path}: line {mark.line + 1}" if mark else str(path)
-        raise UserError.single(where, f"not valid YAML ({getattr(exc, 'problem', exc)})") from None
+        raise yaml_error(path, exc) from None
     if not isinstance(data, dict) or node is None:
         raise UserError.single(str(path), "a panel must be a YAML mapping with name, assay and version")
     return data, node
@@ -171,15 +181,30 @@ def default_panels_dir() -> Path:
     return shipped if shipped.is_dir() else here.parent / "panels"
 
 
+_NAME_LINE = re.compile(r"^name:\s*['\"]?([^'\"#\s]+)", re.MULTILINE)
+
+
 def panel_index(panels_dir: str | Path | None = None) -> dict[str, Path]:
-    """Map panel name -> file for every ``*.yaml`` in ``panels_dir`` (names read from the files)."""
+    """Map panel name -> file for every ``*.yaml`` in ``panels_dir`` (names read from the files).
+
+    A file that is not valid YAML is still indexed, under the name its ``name:`` line
+    gives (or its file name), so that asking for that panel reports the syntax error
+    with its line and column rather than "no panel named ...".
+    """
     folder = Path(panels_dir) if panels_dir else default_panels_dir()
     index: dict[str, Path] = {}
     for file in sorted(folder.glob("*.yaml")):
         try:
-            data = yaml.safe_load(file.read_text(encoding="utf-8"))
-        except (OSError, yaml.YAMLError):
-            continue  # reported when the panel is actually loaded
+            text = file.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            index.setdefault(file.stem, file)  # reported when the panel is loaded
+            continue
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError:
+            found = _NAME_LINE.search(text)
+            index.setdefault(found.group(1) if found else file.stem, file)
+            continue
         if isinstance(data, dict) and "name" in data:
             index[str(data["name"])] = file
     return index

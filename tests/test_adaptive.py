@@ -210,7 +210,8 @@ def test_panel_mistakes_name_the_file_line_and_name(tmp_path) -> None:
     from immuno.panels import load_panel
 
     source = Path(__file__).resolve().parents[1] / "panels" / "cytometry_ics_demo.yaml"
-    text = source.read_text().replace('Th2: {expr: "CD4 & IL4 & !IFNg"', 'Th2: {expr: "CD4 & IL4 & !IFNgamma"')
+    text = source.read_text().replace('IL4_CD4: {expr: "CD4 & IL4 & !IFNg"',
+                                    'IL4_CD4: {expr: "CD4 & IL4 & !IFNgamma"')
     text = text.replace("    parent: CD3\n", "    parent: CD33\n", 1)
     bad = tmp_path / "ics.yaml"
     bad.write_text(text)
@@ -224,8 +225,8 @@ def test_panel_mistakes_name_the_file_line_and_name(tmp_path) -> None:
     fixed.write_text(text.replace("    parent: CD33\n", "    parent: CD3\n"))
     with pytest.raises(UserError) as err:
         panel_populations(load_panel(fixed))
-    pop_line = next(i for i, ln in enumerate(text.splitlines(), 1) if ln.startswith("  Th2:"))
-    assert f"{fixed}: line {pop_line}: populations.Th2" in str(err.value)
+    pop_line = next(i for i, ln in enumerate(text.splitlines(), 1) if ln.startswith("  IL4_CD4:"))
+    assert f"{fixed}: line {pop_line}: populations.IL4_CD4" in str(err.value)
     assert "'IFNgamma'" in str(err.value)
 
 

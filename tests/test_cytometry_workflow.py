@@ -67,6 +67,14 @@ def test_workflow_matches_the_library(cyto_batch: Path, tmp_path: Path) -> None:
     done = _snakemake(tmp_path, cyto_batch, target, "--cores", "2")
     assert done.returncode == 0, (done.stdout[-3000:], done.stderr[-3000:])
     out = tmp_path / "results" / cyto_batch.name
+    # the batch holds a tube labelling every channel in $PnS (MACSQuant-style) beside
+    # normal ones: it is gated and its per-event AnnData is written like the others'
+    from immuno.cytometry.fcs import read_fcs_header
+
+    assert all(read_fcs_header(cyto_batch / "cytometry" / "P01-D0-SURF.fcs").markers)
+    assert not all(read_fcs_header(cyto_batch / "cytometry" / "P01-D10-SURF.fcs").markers)
+    flags = pd.read_parquet(out / "cytometry" / "qc_flags.parquet")
+    assert not (flags["severity"] == "fail").any(), flags[flags["severity"] == "fail"]
     wf = pd.read_parquet(out / "cytometry" / "cytometry_measurements.parquet")
     # one log per rule and per sample, and the batch matrix computed once
     assert (out / "logs" / "cytometry_compensation.log").is_file()

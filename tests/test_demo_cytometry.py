@@ -58,10 +58,16 @@ def test_sheet_rows(batch: tuple[Path, pd.DataFrame, pd.DataFrame]) -> None:
 
 def test_file_keywords_and_spillover(batch: tuple[Path, pd.DataFrame, pd.DataFrame]) -> None:
     out, _, truth = batch
-    fcs = read_fcs(out / "cytometry" / "P01-D0-SURF.fcs")
+    fcs = read_fcs(out / "cytometry" / "P01-D10-SURF.fcs")
     assert fcs.channels == demo.CHANNELS and len(fcs.channels) == 17
     assert fcs.markers[fcs.channels.index("BV421-A")] == "CXCR3"
     assert fcs.markers[fcs.channels.index("PE-A")] is None  # a detector nothing is stained in
+    # the first surface tube labels every channel, as MACSQuant or Accuri software does
+    every = read_fcs(out / "cytometry" / "P01-D0-SURF.fcs")
+    assert all(every.markers)
+    assert every.markers[every.channels.index("FSC-A")] == "FSC-A"
+    assert every.markers[every.channels.index("PE-A")] == "PE-A"
+    assert every.markers[every.channels.index("BV421-A")] == "CXCR3 BV421"
     assert fcs.keywords["$TIMESTEP"] == "0.01" and fcs.keywords["$BTIM"] < fcs.keywords["$ETIM"]
     assert all(fcs.ranges == 262144)
     channels, spill = parse_spillover(fcs.keywords["$SPILLOVER"])
@@ -97,15 +103,16 @@ def test_truth_is_what_the_labels_realise(batch: tuple[Path, pd.DataFrame, pd.Da
     for sid, tube in (("P02-M1-SURF", "surface"), ("P01-D10-ICS-STIM", "stimulated")):
         labels = _labels(out, sid)
         realised = demo.realised_truth(tube, labels)
-        feature = "Th1_stimulated" if tube == "stimulated" else "Th1"
-        assert t[sid, feature] == pytest.approx(realised["Th1"][0], rel=1e-12)
+        feature, key = ("IFNG_CD4_stimulated", "IFNG_CD4") if tube == "stimulated" else ("Th1", "Th1")
+        assert t[sid, feature] == pytest.approx(realised[key][0], rel=1e-12)
         assert t[sid, "clog_events"] == labels["disturbed"].sum()
         assert t[sid, "margin_events"] == labels["margin"].sum()
     # ICS headline = stimulated - unstimulated, floored at 0
     for sid in ("P01-D0-ICS-STIM", "P02-M1-ICS-STIM"):
-        for f in ("Th1", "Th2", "Th17"):
+        for f in ("IFNG_CD4", "IL4_CD4", "IL17A_CD4"):
             diff = t[sid, f"{f}_stimulated"] - t[sid, f"{f}_unstimulated"]
             assert t[sid, f] == pytest.approx(max(diff, 0.0))
+        assert t[sid, "IFNG_IL4_ratio"] == pytest.approx(t[sid, "IFNG_CD4"] / t[sid, "IL4_CD4"])
 
 
 def test_realised_fractions_match_intended_within_sampling_error(
@@ -117,13 +124,13 @@ def test_realised_fractions_match_intended_within_sampling_error(
         labels = _labels(out, f"{p}-{v}-ICS-STIM")
         cd4 = ((labels["kind"] == demo.KINDS.index("CD4T")) & ~labels["doublet"]
                & ~labels["disturbed"] & ~labels["margin"]).sum()
-        assert _binomial_ok(t[f"{p}-{v}-ICS-STIM", "Th1_stimulated"], prm.th1, cd4)
-        assert _binomial_ok(t[f"{p}-{v}-ICS-STIM", "Th2_stimulated"], prm.th2, cd4)
-        assert _binomial_ok(t[f"{p}-{v}-ICS-STIM", "Th17_stimulated"], prm.th17, cd4)
+        assert _binomial_ok(t[f"{p}-{v}-ICS-STIM", "IFNG_CD4_stimulated"], prm.th1, cd4)
+        assert _binomial_ok(t[f"{p}-{v}-ICS-STIM", "IL4_CD4_stimulated"], prm.th2, cd4)
+        assert _binomial_ok(t[f"{p}-{v}-ICS-STIM", "IL17A_CD4_stimulated"], prm.th17, cd4)
     # P01 responds to the infusion: Th1 falls and Treg rises from D0 to M1
     assert t["P01-M1-SURF", "Th1"] < 0.7 * t["P01-D0-SURF", "Th1"]
     assert t["P01-M1-SURF", "Treg"] > 1.3 * t["P01-D0-SURF", "Treg"]
-    assert t["P01-M1-ICS-STIM", "Th1"] < 0.7 * t["P01-D0-ICS-STIM", "Th1"]
+    assert t["P01-M1-ICS-STIM", "IFNG_CD4"] < 0.7 * t["P01-D0-ICS-STIM", "IFNG_CD4"]
 
 
 def test_labelled_cells_are_where_the_labels_say(batch: tuple[Path, pd.DataFrame, pd.DataFrame]) -> None:

@@ -150,3 +150,131 @@ def test_template_errors(tmp_path: Path, workspace: Path) -> None:
     broken.write_text("<Workspace><SampleList>")
     with pytest.raises(UserError, match="broken.wsp"):
         read_template(broken)
+
+
+WSP = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "real" / "cytometry" / "workspaces"
+#: the known answers of SOURCES.md (FlowKit's own tests) for each workspace and its FCS file
+KNOWN = {
+    "FlowKit_simple_diamond_example_quad_gate.wsp": ("test_data_diamond_01.fcs", {
+        "Q1: channel_A- , channel_B+": 49671, "Q2: channel_A+ , channel_B+": 50596,
+        "Q3: channel_A+ , channel_B-": 50330, "Q4: channel_A- , channel_B-": 49403}),
+    "FlowKit_single_ellipse_51_events.wsp": ("data_set_simple_line_100.fcs", {"ellipse1": 51}),
+    "FlowKit_test_data_diamond_biex_rect.wsp": ("test_data_diamond_01.fcs", {"upper_right": 50605}),
+    "FlowKit_test_data_diamond_asinh_rect.wsp": ("test_data_diamond_01.fcs", {"upper_right": 50559}),
+}
+
+
+@pytest.mark.real
+@pytest.mark.parametrize("name", sorted(KNOWN))
+def test_real_workspaces_give_the_known_counts(real_data: Path, name: str) -> None:
+    from immuno.cytometry.fcs import read_fcs
+    from immuno.cytometry.template_files import stored_counts
+    from immuno.cytometry.templates import template_counts
+
+    fcs_name, expected = KNOWN[name]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ws = fk.Workspace(str(WSP / name), fcs_samples=str(WSP / fcs_name))
+    ws.analyze_samples(use_mp=False)
+    flowkit_counts = {r.gate_name: int(r.count) for r in ws.get_analysis_report().itertuples()}
+    doc = read_template(WSP / name, group="All Samples")
+    (stored,) = [s for s in stored_counts(WSP / name) if s.name == fcs_name]
+    table = template_counts(doc, read_fcs(WSP / fcs_name), stored.counts).set_index("gate")
+    ours = table["count"].to_dict()
+    assert ours == expected == flowkit_counts
+    assert table["equal"].all()  # and each equals the count FlowJo stored in the workspace
+
+
+@pytest.mark.real
+def test_workspace_without_its_fcs_files_lists_what_flowjo_stored(real_data: Path,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    """The Sony ID7000 workspace: no FCS files, so its gates and FlowJo's counts are what can
+    be checked: the gate tree read is the tree FlowJo counted."""
+    from immuno.cli import main
+    from immuno.cytometry.template_files import stored_counts
+
+    path = WSP / "allotropy_flowjo_example_3_SonyID7000.wsp"
+    doc = read_template(path, group="All Samples")
+    tree = {g.gate_id: g.parent_id for g in doc.gates}
+    assert tree == {"singlet": None, "live": "singlet", "cells": "live"}
+    stored = stored_counts(path)
+    assert len(stored) == 6 and stored[0].name == "A01.fcs" and stored[0].events == 50000
+    assert stored[0].counts == {("singlet",): 44892, ("singlet", "live"): 26892, ("singlet", "live", "cells"): 26256}
+    for s in stored:  # every sample's counts follow the gate tree and shrink down it
+        assert set(s.counts) == {("singlet",), ("singlet", "live"), ("singlet", "live", "cells")}
+        assert s.events >= s.counts[("singlet",)] >= s.counts[("singlet", "live")] >= s.counts[("singlet", "live", "cells")]
+    assert main(["cytometry", "apply-template", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "live  (parent singlet; polygon on FSC-A, Zombie-Violet-A)" in out and "singlet/live/cells 26256" in out
+
+
+@pytest.mark.real
+def test_unsupported_templates_say_what_they_are(real_data: Path, tmp_path: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    from immuno.cli import main
+
+    diva = WSP / "allotropy_facsdiva_example_1.xml"
+    with pytest.raises(UserError) as err:
+        read_template(diva)
+    assert "BD FACSDiva experiment export" in err.value.problems[0].what
+    flowjo9 = tmp_path / "old.wsp"
+    flowjo9.write_text('<?xml version="1.0"?>\n<Workspace version="2.0" flowJoVersion="9.9.6"><SampleList/></Workspace>')
+    gml15 = tmp_path / "old.xml"
+    gml15.write_text('<?xml version="1.0"?><gating:Gating-ML xmlns:gating="http://www.isac-net.org/std/Gating-ML/v1.5/gating"/>')
+    for path, what in ((flowjo9, "FlowJo 9 or older workspace (FlowJo 9.9.6)"), (gml15, "not version 2.0"),
+                       (diva, "BD FACSDiva")):
+        assert main(["cytometry", "apply-template", str(path), str(WSP / "test_data_diamond_01.fcs")]) == 2
+        err_text = capsys.readouterr().err
+        assert what in err_text and "not supported" in err_text and "Traceback" not in err_text
+
+
+@pytest.mark.real
+def test_apply_template_command_reports_flowjo_agreement(real_data: Path, tmp_path: Path,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    import pandas as pd
+
+    from immuno.cli import main
+
+    out = tmp_path / "counts.csv"
+    assert main(["cytometry", "apply-template", str(WSP / "FlowKit_simple_diamond_example_quad_gate.wsp"),
+                 str(WSP / "test_data_diamond_01.fcs"), "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert text.count(": equal") == 4 and "49671 events" in text
+    table = pd.read_csv(out)
+    assert table["count"].tolist() == [49671, 50596, 50330, 49403]
+
+
+@pytest.mark.real
+def test_a_panel_takes_its_gates_from_a_workspace(real_data: Path, tmp_path: Path) -> None:
+    """``template:`` in a panel: the batch pipeline gates with the lab's FlowJo gates."""
+    import shutil
+
+    import pandas as pd
+
+    from immuno.batch import load_batch
+    from immuno.cytometry.pipeline import process_batch
+    from immuno.validate import validate_batch
+
+    panels, batch = tmp_path / "panels", tmp_path / "batch"
+    panels.mkdir()
+    batch.mkdir()
+    shutil.copy(WSP / "FlowKit_simple_diamond_example_quad_gate.wsp", panels / "quad.wsp")
+    shutil.copy(WSP / "test_data_diamond_01.fcs", batch / "tube.fcs")
+    panel = ("name: quad_template\nassay: cytometry\nversion: 1\n"
+             "channels:\n  - {channel: channel_A, marker: null, transform: null}\n"
+             "  - {channel: channel_B, marker: null, transform: null}\n"
+             "transforms: {}\ncompensation: {source: none}\nqc: {margin: false, negative_scatter: false}\n"
+             "template: {file: quad.wsp, group: All Samples}\n")
+    (panels / "quad.yaml").write_text(panel)
+    (batch / "samplesheet.csv").write_text("sample_id,patient_id,visit,assay,file,panel,tube\n"
+                                           "S1,P01,D0,cytometry,tube.fcs,quad_template,stained\n")
+    validate_batch(batch, panels_dir=panels)
+    process_batch(load_batch(batch, panels_dir=panels), tmp_path / "out", plots=True, gatingml=True)
+    metrics = pd.read_parquet(tmp_path / "out" / "qc_metrics.parquet")
+    counts = metrics[metrics["check"] == "gate_events"].set_index("target")["value"].to_dict()
+    assert counts == KNOWN["FlowKit_simple_diamond_example_quad_gate.wsp"][1]
+    # a template whose gates read a channel the panel does not list is a validation error
+    (panels / "quad.yaml").write_text(panel.replace("  - {channel: channel_B, marker: null, transform: null}\n", ""))
+    with pytest.raises(UserError) as err:
+        validate_batch(batch, panels_dir=panels)
+    assert any("template" in p.where and "channel_B" in p.what for p in err.value.problems)

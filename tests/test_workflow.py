@@ -81,6 +81,23 @@ def test_workflow_writes_the_contract(workflow_run: Path) -> None:
 
 
 @pytest.mark.slow
+def test_a_tube_labelling_every_channel_runs_to_the_report(workflow_run: Path) -> None:
+    """MACSQuant-style files ($PnS on every channel) beside normal ones: the demo has one."""
+    from immuno.cytometry.fcs import read_fcs_header
+
+    out = workflow_run / "results" / "demo"
+    sheet = pd.read_csv(workflow_run / "demo" / "samplesheet.csv", dtype=str, keep_default_na=False)
+    surface = sheet[sheet["tube"] == "stained"]
+    labelled = {s for s, f in zip(surface["sample_id"], surface["file"], strict=True)
+                if all(read_fcs_header(workflow_run / "demo" / f).markers)}
+    assert labelled and labelled != set(surface["sample_id"])
+    m = pd.read_parquet(out / "measurements.parquet")
+    done = m[m["sample_id"].isin(labelled) & (m["feature"] == "Th1")]
+    assert len(done) == len(labelled) and done["qc_pass"].all()
+    assert (out / "report.html").is_file()
+
+
+@pytest.mark.slow
 def test_workflow_matches_truth_headlines(workflow_run: Path) -> None:
     m = pd.read_parquet(workflow_run / "results" / "demo" / "measurements.parquet")
     truth = pd.read_csv(workflow_run / "demo" / "truth.csv")

@@ -6,6 +6,8 @@
     immuno cytometry aggregate BATCH --out DIR             gather per-sample files
     immuno cytometry batch BATCH --out DIR                 all of the above in one go
     immuno cytometry ingest FCS --panel NAME --out H5AD    one file to per-event AnnData
+    immuno cytometry inspect FCS... [--yaml]               channels, $PnS, data sets of files
+    immuno cytometry apply-template TEMPLATE [FCS...]      a FlowJo/GatingML template's gates and counts
     immuno cytometry cluster H5AD... --out H5AD            pooled CD4+ events, Leiden, UMAP
 
 Handlers only parse arguments, call the library and print; a UserError reaches the
@@ -16,7 +18,10 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from immuno.errors import UserError
 
 VISITS = ["D0", "D10", "M1"]
 
@@ -113,17 +118,112 @@ def _cmd_batch(args: argparse.Namespace) -> int:
     return 0
 
 
+def _no_traceback(where: str, exc: Exception) -> UserError:
+    """An unexpected failure on a user's file, as one line (the file is named, no traceback)."""
+    from immuno.errors import UserError
+
+    return UserError.single(where, f"could not be processed (unexpected {type(exc).__name__}: {exc})",
+                            hint="This is a bug in immuno, not in your file: please report it with the file.")
+
+
 def _cmd_ingest(args: argparse.Namespace) -> int:
     from immuno.cytometry.compensation import read_spillover_file
     from immuno.cytometry.ingest import ingest_sample
+    from immuno.errors import UserError
     from immuno.io import write_h5ad
     from immuno.panels import find_panel
 
     panel = find_panel(args.panel, args.panels)
     spill = read_spillover_file(args.compensation) if args.compensation else None
-    adata = ingest_sample(args.fcs, panel, spill=spill, sample_id=Path(args.fcs).stem)
-    write_h5ad(adata, args.out)
+    try:
+        adata = ingest_sample(args.fcs, panel, spill=spill, sample_id=Path(args.fcs).stem, dataset=args.dataset)
+        write_h5ad(adata, args.out)
+    except UserError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a user's file must never end in a traceback
+        raise _no_traceback(args.fcs, exc) from None
     print(f"{adata.n_obs} events x {adata.n_vars} channels written to {args.out}")
+    return 0
+
+
+def _cmd_inspect(args: argparse.Namespace) -> int:
+    import sys
+
+    from immuno.cytometry.inspect_fcs import describe_fcs, format_description, starter_channels
+    from immuno.errors import UserError
+
+    failed = 0
+    for n, path in enumerate(args.fcs):
+        try:
+            descriptions = describe_fcs(path, dataset=args.dataset)
+            if args.yaml and len(descriptions) > 1:
+                raise UserError.single(path, f"holds {len(descriptions)} data sets; choose the one the panel "
+                                       "describes with --dataset N (see `immuno cytometry inspect` without --yaml)")
+            text = "\n\n".join(starter_channels(d.header) if args.yaml else format_description(d)
+                               for d in descriptions)
+        except UserError as exc:
+            failed += 1
+            print("\n".join(str(p) for p in exc.problems), file=sys.stderr)
+            continue
+        except Exception as exc:  # noqa: BLE001 - one line per unreadable file, never a traceback
+            failed += 1
+            print(_no_traceback(path, exc).problems[0], file=sys.stderr)
+            continue
+        if args.yaml:
+            print(f"# starter panel channels from {Path(path).name}: check every marker and transform")
+        print(("\n" if n else "") + text)
+    return 2 if failed else 0
+
+
+def _template_listing(template: Any, stored: list[Any]) -> str:
+    lines = [f"{template.source}: {len(template.gates)} gate(s)"]
+    for g in template.gates:
+        dims = ", ".join(str(template.dimensions[d].channel or d) if d in template.dimensions else str(d)
+                         for d in getattr(g, "dims", ()))
+        lines.append(f"  {g.gate_id}  (parent {getattr(g, 'parent_id', None) or 'root'}; "
+                     f"{type(g).__name__.replace('Gate', '').lower()} on {dims or '-'})")
+    for s in stored:
+        counts = "; ".join(f"{'/'.join(k)} {v}" for k, v in s.counts.items())
+        lines.append(f"  FlowJo's stored counts for {s.name} ({s.events} events): {counts or 'none'}")
+    if stored:
+        lines.append("  (the FCS files are needed to recompute these counts: "
+                     "immuno cytometry apply-template TEMPLATE FCS...)")
+    return "\n".join(lines)
+
+
+def _cmd_apply_template(args: argparse.Namespace) -> int:
+    from immuno.cytometry.fcs import read_fcs
+    from immuno.cytometry.template_files import sniff_template, stored_counts
+    from immuno.cytometry.templates import read_template, template_counts
+    from immuno.errors import UserError
+    from immuno.io import write_text
+
+    template = read_template(args.template, sample_id=args.sample, group=args.group)
+    stored = stored_counts(args.template) if sniff_template(args.template) == "flowjo" else []
+    if not args.fcs:
+        print(_template_listing(template, stored))
+        return 0
+    tables = []
+    for path in args.fcs:
+        try:
+            fcs = read_fcs(path, dataset=args.dataset)
+            mine = next((s.counts for s in stored if s.name == Path(path).name), None)
+            table = template_counts(template, fcs, mine)
+        except UserError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a user's file must never end in a traceback
+            raise _no_traceback(path, exc) from None
+        print(f"{path}: {fcs.n_events} events, template {template.source}")
+        for _, r in table.iterrows():
+            check = ("" if r["flowjo_count"] < 0 else
+                     f"  FlowJo {r['flowjo_count']}: {'equal' if r['equal'] else 'DIFFERS'}")
+            print(f"  {r['gate']}: {r['count']} events ({r['pct_of_parent']:.2f} % of {r['parent']}){check}")
+        tables.append(table.assign(file=Path(path).name))
+    if args.out:
+        import pandas as pd
+
+        write_text(pd.concat(tables).to_csv(index=False, lineterminator="\n"), args.out)
+        print(f"counts written to {args.out}")
     return 0
 
 
@@ -200,7 +300,26 @@ def register(subparsers: Any) -> None:
     p.add_argument("--out", required=True, help=".h5ad to write")
     p.add_argument("--compensation", default=None, help="spillover CSV (for single-stain panels)")
     p.add_argument("--panels", default=None, help="panels folder (default: the project's panels/)")
+    p.add_argument("--dataset", type=int, default=None,
+                   help="data set to read from a file that holds several (default: the panel's `dataset`)")
     p.set_defaults(func=_cmd_ingest)
+
+    p = sub.add_parser("inspect", help="describe FCS files: data sets, channels ($PnN, $PnS, range, bits), "
+                                       "compensation keywords")
+    p.add_argument("fcs", nargs="+", help="FCS files")
+    p.add_argument("--dataset", type=int, default=None, help="only this data set of a multi-data-set file")
+    p.add_argument("--yaml", action="store_true", help="print a starter panel `channels:` block instead")
+    p.set_defaults(func=_cmd_inspect)
+
+    p = sub.add_parser("apply-template", help="apply a FlowJo 10 workspace or GatingML 2.0 template to FCS "
+                                              "files: events per gate (and FlowJo's stored counts)")
+    p.add_argument("template", help="FlowJo 10 workspace (.wsp) or GatingML 2.0 file")
+    p.add_argument("fcs", nargs="*", help="FCS files (none: list the template's gates and stored counts)")
+    p.add_argument("--sample", default=None, help="workspace sample whose gates to use (default: the first)")
+    p.add_argument("--group", default=None, help="FlowJo group whose gates to use")
+    p.add_argument("--dataset", type=int, default=None, help="data set of a multi-data-set FCS file")
+    p.add_argument("--out", default=None, help="also write the counts to this CSV")
+    p.set_defaults(func=_cmd_apply_template)
 
     p = sub.add_parser("cluster", help="pool a population of several samples; Leiden clusters and UMAP")
     p.add_argument("events", nargs="+", help="per-event .h5ad files (results/<batch>/cytometry/events/)")

@@ -13,6 +13,9 @@ import pandas as pd
 
 from immuno.cytometry.compensation import read_spillover_file, spillover_from_keywords
 from immuno.cytometry.fcs import FCSData, read_fcs_header
+from immuno.cytometry.markers import marker_error
+from immuno.cytometry.panel_checks import panel_problems
+from immuno.cytometry.tubes import COMPENSATION_TUBES, fcs_dataset
 from immuno.errors import Problem, UserError
 from immuno.panels import Panel
 
@@ -22,18 +25,6 @@ SHEET_NAME = "samplesheet.csv"
 def _where(batch_root: Path, row: pd.Series, index: int) -> str:
     line = row.get("row", "") or index + 2  # the header is line 1
     return f"{batch_root / SHEET_NAME}: row {line}"
-
-
-def _panel_problems(panel: Panel) -> list[Problem]:
-    """What the JSON schema cannot see: channel transforms that do not exist."""
-    known = set(panel.get("transforms") or {})
-    out = []
-    for entry in panel.get("channels") or []:
-        name = entry.get("transform")
-        if name is not None and name not in known:
-            out.append(Problem(f"{panel.path}: channels", f"channel {entry.get('channel')} uses transform "
-                               f"{name!r}, which `transforms:` does not define (defined: {', '.join(sorted(known)) or 'none'})"))
-    return out
 
 
 def _stained_channel(fcs: FCSData) -> str | None:
@@ -46,8 +37,11 @@ def _stained_channel(fcs: FCSData) -> str | None:
 def check_inputs(rows: pd.DataFrame, batch_root: Path, panels: Mapping[str, Panel]) -> list[Problem]:
     """Every problem with a batch's cytometry files, found from their headers.
 
-    Checks that each FCS file is readable and complete, that it has every channel its
-    panel names (the message lists the channels the file has), that the compensation the
+    Checks that each FCS file is readable and complete (and, when it holds several data
+    sets, that its panel chooses one), that it has every channel its panel names (the
+    message lists the channels the file has), that the file's ``$PnS`` agree with the
+    panel's markers (stained tubes; naming channel, panel marker and file marker), that
+    the compensation the
     panel asks for is available (the file's keyword, a readable matrix file, or single-stain
     controls covering every stained channel plus an unstained tube), that ``control_of``
     names a stimulated cytometry sample of the batch, and that each panel's gates,
@@ -87,7 +81,7 @@ def check_inputs(rows: pd.DataFrame, batch_root: Path, panels: Mapping[str, Pane
         if not path.is_file():
             continue  # the sheet check reports missing files
         try:
-            fcs = read_fcs_header(path)
+            fcs = read_fcs_header(path, dataset=fcs_dataset(panel) if panel is not None else None)
         except UserError as err:
             problems += [Problem(f"{where}, file {row['file']}", p.what) for p in err.problems]
             continue
@@ -101,6 +95,10 @@ def check_inputs(rows: pd.DataFrame, batch_root: Path, panels: Mapping[str, Pane
                                     f"lacks channel(s) {', '.join(missing)} of panel {panel.name!r}; "
                                     f"the file has: {', '.join(fcs.channels)}"))
             continue
+        if row.get("tube", "") not in COMPENSATION_TUBES:
+            # compensation controls label only their one stain; stained tubes must agree
+            wrong = marker_error(fcs, panel)
+            problems += [Problem(f"{where}, file {row['file']}", p.what) for p in (wrong.problems if wrong else [])]
         source = (panel.get("compensation") or {"source": "keyword"}).get("source", "keyword")
         if source == "keyword" and row.get("tube", "") not in ("single_stain", "unstained"):
             try:
@@ -109,11 +107,8 @@ def check_inputs(rows: pd.DataFrame, batch_root: Path, panels: Mapping[str, Pane
                                             f"but panel {panel.name!r} compensates from it"))
             except UserError as err:
                 problems += [Problem(f"{where}, file {row['file']}", p.what) for p in err.problems]
-    from immuno.cytometry.pipeline import panel_problems
-
     for panel in used_panels.values():
-        problems += _panel_problems(panel)
-        # gates, populations and headline: the same resolution a sample's processing runs
+        # channels, gates, populations and headline: what a sample's processing runs
         problems += panel_problems(panel)
         problems += _compensation_problems(panel, rows, headers, batch_root)
     return problems

@@ -7,7 +7,7 @@ observed x inverse(S), on the channels S covers only; every other column (scatte
 detectors outside the matrix) is left as it is.
 
 S comes from one of three places, as the panel's ``compensation: {source: ...}`` says:
-the file's ``$SPILLOVER`` (or ``$SPILL`` / ``SPILL``) keyword, a matrix file (CSV with a
+the file's ``$SPILLOVER`` (or ``$SPILL``, ``$COMP``, ``$DFCiTOj``) keyword, a matrix file (CSV with a
 header row of channel names and the source channel in the first column), or the batch's
 single-stain controls and unstained tube. The last one is what labs use when the
 acquisition-time matrix is stale; FlowKit does not offer it.
@@ -24,12 +24,12 @@ from pathlib import Path
 
 import numpy as np
 
-from immuno.cytometry.fcs import FCSData, parse_spillover, read_fcs
+from immuno.cytometry.fcs import FCSData, read_fcs
+from immuno.cytometry.spill_keywords import SPILL_KEYWORDS as SPILL_KEYWORDS  # re-exported
+from immuno.cytometry.spill_keywords import keyword_matrix
 from immuno.errors import Problem, UserError
 from immuno.io import write_text
 
-#: keywords that hold an acquisition-time spillover matrix, in order of preference
-SPILL_KEYWORDS = ("$SPILLOVER", "$SPILL", "SPILL", "SPILLOVER")
 _CHUNK = 1 << 16  # events compensated at a time: bounds the float64 scratch memory
 
 
@@ -83,24 +83,18 @@ class Spillover:
 def spillover_from_keywords(fcs: FCSData) -> Spillover | None:
     """The acquisition-time matrix stored in an FCS file, or None when it has none.
 
-    Matrices covering only some channels are fine.
+    ``$SPILLOVER``/``$SPILL``/``SPILL`` first, then ``$COMP``, then ``$DFCiTOj`` (see
+    :mod:`immuno.cytometry.spill_keywords`); matrices covering only some channels are fine.
 
     Raises
     ------
     UserError
         If the keyword is malformed or names a channel the file does not have.
     """
-    for key in SPILL_KEYWORDS:
-        text = fcs.keywords.get(key)
-        if text and text.strip() and text.strip() != "0":
-            where = f"{fcs.path}: {key}"
-            channels, matrix = parse_spillover(text, where=where)
-            unknown = [c for c in channels if c not in fcs.channels]
-            if unknown:
-                raise UserError.single(where, f"names channel(s) {', '.join(unknown)} that the file "
-                                       f"does not have (channels: {', '.join(fcs.channels)})")
-            return Spillover(channels, matrix, source=f"{key} of {fcs.path.name}")
-    return None
+    found = keyword_matrix(fcs)
+    if found is None:
+        return None
+    return Spillover(list(found.channels), found.matrix, source=f"{found.keyword} of {fcs.path.name}")
 
 
 def read_spillover_file(path: str | os.PathLike[str]) -> Spillover:

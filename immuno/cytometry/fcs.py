@@ -1,39 +1,57 @@
 """Reading and writing Flow Cytometry Standard (FCS) files.
 
-An FCS file is a fixed 58-byte HEADER (version and the byte offsets of the other
-segments), a TEXT segment of delimiter-separated keyword/value pairs, and a DATA segment
-holding the events in list mode. The readers here follow FCS 2.0, 3.0, 3.1 (and files
-that declare 3.2) and tolerate the quirks real instruments write:
+An FCS file is one or more data sets, each a fixed 58-byte HEADER (version and the byte
+offsets of the other segments), a TEXT segment of delimiter-separated keyword/value pairs
+and a DATA segment holding the events in list mode. The readers here follow FCS 2.0,
+3.0, 3.1 (and files that declare 3.2) and the quirks real instruments write:
 
-- DATA offsets that are 0 in the HEADER because the file is over 99,999,999 bytes; the
-  offsets then come from ``$BEGINDATA``/``$ENDDATA`` in TEXT;
-- a DATA end offset one byte too far (or too short), which many acquisition programs
-  write; the event count from ``$TOT`` decides how many bytes are read;
-- ``$DATATYPE`` F (float32), D (float64) and I (unsigned integers of 8/16/32/64 bits per
-  ``$PnB``, mixed widths allowed, masked to the power of two at or above ``$PnR``);
+- several data sets chained by ``$NEXTDATA`` (Beckman Coulter ``.LMD``, Guava): listed by
+  :func:`list_datasets` and chosen with ``dataset=``; a file with several data sets and
+  no choice is refused, never read as its first data set;
+- DATA offsets that are 0 in the HEADER because the file is over 99,999,999 bytes (the
+  offsets then come from TEXT), HEADER and TEXT offsets that disagree (resolved as
+  :mod:`immuno.cytometry.fcs_data` describes, and noted), and a DATA end one byte too
+  far or too short (the event count from ``$TOT`` decides how many bytes are read);
+- ``$DATATYPE`` F (float32), D (float64) and I (unsigned integers of any whole number
+  of bytes per ``$PnB``, 24-bit included, mixed widths allowed; ``$PnB`` that is not a
+  whole number of bytes when the DATA size shows word storage), masked to the power of
+  two at or above ``$PnR``;
 - both byte orders of ``$BYTEORD``;
-- a doubled delimiter inside a value, which the standard defines as an escaped
-  delimiter.
+- a doubled delimiter inside a value (an escaped delimiter), and TEXT bytes that are
+  not UTF-8 (old Mac and Windows software; read as Latin-1, keyword by keyword).
 
 Events are returned as FlowKit's ``Sample`` holds its "raw" events: log-amplified
 integer channels (``$PnE`` with decades > 0) are decoded to linear values, amplifier gain
 (``$PnG``) is divided out except on Time, and Time is multiplied by ``$TIMESTEP``. For
-float files without gain or timestep this leaves the DATA segment untouched.
+float files without gain or timestep this leaves the DATA segment untouched. What was
+unusual in a file (offsets resolved, word-stored bit widths, non-UTF-8 TEXT) is listed
+in :attr:`FCSData.notes`.
 """
 
 from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from immuno.cytometry.fcs_data import data_layout, mask_integers, read_events
+from immuno.cytometry.fcs_text import (
+    DataSetInfo,
+    Segments,
+    describe_segments,
+    fail,
+    int_keyword,
+    list_datasets,
+    read_segments,
+)
 from immuno.cytometry.fcs_write import format_spillover, write_fcs
 from immuno.errors import UserError
 
-__all__ = ["FCSData", "format_spillover", "parse_spillover", "read_fcs", "read_fcs_header", "write_fcs"]
+__all__ = ["DataSetInfo", "FCSData", "format_spillover", "list_datasets", "parse_spillover", "read_fcs",
+           "read_fcs_header", "write_fcs"]
 
 
 @dataclass
@@ -57,6 +75,11 @@ class FCSData:
     events
         ``(n_events, n_channels)`` C-contiguous array, or None when only the header was
         read (:func:`read_fcs_header`).
+    dataset, n_datasets
+        Which data set (1-based) was read, of how many in the file.
+    notes
+        What was unusual in reading it (offsets that disagreed and which were used,
+        word-stored bit widths, non-UTF-8 TEXT); the pipeline turns them into QC warnings.
     """
 
     path: Path
@@ -66,6 +89,9 @@ class FCSData:
     markers: list[str | None]
     ranges: np.ndarray
     events: np.ndarray | None = None
+    dataset: int = 1
+    n_datasets: int = 1
+    notes: list[str] = field(default_factory=list)
 
     @property
     def n_events(self) -> int:
@@ -105,105 +131,58 @@ class FCSData:
                                    f"(channels: {', '.join(self.channels)})") from None
 
 
-def _fail(path: Path, what: str) -> UserError:
-    return UserError.single(str(path), what, hint="Check that the file is a complete FCS "
-                            "export from the cytometer (re-export it if needed).")
-
-
-def _parse_text(raw: bytes, path: Path) -> dict[str, str]:
-    """Split a TEXT (or supplemental TEXT) segment into upper-cased keyword -> value."""
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        text = raw.decode("latin-1")
-    if len(text) < 2:
-        raise _fail(path, "TEXT segment is empty")
-    delim = text[0]
-    # A doubled delimiter is a literal delimiter inside a keyword or value; protect it
-    # with a character that cannot occur in TEXT before splitting on single delimiters.
-    body = text[1:].replace(delim * 2, "\x00")
-    parts = body.split(delim)
-    if parts and parts[-1].strip("\x00 \r\n") == "":
-        parts = parts[:-1]
-    if len(parts) % 2:
-        parts = parts[:-1]  # a dangling keyword without value: ignore, as other readers do
-    out: dict[str, str] = {}
-    for key, value in zip(parts[::2], parts[1::2], strict=True):
-        key = key.replace("\x00", delim).strip().upper()
-        if key:
-            out[key] = value.replace("\x00", delim)
-    return out
-
-
-def _int_kw(kw: dict[str, str], key: str, path: Path, default: int | None = None) -> int:
-    value = kw.get(key)
-    if value is None or not value.strip():
-        if default is not None:
-            return default
-        raise _fail(path, f"required keyword {key} is missing")
-    try:
-        return int(float(value.strip()))
-    except ValueError:
-        raise _fail(path, f"keyword {key} should be a number, got {value!r}") from None
-
-
-def _read_header_text(path: Path) -> tuple[str, dict[str, int], dict[str, str], int]:
-    try:
-        size = path.stat().st_size
-        with open(path, "rb") as fh:
-            head = fh.read(58)
-            if len(head) < 58 or not head.startswith(b"FCS"):
-                what = "file is empty" if size == 0 else "not an FCS file (no 'FCS' version in the first bytes)"
-                raise _fail(path, what)
-            version = head[3:6].decode("ascii", "replace")
-            try:
-                offs = [int(head[i:i + 8].strip() or 0) for i in range(10, 58, 8)]
-            except ValueError:
-                raise _fail(path, "HEADER offsets are not numbers (corrupted file)") from None
-            seg = dict(zip(("text_start", "text_end", "data_start", "data_end",
-                            "analysis_start", "analysis_end"), offs, strict=True))
-            if seg["text_end"] <= seg["text_start"] or seg["text_end"] >= size:
-                raise _fail(path, f"TEXT segment ({seg['text_start']}-{seg['text_end']}) lies "
-                            f"outside the file ({size} bytes): the file is truncated")
-            fh.seek(seg["text_start"])
-            kw = _parse_text(fh.read(seg["text_end"] - seg["text_start"] + 1), path)
-            s_start = _int_kw(kw, "$BEGINSTEXT", path, 0)
-            s_end = _int_kw(kw, "$ENDSTEXT", path, 0)
-            if 0 < s_start < s_end < size:
-                fh.seek(s_start)
-                extra = _parse_text(fh.read(s_end - s_start + 1), path)
-                kw = {**extra, **kw}  # primary TEXT wins on conflicts
-    except OSError as exc:
-        raise UserError.single(str(path), f"cannot read FCS file ({exc.strerror})") from None
-    return version, seg, kw, size
-
-
 def _channel_meta(kw: dict[str, str], path: Path) -> tuple[list[str], list[str | None], np.ndarray]:
-    n_par = _int_kw(kw, "$PAR", path)
+    n_par = int_keyword(kw, "$PAR", path)
     channels: list[str] = []
     markers: list[str | None] = []
     ranges = np.zeros(n_par, dtype=np.float64)
     for i in range(1, n_par + 1):
         name = kw.get(f"$P{i}N")
         if name is None or not name.strip():
-            raise _fail(path, f"parameter {i} has no $P{i}N channel name")
+            raise fail(path, f"parameter {i} has no $P{i}N channel name")
         channels.append(name.strip())
         marker = kw.get(f"$P{i}S", "").strip()
         markers.append(marker or None)
         try:
             ranges[i - 1] = float(kw.get(f"$P{i}R", "0").strip() or 0)
         except ValueError:
-            raise _fail(path, f"$P{i}R should be a number, got {kw[f'$P{i}R']!r}") from None
+            raise fail(path, f"$P{i}R should be a number, got {kw[f'$P{i}R']!r}") from None
     return channels, markers, ranges
 
 
-def read_fcs_header(path: str | os.PathLike[str]) -> FCSData:
+def _keyword_notes(kw: dict[str, str]) -> list[str]:
+    notes = []
+    step = kw.get("$TIMESTEP")
+    if step is not None and step.strip() and _float(step, float("nan")) != _float(step, float("nan")):
+        notes.append(f"$TIMESTEP {step.strip()!r} is not a number: Time is left in the instrument's ticks")
+    return notes
+
+
+def _chosen(path: Path, dataset: int | None) -> tuple[Segments, int, int]:
+    """The segments of the data set to read, its 1-based index and the file's count."""
+    segments = read_segments(path)
+    n = len(segments)
+    if dataset is None:
+        if n > 1:
+            sets = "; ".join(describe_segments(s, i, path).describe() for i, s in enumerate(segments, start=1))
+            raise UserError.single(str(path), f"holds {n} data sets ($NEXTDATA): {sets}; choose one with "
+                                   "dataset=N (--dataset N on the command line, `dataset: N` in the panel)")
+        return segments[0], 1, n
+    if isinstance(dataset, bool) or not isinstance(dataset, int) or not 1 <= dataset <= n:
+        raise UserError.single(str(path), f"has no data set {dataset!r}; it holds {n} "
+                               f"(1{'-' + str(n) if n > 1 else ''})")
+    return segments[dataset - 1], dataset, n
+
+
+def read_fcs_header(path: str | os.PathLike[str], dataset: int | None = None) -> FCSData:
     """Read only the HEADER and TEXT of an FCS file (fast; for validation).
 
     Parameters
     ----------
     path
         The FCS file.
+    dataset
+        Which data set (1-based) of a file that holds several; see :func:`read_fcs`.
 
     Returns
     -------
@@ -213,81 +192,21 @@ def read_fcs_header(path: str | os.PathLike[str]) -> FCSData:
     Raises
     ------
     UserError
-        If the file is missing, empty, not FCS, uses an unsupported data layout, or is
-        shorter than its DATA segment (truncated).
+        If the file is missing, empty, not FCS, uses an unsupported data layout, is
+        shorter than its DATA segment (truncated), or holds several data sets and
+        ``dataset`` does not choose one.
     """
     path = Path(path)
-    version, seg, kw, size = _read_header_text(path)
-    channels, markers, ranges = _channel_meta(kw, path)
-    _data_layout(version, seg, kw, size, len(channels), path)  # a truncated DATA segment fails here
-    return FCSData(path=path, version=version, keywords=kw, channels=channels,
-                   markers=markers, ranges=ranges, events=None)
-
-
-def _byte_order(kw: dict[str, str], path: Path) -> str:
-    order = kw.get("$BYTEORD", "1,2,3,4").replace(" ", "")
-    if order.startswith("1,2"):
-        return "<"
-    if order.startswith(("4,3", "2,1")) or order.startswith("8,7"):
-        return ">"
-    raise _fail(path, f"unsupported $BYTEORD {order!r} (expected 1,2,3,4 or 4,3,2,1)")
-
-
-def _event_dtype(kw: dict[str, str], n_par: int, order: str, path: Path) -> tuple[np.dtype, list[int]]:
-    dtype_code = kw.get("$DATATYPE", "").strip().upper()
-    if dtype_code in ("F", "D"):
-        return np.dtype(f"{order}{'f4' if dtype_code == 'F' else 'f8'}"), []
-    if dtype_code != "I":
-        raise _fail(path, f"unsupported $DATATYPE {dtype_code!r} (this reader handles F, D and I)")
-    bits = [_int_kw(kw, f"$P{i}B", path) for i in range(1, n_par + 1)]
-    bad = sorted({b for b in bits if b not in (8, 16, 32, 64)})
-    if bad:
-        raise _fail(path, f"integer data with {bad} bits per value is not supported (8/16/32/64)")
-    if len(set(bits)) == 1:
-        return np.dtype(f"{order}u{bits[0] // 8}"), bits
-    return np.dtype([(f"p{i}", f"{order}u{b // 8}") for i, b in enumerate(bits)]), bits
-
-
-def _data_span(version: str, seg: dict[str, int], kw: dict[str, str], path: Path) -> tuple[int, int]:
-    start, end = seg["data_start"], seg["data_end"]
-    if not version.startswith("2"):
-        t_start = _int_kw(kw, "$BEGINDATA", path, 0)
-        t_end = _int_kw(kw, "$ENDDATA", path, 0)
-        if t_end > 0:
-            start, end = t_start, t_end
-    if end <= 0 or end < start:
-        raise _fail(path, "no DATA segment offsets in HEADER or TEXT ($BEGINDATA/$ENDDATA)")
-    return start, end
-
-
-def _data_layout(version: str, seg: dict[str, int], kw: dict[str, str], size: int, n_par: int,
-                 path: Path) -> tuple[np.dtype, list[int], int, int]:
-    """Stored dtype, integer bit widths, DATA start and event count; checks the DATA
-    segment fits in the file."""
-    mode = kw.get("$MODE", "L").strip().upper()
-    if mode != "L":
-        raise _fail(path, f"$MODE {mode!r} (histogram data) is not supported; export list mode data")
-    order = _byte_order(kw, path)
-    stored, bits = _event_dtype(kw, n_par, order, path)
-    row_bytes = stored.itemsize * (1 if stored.names else n_par)
-    start, end = _data_span(version, seg, kw, path)
-    span = end - start + 1
-    n_tot = _int_kw(kw, "$TOT", path, -1)
-    if n_tot < 0:
-        # $TOT is optional in FCS 2.0; a span one byte too long is the common off-by-one
-        n_tot = span // row_bytes
-    need = n_tot * row_bytes
-    if start + need > size:
-        raise _fail(path, f"DATA segment needs {need} bytes for {n_tot} events x {n_par} "
-                    f"channels but the file ends after {max(size - start, 0)}: the file is truncated")
-    if abs(span - need) > 1 and span > need:
-        raise _fail(path, f"DATA segment is {span} bytes but $TOT={n_tot} events x {n_par} "
-                    f"channels need {need}; the file is inconsistent")
-    return stored, bits, start, n_tot
+    seg, index, n_sets = _chosen(path, dataset)
+    channels, markers, ranges = _channel_meta(seg.keywords, path)
+    data_layout(seg, len(channels), path)  # a truncated DATA segment fails here
+    return FCSData(path=path, version=seg.version, keywords=seg.keywords, channels=channels,
+                   markers=markers, ranges=ranges, events=None, dataset=index, n_datasets=n_sets,
+                   notes=[*seg.notes, *_keyword_notes(seg.keywords)])
 
 
 def read_fcs(path: str | os.PathLike[str], dtype: type[np.floating] = np.float32,
-             preprocess: bool = True) -> FCSData:
+             preprocess: bool = True, dataset: int | None = None) -> FCSData:
     """Read an FCS file with its events.
 
     Parameters
@@ -300,6 +219,10 @@ def read_fcs(path: str | os.PathLike[str], dtype: type[np.floating] = np.float32
     preprocess
         Decode ``$PnE`` log amplification, divide ``$PnG`` gain and scale Time by
         ``$TIMESTEP``, as FlowKit does for its raw events. False returns the stored values.
+    dataset
+        Which data set (1-based) to read. A file with one data set needs no choice; a
+        file with several (``$NEXTDATA``: Beckman Coulter ``.LMD``, Guava) must be given
+        one, never silently the first (:func:`list_datasets` lists them).
 
     Returns
     -------
@@ -308,47 +231,25 @@ def read_fcs(path: str | os.PathLike[str], dtype: type[np.floating] = np.float32
     Raises
     ------
     UserError
-        If the file is empty, truncated, not FCS, or uses a data layout this reader does
-        not support (ASCII data, histogram mode, packed bit widths).
+        If the file is empty, truncated, not FCS, holds several data sets and
+        ``dataset`` chooses none, or uses a data layout this reader does not support
+        (ASCII data, histogram mode, packed bit fields).
     """
     path = Path(path)
-    version, seg, kw, size = _read_header_text(path)
-    channels, markers, ranges = _channel_meta(kw, path)
+    seg, index, n_sets = _chosen(path, dataset)
+    channels, markers, ranges = _channel_meta(seg.keywords, path)
     n_par = len(channels)
-    stored, bits, start, n_tot = _data_layout(version, seg, kw, size, n_par, path)
-    count = n_tot if stored.names else n_tot * n_par
-    with open(path, "rb") as fh:
-        fh.seek(start)
-        flat = np.fromfile(fh, dtype=stored, count=count)
-    if stored.names:
-        cols = [flat[name].astype(np.uint64) for name in stored.names]
-        ints = np.stack(cols, axis=1) if cols else np.zeros((0, n_par), np.uint64)
-    elif bits:
-        ints = flat.reshape(n_tot, n_par)
+    layout = data_layout(seg, n_par, path)
+    stored, is_int = read_events(path, layout, n_par)
+    if is_int:
+        events = mask_integers(stored, layout.widths, ranges).astype(dtype)
     else:
-        ints = None
-    if ints is not None:
-        events = _mask_integers(ints, bits, ranges).astype(dtype)
-    else:
-        events = flat.reshape(n_tot, n_par)
-        events = events.astype(dtype, copy=events.dtype != np.dtype(dtype) or not events.dtype.isnative)
+        events = stored.astype(dtype, copy=stored.dtype != np.dtype(dtype) or not stored.dtype.isnative)
     if preprocess:
-        _preprocess(events, channels, ranges, kw)
-    return FCSData(path=path, version=version, keywords=kw, channels=channels,
-                   markers=markers, ranges=ranges, events=np.ascontiguousarray(events))
-
-
-def _mask_integers(ints: np.ndarray, bits: list[int], ranges: np.ndarray) -> np.ndarray:
-    """Drop bits above the next power of two of $PnR, as the FCS standard asks."""
-    out = ints
-    for j, (b, r) in enumerate(zip(bits, ranges, strict=True)):
-        r_int = int(r)
-        top = 1 if r_int <= 1 else 1 << (r_int - 1).bit_length()
-        if top < (1 << b):
-            if out is ints:
-                out = ints.copy()
-            out[:, j] &= np.asarray(top - 1, dtype=out.dtype)
-    return out
+        _preprocess(events, channels, ranges, seg.keywords)
+    return FCSData(path=path, version=seg.version, keywords=seg.keywords, channels=channels,
+                   markers=markers, ranges=ranges, events=np.ascontiguousarray(events), dataset=index,
+                   n_datasets=n_sets, notes=[*seg.notes, *_keyword_notes(seg.keywords)])
 
 
 def _preprocess(events: np.ndarray, channels: list[str], ranges: np.ndarray,

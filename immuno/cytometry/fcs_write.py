@@ -10,8 +10,6 @@ from pathlib import Path
 
 import numpy as np
 
-from immuno.io import atomic_path
-
 __all__ = ["format_spillover", "write_fcs"]
 
 #: HEADER offsets above this are written as 0 and read from TEXT (FCS 3.1, section 3.2.3)
@@ -92,6 +90,8 @@ def write_fcs(path: str | os.PathLike[str], events: np.ndarray, channels: list[s
     big = data_end > HEADER_OFFSET_LIMIT
     header = "FCS3.1    " + "".join(f"{v:>8d}" for v in (
         TEXT_START, text_end, 0 if big else data_start, 0 if big else data_end, 0, 0))
+    from immuno.io import atomic_path  # (immuno.io brings pandas: not needed to read files)
+
     out = Path(path)
     with atomic_path(out) as tmp, open(tmp, "wb") as fh:
         fh.write(header.encode("ascii").ljust(TEXT_START, b" "))

@@ -13,15 +13,15 @@ Gates without a parent start from the events that passed acquisition QC (the roo
 so flagged events never enter a population. The placed hierarchy is evaluated in one pass
 by :class:`immuno.cytometry.engine.GateTree`.
 
-:func:`panel_problems` resolves a panel's gating logic (gates, populations, headline
-names) without any data; processing a sample and ``immuno validate`` both run it.
+:func:`~immuno.cytometry.panel_checks.panel_problems` resolves a panel's gating logic
+(gates, populations, headline names) without any data; processing a sample and
+``immuno validate`` both run it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -29,11 +29,22 @@ import numpy as np
 from immuno.cytometry import adaptive
 from immuno.cytometry.engine import GateTree, gate_membership
 from immuno.cytometry.gates import EllipseGate, PolygonGate, QuadrantGate, RectangleGate
+from immuno.cytometry.panel_checks import (
+    RESERVED_PREFIX,
+    ROOT,
+    gate_names,
+    gate_specs_of,
+    panel_lines,
+    panel_problems,
+    resolve_dim,
+)
 from immuno.cytometry.populations import Population, population_specs
-from immuno.errors import Problem, UserError
+from immuno.errors import UserError
 from immuno.panels import Panel
 
-ROOT = "root"
+__all__ = ["RESERVED_PREFIX", "ROOT", "ControlGating", "GatingResult", "gate_names", "panel_populations",
+           "panel_problems", "place_gates", "resolve_dim"]
+
 
 
 @dataclass
@@ -71,144 +82,21 @@ class GatingResult:
         root mask (``"root"``).
     placements
         One record per placed threshold/shape: gate, dim, method, value, fallback, detail.
+    template
+        The gating template the gates come from ("" for gates placed from the panel);
+        template gates are on the template's own dimensions, so they are not drawn or
+        re-exported (the template file itself is the record).
     """
 
     gates: list[Any] = field(default_factory=list)
     memberships: dict[str, np.ndarray] = field(default_factory=dict)
     placements: list[dict[str, Any]] = field(default_factory=list)
+    template: str = ""
 
     @property
     def fallbacks(self) -> list[dict[str, Any]]:
         """The placements that used the panel's default."""
         return [p for p in self.placements if p["fallback"]]
-
-
-def resolve_dim(name: str, panel_channels: Sequence[Mapping[str, Any]]) -> str:
-    """The channel ($PnN) a gate dimension refers to: a panel marker, else a channel name."""
-    for ch in panel_channels:
-        if ch.get("marker") is not None and str(ch["marker"]) == name:
-            return str(ch["channel"])
-    for ch in panel_channels:
-        if str(ch["channel"]) == name:
-            return name
-    raise KeyError(name)
-
-
-def gate_names(gate_specs: Sequence[Mapping[str, Any]]) -> list[str]:
-    """Every name a population may use: gate ids and quadrant ids."""
-    names: list[str] = []
-    for g in gate_specs:
-        if g.get("type") == "quadrant":
-            names.extend(str(q) for q in g.get("quadrants", {}))
-        else:
-            names.append(str(g["id"]))
-    return names
-
-
-def panel_lines(path: str | Path) -> dict[str, int]:
-    """Line numbers of a panel file's gates and populations, for messages.
-
-    Returns
-    -------
-    dict
-        ``"gates[i]"``, ``"populations.<name>"`` and ``"headline.<feature>"`` -> 1-based line.
-    """
-    import yaml
-
-    try:
-        root = yaml.compose(Path(path).read_text(encoding="utf-8"), Loader=yaml.SafeLoader)
-    except (OSError, yaml.YAMLError):
-        return {}
-    lines: dict[str, int] = {}
-    if not isinstance(root, yaml.MappingNode):
-        return lines
-    for key, value in root.value:
-        if key.value == "gates" and isinstance(value, yaml.SequenceNode):
-            for i, item in enumerate(value.value):
-                lines[f"gates[{i}]"] = item.start_mark.line + 1
-        elif key.value in ("populations", "headline") and isinstance(value, yaml.MappingNode):
-            for name, _ in value.value:
-                lines[f"{key.value}.{name.value}"] = name.start_mark.line + 1
-    return lines
-
-
-def check_headline(headline: Mapping[str, Mapping[str, Any]], names: Sequence[str], where: str,
-                   lines: Mapping[str, int] | None = None) -> list[Problem]:
-    """Problems in a panel's headline section: populations, denominators or ratio terms
-    that are not gates, populations or (for ratios) other headline features."""
-    problems: list[Problem] = []
-    fractions = [f for f, h in headline.items() if "ratio" not in h]
-    for feature, h in headline.items():
-        line = (lines or {}).get(f"headline.{feature}")
-        loc = f"{where}: line {line}: headline.{feature}" if line else f"{where}: headline.{feature}"
-        if "ratio" in h:
-            bad = [t for t in h["ratio"] if t not in fractions]
-            expected = f"headline features computed as fractions ({', '.join(fractions)})"
-        else:
-            bad = [t for t in (h["population"], h["of"]) if t not in names]
-            expected = f"gate ids or populations ({', '.join(names)})"
-        if bad:
-            problems.append(Problem(loc, f"unknown name(s) {', '.join(map(repr, bad))}; expected {expected}"))
-    return problems
-
-
-def check_gate_specs(gate_specs: Sequence[Mapping[str, Any]], panel_channels: Sequence[Mapping[str, Any]],
-                     where: str, lines: Mapping[str, int] | None = None) -> list[Problem]:
-    """Problems in a panel's gate hierarchy: unknown parents or dims, duplicate ids.
-
-    Each problem names ``where`` (the panel file), the gate's line when ``lines`` has it
-    (see :func:`panel_lines`), and the gate id.
-    """
-    problems: list[Problem] = []
-    seen: set[str] = set()
-    for i, g in enumerate(gate_specs):
-        line = (lines or {}).get(f"gates[{i}]")
-        loc = f"{where}: line {line}: gates[{i}] ({g.get('id')})" if line else f"{where}: gates[{i}] ({g.get('id')})"
-        parent = g.get("parent")
-        if parent is not None and parent not in seen:
-            problems.append(Problem(loc, f"parent {parent!r} is not a gate defined above it"))
-        dims = list(g.get("dims", [])) + [t.get("dim") for t in g.get("thresholds", [])]
-        for d in dims:
-            try:
-                resolve_dim(str(d), panel_channels)
-            except KeyError:
-                problems.append(Problem(loc, f"dimension {d!r} is neither a marker nor a channel of the panel"))
-        new = gate_names([g])
-        for n in new:
-            if n in seen or n == ROOT:
-                problems.append(Problem(loc, f"gate id {n!r} is used twice"))
-        seen.update(new)
-    return problems
-
-
-#: ids of the acquisition QC gates in exported GatingML files start with this
-RESERVED_PREFIX = "acq_"
-
-
-def panel_problems(panel: Panel) -> list[Problem]:
-    """Every mistake in a panel's gating logic, each naming the panel file and line.
-
-    Gates (unknown parents or dimensions, ids used twice), populations (syntax, unknown
-    names) and headline features (unknown populations, denominators, ratio terms).
-    ``immuno validate`` reports these before any sample is processed.
-    """
-    gates = panel.get("gates") or []
-    lines = panel_lines(panel.path)
-    problems = check_gate_specs(gates, panel.get("channels") or [], str(panel.path), lines)
-    pop_lines = {k.split(".", 1)[1]: v for k, v in lines.items() if k.startswith("populations.")}
-    try:
-        population_specs(panel.get("populations"), gate_names(gates), where=str(panel.path), lines=pop_lines)
-    except UserError as exc:
-        problems += exc.problems
-    # headline names are judged against every population the panel declares, parsed or not
-    declared = [str(name) for name in (panel.get("populations") or {})]
-    reserved = [n for n in [*gate_names(gates), *declared] if n.startswith(RESERVED_PREFIX)]
-    if reserved:
-        problems.append(Problem(str(panel.path), f"name(s) {', '.join(map(repr, reserved))} start with "
-                                f"{RESERVED_PREFIX!r}, which is kept for the acquisition QC gates of exports"))
-    problems += check_headline(panel.get("headline") or {}, [*gate_names(gates), *declared],
-                               str(panel.path), lines)
-    return problems
 
 
 def panel_populations(panel: Panel) -> list[Population]:
@@ -223,7 +111,7 @@ def panel_populations(panel: Panel) -> list[Population]:
     if problems:
         raise UserError(problems, hint=f"Fix the gates, populations or headline section of {panel.path}.")
     pop_lines = {k.split(".", 1)[1]: v for k, v in panel_lines(panel.path).items() if k.startswith("populations.")}
-    return population_specs(panel.get("populations"), gate_names(panel.get("gates") or []),
+    return population_specs(panel.get("populations"), gate_names(gate_specs_of(panel)),
                             where=str(panel.path), lines=pop_lines)
 
 

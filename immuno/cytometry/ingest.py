@@ -1,19 +1,22 @@
 """One FCS file -> one per-event AnnData, ready for gating.
 
-``ingest_sample`` reads the file, checks it has every channel the panel names,
-compensates it (matrix from the file's keyword, a matrix file, or the batch's
+``ingest_sample`` reads the file (the panel's data set of a multi-data-set file), checks
+it has every channel the panel names and that its ``$PnS`` agree with the panel's
+markers, compensates it (matrix from the file's keyword, a matrix file, or the batch's
 single-stain matrix), flags events by acquisition QC, and applies the panel's transforms:
 
 - ``X``: transformed values (float32), one column per panel channel, in panel order;
 - ``layers["raw"]`` and ``layers["compensated"]`` (float32);
 - ``var`` indexed by ``$PnN``: ``marker`` (the panel's name, used by gates), ``pns`` (the
-  file's ``$PnS``), ``range`` ($PnR), ``transform_name``, ``transform`` and
-  ``transform_params`` (JSON);
+  file's ``$PnS``, whatever it holds), both plain strings ("" where absent), ``range``
+  ($PnR), ``transform_name``, ``transform`` and ``transform_params`` (JSON);
 - ``obs``: ``qc_flow``, ``qc_margin``, ``qc_negative_scatter``, ``qc_pass`` (gating keeps
   ``qc_pass`` events; nothing is deleted); gate memberships are added later;
 - ``uns["provenance"]``: file and panel digests, the spillover used and its source, QC
   parameters; ``uns["keywords"]``: only keywords safe to share (see :func:`shareable_keywords`);
-  ``uns["acquisition_qc"]``: the time bins of the flow check.
+  ``uns["acquisition_qc"]``: the time bins of the flow check; ``uns["fcs_notes"]``: what
+  was unusual in reading the file, and ``uns["unlabelled_channels"]``: panel marker
+  channels without a usable ``$PnS`` (both become QC warnings, :func:`reading_flags`).
 """
 
 from __future__ import annotations
@@ -37,28 +40,33 @@ from immuno.cytometry.compensation import (
 )
 from immuno.cytometry.event_pass import compensate_columns
 from immuno.cytometry.fcs import FCSData, read_fcs
+from immuno.cytometry.markers import check_markers, marker_error, marker_of
 from immuno.cytometry.transforms import transform_from_spec
+from immuno.cytometry.tubes import fcs_dataset
 from immuno.errors import UserError
 from immuno.io import sha256_file
 from immuno.panels import Panel, load_panel
 
 #: technical keywords that cannot identify anyone; everything else needs the panel's allow-list
 SAFE_KEYWORDS = frozenset({
-    "$CYT", "$CYTSN", "$DATE", "$BTIM", "$ETIM", "$TIMESTEP", "$TOT", "$PAR", "$MODE",
+    "$DATE", "$BTIM", "$ETIM", "$TIMESTEP", "$TOT", "$PAR", "$MODE",
     "$DATATYPE", "$BYTEORD", "$VOL", "$ABRT", "$LOST", "$SPILLOVER", "$SPILL", "$TR",
 })
+#: $PnN, $PnS (the markers, kept whatever they hold: gating needs them), range, bits ...
 _SAFE_PARAMETER = re.compile(r"^\$P\d+[NSRBEGVLFOPT]$")
-#: keywords that may hold names or free text: never copied unless a panel lists them
-NEVER_BY_DEFAULT = frozenset({"$SRC", "$FIL", "$OP", "$SMNO", "$PROJ", "$COM"})
+#: keywords that may hold names or free text: never copied unless a panel lists them.
+#: $CYT and $CYTSN are free text in real files (a nickname, a serial number, a site name)
+NEVER_BY_DEFAULT = frozenset({"$SRC", "$FIL", "$OP", "$SMNO", "$PROJ", "$COM", "$CYT", "$CYTSN", "$INST"})
 
 
 def shareable_keywords(keywords: Mapping[str, str], allow: Iterable[str] = ()) -> dict[str, str]:
     """The keywords that may be copied into outputs.
 
-    Standard technical keywords (instrument, date and times, layout, spillover and the
-    ``$Pn*`` parameter keywords) are kept; ``$SRC``, ``$FIL``, ``$OP``, ``$SMNO``,
-    ``$PROJ``, ``$COM``, other standard keywords and every vendor keyword are dropped
-    unless ``allow`` (the panel's ``keywords_allow``) names them.
+    Standard technical keywords (date and times, layout, spillover and the ``$Pn*``
+    parameter keywords, ``$PnS`` included whatever it holds) are kept; the free-text ones
+    (``$SRC``, ``$FIL``, ``$OP``, ``$SMNO``, ``$PROJ``, ``$COM``, ``$CYT``, ``$CYTSN``,
+    ``$INST``), other standard keywords and every vendor keyword are dropped unless
+    ``allow`` (the panel's ``keywords_allow``) names them.
     """
     allowed = {a.strip().upper() for a in allow}
     return {k: v for k, v in sorted(keywords.items())
@@ -114,7 +122,8 @@ def resolve_spillover(fcs: FCSData, panel: Panel, spill: Spillover | None = None
 
 
 def ingest_sample(fcs_path: str | os.PathLike[str], panel: Panel | str | os.PathLike[str],
-                  spill: Spillover | None = None, sample_id: str | None = None) -> ad.AnnData:
+                  spill: Spillover | None = None, sample_id: str | None = None,
+                  dataset: int | None = None, check_pns: bool = True) -> ad.AnnData:
     """Read, compensate, QC-flag and transform one FCS file.
 
     Parameters
@@ -128,6 +137,12 @@ def ingest_sample(fcs_path: str | os.PathLike[str], panel: Panel | str | os.Path
         single stains).
     sample_id
         Recorded in ``uns["sample_id"]``.
+    dataset
+        Which data set of a multi-data-set file to read (default: the panel's
+        ``dataset``; a file with several data sets and no choice is refused).
+    check_pns
+        Compare the panel's markers with the file's ``$PnS`` (a mismatch is an error).
+        Off for compensation controls, whose ``$PnS`` names the one stain of the tube.
 
     Returns
     -------
@@ -137,17 +152,21 @@ def ingest_sample(fcs_path: str | os.PathLike[str], panel: Panel | str | os.Path
     Raises
     ------
     UserError
-        Unreadable file, panel channel missing from the file (naming the channels the
-        file has), unknown or singular spillover matrix, bad transform.
+        Unreadable file, several data sets and none chosen, panel channel missing from
+        the file (naming the channels the file has), a panel marker that the file's
+        ``$PnS`` contradicts, unknown or singular spillover matrix, bad transform.
     """
     panel = _as_panel(panel)
-    fcs = read_fcs(fcs_path)
+    fcs = read_fcs(fcs_path, dataset=fcs_dataset(panel, dataset))
     assert fcs.events is not None
     missing = missing_channels(fcs, panel)
     if missing:
         raise UserError.single(str(fcs.path), f"lacks channel(s) {', '.join(missing)} of panel "
                                f"{panel.name!r} (the file has: {', '.join(fcs.channels)})",
                                hint="Rename the channel in the panel's `channels:` or re-export the file.")
+    wrong = marker_error(fcs, panel) if check_pns else None
+    if wrong is not None:
+        raise wrong
     matrix = resolve_spillover(fcs, panel, spill)
     entries = panel_channels(panel)
     names = [e["channel"] for e in entries]
@@ -180,13 +199,14 @@ def ingest_sample(fcs_path: str | os.PathLike[str], panel: Panel | str | os.Path
         tf = transform_from_spec(specs.get(tname), where=where, data=column[keep] if keep.any() else column) if tname else None
         # transformed once per channel
         x[:, j] = tf.apply(column) if tf is not None else column
-        var_rows.append({"marker": entry.get("marker"), "pns": fcs.markers[cols[j]],
+        # plain strings ("" where absent): anndata writes them whatever the file holds
+        var_rows.append({"marker": marker_of(entry) or "", "pns": fcs.markers[cols[j]] or "",
                          "range": float(fcs.ranges[cols[j]]), "transform_name": tname or "",
                          "transform": tf.kind if tf is not None else "none",
                          "transform_params": json.dumps(tf.params if tf is not None else {}, sort_keys=True)})
     var = pd.DataFrame(var_rows, index=pd.Index(names, name="channel"))
-    var["marker"] = var["marker"].astype("string")
-    var["pns"] = var["pns"].astype("string")
+    var["marker"] = var["marker"].astype(object)
+    var["pns"] = var["pns"].astype(object)
     obs = qc.flags.copy()
     obs.index = pd.RangeIndex(len(obs), name="event").astype(str)
     adata = ad.AnnData(X=x, obs=obs, var=var, layers={"raw": raw, "compensated": comp})
@@ -198,7 +218,11 @@ def ingest_sample(fcs_path: str | os.PathLike[str], panel: Panel | str | os.Path
         "spillover_matrix": matrix.matrix.tolist() if matrix is not None else [],
         "acquisition_qc": json.dumps(qc.params, sort_keys=True),
         "n_events": int(fcs.n_events),
+        "fcs_dataset": int(fcs.dataset), "fcs_datasets": int(fcs.n_datasets),
     }
+    adata.uns["fcs_notes"] = list(fcs.notes)
+    adata.uns["unlabelled_channels"] = (check_markers(fcs.channels, fcs.markers, entries).unlabelled
+                                        if check_pns else [])
     adata.uns["keywords"] = shareable_keywords(fcs.keywords, panel.get("keywords_allow") or [])
     adata.uns["acquisition_qc"] = {"bins": qc.bins.reset_index(drop=True)}
     if sample_id is not None:
@@ -212,3 +236,17 @@ def acquisition_qc_of(adata: ad.AnnData) -> AcquisitionQC:
     bins = adata.uns.get("acquisition_qc", {}).get("bins", pd.DataFrame())
     params = json.loads(adata.uns.get("provenance", {}).get("acquisition_qc", "{}"))
     return AcquisitionQC(flags=flags, bins=pd.DataFrame(bins), params=params)
+
+
+def reading_flags(adata: ad.AnnData, base: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """QC warning flags from reading the file: each reading note (offsets resolved,
+    word-stored bit widths, non-UTF-8 TEXT ...) and the panel marker channels whose
+    ``$PnS`` is empty, so their marker could not be checked."""
+    flags = [{**base, "target": "fcs_file", "flag": "fcs_reading_note", "severity": "warning", "reason": note}
+             for note in adata.uns.get("fcs_notes", [])]
+    unlabelled = [str(c) for c in adata.uns.get("unlabelled_channels", [])]
+    if len(unlabelled):
+        flags.append({**base, "target": "markers", "flag": "markers_unchecked", "severity": "warning",
+                      "reason": f"the file has no $PnS for {', '.join(unlabelled)}: the panel's markers "
+                                "there could not be checked against the file"})
+    return flags

@@ -100,6 +100,8 @@ def write_sample_outputs(outcome: SampleOutcome, out_dir: str | os.PathLike[str]
     stats.insert(0, "sample_id", info.sample_id)
     stats.insert(1, "panel", info.panel.name)
     written.append(write_parquet(stats, folder / "sample_populations.parquet"))
+    if outcome.gating.template:
+        return written  # template gates live on the template's dimensions: the template is their record
     if gatingml:
         # the GatingML file itself is written by the batch step: its writer needs FlowKit,
         # whose import costs more than processing a sample

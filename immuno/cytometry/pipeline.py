@@ -29,6 +29,7 @@ from immuno.cytometry.acquisition_qc import qc_rows
 from immuno.cytometry.compensation import Spillover
 from immuno.cytometry.gating import (
     RESERVED_PREFIX,
+    ROOT,
     ControlGating,
     GatingResult,
     gate_names,
@@ -36,7 +37,9 @@ from immuno.cytometry.gating import (
     panel_problems,
     place_gates,
 )
-from immuno.cytometry.ingest import acquisition_qc_of, ingest_sample
+from immuno.cytometry.ingest import acquisition_qc_of, ingest_sample, reading_flags
+from immuno.cytometry.markers import marker_of
+from immuno.cytometry.panel_checks import gate_specs_of
 from immuno.cytometry.populations import Population
 from immuno.cytometry.sample_rows import measurement_rows, sample_qc_rows
 from immuno.cytometry.statistics import (
@@ -53,6 +56,7 @@ from immuno.cytometry.tubes import (
     batch_samples,
     batch_spillover,
     compensation_tubes,
+    fcs_dataset,
     needs_single_stains,
     sample_table,
 )
@@ -139,10 +143,31 @@ def _gate_tube(info: SampleInfo, populations: list[Population], batch_spill: Spi
     transformed = np.asarray(adata.X)
     channels = [str(c) for c in adata.var_names]
     keep = adata.obs["qc_pass"].to_numpy(dtype=bool)
-    gating = place_gates(transformed, channels, panel["gates"], panel["channels"], keep,
-                         control=control, own_control=own_control, sample_id=info.sample_id)
+    if panel.get("template"):
+        gating = _template_gating(info, adata, keep)
+    else:
+        gating = place_gates(transformed, channels, panel["gates"], panel["channels"], keep,
+                             control=control, own_control=own_control, sample_id=info.sample_id)
     masks = population_masks(gating.memberships, populations)
     return _Gated(adata, transformed, channels, gating, masks)
+
+
+def _template_gating(info: SampleInfo, adata: Any, keep: np.ndarray) -> GatingResult:
+    """The panel's template applied unchanged to the tube's raw events (its own compensation
+    and transforms), on the events acquisition QC kept."""
+    from immuno.cytometry.compensation import spillover_from_keywords
+    from immuno.cytometry.fcs import read_fcs_header
+    from immuno.cytometry.templates import panel_template
+
+    template = panel_template(info.panel)
+    assert template is not None
+    spill = None
+    if any(d.compensation == "FCS" for d in template.dimensions.values()):
+        spill = spillover_from_keywords(read_fcs_header(info.path, dataset=fcs_dataset(info.panel)))
+    masks = template.evaluate(np.asarray(adata.layers["raw"]), [str(c) for c in adata.var_names],
+                              [str(m) or None for m in adata.var["pns"]], spill)
+    return GatingResult(gates=list(template.gates), memberships={ROOT: keep, **{k: v & keep for k, v in masks.items()}},
+                        template=template.source)
 
 
 def _counts(masks: Mapping[str, np.ndarray]) -> dict[str, int]:
@@ -151,7 +176,7 @@ def _counts(masks: Mapping[str, np.ndarray]) -> dict[str, int]:
 
 def _parents(panel: Panel, populations: list[Population]) -> dict[str, str | None]:
     parents: dict[str, str | None] = {}
-    for g in panel["gates"]:
+    for g in gate_specs_of(panel):
         ids = list(g.get("quadrants", {})) if g.get("type") == "quadrant" else [g["id"]]
         for i in ids:
             parents[str(i)] = g.get("parent")
@@ -240,8 +265,9 @@ def ingest_only(info: SampleInfo, batch_spill: Spillover | None = None) -> Sampl
     try:
         uses_batch = (info.panel.get("compensation") or {}).get("source") == "single_stains"
         adata = ingest_sample(info.path, info.panel, spill=batch_spill if uses_batch else None,
-                              sample_id=info.sample_id)
+                              sample_id=info.sample_id, check_pns=False)
         metrics, flags = qc_rows(acquisition_qc_of(adata), info.batch_id, info.sample_id, info.panel.name)
+        flags += reading_flags(adata, _base(info))
         return SampleOutcome(info=info, events=adata, metrics=metrics, flags=flags, spill=_spill_of(adata),
                              transforms=_transforms_of(adata))
     except Exception as exc:  # the reason goes to QC; the batch goes on
@@ -279,9 +305,10 @@ def _outcome(info: SampleInfo, g: _Gated, populations: list[Population],
     _add_event_columns(g.events, g.masks)
     row = {**_base(info), "patient_id": info.patient_id, "visit": info.visit}
     out.measurements = measurement_rows(row, headline, counts, control_counts, info.is_control, out.statistics)
-    acquisition = qc_rows(acquisition_qc_of(g.events), info.batch_id, info.sample_id, panel.name)
+    metrics, flags = qc_rows(acquisition_qc_of(g.events), info.batch_id, info.sample_id, panel.name)
+    acquisition = (metrics, flags + reading_flags(g.events, _base(info)))
     out.metrics, out.flags = sample_qc_rows(_base(info), acquisition, g.gating.placements,
-                                            gate_names(panel["gates"]), headline, counts,
+                                            gate_names(gate_specs_of(panel)), headline, counts,
                                             out.measurements, info.tube == "reference_control")
     return out
 
@@ -289,8 +316,8 @@ def _outcome(info: SampleInfo, g: _Gated, populations: list[Population],
 def _marker_labels(panel: Panel, channels: list[str]) -> tuple[list[str], list[int]]:
     labels, cols = [], []
     for ch in panel["channels"]:
-        if ch.get("marker") and ch["channel"] in channels:
-            labels.append(str(ch["marker"]))
+        if marker_of(ch) and ch["channel"] in channels:
+            labels.append(str(marker_of(ch)))
             cols.append(channels.index(ch["channel"]))
     return labels, cols
 

@@ -141,3 +141,8 @@ def sample_table(infos: list[SampleInfo]) -> pd.DataFrame:
     return pd.DataFrame([{"sample_id": i.sample_id, "patient_id": i.patient_id, "visit": i.visit,
                           "batch_id": i.batch_id, "panel": i.panel.name, "tube": i.tube} for i in infos],
                         columns=["sample_id", "patient_id", "visit", "batch_id", "panel", "tube"])
+
+
+def fcs_dataset(panel: Panel, dataset: int | None = None) -> int | None:
+    """The data set to read from a tube's file: ``dataset`` when given, else the panel's."""
+    return dataset if dataset is not None else panel.get("dataset")

@@ -256,16 +256,18 @@ def realised_truth(tube: str, labels: dict[str, np.ndarray]) -> dict[str, tuple[
     if tube in ("stimulated", "unstimulated"):
         ifng, il4, il17 = labels["pos_IFNg"], labels["pos_IL4"], labels["pos_IL17A"]
         unit = "% of CD4+"
-        return {"Th1": (_pct(ifng & ~il4, keep), unit), "Th2": (_pct(il4 & ~ifng, keep), unit),
-                "Th17": (_pct(il17, keep), unit)}
+        return {"IFNG_CD4": (_pct(ifng & ~il4, keep), unit), "IL4_CD4": (_pct(il4 & ~ifng, keep), unit),
+                "IL17A_CD4": (_pct(il17, keep), unit)}
     if tube == "surface":
-        mem = keep & ~labels["pos_CD45RA"]
+        # HIPC: Treg (CD25 high, CD127 low) among CD4+; the T-helper subsets among the
+        # non-Treg memory (CD45RA-) CD4+ T cells
+        treg = labels["pos_CD25"] & ~labels["pos_CD127"]
+        mem = keep & ~labels["pos_CD45RA"] & ~treg
         x3, r4, r6 = labels["pos_CXCR3"], labels["pos_CCR4"], labels["pos_CCR6"]
         unit = "% of memory CD4+"
         th1, th2 = _pct(x3 & ~r6 & ~r4, mem), _pct(r4 & ~x3 & ~r6, mem)
         return {"Th1": (th1, unit), "Th2": (th2, unit), "Th17": (_pct(r6 & r4 & ~x3, mem), unit),
-                "Th1_17": (_pct(x3 & r6, mem), unit),
-                "Treg": (_pct(labels["pos_CD25"] & ~labels["pos_CD127"], keep), "% of CD4+"),
+                "Th1_17": (_pct(x3 & r6, mem), unit), "Treg": (_pct(treg, keep), "% of CD4+"),
                 "Th1_Th2_ratio": (th1 / th2 if th2 > 0 else float("nan"), "ratio")}
     return {}
 
@@ -284,11 +286,15 @@ def _keywords(sample_id: str, tube_label: str, duration: float,
 
 
 def write_tube(path: Path, sample_id: str, tube: str, events: np.ndarray,
-               stains: Mapping[str, str] | None = None, channel_names: Mapping[str, str] | None = None) -> Path:
+               stains: Mapping[str, str] | None = None, channel_names: Mapping[str, str] | None = None,
+               label_every_channel: bool = False) -> Path:
     """Write one simulated tube as the instrument would (FCS 3.1, $PnS from the stains).
 
     ``channel_names`` renames channels ($PnN and the $SPILLOVER header), as another
     instrument (e.g. detector names such as ``V1-A``) would write them.
+    ``label_every_channel`` writes a $PnS on every channel, as Miltenyi MACSQuant, Accuri
+    and Beckman Coulter software do: the channel's own name on scatter, Time and
+    unstained detectors, "marker fluorochrome" (``CD3 BUV395``) on stained ones.
     """
     if stains is None:
         stains = tube_stains(tube)
@@ -296,6 +302,8 @@ def write_tube(path: Path, sample_id: str, tube: str, events: np.ndarray,
         stains = {tube[3:]: tube[3:-2]}
     markers = [stains.get(c) for c in CHANNELS]
     names = [(channel_names or {}).get(c, c) for c in CHANNELS]
+    if label_every_channel:
+        markers = [f"{m} {c.removesuffix('-A')}" if m else n for m, c, n in zip(markers, CHANNELS, names, strict=True)]
     duration = float(events[:, -1].max() * TIMESTEP) if len(events) else 0.0
     return write_fcs(path, events, names, markers, _keywords(sample_id, tube, duration, channel_names),
                      ranges=[PNR] * len(CHANNELS))
@@ -379,7 +387,7 @@ def simulate(out: Path, seed: int, patients: list[str], visits: list[str],
     Per patient and visit: an ICS pair (stimulated and unstimulated) and a surface tube;
     per batch: a single stain per fluorochrome, an unstained tube and the reference
     control (ICS pair and surface tube of the same PBMC aliquot). About a quarter of the
-    patient tubes carry a clog.
+    patient tubes carry a clog; the first surface tube has a $PnS on every channel.
     """
     out = Path(out)
     folder = out / "cytometry"
@@ -397,11 +405,14 @@ def simulate(out: Path, seed: int, patients: list[str], visits: list[str],
     clogged = rng.random(len(plan)) < 0.25
     clogged[0] = True  # at least one disturbed file in every demo batch
     realised: dict[str, dict[str, tuple[float, str]]] = {}
+    # one tube labels every channel in $PnS, as MACSQuant/Accuri/Beckman software does: the
+    # workflow must read, check and store such files like any other
+    labelled_all = next(sid for sid, *_, tube, _, _ in plan if tube == "surface")
     for i, (sid, p, v, tube, ctrl, prm) in enumerate(plan):
         is_ref = p == "REFCTRL"
         clog = bool(clogged[i]) and not is_ref
         ev, labels = simulate_events(np.random.default_rng([seed, K, i]), events, tube, prm, clog=clog)
-        write_tube(folder / f"{sid}.fcs", sid, tube, ev)
+        write_tube(folder / f"{sid}.fcs", sid, tube, ev, label_every_channel=sid == labelled_all)
         _save_labels(folder / "truth_events" / f"{sid}.npz", labels)
         panel = SURFACE_PANEL if tube == "surface" else ICS_PANEL
         kind = "reference_control" if is_ref else ("stained" if tube == "surface" else tube)
@@ -416,12 +427,17 @@ def simulate(out: Path, seed: int, patients: list[str], visits: list[str],
                        "value": val, "unit": unit, "flag": ""} for f, (val, unit) in realised[sid].items()]
         if tube == "unstimulated":
             stim = realised[ctrl]
+            response = {}
             for f, (val, unit) in realised[sid].items():
                 s_val = stim[f][0]
+                response[f] = max(s_val - val, 0.0)  # stimulated minus unstimulated, floored at 0
                 truth += [{"sample_id": ctrl, "assay": "cytometry", "panel": panel, "feature": feat,
                            "value": x, "unit": unit, "flag": ""}
-                          for feat, x in ((f, max(s_val - val, 0.0)), (f"{f}_stimulated", s_val),
+                          for feat, x in ((f, response[f]), (f"{f}_stimulated", s_val),
                                           (f"{f}_unstimulated", val))]
+            ratio = response["IFNG_CD4"] / response["IL4_CD4"] if response["IL4_CD4"] > 0 else float("nan")
+            truth.append({"sample_id": ctrl, "assay": "cytometry", "panel": panel, "feature": "IFNG_IL4_ratio",
+                          "value": ratio, "unit": "ratio", "flag": ""})
     base = len(plan)
     controls = [(f"SS-{c[:-2]}", c) for c in FLUORS] + [("UNSTAINED", None)]
     for j, (sid, channel) in enumerate(controls):
