@@ -234,13 +234,6 @@ VARIANTS = [
 NOT_YET = {
     "fcs: bits per value disagree with the data type":
         "cytometry room: $PnB=16 with $DATATYPE F is read as 32-bit floats without a word",
-    "genotyping: negative NGS count": "chimerism room: a negative read count is accepted without a flag",
-    "plate: text in a well's numbers":
-        "chemokine room: an unreadable well is left out without a flag; the sample's values come from its "
-        "other replicate (CXCL10 1166.8 -> 1107.4 pg/mL, qc_pass True)",
-    "plate: decimal comma in a comma-separated export":
-        "chemokine room: '3424,55' in a comma-separated export is read as missing without a flag; the value "
-        "comes from the other replicate",
 }
 
 
