@@ -371,3 +371,17 @@ def test_a_labs_configuration_names_its_batches(demo_copy: Path, tmp_path: Path,
     assert main(["run", "--configfile", str(lab), "--results", str(tmp_path / "res"), "--dry-run"]) == 0
     config = yaml.safe_load((tmp_path / "res" / ".immuno" / "config.yaml").read_text())
     assert config["batches"] == [str(demo_copy)]  # the lab's batch, not the demo
+
+
+def test_output_read_by_a_pipe_that_closes_early_is_no_error(small_demo: Path) -> None:
+    # `immuno cytometry inspect *.fcs | head` closes the pipe after a few lines: the command
+    # stops quietly with status 0 instead of a BrokenPipeError traceback
+    fcs = sorted(small_demo.glob("cytometry/*.fcs"))
+    proc = subprocess.Popen([sys.executable, "-m", "immuno", "cytometry", "inspect", *fcs * 20],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.readline()
+    proc.stdout.close()  # the reader goes away, as `head` does
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 0, err
+    assert "Traceback" not in err and "BrokenPipe" not in err
