@@ -4,30 +4,17 @@
 #   immuno run BATCH...        # real batches
 #   snakemake --cores 2        # the same, for those who know Snakemake
 #
-# Every computation is a library function called through the `immuno` command; this file
-# and workflows/*.smk are glue.
-
-from snakemake.utils import min_version, validate
-
-min_version("9.0")
+# The workflow itself is workflows/Snakefile with one .smk file per concern beside it.
+# Those files are shipped inside the installed package (as immuno/workflows/), so that
+# `immuno run` works from any folder without this checkout; this file is the entry point
+# for running Snakemake from the project folder, and includes them unchanged.
 
 
-configfile: "config/config.yaml"
+include: "workflows/Snakefile"
 
 
-validate(config, "workflows/schemas/config.schema.yaml")
-
-
-include: "workflows/common.smk"
-include: "workflows/cytometry.smk"
-include: "workflows/chemokines.smk"
-include: "workflows/chimerism.smk"
-include: "workflows/report.smk"
-include: "workflows/study.smk"
-
-
-rule all:
+# Snakemake takes its default target from the main file only: ask for what `rule all` asks.
+rule default:
     input:
-        expand(f"{RESULTS}/{{batch}}/report.html", batch=list(BATCHES)),
-        f"{RESULTS}/study/measurements.parquet",
+        rules.all.input,
     default_target: True

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import difflib
+import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -35,6 +36,26 @@ ROLES = ("recipient_reference", "donor_reference", "biopsy")
 DEFAULT_VISITS = ("D0", "D10", "M1")
 #: pseudonymous codes: letters, digits, '-', '_', '.'; no spaces, so no names slip in
 CODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
+#: patient codes by default: letters then digits (P01, LYS-014), so a surname never passes
+DEFAULT_PATIENT_ID_PATTERN = r"^[A-Za-z]{1,10}[-_]?[0-9]{1,6}$"
+#: environment variable read when no pattern is given (the workflow sets it for its steps)
+PATIENT_ID_PATTERN_ENV = "IMMUNO_PATIENT_ID_PATTERN"
+
+
+def compile_patient_id_pattern(pattern: str | None = None) -> re.Pattern[str]:
+    """The compiled patient-code pattern: ``pattern``, else ``$IMMUNO_PATIENT_ID_PATTERN``,
+    else :data:`DEFAULT_PATIENT_ID_PATTERN`.
+
+    Raises
+    ------
+    UserError
+        When the pattern is not a regular expression.
+    """
+    text = pattern or os.environ.get(PATIENT_ID_PATTERN_ENV) or DEFAULT_PATIENT_ID_PATTERN
+    try:
+        return re.compile(text)
+    except re.error as exc:
+        raise UserError.single("patient_id_pattern", f"{text!r} is not a regular expression ({exc})") from None
 
 
 @dataclass
@@ -80,7 +101,12 @@ def _read_sheet(path: Path) -> tuple[pd.DataFrame, list[Problem]]:
     except FileNotFoundError:
         raise UserError.single(str(path), "no sample sheet: a batch folder must hold samplesheet.csv",
                                hint="Create samplesheet.csv in the batch folder (see README).") from None
-    except (OSError, UnicodeDecodeError) as exc:
+    except UnicodeDecodeError as exc:
+        raw = path.read_bytes()
+        line = raw[: exc.start].count(b"\n") + 1
+        raise UserError.single(f"{path}: line {line}", f"not UTF-8 text (byte 0x{raw[exc.start]:02x}); save the "
+                               "sheet as CSV UTF-8 (in Excel: CSV UTF-8 (Comma delimited))") from None
+    except OSError as exc:
         raise UserError.single(str(path), f"cannot read the sample sheet ({exc})") from None
     lines = [ln for ln in text.splitlines() if ln.strip()]
     if not lines:
@@ -136,7 +162,7 @@ def _check_file(root: Path, value: str, where: str, column: str) -> tuple[Path |
 
 
 def _check_rows(df: pd.DataFrame, root: Path, path: Path, visits: Sequence[str],
-                panels: dict[str, Path]) -> list[Problem]:
+                panels: dict[str, Path], patient_code: re.Pattern[str]) -> list[Problem]:
     problems: list[Problem] = []
     ids = df["sample_id"].tolist()
     seen: dict[str, int] = {}
@@ -166,6 +192,11 @@ def _check_rows(df: pd.DataFrame, root: Path, path: Path, visits: Sequence[str],
             bad("patient_id", "empty; expected a pseudonymous patient code")
         elif pid and not CODE.match(pid):
             bad("patient_id", f"{pid!r} is not a pseudonymous code (letters, digits, '-', '_', '.'; no spaces)")
+        elif pid and not batch_control and not patient_code.fullmatch(pid):
+            # the privacy rule: a code of the trial, never a name (batch controls have their own codes)
+            bad("patient_id", f"{pid!r} does not match the patient code pattern {patient_code.pattern} "
+                "(a pseudonymous code such as P01 or LYS-014, never a name; the pattern is the "
+                "configuration's patient_id_pattern)")
         if visit and visit not in visits:
             close = difflib.get_close_matches(visit.upper(), visits, n=1)
             hint = f"; did you mean {close[0]!r}?" if close else ""
@@ -224,7 +255,7 @@ def _check_rows(df: pd.DataFrame, root: Path, path: Path, visits: Sequence[str],
 
 
 def load_batch(folder: str | Path, visits: Sequence[str] = DEFAULT_VISITS,
-               panels_dir: str | Path | None = None) -> Batch:
+               panels_dir: str | Path | None = None, patient_id_pattern: str | None = None) -> Batch:
     """Read and check a batch's sample sheet and the panels it names.
 
     Parameters
@@ -235,6 +266,8 @@ def load_batch(folder: str | Path, visits: Sequence[str] = DEFAULT_VISITS,
         The allowed visit codes.
     panels_dir
         Folder of panel YAML files (default: the project's ``panels/``).
+    patient_id_pattern
+        Regular expression every patient's code must match (see :func:`compile_patient_id_pattern`).
 
     Returns
     -------
@@ -246,6 +279,7 @@ def load_batch(folder: str | Path, visits: Sequence[str] = DEFAULT_VISITS,
         Listing every problem in the sheet (row and column) and in the panels it names.
     """
     root = Path(folder)
+    patient_code = compile_patient_id_pattern(patient_id_pattern)
     if not root.is_dir():
         raise UserError.single(str(root), "batch folder not found", hint="Give the folder that holds samplesheet.csv.")
     path = root / SHEET_NAME
@@ -260,7 +294,7 @@ def load_batch(folder: str | Path, visits: Sequence[str] = DEFAULT_VISITS,
     if df.empty:
         problems.append(Problem(str(path), "no data rows; expected one row per data file"))
     index = panel_index(panels_dir)
-    problems += _check_rows(df, root, path, list(visits), index)
+    problems += _check_rows(df, root, path, list(visits), index, patient_code)
     panels: dict[str, Panel] = {}
     for name in sorted(set(df["panel"]) & set(index)):
         try:

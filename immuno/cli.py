@@ -3,23 +3,27 @@
     immuno demo OUT              write the synthetic demo batch (with truth.csv)
     immuno validate BATCH        check a batch; every problem listed, exit status 2
     immuno run [BATCH ...]       run the workflow (default: the demo batch)
+    immuno verify RESULTS        re-hash results (and inputs) against their provenance
     immuno report RESULTS/BATCH  the batch's HTML QC report
     immuno study [RESULTS]       rebuild the study tables and dashboard from every batch
     immuno study stats [RESULTS] paired change from D0 per feature (Wilcoxon, HL CI, BH)
     immuno cytometry|chemokines|chimerism ...   one assay's steps, usable without a batch
 
 Problems a user can cause end with a list of what is wrong, what to do next, and exit
-status 2, never a traceback.
+status 2, never a traceback. A run that cannot go on for a reason outside the inputs
+(results folder in use, disk full, read-only or forbidden folder, an input changed during
+the run) ends with one line saying so, and exit status 1.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 
-from immuno.errors import EXIT_USER_ERROR, UserError
+from immuno.errors import EXIT_RUN_ERROR, EXIT_USER_ERROR, RunError, UserError, describe_os_error
 
 #: modules that add one assay's subcommands (each has ``register(subparsers)``)
 ASSAY_COMMANDS = ("immuno.commands.cytometry", "immuno.commands.chemokines",
@@ -39,7 +43,8 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     from immuno.batch import write_sheet
     from immuno.validate import validate_batch
 
-    batch = validate_batch(args.batch, visits=args.visits, panels_dir=args.panels)
+    batch = validate_batch(args.batch, visits=args.visits, panels_dir=args.panels,
+                           patient_id_pattern=args.patient_id_pattern)
     counts = batch.sheet["assay"].value_counts().sort_index()
     summary = ", ".join(f"{n} {a}" for a, n in counts.items())
     print(f"batch {batch.batch_id}: {len(batch.sheet)} rows ({summary}); no problems found")
@@ -52,7 +57,30 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from immuno.runner import run_workflow
 
     return run_workflow(args.batches, results=args.results, cores=args.cores, panels=args.panels,
-                        profile=args.profile, dry_run=args.dry_run, extra=args.snakemake_args)
+                        profile=args.profile, dry_run=args.dry_run, extra=args.rest,
+                        configfile=args.configfile)
+
+
+def _cmd_verify(args: argparse.Namespace) -> int:
+    from immuno.verify import verify_results
+
+    checked, differences = verify_results(args.results, args.inputs)
+    for difference in differences:
+        print(difference)
+    if differences:
+        print(f"{len(differences)} difference(s) from provenance in {args.results}", file=sys.stderr)
+        return EXIT_RUN_ERROR
+    print(f"{checked} files match their provenance in {args.results}")
+    return 0
+
+
+def _cmd_step(args: argparse.Namespace) -> int:
+    from immuno.steps import run_step
+
+    if not args.rest:
+        raise RunError("immuno step: give the step's immuno command after --")
+    return run_step(args.rest, expect=args.expect, gather_from=args.gather, into=args.into,
+                    patient_id_pattern=args.patient_id_pattern, folders=args.folder, outputs=args.outputs)
 
 
 def _cmd_collect(args: argparse.Namespace) -> int:
@@ -61,13 +89,16 @@ def _cmd_collect(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from immuno.collect import collect_batch
+    from immuno.steps import check_unchanged, parse_expectations
 
     sheet = Path(args.batch_dir) / "validation" / "samplesheet.csv"
     started = (datetime.fromtimestamp(sheet.stat().st_mtime, UTC).isoformat(timespec="seconds")
                if sheet.is_file() else None)
+    expected = parse_expectations(args.expect)
+    check_unchanged(expected, "before")
     m = collect_batch(args.batch, args.batch_dir, panels_dir=args.panels, visits=args.visits,
                       parameters=json.loads(args.parameters) if args.parameters else None,
-                      started=started)
+                      started=started, expected=expected)
     print(f"{len(m)} measurement rows written to {args.batch_dir}/measurements.parquet")
     return 0
 
@@ -113,6 +144,11 @@ def _cmd_study(args: argparse.Namespace) -> int:
     return 0
 
 
+def _patient_pattern(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--patient-id-pattern", default=None, metavar="REGEX",
+                   help="pattern of patient codes (default: letters then digits, e.g. P01, LYS-014)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``immuno`` command."""
     parser = argparse.ArgumentParser(prog="immuno", description=__doc__.splitlines()[0])
@@ -132,6 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--panels", default=None, help="panels folder (default: the project's panels/)")
     p.add_argument("--visits", nargs="+", default=visits, help="allowed visits (default: D0 D10 M1)")
     p.add_argument("--write", default=None, help="write the validated sheet to this CSV")
+    _patient_pattern(p)
     p.set_defaults(func=_cmd_validate)
 
     p = sub.add_parser("run", help="run the workflow on batch folders (default: the demo batch)",
@@ -142,7 +179,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--panels", default=None, help="panels folder (default: the project's panels/)")
     p.add_argument("--profile", default=None, help="Snakemake profile: local or slurm")
     p.add_argument("-n", "--dry-run", action="store_true", help="plan only")
-    p.set_defaults(func=_cmd_run, snakemake_args=[])
+    p.add_argument("--configfile", default=None,
+                   help="a lab's configuration (keys of config/config.yaml: visits, patient_id_pattern ...)")
+    p.set_defaults(func=_cmd_run)
+
+    p = sub.add_parser("verify", help="re-hash a results folder (and its inputs) against provenance.json",
+                       description="Re-hash every output file of each batch under RESULTS (or of the "
+                       "batch folder RESULTS) and, with --inputs, the batch's input files; list every "
+                       "difference from provenance.json; exit status 1 when there is one.")
+    p.add_argument("results", help="results folder, or one batch's results folder")
+    p.add_argument("--inputs", nargs="+", default=[], metavar="BATCH",
+                   help="batch folders whose input files to check too (matched by folder name)")
+    p.set_defaults(func=_cmd_verify)
+
+    p = sub.add_parser("step", help="(workflow step) run an immuno command on inputs checked against "
+                       "the run's hashes", epilog="immuno step [--expect SHA256=PATH ...] -- COMMAND ...")
+    p.add_argument("--expect", nargs="*", default=[], metavar="SHA256=PATH",
+                   help="a file the step reads and its SHA-256 when the run started")
+    p.add_argument("--gather", nargs="*", default=[], metavar="DIR", help="per-job folders to link into --into")
+    p.add_argument("--into", default=None, help="folder receiving the gathered files")
+    p.add_argument("--folder", nargs="*", default=[], help="folders to leave behind even if empty")
+    p.add_argument("--outputs", nargs="*", default=[],
+                   help="the rule's outputs, marked as being written while the step runs")
+    _patient_pattern(p)
+    p.set_defaults(func=_cmd_step)
 
     p = sub.add_parser("collect", help="(workflow step) merge assay tables of one batch")
     p.add_argument("batch", help="batch folder")
@@ -150,6 +210,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--panels", default=None)
     p.add_argument("--visits", nargs="+", default=visits)
     p.add_argument("--parameters", default=None, help="workflow parameters to record (JSON)")
+    p.add_argument("--expect", nargs="*", default=[], metavar="SHA256=PATH",
+                   help="input files and their SHA-256 when the run started (recorded in provenance)")
     p.set_defaults(func=_cmd_collect)
 
     p = sub.add_parser("report", help="write the self-contained HTML QC report of a batch's results")
@@ -187,21 +249,35 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``immuno`` command; returns the exit status."""
     parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
-    # everything after "--" belongs to Snakemake (immuno run only), so options may follow batches
-    extra: list[str] = []
+    # everything after "--" belongs to Snakemake (immuno run) or is the step's command
+    # (immuno step), so options may follow batches
+    rest: list[str] = []
     if "--" in argv:
         cut = argv.index("--")
-        argv, extra = argv[:cut], argv[cut + 1:]
+        argv, rest = argv[:cut], argv[cut + 1:]
     args = parser.parse_args(argv)
-    if extra:
-        if args.command != "run":
-            parser.error("arguments after -- are only for `immuno run`")
-        args.snakemake_args = extra
+    if rest and args.command not in ("run", "step"):
+        parser.error("arguments after -- are only for `immuno run` and `immuno step`")
+    args.rest = rest
     try:
         return int(args.func(args) or 0)
+    except BrokenPipeError:
+        # the reader of our output went away (e.g. `immuno ... | head`): not an error of
+        # ours; point stdout at devnull so the interpreter's final flush stays quiet
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except UserError as exc:
         print(exc.report(), file=sys.stderr)
         return EXIT_USER_ERROR
+    except RunError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_RUN_ERROR
+    except OSError as exc:
+        message = describe_os_error(exc)
+        if message is None:
+            raise
+        print(f"error: {message}", file=sys.stderr)
+        return EXIT_RUN_ERROR
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

@@ -9,7 +9,7 @@ batch. Every file is written atomically.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +34,7 @@ def assay_outputs(batch_dir: Path, assay: str) -> dict[str, Path]:
 
 def collect_batch(batch_folder: str | Path, batch_dir: str | Path, panels_dir: str | Path | None = None,
                   visits: Sequence[str] = DEFAULT_VISITS, parameters: dict[str, Any] | None = None,
-                  started: str | None = None) -> pd.DataFrame:
+                  started: str | None = None, expected: Mapping[Path, str] | None = None) -> pd.DataFrame:
     """Merge the assay tables of one batch and write its provenance.
 
     Parameters
@@ -51,6 +51,10 @@ def collect_batch(batch_folder: str | Path, batch_dir: str | Path, panels_dir: s
         The workflow configuration, recorded in provenance.
     started
         ISO time the batch run started (recorded in provenance).
+    expected
+        ``{path: sha256}`` of the input files as hashed when the run started (the workflow
+        checked each step's files against them); recorded in provenance instead of
+        hashing the files again now. Default: hash them now.
 
     Returns
     -------
@@ -70,5 +74,17 @@ def collect_batch(batch_folder: str | Path, batch_dir: str | Path, panels_dir: s
     write_parquet(table, out / "measurements.parquet")
     write_parquet(metrics_table(pd.concat(metrics, ignore_index=True) if metrics else []), out / "qc" / "metrics.parquet")
     write_parquet(flags_table(pd.concat(flags, ignore_index=True) if flags else []), out / "qc" / "flags.parquet")
-    write_provenance(batch, out / "provenance.json", parameters=parameters or {}, started=started)
+    write_provenance(batch, out / "provenance.json", parameters=parameters or {}, started=started,
+                     inputs=_recorded_inputs(batch.root, expected) if expected else None)
     return table
+
+
+def _recorded_inputs(root: Path, expected: Mapping[Path, str]) -> dict[str, dict[str, Any]]:
+    """The batch's input files among ``expected``, keyed by their path in the batch folder."""
+    root = root.resolve()
+    inputs = {}
+    for path, digest in expected.items():
+        resolved = Path(path).resolve()
+        if resolved.is_relative_to(root):
+            inputs[resolved.relative_to(root).as_posix()] = {"sha256": digest, "bytes": resolved.stat().st_size}
+    return inputs

@@ -8,6 +8,7 @@ the full list of problems in ``.problems``.
 
 from __future__ import annotations
 
+import errno
 from dataclasses import dataclass, field
 
 #: exit status for problems the user can fix (bad sheet, bad panel, bad file)
@@ -64,3 +65,48 @@ class UserError(Exception):
         if self.hint:
             text += f"\n{self.hint}"
         return text
+
+
+#: exit status when a run cannot be done or finished (results folder in use, disk full,
+#: read-only or forbidden folder, an input changed during the run); inputs are fine
+EXIT_RUN_ERROR = 1
+
+
+class RunError(Exception):
+    """A run that cannot go on, for a reason outside the inputs; one line, exit status 1.
+
+    The message says what happened, to which file or folder, and what to do next.
+    """
+
+
+#: what to tell the user for the errors of the machine rather than of the inputs
+_OS_ERRORS = {
+    errno.ENOSPC: "no space left on the device",
+    errno.EDQUOT: "disk quota exceeded",
+    errno.EROFS: "read-only file system",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "operation not permitted",
+}
+
+
+def describe_os_error(exc: OSError) -> str | None:
+    """One line for a disk-full, read-only or permission error, or None for other errors.
+
+    Parameters
+    ----------
+    exc
+        The error raised by a read or a write.
+
+    Returns
+    -------
+    str or None
+        ``"<what> (<file>): <what to do>"``; None when the error is not one of these.
+    """
+    what = _OS_ERRORS.get(exc.errno or 0)
+    if what is None:
+        return None
+    where = f" ({exc.filename})" if exc.filename else ""
+    todo = ("free some space" if exc.errno in (errno.ENOSPC, errno.EDQUOT)
+            else "give this user write access to the results folder (or choose another with --results)")
+    return (f"{what}{where}: {todo}, then run the same command again; finished steps are kept and "
+            "nothing partial was left")

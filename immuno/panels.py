@@ -174,8 +174,11 @@ def load_panel(path: str | Path) -> Panel:
 
 
 def default_panels_dir() -> Path:
-    """The project's ``panels/`` folder (beside the package in a source checkout)."""
-    return Path(__file__).resolve().parent.parent / "panels"
+    """The project's ``panels/`` folder: shipped as ``immuno/data/panels`` in an installed
+    package, beside the package in a source checkout."""
+    here = Path(__file__).resolve().parent
+    shipped = here / "data" / "panels"
+    return shipped if shipped.is_dir() else here.parent / "panels"
 
 
 _NAME_LINE = re.compile(r"^name:\s*['\"]?([^'\"#\s]+)", re.MULTILINE)

@@ -24,7 +24,7 @@ ROOM_CHECKS = {
 
 
 def validate_batch(folder: str | Path, visits: Sequence[str] = DEFAULT_VISITS,
-                   panels_dir: str | Path | None = None) -> Batch:
+                   panels_dir: str | Path | None = None, patient_id_pattern: str | None = None) -> Batch:
     """Check a batch completely and return it.
 
     Parameters
@@ -35,6 +35,8 @@ def validate_batch(folder: str | Path, visits: Sequence[str] = DEFAULT_VISITS,
         Allowed visit codes.
     panels_dir
         Folder of panel files (default: the project's ``panels/``).
+    patient_id_pattern
+        Regular expression of patient codes (default: letters then digits, e.g. P01).
 
     Returns
     -------
@@ -46,7 +48,7 @@ def validate_batch(folder: str | Path, visits: Sequence[str] = DEFAULT_VISITS,
     UserError
         Every problem found, sheet and files together.
     """
-    batch = load_batch(folder, visits=visits, panels_dir=panels_dir)
+    batch = load_batch(folder, visits=visits, panels_dir=panels_dir, patient_id_pattern=patient_id_pattern)
     problems: list[Problem] = []
     for assay, module_name in ROOM_CHECKS.items():
         rows = batch.rows(assay)

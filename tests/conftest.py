@@ -38,6 +38,33 @@ def demo_copy(small_demo: Path, tmp_path: Path) -> Path:
     return dest
 
 
+#: cytometry tubes kept in the lean batch: two gated tubes and the compensation controls
+LEAN_TUBES = ("P01-D0-SURF", "P02-D0-SURF")
+
+
+@pytest.fixture(scope="session")
+def lean_batch(small_demo: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The small demo batch cut to a few jobs, for runs that are repeated (kills, the wheel).
+
+    Both patients keep their chemokine and chimerism samples; cytometry keeps one surface
+    tube per patient and the compensation controls. Read-only: copy it to change it.
+    """
+    import pandas as pd
+
+    from immuno.batch import write_sheet
+
+    dest = tmp_path_factory.mktemp("lean") / "lean"
+    shutil.copytree(small_demo, dest)
+    sheet = pd.read_csv(dest / "samplesheet.csv", dtype=str, keep_default_na=False)
+    keep = ((sheet["assay"] != "cytometry") | sheet["tube"].isin(["single_stain", "unstained"])
+            | sheet["sample_id"].isin(LEAN_TUBES))
+    write_sheet(sheet[keep].to_dict("records"), dest / "samplesheet.csv")
+    for path in (dest / "cytometry").glob("*.fcs"):
+        if path.name not in set(sheet.loc[keep, "file"].map(lambda f: Path(f).name)):
+            path.unlink()
+    return dest
+
+
 def _run_batch(batch: Path, results: Path) -> Path:
     """Run the workflow on one batch folder (as `immuno run` does) and return its results."""
     import subprocess

@@ -98,6 +98,24 @@ def test_devyser_missing_column(tmp_path: Path) -> None:
         read_marker_counts(path)
 
 
+@pytest.mark.parametrize("cell", ["-5", "12.5"])
+def test_devyser_counts_must_be_whole_and_not_negative(tmp_path: Path, cell: str) -> None:
+    path = tmp_path / "S1.tsv"
+    path.write_text("#SNPID\tTOT_HITS\tREF_HITS\tALT_HITS\nSNP01\t1003\t990\t10\n"
+                    f"SNP02\t800\t400\t{cell}\n")
+    with pytest.raises(UserError, match=r"data row 2, column ALT_HITS.*expected a count"):
+        read_marker_counts(path)
+
+
+@pytest.mark.parametrize("ad", ["12,-3", "x,3"])
+def test_vcf_depths_must_be_read_counts(tmp_path: Path, ad: str) -> None:
+    path = tmp_path / "x.vcf"
+    path.write_text("##fileformat=VCFv4.2\n#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\tFORMAT\tS1\n"
+                    f"chr1\t10\trs1\tA\tG\t.\tPASS\t.\tGT:AD\t0/1:{ad}\n")
+    with pytest.raises(UserError, match=r"line 3, sample S1, field AD.*read counts"):
+        read_vcf(path)
+
+
 @pytest.mark.real
 def test_vcf_allele_depths_real() -> None:
     if not REAL.is_dir():

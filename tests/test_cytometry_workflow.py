@@ -47,7 +47,8 @@ def test_plan_has_one_job_per_gated_tube(cyto_batch: Path, tmp_path: Path) -> No
     sheet_out = str(tmp_path / "results" / cyto_batch.name / "validation" / "samplesheet.csv")
     done = _snakemake(tmp_path, cyto_batch, sheet_out, "--cores", "1")
     assert done.returncode == 0, done.stderr[-3000:]
-    target = str(tmp_path / "results" / cyto_batch.name / "cytometry" / "cytometry_measurements.parquet")
+    # the batch's cytometry folder is the cytometry_batch rule's (directory) output
+    target = str(tmp_path / "results" / cyto_batch.name / "cytometry")
     done = _snakemake(tmp_path, cyto_batch, target, "--dry-run", "--cores", "2")
     assert done.returncode == 0, done.stderr[-3000:]
     counts = dict(re.findall(r"^(cytometry_\w+)\s+(\d+)\s*$", done.stdout, flags=re.MULTILINE))
@@ -61,7 +62,8 @@ def test_plan_has_one_job_per_gated_tube(cyto_batch: Path, tmp_path: Path) -> No
 
 @pytest.mark.slow
 def test_workflow_matches_the_library(cyto_batch: Path, tmp_path: Path) -> None:
-    target = str(tmp_path / "results" / cyto_batch.name / "cytometry" / "cytometry_measurements.parquet")
+    # the batch's cytometry folder is the cytometry_batch rule's (directory) output
+    target = str(tmp_path / "results" / cyto_batch.name / "cytometry")
     done = _snakemake(tmp_path, cyto_batch, target, "--cores", "2")
     assert done.returncode == 0, (done.stdout[-3000:], done.stderr[-3000:])
     out = tmp_path / "results" / cyto_batch.name

@@ -1,34 +1,24 @@
 # Chimerism: one job per batch. A biopsy's estimate needs its recipient and donor
 # references, and 100 biopsies are estimated in well under a second, so
 # `chimerism_batch` reads every genotyping export of the batch and writes the room's
-# tables, the AnnData and the plots. The rule only wires files together; the work is
+# folder (tables, AnnData, plots), a declared directory output. The work is
 # `immuno chimerism process`.
-
-
-def chimerism_inputs(wildcards):
-    """The validated sheet and every chimerism export of the batch."""
-    sheet = validated_sheet(wildcards.batch)
-    folder = Path(batch_folder(wildcards))
-    rows = sheet[sheet["assay"] == "chimerism"]
-    return {"sheet": f"{RESULTS}/{wildcards.batch}/validation/samplesheet.csv",
-            "exports": [str(folder / f) for f in sorted(set(rows["file"]))]}
-
 
 rule chimerism_batch:
     input:
-        unpack(chimerism_inputs),
+        sheet=f"{RESULTS}/{{batch}}/validation/samplesheet.csv",
+        exports=lambda wc: data_files(wc, chimerism_rows(wc)),
     output:
-        measurements=f"{RESULTS}/{{batch}}/chimerism/chimerism_measurements.parquet",
-        metrics=f"{RESULTS}/{{batch}}/chimerism/qc_metrics.parquet",
-        flags=f"{RESULTS}/{{batch}}/chimerism/qc_flags.parquet",
-        genotypes=f"{RESULTS}/{{batch}}/chimerism/genotypes.parquet",
-        anndata=f"{RESULTS}/{{batch}}/chimerism/chimerism.h5ad",
-        summary=f"{RESULTS}/{{batch}}/chimerism/chimerism_summary.tsv",
+        directory(f"{RESULTS}/{{batch}}/chimerism"),
     log:
         f"{RESULTS}/{{batch}}/logs/chimerism_batch.log",
     params:
         folder=batch_folder,
-        out=lambda wildcards: f"{RESULTS}/{wildcards.batch}/chimerism",
+        expect=lambda wc: expect(wc, chimerism_rows(wc)),
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=30,
     shell:
-        "{IMMUNO} chimerism process {params.folder} --out {params.out} --panels {PANELS} "
-        "--visits {VISITS} > {log} 2>&1"
+        "{STEP} --outputs {output:q} --expect {params.expect:q} --folder {output:q} -- chimerism process {params.folder:q} "
+        "--out {output:q} {ROOM_OPTS} > {log:q} 2>&1"

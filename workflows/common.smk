@@ -1,31 +1,62 @@
-# Common rules: demo generation, batch validation (a checkpoint), the merge of assay
-# tables into the batch's results, and helpers the assay rules use.
+# What the rules share: the configuration as constants, and the functions that find a
+# job's files in the validated sample sheet (one section per room). No rules here.
+#
+# How the rules call the library. `{STEP} --outputs ... --expect ... -- COMMAND ...` runs the
+# `immuno` COMMAND after checking that every file the step reads still has the SHA-256
+# that `immuno run` recorded when the run started (immuno.steps). The hashes are params,
+# so a file edited with its modification time kept still reruns the jobs that read it.
+# Every file a rule writes is a declared output, or lies inside a declared directory
+# output; per-job folders live under <results>/<batch>/.jobs/ and are linked into the
+# room folders by the room's batch rule.
 
+import functools
 import json
-import os
 import re
 import shlex
 import sys
 from pathlib import Path
 
 import pandas as pd
+from snakemake.utils import validate
+
+from immuno.panels import default_panels_dir
+
+
+def q(text):
+    """Quoted for the shell exactly as Snakemake's `:q` does (for constants made here)."""
+    return shlex.quote(str(text))
+
 
 # every rule calls the library through the CLI of the Python running Snakemake, so the
 # workflow works from an unactivated virtual environment too
-IMMUNO = f"{shlex.quote(sys.executable)} -m immuno"
-# ... and plain `immuno` in a rule resolves to the same environment's command
-os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
-
-RESULTS = config["results"]
-# panels: relative paths are taken from the project folder, so runs from elsewhere work
-PANELS = str(Path(workflow.basedir) / config["panels"]) if not Path(config["panels"]).is_absolute() else config["panels"]
-VISITS = " ".join(config["visits"])
-BATCHES = {Path(folder).resolve().name: folder for folder in config["batches"]}
+IMMUNO = f"{q(sys.executable)} -m immuno"
+RESULTS = str(Path(config["results"]).absolute())
+PANELS = str(Path(config.get("panels") or default_panels_dir()).absolute())
+VISITS = list(config["visits"])
+PATIENT_ID_PATTERN = config["patient_id_pattern"]
+BATCHES = {Path(folder).absolute().name: str(Path(folder).absolute()) for folder in config["batches"]}
 DEMO = config.get("demo", {})
 ASSAY_DIRS = {"cytometry": "cytometry", "chemokine": "chemokines", "chimerism": "chimerism"}
+# absolute: validated_sheet() runs after parsing, when relative paths have no base
+SHEET_SCHEMA = str(Path(workflow.current_basedir) / "schemas" / "samplesheet.schema.yaml")
+
+# the start of every rule's command, and the options every room command takes
+STEP = f"{IMMUNO} step --patient-id-pattern {q(PATIENT_ID_PATTERN)}"
+ROOM_OPTS = f"--panels {q(PANELS)} --visits {' '.join(map(q, VISITS))}"
+
+
+def _manifest():
+    """The input hashes `immuno run` recorded when the run started, by batch id."""
+    if not config.get("inputs"):
+        return {}
+    return json.loads(Path(config["inputs"]).read_text(encoding="utf-8"))["batches"]
+
+
+MANIFEST = _manifest()
 
 wildcard_constraints:
     batch="|".join(re.escape(b) for b in BATCHES) or "NOBATCH",
+    sample=r"[A-Za-z0-9][A-Za-z0-9_.\-]*",
 
 
 def batch_folder(batch):
@@ -33,17 +64,18 @@ def batch_folder(batch):
     return BATCHES[getattr(batch, "batch", batch)]
 
 
+def batch_dir(wildcards):
+    """<results>/<batch>."""
+    return f"{RESULTS}/{wildcards.batch}"
+
+
 def validated_sheet(batch):
     """The validated sample sheet (waits for the validate_batch checkpoint)."""
     batch = getattr(batch, "batch", batch)
-    return pd.read_csv(checkpoints.validate_batch.get(batch=batch).output.sheet, dtype=str,
-                       keep_default_na=False)
-
-
-def sample_ids(batch, assay):
-    """Sample ids of one assay in a batch, in sheet order."""
-    sheet = validated_sheet(batch)
-    return sheet.loc[sheet["assay"] == assay, "sample_id"].tolist()
+    sheet = pd.read_csv(checkpoints.validate_batch.get(batch=batch).output.sheet, dtype=str,
+                        keep_default_na=False)
+    validate(sheet, SHEET_SCHEMA, set_default=False)
+    return sheet
 
 
 def batch_assays(batch):
@@ -51,63 +83,134 @@ def batch_assays(batch):
     return sorted(set(validated_sheet(batch)["assay"]))
 
 
-def assay_tables(wildcards):
-    """The per-assay tables the merge step reads, for the assays the batch holds."""
-    files = []
-    for assay in batch_assays(wildcards.batch):
-        d = ASSAY_DIRS[assay]
-        base = f"{RESULTS}/{wildcards.batch}/{d}"
-        files += [f"{base}/{d}_measurements.parquet", f"{base}/qc_metrics.parquet", f"{base}/qc_flags.parquet"]
-    return files
+def data_files(wildcards, rows):
+    """Absolute paths of the data files (and plate layouts) named by sheet rows."""
+    folder = Path(batch_folder(wildcards))
+    names = set(rows["file"]) | (set(rows["layout"]) - {""} if "layout" in rows else set())
+    return [str(folder / name) for name in sorted(names)]
 
 
-if DEMO.get("make") and DEMO.get("folder") in config["batches"]:
-
-    rule demo_batch:
-        output:
-            sheet=f"{DEMO['folder']}/samplesheet.csv",
-            truth=f"{DEMO['folder']}/truth.csv",
-        log:
-            f"{RESULTS}/logs/demo_batch.log",
-        params:
-            folder=DEMO["folder"],
-            seed=DEMO.get("seed", 20261126),
-            patients=DEMO.get("patients", 4),
-            events=DEMO.get("events", 20000),
-        shell:
-            "{IMMUNO} demo {params.folder} --overwrite --seed {params.seed} "
-            "--patients {params.patients} --events {params.events} > {log} 2>&1"
-
-
-checkpoint validate_batch:
-    input:
-        sheet=lambda wc: f"{batch_folder(wc)}/samplesheet.csv",
-    output:
-        sheet=f"{RESULTS}/{{batch}}/validation/samplesheet.csv",
-    log:
-        # outside results/<batch>/: a batch that fails validation gets no results folder
-        f"{RESULTS}/logs/validate_batch.{{batch}}.log",
-    params:
-        folder=batch_folder,
-    shell:
-        "{IMMUNO} validate {params.folder} --panels {PANELS} --visits {VISITS} "
-        "--write {output.sheet} > {log} 2>&1"
+def expect(wildcards, rows=None, panels=True, sheet=True):
+    """`SHA256=PATH` of the sheet, the rows' data files and their panels, as hashed when
+    the run started (empty without `immuno run`'s hashes)."""
+    entry = MANIFEST.get(wildcards.batch)
+    if not entry:
+        return []
+    folder = Path(entry["folder"])
+    names = ["samplesheet.csv"] if sheet else []
+    if rows is not None:
+        names += list(rows["file"]) + ([x for x in rows["layout"] if x] if "layout" in rows else [])
+    found = [f"{entry['inputs'][n]['sha256']}={folder / n}" for n in names if n in entry["inputs"]]
+    if rows is not None and panels:
+        found += [f"{entry['panels'][p]['sha256']}={entry['panels'][p]['path']}"
+                  for p in set(rows["panel"]) if p in entry["panels"]]
+    return sorted(set(found))
 
 
-rule collect_batch:
-    input:
-        sheet=rules.validate_batch.output.sheet,
-        tables=assay_tables,
-    output:
-        measurements=f"{RESULTS}/{{batch}}/measurements.parquet",
-        metrics=f"{RESULTS}/{{batch}}/qc/metrics.parquet",
-        flags=f"{RESULTS}/{{batch}}/qc/flags.parquet",
-        provenance=f"{RESULTS}/{{batch}}/provenance.json",
-    log:
-        f"{RESULTS}/{{batch}}/logs/collect_batch.log",
-    params:
-        folder=batch_folder,
-        parameters=shlex.quote(json.dumps(config, sort_keys=True)),
-    shell:
-        "{IMMUNO} collect {params.folder} {RESULTS}/{wildcards.batch} --panels {PANELS} "
-        "--visits {VISITS} --parameters {params.parameters} > {log} 2>&1"
+def room_dirs(wildcards):
+    """The room folders the merge step reads, for the assays the batch holds."""
+    return [f"{RESULTS}/{wildcards.batch}/{ASSAY_DIRS[a]}" for a in batch_assays(wildcards.batch)]
+
+
+# --- cytometry ---
+
+CYTOMETRY_SKIP_TUBES = ("single_stain", "unstained")  # compensation controls, not gated
+
+
+def cytometry_rows(batch):
+    """Validated sheet rows of the batch's gated cytometry tubes."""
+    sheet = validated_sheet(batch)
+    return sheet[(sheet["assay"] == "cytometry") & ~sheet["tube"].isin(CYTOMETRY_SKIP_TUBES)]
+
+
+def cytometry_control_rows(batch):
+    """Validated sheet rows of the compensation controls (single stains, unstained tube)."""
+    sheet = validated_sheet(batch)
+    return sheet[(sheet["assay"] == "cytometry") & sheet["tube"].isin(CYTOMETRY_SKIP_TUBES)]
+
+
+def cytometry_units(batch):
+    """Gated tubes that get a job of their own: all but the controls of another gated tube."""
+    rows = cytometry_rows(batch)
+    ids = set(rows["sample_id"])
+    return rows.loc[~rows["control_of"].isin(ids), "sample_id"].tolist()
+
+
+def cytometry_unit_rows(wildcards):
+    """Sheet rows a tube's job reads: the tube and the tube it is the control of."""
+    sheet = validated_sheet(wildcards.batch)
+    return sheet[(sheet["assay"] == "cytometry") & ((sheet["sample_id"] == wildcards.sample)
+                                                    | (sheet["control_of"] == wildcards.sample))]
+
+
+@functools.cache
+def cytometry_needs_compensation(batch):
+    """True when a panel of the batch's gated tubes computes compensation from single stains."""
+    from immuno.panels import load_panel, panel_index
+
+    index = panel_index(PANELS)
+    names = set(cytometry_rows(batch)["panel"]) & set(index)
+    return any((load_panel(index[n]).get("compensation") or {}).get("source") == "single_stains"
+               for n in sorted(names))
+
+
+def cytometry_jobs(wildcards):
+    """Where the jobs write: .jobs/cytometry/{samples/<tube>, controls, compensation}."""
+    return f"{RESULTS}/{wildcards.batch}/.jobs/cytometry"
+
+
+def compensation_inputs(wildcards):
+    """The batch's spillover matrix, when a panel computes it (else nothing)."""
+    if not cytometry_needs_compensation(wildcards.batch):
+        return {}
+    return {"compensation": f"{cytometry_jobs(wildcards)}/compensation"}
+
+
+def compensation_option(wildcards, input):
+    """`--compensation FILE` when the job reads the batch's spillover matrix."""
+    if "compensation" not in input.keys():
+        return []
+    return ["--compensation", f"{input.compensation}/compensation.csv"]
+
+
+def cytometry_job_dirs(wildcards):
+    """Every job folder `cytometry_batch` links into the batch's cytometry/ folder."""
+    jobs = cytometry_jobs(wildcards)
+    dirs = [f"{jobs}/samples/{sid}" for sid in cytometry_units(wildcards.batch)]
+    dirs.append(f"{jobs}/controls")
+    if cytometry_needs_compensation(wildcards.batch):
+        dirs.append(f"{jobs}/compensation")
+    return dirs
+
+
+def fcs_mem_mb(wildcards, input):
+    """Memory of a job reading FCS files: the events three times over (raw, compensated,
+    transformed) in float32 beside the float64 reads, plus the interpreter."""
+    return int(1000 + 8 * input.size_mb)
+
+
+# --- chemokines ---
+
+def chemokine_rows(wildcards):
+    """Validated sheet rows of the batch's chemokine samples."""
+    sheet = validated_sheet(wildcards.batch)
+    return sheet[sheet["assay"] == "chemokine"]
+
+
+# --- chimerism ---
+
+def chimerism_rows(wildcards):
+    """Validated sheet rows of the batch's chimerism samples."""
+    sheet = validated_sheet(wildcards.batch)
+    return sheet[sheet["assay"] == "chimerism"]
+
+
+# --- study ---
+
+STUDY_TABLES = ("measurements.parquet", "qc/metrics.parquet", "qc/flags.parquet", "provenance.json")
+
+
+def study_batches():
+    """Batch ids of this run, and of every batch an earlier run finished in the results folder."""
+    finished = {p.parent.name for p in Path(RESULTS).glob("*/provenance.json") if p.parent.name != "study"}
+    return sorted(finished | set(BATCHES))

@@ -1,143 +1,92 @@
 # Cytometry: one job per gated tube (so a cluster can spread them), a batch-level job for
 # the spillover matrix when a panel computes it from single stains, one that ingests the
-# single stains and unstained tube, and `cytometry_batch` gathering the per-sample files
-# into the batch's cytometry tables. An unstimulated tube
-# is gated inside its stimulated tube's job (it sets that tube's cytokine gates), which
-# also writes its files. Every step is an `immuno cytometry ...` command; the rules only
-# wire files together.
-
-import functools
-
-CYTOMETRY_SKIP_TUBES = ("single_stain", "unstained")  # compensation controls, not gated
-
-
-def cytometry_rows(batch):
-    """Validated sheet rows of the batch's gated cytometry tubes."""
-    sheet = validated_sheet(batch)
-    return sheet[(sheet["assay"] == "cytometry") & ~sheet["tube"].isin(CYTOMETRY_SKIP_TUBES)]
-
-
-def cytometry_units(batch):
-    """Gated tubes that get a job of their own: all but the controls of another gated tube."""
-    rows = cytometry_rows(batch)
-    ids = set(rows["sample_id"])
-    return rows.loc[~rows["control_of"].isin(ids), "sample_id"].tolist()
-
-
-@functools.cache
-def cytometry_needs_compensation(batch):
-    """True when a panel of the batch's gated tubes computes compensation from single stains."""
-    from immuno.panels import load_panel, panel_index
-
-    index = panel_index(PANELS)
-    names = set(cytometry_rows(batch)["panel"]) & set(index)
-    return any((load_panel(index[n]).get("compensation") or {}).get("source") == "single_stains"
-               for n in sorted(names))
-
-
-def cytometry_sample_inputs(wildcards):
-    """The sample's FCS file, its control tube's, and the batch matrix when needed."""
-    sheet = validated_sheet(wildcards.batch)
-    folder = Path(batch_folder(wildcards))
-    own = sheet[sheet["sample_id"] == wildcards.sample]
-    control = sheet[(sheet["control_of"] == wildcards.sample) & (sheet["assay"] == "cytometry")]
-    inputs = {
-        "sheet": f"{RESULTS}/{wildcards.batch}/validation/samplesheet.csv",
-        "fcs": [str(folder / f) for f in [*own["file"], *control["file"]]],
-    }
-    if cytometry_needs_compensation(wildcards.batch):
-        inputs["compensation"] = f"{RESULTS}/{wildcards.batch}/cytometry/compensation.csv"
-    return inputs
-
-
-def cytometry_sample_tables(wildcards):
-    """Every job's per-sample tables (what `cytometry_batch` gathers; a control tube's
-    tables are written by its stimulated tube's job)."""
-    base = f"{RESULTS}/{wildcards.batch}/cytometry/samples"
-    return [f"{base}/{sid}/{name}" for sid in cytometry_units(wildcards.batch)
-            for name in ("sample_measurements.parquet", "sample_qc_metrics.parquet",
-                         "sample_qc_flags.parquet")]
-
+# single stains and unstained tube, and `cytometry_batch`, which links every job's files
+# into the batch's cytometry/ folder and gathers the per-sample tables into the batch's
+# cytometry tables. An unstimulated tube is gated inside its stimulated tube's job (it
+# sets that tube's cytokine gates), which also writes its files. Each job writes into its
+# own folder under .jobs/cytometry/ (a declared directory output: an interrupted job's
+# folder is removed and the job rerun). Every step is an `immuno cytometry ...` command.
 
 rule cytometry_compensation:
     input:
         sheet=f"{RESULTS}/{{batch}}/validation/samplesheet.csv",
+        fcs=lambda wc: data_files(wc, cytometry_control_rows(wc.batch)),
     output:
-        f"{RESULTS}/{{batch}}/cytometry/compensation.csv",
+        directory(f"{RESULTS}/{{batch}}/.jobs/cytometry/compensation"),
     log:
         f"{RESULTS}/{{batch}}/logs/cytometry_compensation.log",
     params:
         folder=batch_folder,
+        expect=lambda wc: expect(wc, cytometry_control_rows(wc.batch)),
+        matrix=lambda wc, output: f"{output[0]}/compensation.csv",
+    threads: 1
+    resources:
+        mem_mb=fcs_mem_mb,
+        runtime=30,
     shell:
-        "{IMMUNO} cytometry compensation {params.folder} --out {output} --panels {PANELS} "
-        "--visits {VISITS} > {log} 2>&1"
+        "{STEP} --outputs {output:q} --expect {params.expect:q} -- cytometry compensation {params.folder:q} "
+        "--out {params.matrix:q} {ROOM_OPTS} > {log:q} 2>&1"
 
 
 rule cytometry_sample:
-    wildcard_constraints:
-        sample=r"[A-Za-z0-9][A-Za-z0-9_.\-]*",
     input:
-        unpack(cytometry_sample_inputs),
+        unpack(compensation_inputs),
+        sheet=f"{RESULTS}/{{batch}}/validation/samplesheet.csv",
+        fcs=lambda wc: data_files(wc, cytometry_unit_rows(wc)),
     output:
-        measurements=f"{RESULTS}/{{batch}}/cytometry/samples/{{sample}}/sample_measurements.parquet",
-        metrics=f"{RESULTS}/{{batch}}/cytometry/samples/{{sample}}/sample_qc_metrics.parquet",
-        flags=f"{RESULTS}/{{batch}}/cytometry/samples/{{sample}}/sample_qc_flags.parquet",
+        directory(f"{RESULTS}/{{batch}}/.jobs/cytometry/samples/{{sample}}"),
     log:
         f"{RESULTS}/{{batch}}/logs/cytometry/{{sample}}.log",
     params:
         folder=batch_folder,
-        out=lambda wc: f"{RESULTS}/{wc.batch}/cytometry",
-        compensation=lambda wc, input: f"--compensation {input.compensation}" if "compensation" in input.keys() else "",
+        expect=lambda wc: expect(wc, cytometry_unit_rows(wc)),
+        compensation=compensation_option,
+    threads: 1
+    resources:
+        mem_mb=fcs_mem_mb,
+        runtime=30,
     shell:
-        "{IMMUNO} cytometry process {params.folder} {wildcards.sample} --out {params.out} "
-        "--panels {PANELS} --visits {VISITS} {params.compensation} > {log} 2>&1"
-
-
-def cytometry_controls_inputs(wildcards):
-    """The compensation controls' files and, when a panel computes it, the batch matrix."""
-    sheet = validated_sheet(wildcards.batch)
-    folder = Path(batch_folder(wildcards))
-    controls = sheet[(sheet["assay"] == "cytometry") & sheet["tube"].isin(CYTOMETRY_SKIP_TUBES)]
-    inputs = {
-        "sheet": f"{RESULTS}/{wildcards.batch}/validation/samplesheet.csv",
-        "fcs": [str(folder / f) for f in controls["file"]],
-    }
-    if cytometry_needs_compensation(wildcards.batch):
-        inputs["compensation"] = f"{RESULTS}/{wildcards.batch}/cytometry/compensation.csv"
-    return inputs
+        "{STEP} --outputs {output:q} --expect {params.expect:q} --folder {output:q} -- cytometry process {params.folder:q} "
+        "{wildcards.sample:q} --out {output:q} {ROOM_OPTS} {params.compensation:q} > {log:q} 2>&1"
 
 
 rule cytometry_controls:
     input:
-        unpack(cytometry_controls_inputs),
+        unpack(compensation_inputs),
+        sheet=f"{RESULTS}/{{batch}}/validation/samplesheet.csv",
+        fcs=lambda wc: data_files(wc, cytometry_control_rows(wc.batch)),
     output:
-        f"{RESULTS}/{{batch}}/cytometry/compensation_controls.json",
+        directory(f"{RESULTS}/{{batch}}/.jobs/cytometry/controls"),
     log:
         f"{RESULTS}/{{batch}}/logs/cytometry_controls.log",
     params:
         folder=batch_folder,
-        out=lambda wc: f"{RESULTS}/{wc.batch}/cytometry",
-        compensation=lambda wc, input: f"--compensation {input.compensation}" if "compensation" in input.keys() else "",
+        expect=lambda wc: expect(wc, cytometry_control_rows(wc.batch)),
+        compensation=compensation_option,
+    threads: 1
+    resources:
+        mem_mb=fcs_mem_mb,
+        runtime=30,
     shell:
-        "{IMMUNO} cytometry controls {params.folder} --out {params.out} --panels {PANELS} "
-        "--visits {VISITS} {params.compensation} > {log} 2>&1"
+        "{STEP} --outputs {output:q} --expect {params.expect:q} --folder {output:q} -- cytometry controls {params.folder:q} "
+        "--out {output:q} {ROOM_OPTS} {params.compensation:q} > {log:q} 2>&1"
 
 
 rule cytometry_batch:
     input:
         sheet=f"{RESULTS}/{{batch}}/validation/samplesheet.csv",
-        samples=cytometry_sample_tables,
-        controls=f"{RESULTS}/{{batch}}/cytometry/compensation_controls.json",
+        jobs=cytometry_job_dirs,
     output:
-        measurements=f"{RESULTS}/{{batch}}/cytometry/cytometry_measurements.parquet",
-        metrics=f"{RESULTS}/{{batch}}/cytometry/qc_metrics.parquet",
-        flags=f"{RESULTS}/{{batch}}/cytometry/qc_flags.parquet",
-        populations=f"{RESULTS}/{{batch}}/cytometry/populations.h5ad",
+        directory(f"{RESULTS}/{{batch}}/cytometry"),
     log:
         f"{RESULTS}/{{batch}}/logs/cytometry_batch.log",
     params:
         folder=batch_folder,
-        out=lambda wc: f"{RESULTS}/{wc.batch}/cytometry",
+        expect=lambda wc: expect(wc),
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=30,
     shell:
-        "{IMMUNO} cytometry aggregate {params.folder} --out {params.out} --panels {PANELS} "
-        "--visits {VISITS} > {log} 2>&1"
+        "{STEP} --outputs {output:q} --expect {params.expect:q} --gather {input.jobs:q} --into {output:q} -- "
+        "cytometry aggregate {params.folder:q} --out {output:q} {ROOM_OPTS} > {log:q} 2>&1"

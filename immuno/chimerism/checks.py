@@ -37,7 +37,7 @@ def check_inputs(rows: pd.DataFrame, batch_root: str | Path, panels: Mapping[str
         biopsy has the references its method needs.
     """
     problems: list[Problem] = []
-    cache = FileCache(Path(batch_root))
+    cache = FileCache.for_rows(batch_root, rows)
     sheet = Path(batch_root) / "samplesheet.csv"
     for _, row in rows.iterrows():
         where = f"{sheet}: row {row.get('row', '?')}"

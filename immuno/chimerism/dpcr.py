@@ -168,8 +168,8 @@ def _finish(t: pd.DataFrame, path: Path, instrument: str, volume_nl: float, pos_
             total_name: str) -> pd.DataFrame:
     out = pd.DataFrame({"sample_name": t["sample_name"].to_numpy(), "well": t["well"].to_numpy(),
                         "assay": t["assay"].to_numpy()})
-    out["positive"] = numbers(t["positive"], path, pos_name)
-    out["total"] = numbers(t["total"], path, total_name)
+    out["positive"] = numbers(t["positive"], path, pos_name, count=True)
+    out["total"] = numbers(t["total"], path, total_name, count=True)
     out["instrument"] = instrument
     out["partition_volume_nl"] = volume_nl
     out["vendor_concentration"] = (numbers(t["vendor"], path, "concentration", allow_missing=True)

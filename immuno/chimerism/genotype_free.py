@@ -77,7 +77,7 @@ def read_allele_matrix(path: str | Path, sample_name: str) -> pd.DataFrame:
     counts = pd.DataFrame({"marker": match["marker"].str.strip().str.replace(r"^FF_", "", regex=True),
                            "allele": match["allele"].str.upper()})
     for s in samples:
-        counts[s] = numbers(rows[s], path, s, allow_missing=True)
+        counts[s] = numbers(rows[s], path, s, allow_missing=True, count=True)
     counts = counts.fillna(0.0)
     out = []
     for marker, g in counts.groupby("marker", sort=False):

@@ -92,7 +92,23 @@ class FileCache:
     """Reads each data file once; returns one sample's part of it."""
 
     root: Path
+    #: per data file (resolved path), the names the sheet's rows use for their samples in it
+    names_in_sheet: dict[str, set[str]] = field(default_factory=dict)
     tables: dict[tuple[str, str], pd.DataFrame] = field(default_factory=dict)
+
+    @classmethod
+    def for_rows(cls, root: str | Path, rows: pd.DataFrame) -> FileCache:
+        """A cache that knows which sheet rows share each file.
+
+        A single-sample file need not repeat its sample's name, but only when no other row
+        of the sheet names that one sample: otherwise a biopsy missing from a shared export
+        would be read as the recipient's own peaks.
+        """
+        root = Path(root)
+        names: dict[str, set[str]] = {}
+        for _, row in rows.iterrows():
+            names.setdefault(str((root / str(row["file"])).resolve()), set()).add(sample_name(row))
+        return cls(root, names)
 
     def sample(self, row: Mapping[str, Any], method: str) -> pd.DataFrame:
         """The rows of ``row``'s sample in its file, read with the method's reader.
@@ -112,7 +128,9 @@ class FileCache:
         table = self.tables[key]
         part = table[table["sample_name"] == name]
         if part.empty and table["sample_name"].nunique() == 1 and not row.get("sample_name"):
-            part = table  # a single-sample file need not repeat the sample's name
+            only = str(table["sample_name"].iloc[0])
+            if only not in self.names_in_sheet.get(str(path), set()) - {name}:
+                part = table  # a single-sample file need not repeat the sample's name
         if part.empty and name in table.attrs.get("samples_without_peaks", []):
             raise UserError.single(f"{path}", f"sample {name!r} (sheet column sample_name) is in the export without "
                                    "a single peak above the analysis threshold (a failed run?)")

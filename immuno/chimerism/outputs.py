@@ -95,7 +95,7 @@ def _storable(table: pd.DataFrame) -> pd.DataFrame:
 def genotypes_table(batch: Any) -> pd.DataFrame:
     """Every chimerism file's peaks or counts, one row per sample and marker/allele."""
     rows = batch.rows("chimerism")
-    cache = FileCache(Path(batch.root))
+    cache = FileCache.for_rows(batch.root, rows)
     parts = []
     for _, row in rows.iterrows():
         panel = batch.panels.get(row["panel"])

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -131,7 +130,7 @@ def _estimate(method: str, row: pd.Series, rows: pd.DataFrame, refs: dict[str, p
 def estimate_batch(batch: Any) -> list[BiopsyResult]:
     """Estimate every biopsy of a batch (``immuno.batch.Batch``), in sheet order."""
     rows = batch.rows("chimerism")
-    cache = FileCache(Path(batch.root))
+    cache = FileCache.for_rows(batch.root, rows)
     out = []
     for _, row in rows[rows["role"] == "biopsy"].iterrows():
         panel = batch.panels.get(row["panel"])

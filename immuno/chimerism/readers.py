@@ -80,8 +80,8 @@ def read_marker_counts(path: str | Path, sample_name: str | None = None) -> pd.D
                          "ref": ("REF",), "alt": ("ALT",)}, optional=("total", "ref", "alt"))
     out = pd.DataFrame({"sample_name": sample_name or path.stem, "marker": t["marker"],
                         "ref": t.get("ref", ""), "alt": t.get("alt", "")})
-    out["ref_count"] = numbers(t["ref_count"], path, "REF_HITS")
-    out["alt_count"] = numbers(t["alt_count"], path, "ALT_HITS")
+    out["ref_count"] = numbers(t["ref_count"], path, "REF_HITS", count=True)
+    out["alt_count"] = numbers(t["alt_count"], path, "ALT_HITS", count=True)
     out["depth"] = out["ref_count"] + out["alt_count"]
     return out[COUNT_COLUMNS].reset_index(drop=True)
 
@@ -140,8 +140,10 @@ def read_vcf(path: str | Path, sample_name: str | None = None) -> pd.DataFrame:
                 try:
                     depths = (float(ad[0]), float(ad[1]))
                 except ValueError:
+                    depths = (-1.0, -1.0)
+                if min(depths) < 0 or any(d != int(d) for d in depths):
                     raise UserError.single(f"{path}: line {n}, sample {s}, field AD",
-                                           f"got {parts[iad]!r}; expected integers") from None
+                                           f"got {parts[iad]!r}; expected read counts (whole numbers >= 0)")
             rows.append((s, marker, ref, alt.split(",")[0], depths[0] + depths[1], depths[0], depths[1]))
     return pd.DataFrame(rows, columns=["sample_name", "marker", "ref", "alt", "depth", "ref_count",
                                        "alt_count"])[COUNT_COLUMNS]
@@ -167,6 +169,6 @@ def read_fish(path: str | Path) -> pd.DataFrame:
     t = pick(delimited(path), path, {"sample_name": ("Sample", "Sample Name"),
                                      "donor_nuclei": ("Donor nuclei", "Donor"),
                                      "nuclei": ("Nuclei scored", "Nuclei", "Total nuclei")})
-    t["donor_nuclei"] = numbers(t["donor_nuclei"], path, "Donor nuclei")
-    t["nuclei"] = numbers(t["nuclei"], path, "Nuclei scored")
+    t["donor_nuclei"] = numbers(t["donor_nuclei"], path, "Donor nuclei", count=True)
+    t["nuclei"] = numbers(t["nuclei"], path, "Nuclei scored", count=True)
     return t[FISH_COLUMNS].reset_index(drop=True)

@@ -124,7 +124,8 @@ def decimal_style(values: pd.Series | list[str]) -> str | None:
 
 
 def numbers(values: pd.Series, path: Path, column: str, allow_missing: bool = False,
-            style: str | None = None, rows: np.ndarray | None = None) -> np.ndarray:
+            style: str | None = None, rows: np.ndarray | None = None,
+            count: bool = False) -> np.ndarray:
     """Numbers from text cells, with the file's decimal mark.
 
     Parameters
@@ -141,11 +142,16 @@ def numbers(values: pd.Series, path: Path, column: str, allow_missing: bool = Fa
         separator, as instrument software writes it).
     rows
         The data row number of each cell, for messages (default: its position + 1).
+    count
+        The cells are counts (reads, droplets, nuclei): a negative or fractional number is
+        refused like a word, since no instrument writes one and any estimate built on it
+        would be silently wrong.
 
     Raises
     ------
     UserError
-        A cell that is not a number, or a column mixing decimal commas and points.
+        A cell that is not a number (or not a count), or a column mixing decimal commas and
+        points.
     """
     text = values.astype(str).str.strip()
     if style is None:
@@ -162,9 +168,11 @@ def numbers(values: pd.Series, path: Path, column: str, allow_missing: bool = Fa
     missing = text.str.lower().isin(NO_CALL)
     nums = pd.to_numeric(text.where(~missing), errors="coerce")
     bad = nums.isna() & ~missing
+    if count:
+        bad |= nums.notna() & ((nums < 0) | (nums != np.floor(nums)))
     if bad.any() or (missing.any() and not allow_missing):
         i = int(np.flatnonzero(bad | missing)[0])
-        what = f"got {values.iloc[i]!r}; expected a number"
+        what = f"got {values.iloc[i]!r}; expected {'a count (a whole number >= 0)' if count else 'a number'}"
         if "," in str(values.iloc[i]) and style != "comma":
             what += " (a decimal comma where the file's other numbers use points?)"
         row = int(rows[i]) if rows is not None else i + 1
