@@ -91,7 +91,7 @@ def test_every_step_reads_files_checked_against_the_runs_hashes(
     _, results = clean_run
     # the commands of every job after validation (forced), exactly as the shell receives them
     done = immuno("run", str(hostile), "--results", str(results), "--dry-run", "--", "--printshellcmds",
-                  "--forcerun", "cytometry_compensation", "cytometry_sample", "cytometry_controls",
+                  "--forcerun", "cytometry_compensation", "cytometry_patient", "cytometry_controls",
                   "chemokines_batch", "chimerism_batch", cwd=space)
     assert done.returncode == 0, done.stderr[-3000:]
     commands = [shlex.split(line.strip()) for line in done.stdout.splitlines()
