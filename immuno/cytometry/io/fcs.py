@@ -285,6 +285,7 @@ class EventReader:
         if is_int:
             events = mask_integers(stored, self._layout.widths, fcs.ranges).astype(dtype)
         else:
+            _check_floats(stored, fcs, start)
             events = stored.astype(dtype, copy=stored.dtype != dtype or not stored.dtype.isnative)
         if self._preprocess:
             _preprocess(events, fcs.channels, fcs.ranges, fcs.keywords)
@@ -294,6 +295,35 @@ class EventReader:
         """``(first_row, events)`` for consecutive blocks of ``rows`` events."""
         for start in range(0, self.n_events, rows):
             yield start, self.rows(start, rows)
+
+
+#: beyond any detector's values (real files reach tens of times their $PnR, not this)
+_IMPLAUSIBLE = 1e15
+
+
+def _check_floats(stored: np.ndarray, fcs: FCSData, start: int) -> None:
+    """Refuse float events that cannot be measurements: NaN, infinities, magnitudes no
+    instrument writes, or many subnormal numbers. These are what floats read in the wrong
+    byte order (or of another width) look like, and reading them would turn garbage into
+    gates and percentages."""
+    values = stored.astype(stored.dtype.newbyteorder("="), copy=False)
+    finite = np.isfinite(values)
+    absolute = np.abs(np.where(finite, values, 0))
+    huge = absolute > _IMPLAUSIBLE
+    tiny = (absolute > 0) & (absolute < np.finfo(values.dtype).tiny)
+    bad = ~finite | huge
+    nonzero = int(np.count_nonzero(absolute))
+    if not bad.any() and tiny.sum() <= 0.01 * max(nonzero, 1):
+        return
+    per_channel = (bad | tiny).sum(axis=0)
+    named = [fcs.channels[j] for j in np.flatnonzero(per_channel)]
+    what = (f"{int((~finite).sum())} not finite (NaN or infinite), {int(huge.sum())} beyond 1e15, "
+            f"{int(tiny.sum())} subnormal")
+    raise UserError.single(str(fcs.path), f"event values in rows {start + 1}-{start + len(values)} are not "
+                           f"measurements ({what}; channels {', '.join(named[:6])}"
+                           f"{' ...' if len(named) > 6 else ''}): the byte order ($BYTEORD "
+                           f"{fcs.keywords.get('$BYTEORD', '?')}) or the data type ($DATATYPE "
+                           f"{fcs.keywords.get('$DATATYPE', '?')}) does not match the data; re-export the file")
 
 
 def _preprocess(events: np.ndarray, channels: list[str], ranges: np.ndarray,

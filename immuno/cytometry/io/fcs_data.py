@@ -180,6 +180,13 @@ def data_layout(seg: Segments, n_par: int, path: object) -> DataLayout:
     bits: list[int] = [int_keyword(kw, f"$P{i}B", path, 0) for i in range(1, n_par + 1)]
     if code in ("F", "D"):
         float_dtype: np.dtype | None = np.dtype(f"{order}{'f4' if code == 'F' else 'f8'}")
+        # the standard fixes a float's width; a $PnB saying otherwise leaves the layout in
+        # doubt (which of the two did the writer follow?), so the file is not guessed at
+        size = 8 * float_dtype.itemsize
+        odd = [f"$P{i}B={b}" for i, b in enumerate(bits, start=1) if b != size]
+        if odd:
+            raise fail(str(path), f"{', '.join(odd[:4])}{' ...' if len(odd) > 4 else ''} but $DATATYPE "
+                       f"{code} stores {size}-bit floats: the header contradicts itself; re-export the file")
         widths: list[int] = []
         row = float_dtype.itemsize * n_par
     elif code == "I":
