@@ -127,8 +127,8 @@ def killed_runs(hostile: Path, space: Path, clean_run: tuple[subprocess.Complete
     # each point is something this run (started at t) is writing, in the order the jobs
     # depend on each other (so each next run still has the next point ahead of it)
     points: list[tuple[str, Callable[[float], bool]]] = [
-        ("a tube's job writing",
-         lambda t: written_since(t, *(batch_dir / ".jobs" / "cytometry" / "samples").glob("*/*"))),
+        ("a patient's cytometry job writing",
+         lambda t: written_since(t, *(batch_dir / ".jobs" / "cytometry" / "patients").glob("*/*"))),
         ("the cytometry batch job writing", lambda t: written_since(t, batch_dir / "cytometry")),
         ("the merge writing", lambda t: written_since(t, batch_dir / "measurements.parquet")),
     ]
