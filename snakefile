@@ -1,4 +1,4 @@
-# The immuno workflow: validated batches in, tidy results out (see README and DESIGN).
+# The immuno workflow: validated batches in, tidy results out (see README and docs/architecture.md).
 #
 #   immuno run                 # the demo batch (generated if absent)
 #   immuno run BATCH...        # real batches

@@ -1,4 +1,4 @@
-"""Benchmark: fit and quantify a 30-analyte multiplex plate (DESIGN §4: well under a second).
+"""Benchmark: fit and quantify a 30-analyte multiplex plate (docs/architecture.md, 5: well under a second).
 
 Simulates a full 96-well xPONENT export with 30 analytes (8 standard levels in duplicate,
 blanks, two kit controls, 37 samples in duplicate), reads it, fits every standard curve

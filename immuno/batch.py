@@ -1,4 +1,4 @@
-"""A batch: a folder holding ``samplesheet.csv`` and the data files it names (DESIGN §3).
+"""A batch: a folder holding ``samplesheet.csv`` and the data files it names (docs/architecture.md, 4.1).
 
 The sample sheet has one row per sample and data file. A multi-sample export (an
 xPONENT plate, a GeneMapper table) is named by every sample row on it, with

@@ -1,4 +1,4 @@
-"""Merge one batch's assay outputs into the batch's result files (DESIGN §3).
+"""Merge one batch's assay outputs into the batch's result files (docs/architecture.md, 3).
 
 Each assay room writes ``<assay dir>/<assay dir>_measurements.parquet``,
 ``qc_metrics.parquet`` and ``qc_flags.parquet`` under ``results/<batch_id>/``; this step

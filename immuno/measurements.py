@@ -1,4 +1,4 @@
-"""The measurement table: the one tidy table every assay writes (DESIGN §3).
+"""The measurement table: the one tidy table every assay writes (docs/architecture.md, 4.2).
 
 One row per (batch, sample, assay, panel, feature). ``value`` is numeric (NaN where no
 number exists, e.g. a censored concentration); ``flag`` carries words from

@@ -9,15 +9,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from immuno.cytometry.acquisition_qc import (
+from immuno.cytometry.analysis.acquisition_qc import (
     _gate_limit,
     acquisition_qc,
     keep_gates,
     qc_rows,
     qc_settings,
 )
-from immuno.cytometry.engine import GateTree
-from immuno.cytometry.fcs import read_fcs
+from immuno.cytometry.engine.gate_tree import GateTree
+from immuno.cytometry.io.fcs import read_fcs
 from immuno.demo import cytometry as demo
 from immuno.panels import load_panel
 from immuno.qc import flags_table, metrics_table

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy.stats import norm
 
-from immuno.cytometry.adaptive import (
+from immuno.cytometry.analysis.adaptive import (
     density_valley,
     lymphocyte_gmm,
     singlet_polygon,
@@ -151,7 +151,7 @@ def _quadrant_events(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, 
 
 
 def test_quadrant_gate_with_valley_dividers_from_the_panel() -> None:
-    from immuno.cytometry.gating import place_gates
+    from immuno.cytometry.analysis.gating import place_gates
 
     ev, cd4, cd8 = _quadrant_events(np.random.default_rng(11))
     specs = [{"id": "T", "type": "quadrant", "dims": ["CD4", "CD8"],
@@ -167,8 +167,8 @@ def test_quadrant_gate_with_valley_dividers_from_the_panel() -> None:
 
 
 def test_gmm_gate_falls_back_to_the_panel_default_shape() -> None:
-    from immuno.cytometry.gates import RectangleGate
-    from immuno.cytometry.gating import place_gates
+    from immuno.cytometry.analysis.gating import place_gates
+    from immuno.cytometry.engine.gates import RectangleGate
 
     ev, _, _ = _quadrant_events(np.random.default_rng(12))
     specs = [{"id": "lymph", "type": "gmm", "dims": ["FSC-A", "SSC-A"], "expected": [0.7, 0.5],
@@ -182,7 +182,7 @@ def test_gmm_gate_falls_back_to_the_panel_default_shape() -> None:
 
 
 def test_control_percentile_gate_needs_a_control_tube() -> None:
-    from immuno.cytometry.gating import ControlGating, place_gates
+    from immuno.cytometry.analysis.gating import ControlGating, place_gates
     from immuno.errors import UserError
 
     rng = np.random.default_rng(13)
@@ -205,7 +205,7 @@ def test_control_percentile_gate_needs_a_control_tube() -> None:
 def test_panel_mistakes_name_the_file_line_and_name(tmp_path) -> None:
     from pathlib import Path
 
-    from immuno.cytometry.pipeline import panel_populations
+    from immuno.cytometry.pipeline.sample import panel_populations
     from immuno.errors import UserError
     from immuno.panels import load_panel
 
@@ -233,7 +233,7 @@ def test_panel_mistakes_name_the_file_line_and_name(tmp_path) -> None:
 def test_headline_names_are_checked(tmp_path) -> None:
     from pathlib import Path
 
-    from immuno.cytometry.pipeline import panel_populations
+    from immuno.cytometry.pipeline.sample import panel_populations
     from immuno.errors import UserError
     from immuno.panels import load_panel
 

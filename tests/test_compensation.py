@@ -8,16 +8,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from immuno.cytometry.compensation import (
-    Spillover,
-    compensate,
+from immuno.cytometry.engine.compensation import Spillover, compensate, spillover_from_single_stains
+from immuno.cytometry.io.fcs import format_spillover, read_fcs, write_fcs
+from immuno.cytometry.io.spillover import (
     read_spillover_file,
     spillover_from_control_files,
     spillover_from_keywords,
-    spillover_from_single_stains,
     write_spillover_file,
 )
-from immuno.cytometry.fcs import format_spillover, read_fcs, write_fcs
 from immuno.demo import cytometry as demo
 from immuno.errors import UserError
 

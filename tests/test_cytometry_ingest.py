@@ -14,14 +14,10 @@ import yaml
 
 from immuno.batch import load_batch
 from immuno.cytometry.checks import check_inputs
-from immuno.cytometry.compensation import (
-    Spillover,
-    compensate,
-    spillover_from_control_files,
-    spillover_from_keywords,
-)
-from immuno.cytometry.fcs import read_fcs, write_fcs
-from immuno.cytometry.ingest import ingest_sample
+from immuno.cytometry.engine.compensation import Spillover, compensate
+from immuno.cytometry.io.fcs import read_fcs, write_fcs
+from immuno.cytometry.io.spillover import spillover_from_control_files, spillover_from_keywords
+from immuno.cytometry.pipeline.ingest import ingest_sample
 from immuno.demo import cytometry as demo
 from immuno.demo import make_demo_batch
 from immuno.errors import UserError
@@ -121,7 +117,7 @@ def test_single_stain_compensation_needs_the_batch_matrix(batch_dir: Path) -> No
 
 
 def test_estimated_logicle_width(batch_dir: Path, tmp_path: Path) -> None:
-    from immuno.cytometry.transforms import estimate_logicle_w
+    from immuno.cytometry.engine.transforms import estimate_logicle_w
 
     spec = yaml.safe_load(ICS.read_text())
     spec["transforms"]["fluor"]["w"] = "estimate"
@@ -192,7 +188,7 @@ def test_checks_report_every_problem(batch_dir: Path, tmp_path: Path) -> None:
 
 
 def test_matrix_file_named_by_the_panel(batch_dir: Path, tmp_path: Path) -> None:
-    from immuno.cytometry.compensation import write_spillover_file
+    from immuno.cytometry.io.spillover import write_spillover_file
 
     channels, matrix = demo.true_spillover()
     write_spillover_file(Spillover(channels, matrix), tmp_path / "symphony.csv")
@@ -238,7 +234,7 @@ def test_checks_report_panel_logic_with_its_line(batch_dir: Path, tmp_path: Path
 
 
 def test_names_of_export_qc_gates_are_reserved(tmp_path: Path) -> None:
-    from immuno.cytometry.pipeline import panel_problems
+    from immuno.cytometry import panel_problems
 
     text = ICS.read_text().replace("populations:\n", "populations:\n  acq_cd4: {expr: CD4, parent: CD4}\n", 1)
     broken = tmp_path / ICS.name

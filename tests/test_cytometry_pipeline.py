@@ -6,14 +6,17 @@ import json
 from pathlib import Path
 
 import anndata as ad
+import numpy as np
 import pandas as pd
 import pytest
 
 from immuno.batch import load_batch, write_sheet
-from immuno.cytometry.pipeline import batch_samples, process_batch, process_sample
+from immuno.cytometry import batch_samples, process_batch, process_sample
 from immuno.measurements import COLUMNS
 
 PROJECT = Path(__file__).resolve().parents[1]
+#: per-event files index events by number; AnnData says so when it reads them
+pytestmark = pytest.mark.filterwarnings("ignore:Transforming to str index")
 HEADLINE = ["Th1", "Th2", "Th17", "Th1_17", "Treg"]
 ICS = ["IFNG_CD4", "IL4_CD4", "IL17A_CD4"]
 PATIENTS = ["P01", "P02", "P03", "P04"]  # the default demo's size
@@ -70,7 +73,7 @@ def test_demo_headlines_within_acceptance(demo_results: tuple[Path, Path, pd.Dat
 
 
 def test_no_feature_name_means_two_things(demo_results: tuple[Path, Path, pd.DataFrame]) -> None:
-    """DESIGN: one (assay, feature) name is one measurement with one unit, across panels."""
+    """docs/architecture.md: one (assay, feature) name is one measurement with one unit, across panels."""
     _, _, m = demo_results
     per_name = m.groupby(["assay", "feature"]).agg(panels=("panel", "nunique"), units=("unit", "nunique"))
     assert (per_name["units"] == 1).all(), per_name[per_name["units"] > 1]
@@ -134,7 +137,9 @@ def test_demo_anndata_outputs(demo_results: tuple[Path, Path, pd.DataFrame]) -> 
     assert events.obs["Treg"].dtype == bool
     assert events.obs["Treg"].sum() == pops.layers["count"][row, col]
     assert not (events.obs["Treg"] & ~events.obs["qc_pass"]).any()  # QC-flagged events never gated
-    assert {"raw", "compensated"} <= set(events.layers)
+    # X and the gate/QC columns only: the FCS file is the record of the raw values
+    # (a panel's keep_layers adds copies, see test_keep_layers...)
+    assert not set(events.layers) and list(events.obs_names[:3]) == ["0", "1", "2"]
     assert set(events.uns["gates"]["gate"]) >= {"lymphocytes", "singlets", "CD3", "CD4", "Treg"}
     # compensation controls are ingested (events and acquisition QC) but not gated
     stain = ad.read_h5ad(out / "events" / "SS-PE-Cy7.h5ad")
@@ -171,7 +176,7 @@ def test_gatingml_export_alone_reproduces_our_counts_in_flowkit(
 
 
 def test_a_bad_file_and_a_missing_control_fail_alone(tmp_path: Path) -> None:
-    from immuno.cytometry.fcs import read_fcs, write_fcs
+    from immuno.cytometry.io.fcs import read_fcs, write_fcs
 
     folder = _write_batch(tmp_path / "b", ["P01"], 6000)
     out = tmp_path / "out"
@@ -210,8 +215,8 @@ def test_a_bad_file_and_a_missing_control_fail_alone(tmp_path: Path) -> None:
 
 def test_process_sample_is_deterministic_and_writes_a_plot(demo_results: tuple[Path, Path, pd.DataFrame],
                                                            tmp_path: Path) -> None:
-    from immuno.cytometry.compensation import read_spillover_file
-    from immuno.cytometry.outputs import write_sample_outputs
+    from immuno.cytometry.io.spillover import read_spillover_file
+    from immuno.cytometry.pipeline.outputs import write_sample_outputs
 
     folder, out, m = demo_results
     info = batch_samples(load_batch(folder), ["P04-M1-SURF"])[0]
@@ -272,7 +277,7 @@ def test_a_new_panel_needs_only_yaml(tmp_path: Path) -> None:
 
 def test_clusters_of_pooled_cd4_cells_follow_the_cytokine_gates(
         demo_results: tuple[Path, Path, pd.DataFrame]) -> None:
-    from immuno.cytometry.cluster import cluster_events, pool_events
+    from immuno.cytometry.analysis.cluster import cluster_events, pool_events
 
     _, out, _ = demo_results
     samples = {sid: out / "events" / f"{sid}.h5ad" for sid in ("P01-D0-ICS-STIM", "P01-M1-ICS-STIM")}
@@ -293,3 +298,122 @@ def test_clusters_of_pooled_cd4_cells_follow_the_cytokine_gates(
     assert result.annotation["n_events"].sum() == 3000
     again = cluster_events(pooled, markers=["IFNg", "IL4", "IL17A"], resolution=0.3, seed=0, umap=False)
     assert again.adata.obs["leiden"].tolist() == result.adata.obs["leiden"].tolist()
+
+
+def test_per_event_files_compressed_with_an_integer_index_and_layers_only_when_kept(tmp_path: Path) -> None:
+    """X with the gate and QC columns by default, gzip-compressed, the event number as the
+    index; a panel's keep_layers adds the raw and compensated copies, equal to ingest's."""
+    import h5py
+    import yaml
+
+    from immuno.cytometry import ingest_sample
+    from immuno.cytometry.io.spillover import read_spillover_file
+
+    folder = _write_batch(tmp_path / "b", ["P01"], 5000)
+    panels = tmp_path / "panels"
+    panels.mkdir()
+    for p in (PROJECT / "panels").glob("*.yaml"):
+        spec = yaml.safe_load(p.read_text())
+        if spec["name"] == "cytometry_surface_demo":
+            spec["keep_layers"] = ["raw", "compensated"]
+        (panels / p.name).write_text(yaml.safe_dump(spec, sort_keys=False))
+    batch = load_batch(folder, panels_dir=panels)
+    out = tmp_path / "out"
+    process_batch(batch, out, sample_ids=["P01-D0-ICS-STIM", "P01-D0-SURF"], plots=False)
+    with h5py.File(out / "events" / "P01-D0-ICS-STIM.h5ad") as f:
+        assert f["X"].compression == "gzip" and f["X"].shuffle and f["X"].shape == (5000, 12)
+        assert f["obs/_index"].dtype.kind == "i" and f["obs/CD4"].compression == "gzip"
+        assert len(f["layers"]) == 0
+    ics = ad.read_h5ad(out / "events" / "P01-D0-ICS-STIM.h5ad")
+    again = ingest_sample(folder / "cytometry" / "P01-D0-ICS-STIM.fcs", batch.panels["cytometry_ics_demo"])
+    assert ics.X.dtype == again.X.dtype == "float32"
+    np.testing.assert_array_equal(ics.X, again.X)
+    np.testing.assert_array_equal(ics.obs["qc_pass"], again.obs["qc_pass"])
+    kw = ics.uns["keywords"].set_index("keyword")["value"]
+    assert kw["$P5N"] == "BUV395-A" and "$FIL" not in kw.index
+    surf = ad.read_h5ad(out / "events" / "P01-D0-SURF.h5ad")
+    ref = ingest_sample(folder / "cytometry" / "P01-D0-SURF.fcs", batch.panels["cytometry_surface_demo"],
+                        spill=read_spillover_file(out / "compensation.csv"))
+    assert set(surf.layers) == {"raw", "compensated"}
+    np.testing.assert_array_equal(surf.layers["raw"], ref.layers["raw"])
+    np.testing.assert_array_equal(surf.layers["compensated"], ref.layers["compensated"])
+    np.testing.assert_array_equal(surf.X, ref.X)
+    # the X-only file is smaller than the tube's FCS file, its events smaller than stored plainly
+    fcs_size = (folder / "cytometry" / "P01-D0-ICS-STIM.fcs").stat().st_size
+    assert (out / "events" / "P01-D0-ICS-STIM.h5ad").stat().st_size < fcs_size
+    with h5py.File(out / "events" / "P01-D0-ICS-STIM.h5ad") as f:
+        assert f["X"].id.get_storage_size() < 0.9 * f["X"].size * 4
+
+
+def test_one_command_processes_several_units_and_releases_each_tube(tmp_path: Path) -> None:
+    """`immuno cytometry process BATCH S1 S2 ...` writes every tube of every unit (an ICS
+    pair's control with it) in one process; each outcome is handed over complete and its
+    events released before the next tube is read."""
+    from immuno.cli import main
+    from immuno.cytometry import process_unit
+
+    folder = _write_batch(tmp_path / "b", ["P01"], 4000)
+    out = tmp_path / "out"
+    assert main(["cytometry", "process", str(folder), "P01-D0-ICS-STIM", "P01-M1-ICS-STIM", "P01-M1-ICS-UNSTIM",
+                 "--out", str(out), "--no-plots"]) == 0
+    done = sorted(p.name for p in (out / "samples").iterdir())
+    assert done == ["P01-D0-ICS-STIM", "P01-D0-ICS-UNSTIM", "P01-M1-ICS-STIM", "P01-M1-ICS-UNSTIM"]
+    assert all((out / "events" / f"{s}.h5ad").is_file() for s in done)
+    info = batch_samples(load_batch(folder), ["P01-D10-ICS-STIM"])[0]
+    seen: list[tuple[str, bool]] = []
+    outcomes = process_unit(info, emit=lambda o: seen.append((o.info.sample_id, o.tube is not None)))
+    # the control first (it sets the cytokine gates), each with its events when handed over
+    assert seen == [("P01-D10-ICS-UNSTIM", True), ("P01-D10-ICS-STIM", True)]
+    assert [o.info.sample_id for o in outcomes] == ["P01-D10-ICS-STIM", "P01-D10-ICS-UNSTIM"]
+    assert all(o.ok and o.tube is None for o in outcomes)
+    kept = process_unit(info)
+    assert kept[0].tube is not None and kept[0].events.n_obs == 4000
+    assert kept[0].statistics.equals(outcomes[0].statistics)
+
+
+def test_warm_up_compiles_the_kernels_for_the_pipeline_s_own_layouts() -> None:
+    """`immuno cytometry warm` runs a synthetic pair through the pipeline: afterwards the
+    gate tests have code for column-major float32 events (the per-tube matrix) and the
+    static path's float64 chunks, so no sample job compiles them."""
+    from immuno.cytometry.analysis.order_stats import _order_stats32
+    from immuno.cytometry.engine.gate_tree import _ellipse, _polygon, _quadrants, _rectangle
+    from immuno.cytometry.pipeline.warm import warm
+
+    assert warm(events=2000) > 0
+    for kernel in (_rectangle, _polygon, _ellipse, _quadrants):
+        layouts = {(str(sig[0].dtype), sig[0].layout) for sig in kernel.signatures}
+        assert ("float32", "F") in layouts, (kernel, layouts)
+    assert any(str(sig[0].dtype) == "float64" for sig in _rectangle.signatures)
+    assert _order_stats32.signatures
+
+
+def test_gating_figure_draws_each_gate_where_it_is(tmp_path: Path) -> None:
+    """One panel per gate, four to a row; each gate's outline is drawn at its coordinates
+    (a range gate's cut at its value on the axis), and the same events give the same file."""
+    from PIL import Image
+
+    from immuno.cytometry.engine.gates import PolygonGate, RectangleGate
+    from immuno.cytometry.pipeline.plots import MARGINS, PANEL, plot_gating
+
+    rng = np.random.default_rng(3)
+    events = np.column_stack([rng.normal(0.3, 0.05, 20_000), rng.normal(0.5, 0.05, 20_000)]).astype(np.float32)
+    gates = [PolygonGate("blob", None, ("a", "b"), ((0.2, 0.4), (0.4, 0.4), (0.4, 0.6), (0.2, 0.6))),
+             RectangleGate("high", "blob", ("a",), (0.3,), (None,))]
+    inside = (events[:, 0] > 0.2) & (events[:, 0] < 0.4) & (events[:, 1] > 0.4) & (events[:, 1] < 0.6)
+    masks = {"root": np.ones(20_000, bool), "blob": inside, "high": inside & (events[:, 0] >= 0.3)}
+    path = tmp_path / "g.png"
+    plot_gating(events, ["a", "b"], gates, masks, path, labels={"a": "A (a)"}, title="S1")
+    image = np.asarray(Image.open(path).convert("RGB"))
+    assert image.shape == (PANEL[1] + 22, 2 * PANEL[0], 3)
+    red = (image[:, :, 0] > 200) & (image[:, :, 1] < 60) & (image[:, :, 2] < 90)
+    assert red[:, : PANEL[0]].sum() > 200 and red[:, PANEL[0]:].sum() > 100
+    # the range gate's cut: a vertical line at a = 0.3 inside the second panel's plot area
+    columns = np.flatnonzero(red[:, PANEL[0]:].sum(axis=0) > 100)
+    xs = events[inside, 0]
+    lo, hi = np.percentile(xs, [0.1, 99.9])
+    lo, hi = lo - 0.05 * (hi - lo), hi + 0.05 * (hi - lo)
+    expected = MARGINS[0] + (0.3 - lo) / (hi - lo) * (PANEL[0] - MARGINS[0] - MARGINS[2] - 1)
+    assert len(columns) and abs(columns.mean() - expected) <= 2
+    again = tmp_path / "again.png"
+    plot_gating(events, ["a", "b"], gates, masks, again, labels={"a": "A (a)"}, title="S1")
+    assert again.read_bytes() == path.read_bytes()

@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from immuno.cytometry.populations import population_specs
-from immuno.cytometry.statistics import (
+from immuno.cytometry.analysis.populations import population_specs
+from immuno.cytometry.analysis.statistics import (
     headline_features,
     marker_medians,
     population_masks,
@@ -83,3 +83,36 @@ def test_headline_without_control_and_empty_denominator() -> None:
     assert rows["Th1_Th2_ratio"]["value"] == pytest.approx(1.5)
     with pytest.raises(ValueError, match="subtracts a control"):
         headline_features(HEADLINE, {"CD4": 1})
+
+
+def test_fast_order_statistics_equal_numpy_to_the_bit() -> None:
+    from immuno.cytometry.analysis import order_stats
+
+    rng = np.random.default_rng(5)
+    samples = [rng.normal(0.4, 0.1, 50_001), np.round(rng.normal(0, 3, 40_000)),
+               rng.exponential(1, 60_000) * rng.choice([-1, 1], 60_000), np.full(30_000, 0.25)]
+    for x in samples:
+        for data in (x.astype(np.float32), x):
+            qs = [0.0, 0.1, 25, 50, 75, 99.9, 100]
+            assert np.array_equal(order_stats.percentile(data, qs), np.percentile(data.astype(float), qs))
+            assert order_stats.median(data) == np.median(data.astype(float))
+            assert order_stats.percentile(data, 99.9) == np.percentile(data.astype(float), 99.9)
+    assert np.isnan(order_stats.median(np.array([1.0, np.nan] * 20_000, dtype=np.float32)))
+
+
+def test_marker_medians_on_transformed_events_report_the_untransformed_median() -> None:
+    from immuno.cytometry.engine.transforms import LogicleTransform
+
+    rng = np.random.default_rng(6)
+    logicle = LogicleTransform(262144, 0.5, 4.5, 0)
+    compensated = np.column_stack([rng.normal(300, 900, 40_001), rng.lognormal(8, 1, 40_001)])
+    x = np.asfortranarray(logicle.apply(compensated).astype(np.float32))
+    masks = {"all": np.ones(40_001, bool), "half": rng.random(40_001) < 0.5, "none": np.zeros(40_001, bool)}
+    med = marker_medians(masks, x, ["A", "B"], inverse={0: logicle, 1: logicle})
+    for name, mask in masks.items():
+        if mask.any():
+            np.testing.assert_allclose(med.loc[name].to_numpy(), np.median(compensated[mask], axis=0),
+                                       rtol=2e-6, atol=1e-3)
+    assert med.loc["none"].isna().all()
+    plain = marker_medians(masks, x, ["A", "B"])
+    assert plain.loc["half", "A"] == np.median(x[masks["half"], 0].astype(float))

@@ -13,7 +13,7 @@ import yaml
 
 from immuno.batch import load_batch, write_sheet
 from immuno.cli import main
-from immuno.cytometry.pipeline import process_batch
+from immuno.cytometry import process_batch
 
 PROJECT = Path(__file__).resolve().parents[1]
 
@@ -52,11 +52,12 @@ def test_plan_has_one_job_per_gated_tube(cyto_batch: Path, tmp_path: Path) -> No
     done = _snakemake(tmp_path, cyto_batch, target, "--dry-run", "--cores", "2")
     assert done.returncode == 0, done.stderr[-3000:]
     counts = dict(re.findall(r"^(cytometry_\w+)\s+(\d+)\s*$", done.stdout, flags=re.MULTILINE))
-    # 3 visits x (ICS pair + surface tube) + the reference control's ICS pair and surface
-    # tube; an ICS pair is one job (the unstimulated tube sets the stimulated tube's gates);
-    # single stains and the unstained tube feed the one batch-level compensation job and
-    # are ingested by one more
-    assert counts == {"cytometry_sample": "8", "cytometry_compensation": "1", "cytometry_controls": "1",
+    # one job per patient: P01's 3 visits x (ICS pair + surface tube) in one process, and
+    # the reference control's ICS pair and surface tube (no patient) in another; an ICS pair
+    # is gated together (the unstimulated tube sets the stimulated tube's gates); single
+    # stains and the unstained tube feed the one batch-level compensation job and are
+    # ingested by one more
+    assert counts == {"cytometry_patient": "2", "cytometry_compensation": "1", "cytometry_controls": "1",
                       "cytometry_batch": "1"}
 
 
@@ -69,19 +70,22 @@ def test_workflow_matches_the_library(cyto_batch: Path, tmp_path: Path) -> None:
     out = tmp_path / "results" / cyto_batch.name
     # the batch holds a tube labelling every channel in $PnS (MACSQuant-style) beside
     # normal ones: it is gated and its per-event AnnData is written like the others'
-    from immuno.cytometry.fcs import read_fcs_header
+    from immuno.cytometry.io.fcs import read_fcs_header
 
     assert all(read_fcs_header(cyto_batch / "cytometry" / "P01-D0-SURF.fcs").markers)
     assert not all(read_fcs_header(cyto_batch / "cytometry" / "P01-D10-SURF.fcs").markers)
     flags = pd.read_parquet(out / "cytometry" / "qc_flags.parquet")
     assert not (flags["severity"] == "fail").any(), flags[flags["severity"] == "fail"]
     wf = pd.read_parquet(out / "cytometry" / "cytometry_measurements.parquet")
-    # one log per rule and per sample, and the batch matrix computed once
+    # one log per rule and per patient's job (a line per tube), the batch matrix computed once
     assert (out / "logs" / "cytometry_compensation.log").is_file()
-    assert (out / "logs" / "cytometry" / "P01-D10-SURF.log").is_file()
+    log = (out / "logs" / "cytometry" / "P01.log").read_text()
+    assert "P01-D10-SURF: " in log and "P01-M1-ICS-STIM: " in log
+    sheet = pd.read_csv(cyto_batch / "samplesheet.csv", dtype=str, keep_default_na=False)
+    gated = sheet[~sheet["tube"].isin(["single_stain", "unstained"])]
+    assert {p.stem for p in (out / "logs" / "cytometry").glob("*.log")} == set(gated["patient_id"])
     assert (out / "cytometry" / "gatingml" / "P01-D10-SURF.xml").is_file()
     assert (out / "cytometry" / "plots" / "P01-D10-SURF.png").is_file()
-    sheet = pd.read_csv(cyto_batch / "samplesheet.csv", dtype=str, keep_default_na=False)
     assert all((out / "cytometry" / "events" / f"{s}.h5ad").is_file() for s in sheet["sample_id"])
     lib = process_batch(load_batch(cyto_batch), tmp_path / "lib", plots=False, events=False)
     pd.testing.assert_frame_equal(wf, lib)  # same numbers through the workflow as in a notebook

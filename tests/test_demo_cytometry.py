@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from immuno.cytometry.fcs import parse_spillover, read_fcs
+from immuno.cytometry.io.fcs import parse_spillover, read_fcs
 from immuno.demo import cytometry as demo
 
 N_EVENTS = 20_000

@@ -8,7 +8,7 @@ import flowio
 import numpy as np
 import pytest
 
-from immuno.cytometry.fcs import (
+from immuno.cytometry.io.fcs import (
     format_spillover,
     parse_spillover,
     read_fcs,
@@ -139,6 +139,27 @@ def test_data_end_off_by_one(tmp_path: Path) -> None:
     with pytest.warns(UserWarning, match="incorrect data offset"):
         reference = flowio.FlowData(str(path), ignore_offset_error=True)
     np.testing.assert_array_equal(reference.as_array(preprocess=False), fcs.events)
+
+
+def test_float_width_contradicting_pnb_is_refused(tmp_path: Path) -> None:
+    values = np.arange(12, dtype="<f4").reshape(4, 3)
+    kw = _layout(3, 4, "F", "1,2,3,4", [32, 16, 32], [1024] * 3) | {"$BEGINDATA": "0", "$ENDDATA": "0"}
+    path = _build_fcs(tmp_path / "w.fcs", kw, values.tobytes())
+    with pytest.raises(UserError, match=r"w\.fcs.*\$P2B=16 but \$DATATYPE F stores 32-bit floats"):
+        read_fcs(path)
+
+
+def test_floats_in_the_wrong_byte_order_are_refused(tmp_path: Path) -> None:
+    rng = np.random.default_rng(7)
+    values = rng.lognormal(6, 2, size=(500, 3)).astype("<f4")
+    kw = _layout(3, 500, "F", "1,2,3,4", [32] * 3, [262144] * 3) | {"$BEGINDATA": "0", "$ENDDATA": "0"}
+    path = _build_fcs(tmp_path / "good.fcs", kw, values.tobytes())
+    np.testing.assert_array_equal(read_fcs(path).events, values)
+    # the same bytes declared big-endian: garbage that must not reach a gate
+    kw["$BYTEORD"] = "4,3,2,1"
+    path = _build_fcs(tmp_path / "swapped.fcs", kw, values.tobytes())
+    with pytest.raises(UserError, match=r"swapped\.fcs.*not measurements.*byte order \(\$BYTEORD 4,3,2,1\)"):
+        read_fcs(path)
 
 
 def test_timestep_scales_time_like_flowkit(tmp_path: Path) -> None:

@@ -18,9 +18,9 @@ import numpy as np
 import pytest
 
 from immuno.cli import main
-from immuno.cytometry.fcs import list_datasets, read_fcs, read_fcs_header
-from immuno.cytometry.inspect_fcs import starter_channels
-from immuno.cytometry.spill_keywords import keyword_matrices
+from immuno.cytometry.io.fcs import list_datasets, read_fcs, read_fcs_header
+from immuno.cytometry.io.inspect_fcs import starter_channels
+from immuno.cytometry.io.spill_keywords import keyword_matrices
 from immuno.errors import UserError
 
 from .conftest import REAL
@@ -52,6 +52,24 @@ def _flowio_sets(path: Path, use_header: bool) -> list:
         warnings.simplefilter("ignore")
         return flowio.read_multiple_data_sets(str(path), ignore_offset_error=True, ignore_offset_discrepancy=True,
                                               use_header_offsets=use_header)
+
+
+@pytest.mark.real
+@pytest.mark.parametrize("path, dataset, n_sets", CASES, ids=[f"{p.name}#{d}" for p, d, _ in CASES])
+def test_real_file_read_in_blocks_equals_the_whole(real_data: Path, path: Path, dataset: int, n_sets: int) -> None:
+    """The pipeline reads a tube block by block (never the whole file at once): the blocks,
+    stacked, are exactly the events read whole, for every layout real instruments write."""
+    from immuno.cytometry.io.fcs import EventReader
+
+    chosen = dataset if n_sets > 1 else None
+    for dtype in (np.float32, np.float64):
+        whole = read_fcs(path, dtype=dtype, dataset=chosen).events
+        reader = EventReader(path, dtype=dtype, dataset=chosen)
+        blocks = list(reader.blocks(rows=997))
+        assert [start for start, _ in blocks] == list(range(0, reader.n_events, 997))
+        stacked = np.concatenate([b for _, b in blocks]) if blocks else np.zeros((0, len(reader.fcs.channels)))
+        assert stacked.dtype == whole.dtype
+        np.testing.assert_array_equal(stacked, whole)
 
 
 @pytest.mark.real
@@ -190,7 +208,7 @@ def test_inspect_and_ingest_every_real_file(real_data: Path, tmp_path: Path,
 
 
 def test_starter_panel_guesses_markers_from_pns(tmp_path: Path) -> None:
-    from immuno.cytometry.fcs import write_fcs
+    from immuno.cytometry.io.fcs import write_fcs
 
     path = write_fcs(tmp_path / "x.fcs", np.zeros((3, 5), np.float32), ["FSC-A", "FL1-A", "FL2-A", "FL3-A", "Time"],
                      ["FSC-A", "CD3-FITC", "FL2-A", None, None])
@@ -208,7 +226,7 @@ def test_starter_panel_guesses_markers_from_pns(tmp_path: Path) -> None:
 ])
 def test_damaged_files_fail_in_one_line_on_every_command(tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                                          damage: object, expected: str) -> None:
-    from immuno.cytometry.fcs import write_fcs
+    from immuno.cytometry.io.fcs import write_fcs
 
     good = write_fcs(tmp_path / "good.fcs", np.ones((500, 3), np.float32), ["FSC-A", "FL1-A", "Time"],
                      [None, "CD3", None])
@@ -230,7 +248,7 @@ def test_light_entry_points_import_no_heavy_library() -> None:
     import sys
 
     heavy = ("anndata", "pandas", "numba", "flowkit", "matplotlib", "scanpy")
-    code = ("import sys, immuno.cytometry as c; c.read_fcs_header; from immuno.cytometry.inspect_fcs import "
+    code = ("import sys, immuno.cytometry as c; c.read_fcs_header; from immuno.cytometry.io.inspect_fcs import "
             f"describe_fcs; print(','.join(m for m in {heavy!r} if m in sys.modules))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr

@@ -8,15 +8,16 @@ import numpy as np
 import pytest
 from flowutils import gating as fu_gating
 
-from immuno.cytometry.engine import GateTree, gate_events
-from immuno.cytometry.gates import (
+from immuno.cytometry.engine.event_pass import gate_events
+from immuno.cytometry.engine.gate_tree import GateTree
+from immuno.cytometry.engine.gates import (
     BooleanGate,
     EllipseGate,
     PolygonGate,
     QuadrantGate,
     RectangleGate,
 )
-from immuno.cytometry.transforms import LinearTransform, LogicleTransform
+from immuno.cytometry.engine.transforms import LinearTransform, LogicleTransform
 from immuno.errors import UserError
 
 CH = ["x", "y"]
@@ -143,9 +144,9 @@ def demo_tube(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_demo_gates_equal_flowkit(demo_tube: Path, tmp_path: Path) -> None:
     import flowkit as fk
 
-    from immuno.cytometry.compensation import spillover_from_keywords
-    from immuno.cytometry.fcs import read_fcs
-    from immuno.cytometry.gatingml import write_gatingml
+    from immuno.cytometry.io.fcs import read_fcs
+    from immuno.cytometry.io.gatingml import write_gatingml
+    from immuno.cytometry.io.spillover import spillover_from_keywords
 
     fcs = read_fcs(demo_tube)
     spill = spillover_from_keywords(fcs)
@@ -228,7 +229,7 @@ def test_gate_events_options_and_errors() -> None:
 
 
 def test_one_gate_on_its_parent_equals_the_tree() -> None:
-    from immuno.cytometry.engine import gate_membership
+    from immuno.cytometry.engine.gate_tree import gate_membership
 
     rng = np.random.default_rng(9)
     ev = rng.uniform(0, 1, (20_000, 2)).astype(np.float32)
@@ -249,8 +250,8 @@ def test_one_gate_on_its_parent_equals_the_tree() -> None:
 
 
 def test_compensated_columns_equal_the_linear_solve() -> None:
-    from immuno.cytometry.compensation import Spillover
-    from immuno.cytometry.engine import compensate_columns, compensate_solve
+    from immuno.cytometry.engine.compensation import Spillover, compensate_solve
+    from immuno.cytometry.engine.event_pass import compensate_columns
 
     rng = np.random.default_rng(10)
     channels = ["FSC-A", "A", "B", "C", "Time"]
@@ -266,3 +267,63 @@ def test_compensated_columns_equal_the_linear_solve() -> None:
         compensate_columns(raw, channels, Spillover(["A", "B"], np.ones((2, 2))), ["A"])
     with pytest.raises(UserError, match="Z"):
         compensate_columns(raw, channels, Spillover(["A", "Z"], np.eye(2)), ["A"])
+
+
+def test_one_pass_compensates_and_transforms_as_float64_then_rounds() -> None:
+    """Each stored value is the float32 rounding of the float64 value FlowKit computes
+    (compensation by the same sums as ``compensate``, then the transform), whatever the
+    chunking and memory order; the compensated copy equals ``compensate`` exactly."""
+    from immuno.cytometry.engine.compensation import Spillover, compensate
+    from immuno.cytometry.engine.event_pass import compensate_transform
+
+    rng = np.random.default_rng(11)
+    channels = ["FSC-A", "A", "B", "C", "Time"]
+    raw = rng.uniform(-300, 100_000, (40_000, 5)).astype(np.float32)
+    spill = Spillover(["A", "B", "C"], np.array([[1.0, 0.2, 0.05], [0.1, 1.0, 0.3], [0.0, 0.15, 1.0]]))
+    logicle, linear = LogicleTransform(262144, 0.5, 4.5, 0), LinearTransform(262144, 0)
+    columns = ["C", "FSC-A", "A", "Time"]
+    comp = np.empty((40_000, 4), dtype=np.float32)
+    out = compensate_transform(raw, channels, spill, columns, [logicle, linear, logicle, None],
+                               compensated=comp, chunk_size=7_000)
+    assert out.flags.f_contiguous and out.dtype == np.float32
+    exact = compensate(raw.astype(np.float64), channels, spill)
+    np.testing.assert_array_equal(comp, compensate(raw, channels, spill)[:, [3, 0, 1, 4]])
+    np.testing.assert_array_equal(out[:, 0], logicle.apply(exact[:, 3]).astype(np.float32))
+    np.testing.assert_array_equal(out[:, 1], (raw[:, 0] / 262144).astype(np.float32))
+    np.testing.assert_array_equal(out[:, 2], logicle.apply(exact[:, 1]).astype(np.float32))
+    np.testing.assert_array_equal(out[:, 3], raw[:, 4])
+    same = compensate_transform(raw, channels, spill, columns, [logicle, linear, logicle, None],
+                                out=np.empty((40_000, 4), dtype=np.float32), chunk_size=65_536)
+    np.testing.assert_array_equal(same, out)
+
+
+def test_exported_limits_split_float64_values_as_ours_split_float32() -> None:
+    """A range gate we test on float32 events, exported with float32_limit, holds exactly
+    the same events when another program tests the float64 values they round from."""
+    from immuno.cytometry.engine.gates import float32_limit
+    from immuno.cytometry.pipeline.outputs import exported_gate
+
+    rng = np.random.default_rng(12)
+    for cut in [0.0, 0.45, -0.25, 1 / 3, *rng.uniform(0.2, 0.6, 200)]:
+        limit = float32_limit(cut)
+        assert abs(limit - cut) <= abs(np.spacing(np.float32(cut)))
+        below, at = np.nextafter(np.float32(cut), np.float32(-1)), np.float32(cut)
+        # float64 values all around the float32 neighbours of the cut, and their roundings
+        probe = np.concatenate([np.linspace(float(below) - 1e-9, float(at) + 1e-9, 2001),
+                                [limit, np.nextafter(limit, -1), np.nextafter(limit, 2), cut]])
+        # (the engine compares a float32 value with the float64 cut, in float64)
+        assert np.array_equal(probe >= limit, probe.astype(np.float32).astype(np.float64) >= cut)
+    values64 = rng.uniform(0.3, 0.5, (200_000, 2))
+    # and events within a float32 step of each cut, where rounding decides the side
+    near = np.concatenate([c + rng.uniform(-6e-8, 6e-8, 2_000) for c in (0.4, 0.45, 0.41, 0.39)])
+    values64 = np.vstack([values64, np.column_stack([near, near])])
+    values32 = values64.astype(np.float32)
+    gates = [RectangleGate("r", None, ("x",), (0.4,), (0.45,)),
+             QuadrantGate("q", None, ("x", "y"), {"x": (0.41,), "y": (0.39,)},
+                          {"pp": {"x": 1, "y": 1}, "mm": {"x": 0, "y": 0}})]
+    ours = GateTree(gates).evaluate(values32, CH)
+    theirs = GateTree([exported_gate(g) for g in gates]).evaluate(values64, CH)
+    assert all(np.array_equal(ours[k], theirs[k]) for k in ours)
+    # without the exact limits some events near a cut would change sides
+    plain = GateTree(gates).evaluate(values64, CH)
+    assert any(not np.array_equal(ours[k], plain[k]) for k in ours)

@@ -7,16 +7,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from immuno.cytometry.engine import GateTree, gate_events
-from immuno.cytometry.gates import (
+from immuno.cytometry.engine.event_pass import gate_events
+from immuno.cytometry.engine.gate_tree import GateTree
+from immuno.cytometry.engine.gates import (
     BooleanGate,
     EllipseGate,
     PolygonGate,
     QuadrantGate,
     RectangleGate,
 )
-from immuno.cytometry.gatingml import INSIDE_SUFFIX, read_gatingml, write_gatingml
-from immuno.cytometry.transforms import ArcsinhCofactor, AsinhTransform, LogicleTransform
+from immuno.cytometry.engine.transforms import ArcsinhCofactor, AsinhTransform, LogicleTransform
+from immuno.cytometry.io.gatingml import INSIDE_SUFFIX, read_gatingml, write_gatingml
 from immuno.errors import UserError
 
 REAL = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "real"
@@ -31,7 +32,7 @@ NO_TRUTH = {"myEllipse2"}
 def test_compliance_suite_reproduced_exactly() -> None:
     if not GATE_REF.is_dir():
         pytest.skip(f"real test files not present at {GATE_REF}")
-    from immuno.cytometry.fcs import read_fcs
+    from immuno.cytometry.io.fcs import read_fcs
 
     # float64 + preprocessing ($PnE log decoding, $PnG gain) is how FlowKit reads data1.fcs
     fcs = read_fcs(GATE_REF / "data1.fcs", dtype=np.float64)
@@ -99,8 +100,8 @@ def tube(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _ours(tube: Path, transforms: dict) -> tuple[dict[str, int], object, GateTree]:
-    from immuno.cytometry.compensation import spillover_from_keywords
-    from immuno.cytometry.fcs import read_fcs
+    from immuno.cytometry.io.fcs import read_fcs
+    from immuno.cytometry.io.spillover import spillover_from_keywords
 
     fcs = read_fcs(tube)
     spill = spillover_from_keywords(fcs)
@@ -113,7 +114,7 @@ def _ours(tube: Path, transforms: dict) -> tuple[dict[str, int], object, GateTre
 def test_export_is_reproduced_by_flowkit(tube: Path, tmp_path: Path, fluor) -> None:
     import flowkit as fk
 
-    from immuno.cytometry.transforms import LinearTransform
+    from immuno.cytometry.engine.transforms import LinearTransform
 
     transforms = {c: fluor for c in ("BUV395-A", "BV510-A", "BV605-A", "FITC-A", "APC-R700-A")}
     transforms.update({"FSC-A": LinearTransform(262144, 0), "SSC-A": LinearTransform(262144, 0)})
@@ -132,7 +133,7 @@ def test_export_is_reproduced_by_flowkit(tube: Path, tmp_path: Path, fluor) -> N
     assert counts["IFNg"] > 50 and sum(v > 0 for v in counts.values()) >= 9
 
     # and our own reader gives back the same gates and memberships
-    from immuno.cytometry.fcs import read_fcs
+    from immuno.cytometry.io.fcs import read_fcs
 
     fcs = read_fcs(tube)
     back = read_gatingml(out).evaluate(fcs.events.astype(np.float64), fcs.channels, fcs.markers)
@@ -142,7 +143,7 @@ def test_export_is_reproduced_by_flowkit(tube: Path, tmp_path: Path, fluor) -> N
 
 
 def test_export_refuses_transform_without_gatingml_form(tmp_path: Path) -> None:
-    from immuno.cytometry.templates import FlowJoTransform
+    from immuno.cytometry.io.templates import FlowJoTransform
 
     class Table:  # stands for a FlowJo lookup-table transform
         width = -10.0
@@ -160,7 +161,7 @@ def test_export_refuses_ids_gatingml_cannot_hold(tmp_path: Path) -> None:
 
 
 def test_document_errors_name_the_dimension() -> None:
-    from immuno.cytometry.gatingml import DimensionSpec, GatingDocument
+    from immuno.cytometry.io.gatingml import DimensionSpec, GatingDocument
 
     gate = RectangleGate("a", None, ("FL1|uncompensated|nope",), (0.1,), (None,))
     doc = GatingDocument([gate], {"FL1|uncompensated|nope": DimensionSpec(

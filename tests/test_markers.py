@@ -11,10 +11,10 @@ import pytest
 
 from immuno.batch import load_batch
 from immuno.cli import main
-from immuno.cytometry.fcs import read_fcs, write_fcs
-from immuno.cytometry.markers import check_markers, informative, pns_matches
-from immuno.cytometry.panel_checks import panel_problems
-from immuno.cytometry.pipeline import batch_samples, process_unit
+from immuno.cytometry import batch_samples, process_unit
+from immuno.cytometry.io.fcs import read_fcs, write_fcs
+from immuno.cytometry.io.markers import check_markers, informative, pns_matches
+from immuno.cytometry.pipeline.panel_checks import panel_problems
 from immuno.errors import UserError
 from immuno.panels import find_panel, load_panel
 
@@ -155,7 +155,7 @@ def test_yaml_syntax_errors_have_line_and_column_even_by_name(tmp_path: Path) ->
 
 
 def test_a_file_with_several_data_sets_needs_the_panel_to_choose(tmp_path: Path) -> None:
-    from immuno.cytometry.ingest import ingest_sample
+    from immuno.cytometry.pipeline.ingest import ingest_sample
 
     one = write_fcs(tmp_path / "a.fcs", np.ones((300, 2), np.float32), ["FSC-A", "FL1-A"], [None, "CD3"])
     two = write_fcs(tmp_path / "b.fcs", np.full((200, 2), 2.0, np.float32), ["FSC-A", "FL1-A"], [None, "CD3"])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from immuno.cytometry.populations import (
+from immuno.cytometry.analysis.populations import (
     And,
     Name,
     Not,

@@ -188,7 +188,7 @@ def rule_bodies() -> list[tuple[str, str]]:
 def test_every_value_in_a_shell_command_is_quoted() -> None:
     commands = shell_commands()
     assert set(commands) == {"demo_batch", "validate_batch", "collect_batch", "cytometry_compensation",
-                             "cytometry_sample", "cytometry_controls", "cytometry_batch", "chemokines_batch",
+                             "cytometry_patient", "cytometry_controls", "cytometry_batch", "chemokines_batch",
                              "chimerism_batch", "report_batch", "study_tables"}
     for rule, command in commands.items():
         for field in re.findall(r"(?<!\{)\{([^{}]+)\}(?!\})", command):

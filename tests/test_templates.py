@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from immuno.cytometry.templates import FlowJoTransform, apply_template, read_template
+from immuno.cytometry.io.templates import FlowJoTransform, apply_template, read_template
 from immuno.errors import UserError
 
 fk = pytest.importorskip("flowkit")
@@ -62,8 +62,8 @@ def _strategy(spill_channels: list[str], spill_matrix: np.ndarray, pos: str = "+
 def workspace(tubes: list[Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
     from lxml import etree
 
-    from immuno.cytometry.compensation import spillover_from_keywords
-    from immuno.cytometry.fcs import read_fcs
+    from immuno.cytometry.io.fcs import read_fcs
+    from immuno.cytometry.io.spillover import spillover_from_keywords
 
     spill = spillover_from_keywords(read_fcs(tubes[0]))
     assert spill is not None
@@ -82,8 +82,8 @@ def workspace(tubes: list[Path], tmp_path_factory: pytest.TempPathFactory) -> Pa
 
 
 def _ours(template: object, tube: Path) -> dict[str, int]:
-    from immuno.cytometry.compensation import spillover_from_keywords
-    from immuno.cytometry.fcs import read_fcs
+    from immuno.cytometry.io.fcs import read_fcs
+    from immuno.cytometry.io.spillover import spillover_from_keywords
 
     fcs = read_fcs(tube)
     masks = apply_template(template, fcs.events, fcs.channels,
@@ -120,8 +120,8 @@ def test_workspace_template_applies_to_a_new_file(workspace: Path, tubes: list[P
 
 
 def test_gatingml_template_equals_flowkit(tubes: list[Path], tmp_path: Path) -> None:
-    from immuno.cytometry.compensation import spillover_from_keywords
-    from immuno.cytometry.fcs import read_fcs
+    from immuno.cytometry.io.fcs import read_fcs
+    from immuno.cytometry.io.spillover import spillover_from_keywords
 
     spill = spillover_from_keywords(read_fcs(tubes[0]))
     assert spill is not None
@@ -167,9 +167,9 @@ KNOWN = {
 @pytest.mark.real
 @pytest.mark.parametrize("name", sorted(KNOWN))
 def test_real_workspaces_give_the_known_counts(real_data: Path, name: str) -> None:
-    from immuno.cytometry.fcs import read_fcs
-    from immuno.cytometry.template_files import stored_counts
-    from immuno.cytometry.templates import template_counts
+    from immuno.cytometry.io.fcs import read_fcs
+    from immuno.cytometry.io.template_files import stored_counts
+    from immuno.cytometry.io.templates import template_counts
 
     fcs_name, expected = KNOWN[name]
     with warnings.catch_warnings():
@@ -191,7 +191,7 @@ def test_workspace_without_its_fcs_files_lists_what_flowjo_stored(real_data: Pat
     """The Sony ID7000 workspace: no FCS files, so its gates and FlowJo's counts are what can
     be checked: the gate tree read is the tree FlowJo counted."""
     from immuno.cli import main
-    from immuno.cytometry.template_files import stored_counts
+    from immuno.cytometry.io.template_files import stored_counts
 
     path = WSP / "allotropy_flowjo_example_3_SonyID7000.wsp"
     doc = read_template(path, group="All Samples")
@@ -252,7 +252,7 @@ def test_a_panel_takes_its_gates_from_a_workspace(real_data: Path, tmp_path: Pat
     import pandas as pd
 
     from immuno.batch import load_batch
-    from immuno.cytometry.pipeline import process_batch
+    from immuno.cytometry import process_batch
     from immuno.validate import validate_batch
 
     panels, batch = tmp_path / "panels", tmp_path / "batch"

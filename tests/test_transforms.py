@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from flowkit import transforms as fk
 
-from immuno.cytometry.transforms import (
+from immuno.cytometry.engine.transforms import (
     ArcsinhCofactor,
     AsinhTransform,
     HyperlogTransform,

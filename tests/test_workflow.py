@@ -83,7 +83,7 @@ def test_workflow_writes_the_contract(workflow_run: Path) -> None:
 @pytest.mark.slow
 def test_a_tube_labelling_every_channel_runs_to_the_report(workflow_run: Path) -> None:
     """MACSQuant-style files ($PnS on every channel) beside normal ones: the demo has one."""
-    from immuno.cytometry.fcs import read_fcs_header
+    from immuno.cytometry.io.fcs import read_fcs_header
 
     out = workflow_run / "results" / "demo"
     sheet = pd.read_csv(workflow_run / "demo" / "samplesheet.csv", dtype=str, keep_default_na=False)

@@ -91,7 +91,7 @@ def test_every_step_reads_files_checked_against_the_runs_hashes(
     _, results = clean_run
     # the commands of every job after validation (forced), exactly as the shell receives them
     done = immuno("run", str(hostile), "--results", str(results), "--dry-run", "--", "--printshellcmds",
-                  "--forcerun", "cytometry_compensation", "cytometry_sample", "cytometry_controls",
+                  "--forcerun", "cytometry_compensation", "cytometry_patient", "cytometry_controls",
                   "chemokines_batch", "chimerism_batch", cwd=space)
     assert done.returncode == 0, done.stderr[-3000:]
     commands = [shlex.split(line.strip()) for line in done.stdout.splitlines()
@@ -127,8 +127,8 @@ def killed_runs(hostile: Path, space: Path, clean_run: tuple[subprocess.Complete
     # each point is something this run (started at t) is writing, in the order the jobs
     # depend on each other (so each next run still has the next point ahead of it)
     points: list[tuple[str, Callable[[float], bool]]] = [
-        ("a tube's job writing",
-         lambda t: written_since(t, *(batch_dir / ".jobs" / "cytometry" / "samples").glob("*/*"))),
+        ("a patient's cytometry job writing",
+         lambda t: written_since(t, *(batch_dir / ".jobs" / "cytometry" / "patients").glob("*/*"))),
         ("the cytometry batch job writing", lambda t: written_since(t, batch_dir / "cytometry")),
         ("the merge writing", lambda t: written_since(t, batch_dir / "measurements.parquet")),
     ]

@@ -136,11 +136,35 @@ def cytometry_units(batch):
     return rows.loc[~rows["control_of"].isin(ids), "sample_id"].tolist()
 
 
+#: the job name of the gated tubes that belong to no patient (the batch's reference
+#: control); a patient code starts with a letter or digit, so it cannot clash
+CYTOMETRY_NO_PATIENT = "_batch"
+
+
+def cytometry_group(patient_id):
+    """The job a patient's gated tubes are processed in (one per patient)."""
+    return patient_id or CYTOMETRY_NO_PATIENT
+
+
+def cytometry_groups(batch):
+    """The batch's cytometry jobs: one per patient, in the sheet's order."""
+    units = cytometry_rows(batch).set_index("sample_id").loc[cytometry_units(batch), "patient_id"]
+    return list(dict.fromkeys(cytometry_group(p) for p in units))
+
+
+def cytometry_group_units(wildcards):
+    """The tubes (with their own jobs, see `cytometry_units`) of one patient's job."""
+    rows = cytometry_rows(wildcards.batch).set_index("sample_id").loc[cytometry_units(wildcards.batch)]
+    return [sid for sid, patient in rows["patient_id"].items()
+            if cytometry_group(patient) == wildcards.patient]
+
+
 def cytometry_unit_rows(wildcards):
-    """Sheet rows a tube's job reads: the tube and the tube it is the control of."""
+    """Sheet rows a patient's job reads: its tubes and the tubes they are the controls of."""
     sheet = validated_sheet(wildcards.batch)
-    return sheet[(sheet["assay"] == "cytometry") & ((sheet["sample_id"] == wildcards.sample)
-                                                    | (sheet["control_of"] == wildcards.sample))]
+    units = cytometry_group_units(wildcards)
+    return sheet[(sheet["assay"] == "cytometry") & (sheet["sample_id"].isin(units)
+                                                    | sheet["control_of"].isin(units))]
 
 
 @functools.cache
@@ -155,7 +179,7 @@ def cytometry_needs_compensation(batch):
 
 
 def cytometry_jobs(wildcards):
-    """Where the jobs write: .jobs/cytometry/{samples/<tube>, controls, compensation}."""
+    """Where the jobs write: .jobs/cytometry/{patients/<patient>, controls, compensation}."""
     return f"{RESULTS}/{wildcards.batch}/.jobs/cytometry"
 
 
@@ -176,7 +200,7 @@ def compensation_option(wildcards, input):
 def cytometry_job_dirs(wildcards):
     """Every job folder `cytometry_batch` links into the batch's cytometry/ folder."""
     jobs = cytometry_jobs(wildcards)
-    dirs = [f"{jobs}/samples/{sid}" for sid in cytometry_units(wildcards.batch)]
+    dirs = [f"{jobs}/patients/{group}" for group in cytometry_groups(wildcards.batch)]
     dirs.append(f"{jobs}/controls")
     if cytometry_needs_compensation(wildcards.batch):
         dirs.append(f"{jobs}/compensation")
@@ -184,9 +208,19 @@ def cytometry_job_dirs(wildcards):
 
 
 def fcs_mem_mb(wildcards, input):
-    """Memory of a job reading FCS files: the events three times over (raw, compensated,
-    transformed) in float32 beside the float64 reads, plus the interpreter."""
+    """Memory of a job reading a set of FCS files together (the single stains): the events
+    three times over (raw, compensated, transformed) in float32 beside the float64 reads,
+    plus the interpreter."""
     return int(1000 + 8 * input.size_mb)
+
+
+def patient_mem_mb(wildcards, input):
+    """Memory of a patient's cytometry job: the interpreter, plus the largest two files (an
+    ICS pair is processed together; the job's tubes one after the other, each released
+    when written) at three times their size (the float32 event matrix beside a block of
+    raw events, the per-event file's buffers)."""
+    sizes = sorted((Path(f).stat().st_size for f in input.fcs if Path(f).is_file()), reverse=True)
+    return int(1000 + 3 * sum(sizes[:2]) / 1e6)
 
 
 # --- chemokines ---

@@ -1,4 +1,6 @@
-# Cytometry: one job per gated tube (so a cluster can spread them), a batch-level job for
+# Cytometry: one job per patient, which gates that patient's tubes one after the other in
+# one process (a job's start-up, imports and compiled kernels, is paid once per patient,
+# not once per tube; a cluster still spreads the patients), a batch-level job for
 # the spillover matrix when a panel computes it from single stains, one that ingests the
 # single stains and unstained tube, and `cytometry_batch`, which links every job's files
 # into the batch's cytometry/ folder and gathers the per-sample tables into the batch's
@@ -28,26 +30,29 @@ rule cytometry_compensation:
         "--out {params.matrix:q} {ROOM_OPTS} > {log:q} 2>&1"
 
 
-rule cytometry_sample:
+rule cytometry_patient:
+    wildcard_constraints:
+        patient=r"[A-Za-z0-9_][A-Za-z0-9_.\-]*",
     input:
         unpack(compensation_inputs),
         sheet=f"{RESULTS}/{{batch}}/validation/samplesheet.csv",
         fcs=lambda wc: data_files(wc, cytometry_unit_rows(wc)),
     output:
-        directory(f"{RESULTS}/{{batch}}/.jobs/cytometry/samples/{{sample}}"),
+        directory(f"{RESULTS}/{{batch}}/.jobs/cytometry/patients/{{patient}}"),
     log:
-        f"{RESULTS}/{{batch}}/logs/cytometry/{{sample}}.log",
+        f"{RESULTS}/{{batch}}/logs/cytometry/{{patient}}.log",
     params:
         folder=batch_folder,
         expect=lambda wc: expect(wc, cytometry_unit_rows(wc)),
         compensation=compensation_option,
+        samples=cytometry_group_units,
     threads: 1
     resources:
-        mem_mb=fcs_mem_mb,
-        runtime=30,
+        mem_mb=patient_mem_mb,
+        runtime=lambda wc, input: 10 + 5 * len(cytometry_group_units(wc)),
     shell:
         "{STEP} --outputs {output:q} --expect {params.expect:q} --folder {output:q} -- cytometry process {params.folder:q} "
-        "{wildcards.sample:q} --out {output:q} {ROOM_OPTS} {params.compensation:q} > {log:q} 2>&1"
+        "{params.samples:q} --out {output:q} {ROOM_OPTS} {params.compensation:q} > {log:q} 2>&1"
 
 
 rule cytometry_controls:

@@ -1,7 +1,7 @@
 """A batch's chemokine plates: read, quantify, derive scores and write the room's outputs.
 
 Outputs under the room folder (``results/<batch>/chemokines/``):
-``chemokines_measurements.parquet`` (DESIGN §3 measurement rows), ``qc_metrics.parquet``,
+``chemokines_measurements.parquet`` (docs/architecture.md, the measurement table), ``qc_metrics.parquet``,
 ``qc_flags.parquet``, ``wells.parquet`` (the ingested long table, with each left-out
 well's reason), ``curves.parquet`` (one row per plate and analyte: status, coefficients,
 R^2, LLOQ/ULOQ, anchor points, the vendor's curve and the agreement with it),

@@ -1,4 +1,4 @@
-"""Write one batch's chimerism results (DESIGN §3) into ``results/<batch>/chimerism/``.
+"""Write one batch's chimerism results (docs/architecture.md, 4) into ``results/<batch>/chimerism/``.
 
 * ``chimerism_measurements.parquet``: donor_fraction (% with its 95 % interval, flag
   detected / not_detected / not_estimated) and donor_fraction_lod per biopsy;

@@ -1,11 +1,12 @@
 """``immuno cytometry ...``: the cytometry steps, one command each.
 
     immuno cytometry compensation BATCH --out FILE         spillover from single stains
-    immuno cytometry process BATCH SAMPLE --out DIR        one tube (and its control tube)
+    immuno cytometry process BATCH SAMPLE... --out DIR     tubes (each with its control tube)
     immuno cytometry controls BATCH --out DIR              ingest single stains, unstained tube
     immuno cytometry aggregate BATCH --out DIR             gather per-sample files
     immuno cytometry batch BATCH --out DIR                 all of the above in one go
     immuno cytometry ingest FCS --panel NAME --out H5AD    one file to per-event AnnData
+    immuno cytometry warm                                  compile the kernels once per environment
     immuno cytometry inspect FCS... [--yaml]               channels, $PnS, data sets of files
     immuno cytometry apply-template TEMPLATE [FCS...]      a FlowJo/GatingML template's gates and counts
     immuno cytometry cluster H5AD... --out H5AD            pooled CD4+ events, Leiden, UMAP
@@ -33,8 +34,8 @@ def _batch(args: argparse.Namespace) -> Any:
 
 
 def _cmd_compensation(args: argparse.Namespace) -> int:
-    from immuno.cytometry.compensation import write_spillover_file
-    from immuno.cytometry.pipeline import batch_spillover, needs_single_stains
+    from immuno.cytometry.io.spillover import write_spillover_file
+    from immuno.cytometry.pipeline.tubes import batch_spillover, needs_single_stains
 
     batch = _batch(args)
     if not needs_single_stains(batch) and not args.force:
@@ -48,44 +49,46 @@ def _cmd_compensation(args: argparse.Namespace) -> int:
 
 
 def _cmd_process(args: argparse.Namespace) -> int:
-    from immuno.cytometry.compensation import read_spillover_file
-    from immuno.cytometry.outputs import write_sample_outputs
-    from immuno.cytometry.pipeline import batch_samples, fail_outcome, process_unit
+    from immuno.cytometry.io.spillover import read_spillover_file
+    from immuno.cytometry.pipeline.batch import run_unit
+    from immuno.cytometry.pipeline.tubes import batch_samples
     from immuno.errors import UserError
 
     batch = _batch(args)
-    (info,) = batch_samples(batch, [args.sample])
+    infos = batch_samples(batch, list(dict.fromkeys(args.samples)), units=True)
     spill = None
-    uses = (info.panel.get("compensation") or {}).get("source") == "single_stains"
     failure: UserError | None = None
-    if uses and args.compensation is None:
-        failure = UserError.single(str(info.panel.path), "the panel computes compensation from single "
-                                   "stains: pass --compensation FILE")
-    elif uses:
-        try:
-            spill = read_spillover_file(args.compensation)
-        except UserError as exc:
-            failure = exc
-    if failure is not None:
-        outcomes = [fail_outcome(i, failure) for i in (info, info.control) if i is not None]
-    else:
-        # a stimulated tube comes with its unstimulated control: both are written
-        outcomes = process_unit(info, spill)
-    for outcome in outcomes:
-        write_sample_outputs(outcome, args.out, plots=not args.no_plots, gatingml=not args.no_gatingml,
-                             events=not args.no_events)
-        sid = outcome.info.sample_id
-        if outcome.ok:
-            print(f"{sid}: {len(outcome.measurements)} measurement rows, {len(outcome.flags)} QC flag(s)")
+    single = sorted({str(i.panel.path) for i in infos
+                     if (i.panel.get("compensation") or {}).get("source") == "single_stains"})
+    if single:
+        if args.compensation is None:
+            failure = UserError.single(", ".join(single), "the panel computes compensation from single "
+                                       "stains: pass --compensation FILE")
         else:
-            # the sample's failure is a result (a fail flag), not an error of this command
-            print(f"{sid}: FAILED - {outcome.flags[0]['reason']}")
+            try:
+                spill = read_spillover_file(args.compensation)
+            except UserError as exc:
+                failure = exc
+    # one process for several units: the imports and compiled kernels are loaded once
+    for info in infos:
+        uses = (info.panel.get("compensation") or {}).get("source") == "single_stains"
+        # a stimulated tube comes with its unstimulated control: both are written
+        outcomes = run_unit(info, args.out, spill, failure=failure if uses else None, plots=not args.no_plots,
+                            gatingml=not args.no_gatingml, events=not args.no_events)
+        for outcome in outcomes:
+            sid = outcome.info.sample_id
+            if outcome.ok:
+                print(f"{sid}: {len(outcome.measurements)} measurement rows, {len(outcome.flags)} QC flag(s)",
+                      flush=True)
+            else:
+                # the sample's failure is a result (a fail flag), not an error of this command
+                print(f"{sid}: FAILED - {outcome.flags[0]['reason']}", flush=True)
     return 0
 
 
 def _cmd_controls(args: argparse.Namespace) -> int:
-    from immuno.cytometry.compensation import read_spillover_file
-    from immuno.cytometry.pipeline import write_compensation_tubes
+    from immuno.cytometry.io.spillover import read_spillover_file
+    from immuno.cytometry.pipeline.batch import write_compensation_tubes
     from immuno.io import write_json
 
     batch = _batch(args)
@@ -99,8 +102,8 @@ def _cmd_controls(args: argparse.Namespace) -> int:
 
 
 def _cmd_aggregate(args: argparse.Namespace) -> int:
-    from immuno.cytometry.outputs import aggregate_batch
-    from immuno.cytometry.pipeline import batch_samples, compensation_tubes, sample_table
+    from immuno.cytometry.pipeline.outputs import aggregate_batch
+    from immuno.cytometry.pipeline.tubes import batch_samples, compensation_tubes, sample_table
 
     batch = _batch(args)
     m = aggregate_batch(args.out, sample_table(batch_samples(batch) + compensation_tubes(batch)))
@@ -109,12 +112,20 @@ def _cmd_aggregate(args: argparse.Namespace) -> int:
 
 
 def _cmd_batch(args: argparse.Namespace) -> int:
-    from immuno.cytometry.pipeline import process_batch
+    from immuno.cytometry.pipeline.batch import process_batch
 
     batch = _batch(args)
     m = process_batch(batch, args.out, plots=not args.no_plots, gatingml=not args.no_gatingml,
                       events=not args.no_events, progress=True)
     print(f"{len(m)} cytometry measurement rows written to {args.out}")
+    return 0
+
+
+def _cmd_warm(args: argparse.Namespace) -> int:
+    from immuno.cytometry.pipeline.warm import warm
+
+    seconds = warm()
+    print(f"cytometry kernels compiled and cached ({seconds:.1f} s)")
     return 0
 
 
@@ -127,29 +138,30 @@ def _no_traceback(where: str, exc: Exception) -> UserError:
 
 
 def _cmd_ingest(args: argparse.Namespace) -> int:
-    from immuno.cytometry.compensation import read_spillover_file
-    from immuno.cytometry.ingest import ingest_sample
+    from immuno.cytometry.io.spillover import read_spillover_file
+    from immuno.cytometry.pipeline.ingest import keep_layers, read_tube
     from immuno.errors import UserError
-    from immuno.io import write_h5ad
     from immuno.panels import find_panel
 
     panel = find_panel(args.panel, args.panels)
     spill = read_spillover_file(args.compensation) if args.compensation else None
     try:
-        adata = ingest_sample(args.fcs, panel, spill=spill, sample_id=Path(args.fcs).stem, dataset=args.dataset)
-        write_h5ad(adata, args.out)
+        # X and the QC flags, plus the copies the panel keeps (`keep_layers:`), compressed
+        tube = read_tube(args.fcs, panel, spill=spill, sample_id=Path(args.fcs).stem, dataset=args.dataset,
+                         layers=keep_layers(panel))
+        tube.write(args.out)
     except UserError:
         raise
     except Exception as exc:  # noqa: BLE001 - a user's file must never end in a traceback
         raise _no_traceback(args.fcs, exc) from None
-    print(f"{adata.n_obs} events x {adata.n_vars} channels written to {args.out}")
+    print(f"{tube.n_events} events x {len(tube.channels)} channels written to {args.out}")
     return 0
 
 
 def _cmd_inspect(args: argparse.Namespace) -> int:
     import sys
 
-    from immuno.cytometry.inspect_fcs import describe_fcs, format_description, starter_channels
+    from immuno.cytometry.io.inspect_fcs import describe_fcs, format_description, starter_channels
     from immuno.errors import UserError
 
     failed = 0
@@ -192,9 +204,9 @@ def _template_listing(template: Any, stored: list[Any]) -> str:
 
 
 def _cmd_apply_template(args: argparse.Namespace) -> int:
-    from immuno.cytometry.fcs import read_fcs
-    from immuno.cytometry.template_files import sniff_template, stored_counts
-    from immuno.cytometry.templates import read_template, template_counts
+    from immuno.cytometry.io.fcs import read_fcs
+    from immuno.cytometry.io.template_files import sniff_template, stored_counts
+    from immuno.cytometry.io.templates import read_template, template_counts
     from immuno.errors import UserError
     from immuno.io import write_text
 
@@ -228,7 +240,7 @@ def _cmd_apply_template(args: argparse.Namespace) -> int:
 
 
 def _cmd_cluster(args: argparse.Namespace) -> int:
-    from immuno.cytometry.cluster import cluster_events, pool_events
+    from immuno.cytometry.analysis.cluster import cluster_events, pool_events
     from immuno.io import write_h5ad, write_parquet
 
     samples = {Path(p).stem: p for p in args.events}
@@ -265,9 +277,10 @@ def register(subparsers: Any) -> None:
     _common(p)
     p.set_defaults(func=_cmd_compensation)
 
-    p = sub.add_parser("process", help="gate one tube (with its control) and write its files")
+    p = sub.add_parser("process", help="gate tubes (each with its control) and write their files")
     p.add_argument("batch", help="batch folder")
-    p.add_argument("sample", help="sample_id of the tube")
+    p.add_argument("samples", nargs="+", metavar="sample",
+                   help="sample_id of a tube (several: processed one after the other in one process)")
     p.add_argument("--out", required=True, help="the batch's cytometry results folder")
     p.add_argument("--compensation", default=None, help="spillover CSV from `immuno cytometry compensation`")
     _common(p)
@@ -293,6 +306,9 @@ def register(subparsers: Any) -> None:
     _common(p)
     _outputs(p)
     p.set_defaults(func=_cmd_batch)
+
+    p = sub.add_parser("warm", help="compile the cytometry kernels once (numba caches them for every later job)")
+    p.set_defaults(func=_cmd_warm)
 
     p = sub.add_parser("ingest", help="one FCS file to per-event AnnData (compensated, transformed, QC flags)")
     p.add_argument("fcs", help="FCS file")

@@ -1,4 +1,4 @@
-"""The demo batch: a complete synthetic batch with its ground truth (DESIGN §3).
+"""The demo batch: a complete synthetic batch with its ground truth (docs/architecture.md, 4.5).
 
 ``make_demo_batch(out)`` writes, for several patients at D0/D10/M1, FCS files (ICS pairs,
 surface tubes, single stains, an unstained tube, a reference control), an xPONENT plate

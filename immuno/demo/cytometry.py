@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from immuno.cytometry.fcs import format_spillover, write_fcs
+from immuno.cytometry.io.fcs import format_spillover, write_fcs
 from immuno.io import atomic_path
 
 K = 1  # this assay's stream of the demo seed

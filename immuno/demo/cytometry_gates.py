@@ -7,7 +7,7 @@ ellipse), so that FlowKit and immuno are compared on gates a lab would draw.
 
 from __future__ import annotations
 
-from immuno.cytometry.gates import (
+from immuno.cytometry.engine.gates import (
     BooleanGate,
     EllipseGate,
     PolygonGate,
@@ -28,7 +28,7 @@ def placed_ics_gates(cells_gate: bool = False) -> list:
     Returns
     -------
     list
-        Gate objects of :mod:`immuno.cytometry.gates`, parents before children.
+        Gate objects of :mod:`immuno.cytometry.engine.gates`, parents before children.
     """
     gates: list = [RectangleGate("cells", None, ("FSC-A", "SSC-A"), (0.05, 0.005), (0.95, 0.6))] if cells_gate else []
     return [
