@@ -130,7 +130,8 @@ def cytometry_control_rows(batch):
 
 
 def cytometry_units(batch):
-    """Gated tubes that get a job of their own: all but the controls of another gated tube."""
+    """Units of work: the gated tubes but the controls of another gated tube (a control is
+    gated with the tube it controls)."""
     rows = cytometry_rows(batch)
     ids = set(rows["sample_id"])
     return rows.loc[~rows["control_of"].isin(ids), "sample_id"].tolist()
@@ -153,7 +154,7 @@ def cytometry_groups(batch):
 
 
 def cytometry_group_units(wildcards):
-    """The tubes (with their own jobs, see `cytometry_units`) of one patient's job."""
+    """The units of work (see `cytometry_units`) of one patient's job."""
     rows = cytometry_rows(wildcards.batch).set_index("sample_id").loc[cytometry_units(wildcards.batch)]
     return [sid for sid, patient in rows["patient_id"].items()
             if cytometry_group(patient) == wildcards.patient]

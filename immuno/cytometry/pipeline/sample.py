@@ -207,7 +207,7 @@ def process_unit(info: SampleInfo, batch_spill: Spillover | None = None, *,
     """Process a tube together with its control tube: ``[tube, control]`` (or ``[tube]``).
 
     The control is gated anyway to set the tube's cytokine gates, so its own results
-    come at no extra cost; the workflow runs one job per such unit.
+    come at no extra cost; the workflow runs a patient's units one after the other in one job.
 
     Parameters
     ----------
