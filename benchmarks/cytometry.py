@@ -42,7 +42,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
 from disk import unique_bytes  # benchmarks/disk.py, beside this script
 
 ROOT = Path(__file__).resolve().parents[1]
