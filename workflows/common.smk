@@ -11,6 +11,7 @@
 
 import functools
 import json
+import os
 import re
 import shlex
 import sys
@@ -70,10 +71,19 @@ def batch_dir(wildcards):
 
 
 def validated_sheet(batch):
-    """The validated sample sheet (waits for the validate_batch checkpoint)."""
+    """The validated sample sheet (waits for the validate_batch checkpoint). Read only:
+    callers select from it, never change it (one copy serves every rule)."""
     batch = getattr(batch, "batch", batch)
-    sheet = pd.read_csv(checkpoints.validate_batch.get(batch=batch).output.sheet, dtype=str,
-                        keep_default_na=False)
+    path = checkpoints.validate_batch.get(batch=batch).output.sheet
+    st = os.stat(path)
+    return _read_validated_sheet(path, st.st_mtime_ns, st.st_size)
+
+
+@functools.cache
+def _read_validated_sheet(path, mtime_ns, size):
+    """The sheet as written by validation, checked against its schema once per version of
+    the file (input functions ask for it many times per job while the DAG is built)."""
+    sheet = pd.read_csv(path, dtype=str, keep_default_na=False)
     validate(sheet, SHEET_SCHEMA, set_default=False)
     return sheet
 
@@ -147,17 +157,21 @@ def cytometry_group(patient_id):
     return patient_id or CYTOMETRY_NO_PATIENT
 
 
+def cytometry_unit_jobs(batch):
+    """``{unit: job}`` for the batch's units of work (see `cytometry_units`), in the sheet's
+    order: a unit's job is its patient's."""
+    patients = cytometry_rows(batch).set_index("sample_id")["patient_id"]
+    return {sid: cytometry_group(patients[sid]) for sid in cytometry_units(batch)}
+
+
 def cytometry_groups(batch):
     """The batch's cytometry jobs: one per patient, in the sheet's order."""
-    units = cytometry_rows(batch).set_index("sample_id").loc[cytometry_units(batch), "patient_id"]
-    return list(dict.fromkeys(cytometry_group(p) for p in units))
+    return list(dict.fromkeys(cytometry_unit_jobs(batch).values()))
 
 
 def cytometry_group_units(wildcards):
-    """The units of work (see `cytometry_units`) of one patient's job."""
-    rows = cytometry_rows(wildcards.batch).set_index("sample_id").loc[cytometry_units(wildcards.batch)]
-    return [sid for sid, patient in rows["patient_id"].items()
-            if cytometry_group(patient) == wildcards.patient]
+    """The units of work of one patient's job."""
+    return [sid for sid, job in cytometry_unit_jobs(wildcards.batch).items() if job == wildcards.patient]
 
 
 def cytometry_unit_rows(wildcards):

@@ -306,20 +306,16 @@ def _check_floats(stored: np.ndarray, fcs: FCSData, start: int) -> None:
     instrument writes, or many subnormal numbers. These are what floats read in the wrong
     byte order (or of another width) look like, and reading them would turn garbage into
     gates and percentages."""
-    values = stored.astype(stored.dtype.newbyteorder("="), copy=False)
-    finite = np.isfinite(values)
-    absolute = np.abs(np.where(finite, values, 0))
-    huge = absolute > _IMPLAUSIBLE
-    tiny = (absolute > 0) & (absolute < np.finfo(values.dtype).tiny)
-    bad = ~finite | huge
-    nonzero = int(np.count_nonzero(absolute))
-    if not bad.any() and tiny.sum() <= 0.01 * max(nonzero, 1):
+    absolute = np.abs(stored.astype(stored.dtype.newbyteorder("="), copy=False))
+    plausible = absolute <= _IMPLAUSIBLE  # False for NaN too
+    tiny = (absolute > 0) & (absolute < np.finfo(absolute.dtype).tiny)
+    if plausible.all() and tiny.sum() <= 0.01 * max(np.count_nonzero(absolute), 1):
         return
-    per_channel = (bad | tiny).sum(axis=0)
-    named = [fcs.channels[j] for j in np.flatnonzero(per_channel)]
-    what = (f"{int((~finite).sum())} not finite (NaN or infinite), {int(huge.sum())} beyond 1e15, "
-            f"{int(tiny.sum())} subnormal")
-    raise UserError.single(str(fcs.path), f"event values in rows {start + 1}-{start + len(values)} are not "
+    finite = np.isfinite(absolute)
+    named = [fcs.channels[j] for j in np.flatnonzero((~plausible | tiny).any(axis=0))]
+    what = (f"{int((~finite).sum())} not finite (NaN or infinite), {int((finite & ~plausible).sum())} beyond "
+            f"1e15, {int(tiny.sum())} subnormal")
+    raise UserError.single(str(fcs.path), f"event values in rows {start + 1}-{start + len(stored)} are not "
                            f"measurements ({what}; channels {', '.join(named[:6])}"
                            f"{' ...' if len(named) > 6 else ''}): the byte order ($BYTEORD "
                            f"{fcs.keywords.get('$BYTEORD', '?')}) or the data type ($DATATYPE "
