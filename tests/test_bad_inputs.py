@@ -229,15 +229,6 @@ VARIANTS = [
 ]
 
 
-#: variants not handled yet, with why; strict, so a fix shows up as a failure to remove the mark
-NOT_YET: dict[str, str] = {}
-
-
-def params() -> list:
-    return [pytest.param(v, id=v.name, marks=[pytest.mark.xfail(reason=NOT_YET[v.name], strict=True)]
-                         if v.name in NOT_YET else []) for v in VARIANTS]
-
-
 # --- the unbroken batch and its numbers -------------------------------------------------
 
 def process(batch_folder: Path, assay: str, out: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -268,7 +259,7 @@ def baseline(lean_batch: Path, tmp_path_factory: pytest.TempPathFactory) -> dict
 NUMBERS = ["value", "lower", "upper", "flag", "unit"]
 
 
-@pytest.mark.parametrize("variant", params())
+@pytest.mark.parametrize("variant", VARIANTS, ids=lambda v: v.name)
 def test_bad_input(variant: Variant, lean_batch: Path, baseline: dict[str, pd.DataFrame], tmp_path: Path,
                    capsys: pytest.CaptureFixture[str]) -> None:
     folder = tmp_path / "lean"
