@@ -16,7 +16,7 @@ import pytest
 from immuno.batch import load_batch
 from immuno.chemokines import process_batch, quantify_plate, read_plate
 from immuno.chemokines.checks import check_inputs
-from immuno.chemokines.integrity import all_issues
+from immuno.chemokines.qc.integrity import all_issues
 from immuno.cli import main
 from immuno.demo import chemokines as demo
 from immuno.demo import make_demo_batch
@@ -155,7 +155,7 @@ def test_wells_outside_the_plate_and_windows_paths(tmp_path: Path) -> None:
     assert [i.well for i in out] == ["J14"] and "outside a 96-well plate (rows A-H, columns 1-12)" in out[0].what
     res = quantify_plate(plate)
     assert not res.wells.loc[res.wells["well"] == "J14", "used"].any()
-    from immuno.chemokines.outputs import write_curve_plots
+    from immuno.chemokines.pipeline.outputs import write_curve_plots
 
     write_curve_plots(res, plate, tmp_path / "plots")
     names = sorted(f.name for f in (tmp_path / "plots").iterdir())

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from immuno.chemokines import efficiency_from_standards, genorm_m, read_plate, relative_expression
-from immuno.chemokines.plate import QPCR_COLUMNS
+from immuno.chemokines.io.plate import QPCR_COLUMNS
 
 
 def _wells(rows: list[tuple[str, str, str, float, float]]) -> pd.DataFrame:

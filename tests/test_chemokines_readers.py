@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from immuno.chemokines import detect_format, read_layout, read_plate
-from immuno.chemokines.plate import parse_cell
+from immuno.chemokines.io.plate import parse_cell
 from immuno.demo.chemokines import simulate_plate
 from immuno.errors import UserError
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from immuno.chemokines import read_plate
-from immuno.chemokines.integrity import all_issues
+from immuno.chemokines.qc.integrity import all_issues
 from immuno.errors import UserError
 
 pytestmark = pytest.mark.real

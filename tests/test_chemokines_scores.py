@@ -13,7 +13,7 @@ import pytest
 
 from immuno.batch import load_batch
 from immuno.chemokines import derived_scores, process_batch
-from immuno.chemokines.scores import substitute
+from immuno.chemokines.quantify.scores import substitute
 from immuno.demo import make_demo_batch
 from immuno.panels import find_panel
 

@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 
 from immuno.chemokines import CurveParams, predict, quantify_plate, quantify_run, read_plate
-from immuno.chemokines.vendor import print_tolerance
-from immuno.chemokines.xponent_blocks import coefficient_letter
+from immuno.chemokines.io.xponent_blocks import coefficient_letter
+from immuno.chemokines.qc.vendor import print_tolerance
 
 BIOPLEX_WITH_EQUATION = ["LabKey_03-31A82-IgA-Biotin.xls", "LabKey_RawAndSummary.xlsx", "LabKey_WithAltNegativeBead.xls",
                          "LabKey_WithIndices.xls", "LabKey_plate3_IgA-Biot_Standard1.xlsx", "with_blank_bead.xls"]

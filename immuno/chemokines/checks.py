@@ -15,8 +15,8 @@ from typing import Any
 
 import pandas as pd
 
-from immuno.chemokines.integrity import all_issues
-from immuno.chemokines.readers import read_plate
+from immuno.chemokines.io.readers import read_plate
+from immuno.chemokines.qc.integrity import all_issues
 from immuno.errors import Problem, UserError
 
 

@@ -317,3 +317,23 @@ def finish_wells(df: pd.DataFrame) -> pd.DataFrame:
     df["dilution"] = df["dilution"].where(df["dilution"] > 0, np.nan)
     return df.reset_index(drop=True)
 
+
+_FLOATS = ("cq", "quantity", "vendor_dcq", "vendor_ddcq", "vendor_rq", "cq_ulp", "vendor_dcq_ulp", "vendor_ddcq_ulp",
+           "vendor_rq_ulp")
+
+
+def finish_qpcr(records: list[dict], plate_id: str) -> pd.DataFrame:
+    """Order and type the qPCR wells table."""
+    df = pd.DataFrame(records)
+    for col in QPCR_COLUMNS:
+        if col not in df.columns:
+            df[col] = math.nan if col in _FLOATS else ""
+    df["plate_id"] = plate_id
+    df = df[QPCR_COLUMNS].copy()
+    for col in _FLOATS:
+        df[col] = pd.to_numeric(df[col], errors="coerce").astype(float)
+    df.loc[df["cq"] <= 0, "cq"] = math.nan  # RDML writes -1 for "no Cq"
+    df["omitted"] = df["omitted"].astype(str).str.lower().isin(["true", "1", "yes"])
+    for col in ("plate_id", "well", "sample_name", "role", "target", "reporter", "problem"):
+        df[col] = df[col].fillna("").astype(str)
+    return df.reset_index(drop=True)

@@ -10,9 +10,9 @@ import anndata as ad
 import numpy as np
 import pandas as pd
 
-from immuno.chemokines.plate import PlateData, slug
-from immuno.chemokines.plots import plot_curve
-from immuno.chemokines.quantify import PlateResult
+from immuno.chemokines.io.plate import PlateData, slug
+from immuno.chemokines.pipeline.plots import plot_curve
+from immuno.chemokines.quantify.multiplex import PlateResult
 from immuno.io import write_parquet
 
 ASSAY = "chemokine"

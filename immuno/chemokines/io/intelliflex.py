@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from immuno.chemokines.plate import (
+from immuno.chemokines.io.plate import (
     PlateData,
     PlateIssue,
     finish_wells,

@@ -1,15 +1,15 @@
 """Quantification of one multiplex plate: integrity, curves, sample values, plate QC and
 the agreement with the vendor software.
 
-For every analyte the standards are fitted (:mod:`immuno.chemokines.standards`); each
+For every analyte the standards are fitted (:mod:`immuno.chemokines.fit.standards`); each
 sample's usable replicate wells are averaged on net MFI and back-calculated, multiplied
-by the dilution factor and censored against LLOQ / ULOQ (:mod:`immuno.chemokines.sample_values`).
+by the dilution factor and censored against LLOQ / ULOQ (:mod:`immuno.chemokines.quantify.sample_values`).
 Wells that cannot be trusted - unreadable, duplicated, outside the plate, designated
 outliers, too few beads - are left out of fits and means and flagged with their reason.
 Blank and negative-control bead regions are never fitted: their signal per well is kept
 for background (subtracted from every analyte when a panel sets ``qc: background:
 negative_bead``). The vendor's own curve and results are checked value by value
-(:mod:`immuno.chemokines.vendor`). A failing analyte is marked failed with its reason;
+(:mod:`immuno.chemokines.qc.vendor`). A failing analyte is marked failed with its reason;
 the rest of the plate is reported.
 """
 
@@ -23,12 +23,17 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from immuno.chemokines.curves import back_calculate, precision_profile
-from immuno.chemokines.integrity import all_issues, mark_wells
-from immuno.chemokines.plate import PlateData, PlateIssue
-from immuno.chemokines.sample_values import check_controls, quantify_samples
-from immuno.chemokines.standards import StandardCurve, fit_standards
-from immuno.chemokines.vendor import VENDOR_COLUMNS, vendor_curve_of, vendor_summary, vendor_values
+from immuno.chemokines.fit.curves import back_calculate, precision_profile
+from immuno.chemokines.fit.standards import StandardCurve, fit_standards
+from immuno.chemokines.io.plate import PlateData, PlateIssue
+from immuno.chemokines.qc.integrity import all_issues, mark_wells
+from immuno.chemokines.qc.vendor import (
+    VENDOR_COLUMNS,
+    vendor_curve_of,
+    vendor_summary,
+    vendor_values,
+)
+from immuno.chemokines.quantify.sample_values import check_controls, quantify_samples
 
 #: QC defaults (a panel's ``qc:`` section overrides them)
 QC_DEFAULTS: dict[str, Any] = {

@@ -30,8 +30,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from immuno.chemokines.delimited import Row, read_rows
-from immuno.chemokines.plate import (
+from immuno.chemokines.io.delimited import Row, read_rows
+from immuno.chemokines.io.plate import (
     PlateData,
     PlateIssue,
     finish_wells,
@@ -43,7 +43,7 @@ from immuno.chemokines.plate import (
     slug,
     split_location,
 )
-from immuno.chemokines.xponent_blocks import (
+from immuno.chemokines.io.xponent_blocks import (
     coefficients,
     control_ranges,
     per_analyte,
@@ -182,7 +182,7 @@ def read_xponent(path: str | Path) -> PlateData:
         ``format="xponent"``; ``vendor_curves`` filled from an ``Analysis Coefficients``
         block, ``control_ranges`` from ``Control Range Low/High``, ``units`` from ``Units``.
         Unreadable cells, duplicated wells and reagent rows that match no well are
-        :class:`~immuno.chemokines.plate.PlateIssue` entries.
+        :class:`~immuno.chemokines.io.plate.PlateIssue` entries.
 
     Raises
     ------

@@ -20,13 +20,18 @@ from typing import Any
 
 import pandas as pd
 
-from immuno.chemokines.outputs import ASSAY, concentrations_anndata, write_curve_plots, write_frame
-from immuno.chemokines.plate import PlateData
-from immuno.chemokines.qpcr_run import RunResult, expression_table, quantify_run
-from immuno.chemokines.quantify import PlateResult, analyte_map, quantify_plate
-from immuno.chemokines.readers import read_plate
-from immuno.chemokines.scores import derived_scores
-from immuno.chemokines.westgard import levey_jennings
+from immuno.chemokines.io.plate import PlateData
+from immuno.chemokines.io.readers import read_plate
+from immuno.chemokines.pipeline.outputs import (
+    ASSAY,
+    concentrations_anndata,
+    write_curve_plots,
+    write_frame,
+)
+from immuno.chemokines.qc.westgard import levey_jennings
+from immuno.chemokines.quantify.multiplex import PlateResult, analyte_map, quantify_plate
+from immuno.chemokines.quantify.qpcr_run import RunResult, expression_table, quantify_run
+from immuno.chemokines.quantify.scores import derived_scores
 from immuno.errors import UserError
 from immuno.io import sha256_file, write_h5ad, write_parquet
 from immuno.measurements import measurement_table
@@ -53,7 +58,7 @@ def quantify_file(path: str | Path, panel: Any = None, layout: str | Path | None
     -------
     (plate, result)
         ``result`` is a :class:`PlateResult` for multiplex plates and a
-        :class:`~immuno.chemokines.qpcr_run.RunResult` for qPCR runs; both have
+        :class:`~immuno.chemokines.quantify.qpcr_run.RunResult` for qPCR runs; both have
         ``metrics``, ``flags``, ``issues`` and ``quantified``.
     """
     plate = read_plate(path, layout)

@@ -14,8 +14,8 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
-from immuno.chemokines.curves import predict  # noqa: E402
-from immuno.chemokines.standards import StandardCurve  # noqa: E402
+from immuno.chemokines.fit.curves import predict  # noqa: E402
+from immuno.chemokines.fit.standards import StandardCurve  # noqa: E402
 from immuno.io import atomic_path  # noqa: E402
 
 

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from immuno.chemokines.plate import _DILUTION, ROLES, infer_role, normal_well, to_float
+from immuno.chemokines.io.plate import _DILUTION, ROLES, infer_role, normal_well, to_float
 from immuno.errors import UserError
 
 

@@ -22,8 +22,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from immuno.chemokines.curves import CurveParams, back_calculate
-from immuno.chemokines.standards import StandardCurve, judge_curve
+from immuno.chemokines.fit.curves import CurveParams, back_calculate
+from immuno.chemokines.fit.standards import StandardCurve, judge_curve
 
 #: columns of the per-value vendor table
 VENDOR_COLUMNS = ["plate_id", "well", "sample_name", "role", "analyte", "feature", "net_mfi", "dilution",

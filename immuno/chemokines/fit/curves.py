@@ -6,7 +6,7 @@ parameters and several starting points (a single start lands in poor local minim
 real plates). Parameters are searched as (a, d, log c, b, log g) with an analytic
 Jacobian and a small Levenberg-Marquardt loop, which keeps a 30-analyte plate well
 under a second. The acceptance rules applied to a plate's standards live in
-:mod:`immuno.chemokines.standards`.
+:mod:`immuno.chemokines.fit.standards`.
 """
 
 from __future__ import annotations

@@ -17,8 +17,8 @@ import re
 import numpy as np
 import pandas as pd
 
-from immuno.chemokines.delimited import Row
-from immuno.chemokines.plate import PlateIssue, half_ulp, read_number, to_float
+from immuno.chemokines.io.delimited import Row
+from immuno.chemokines.io.plate import PlateIssue, half_ulp, read_number, to_float
 from immuno.errors import UserError
 
 

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from immuno.chemokines.curves import CurveFit, CurveParams, back_calculate, fit_curve, predict
+from immuno.chemokines.fit.curves import CurveFit, CurveParams, back_calculate, fit_curve, predict
 
 #: defaults of the acceptance rules (a panel's ``curve:`` section overrides them)
 CURVE_DEFAULTS: dict[str, float | int | str] = {
@@ -304,7 +304,7 @@ def fit_standard_curves(wells: pd.DataFrame, rules: dict | None = None,
     Parameters
     ----------
     wells
-        The wells table of one plate (:data:`immuno.chemokines.plate.WELL_COLUMNS`).
+        The wells table of one plate (:data:`immuno.chemokines.io.plate.WELL_COLUMNS`).
     rules
         Overrides of :data:`CURVE_DEFAULTS`.
     bead_count_min

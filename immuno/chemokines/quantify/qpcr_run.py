@@ -23,8 +23,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from immuno.chemokines.plate import PlateData, PlateIssue
-from immuno.chemokines.qpcr import efficiency_from_standards, relative_expression
+from immuno.chemokines.io.plate import PlateData, PlateIssue
+from immuno.chemokines.quantify.qpcr import efficiency_from_standards, relative_expression
 
 #: half a unit of the three decimals QuantStudio prints (when a row's precision is unknown)
 PRINT_ULP = 0.0005

@@ -15,17 +15,18 @@ from typing import Any
 
 import pandas as pd
 
-from immuno.chemokines import (
+from immuno.chemokines.io import (
     bioplex,
     bioplex_xml,
+    cfx,
     intelliflex,
     msd,
-    qpcr_quantstudio,
-    qpcr_readers,
+    quantstudio,
+    rdml,
     xponent,
 )
-from immuno.chemokines.layout import apply_layout, read_layout
-from immuno.chemokines.plate import PlateData
+from immuno.chemokines.io.layout import apply_layout, read_layout
+from immuno.chemokines.io.plate import PlateData
 from immuno.errors import UserError
 
 SUPPORTED = ("Luminex xPONENT CSV (FLEXMAP 3D, MAGPIX, LX200, Intelliflex)", "Luminex Intelliflex native CSV",
@@ -47,7 +48,7 @@ def _classify_zip(path: Path) -> str:
         raise _unsupported(path, "a damaged zip container; expected an RDML file or an Excel workbook") from None
     if any(n.startswith("xl/workbook") for n in names) and not any(n.startswith("apldbio/") for n in names):
         return "excel"
-    if qpcr_readers.sniff_rdml(path):
+    if rdml.sniff_rdml(path):
         return "rdml"
     if any(n.lower().startswith("apldbio/sds/") for n in names):
         raise _unsupported(path, "an Applied Biosystems run file (.eds) holds the raw run without its analysis "
@@ -61,9 +62,9 @@ def _classify_excel(path: Path, sheets: dict[str, pd.DataFrame]) -> str:
         return "bioplex"
     if msd.sniff_sheets(sheets):
         return "msd"
-    if qpcr_quantstudio.sniff_sheets(sheets):
+    if quantstudio.sniff_sheets(sheets):
         return "quantstudio"
-    if qpcr_readers.sniff_cfx_sheets(sheets):
+    if cfx.sniff_cfx_sheets(sheets):
         return "cfx"
     names = ", ".join(repr(n) for n in sheets)
     raise _unsupported(path, f"an Excel workbook (sheets {names}) with no plate table; expected a Bio-Plex analyte "
@@ -113,8 +114,8 @@ def detect_format(path: str | Path, _cache: dict[str, Any] | None = None) -> str
             return "rdml"
         raise _unsupported(path, "an XML document that is neither Bio-Plex Manager XML nor RDML")
     for fmt, sniff in (("xponent", xponent.sniff), ("intelliflex", intelliflex.sniff), ("msd", msd.sniff),
-                       ("methodical_mind", msd.sniff_methodical_mind), ("cfx", qpcr_readers.sniff_cfx),
-                       ("quantstudio", qpcr_quantstudio.sniff)):
+                       ("methodical_mind", msd.sniff_methodical_mind), ("cfx", cfx.sniff_cfx),
+                       ("quantstudio", quantstudio.sniff)):
         if sniff(head):
             return fmt
     if "bead" in head[:2000].lower() and ":" in head.splitlines()[0]:
@@ -131,7 +132,7 @@ def read_plate(path: str | Path, layout: str | Path | None = None) -> PlateData:
         The export file.
     layout
         Optional plate layout (grid or long table, see
-        :func:`immuno.chemokines.layout.read_layout`); its sample names and roles replace
+        :func:`immuno.chemokines.io.layout.read_layout`); its sample names and roles replace
         the export's, for labs that rename samples.
 
     Returns
@@ -147,9 +148,9 @@ def read_plate(path: str | Path, layout: str | Path | None = None) -> PlateData:
         "bioplex_xml": bioplex_xml.read_bioplex_xml,
         "msd": lambda p: msd.read_msd(p, cache.get("sheets")),
         "methodical_mind": msd.read_methodical_mind,
-        "cfx": lambda p: qpcr_readers.read_cfx(p, cache.get("sheets")),
-        "quantstudio": lambda p: qpcr_quantstudio.read_quantstudio(p, cache.get("sheets")),
-        "rdml": qpcr_readers.read_rdml,
+        "cfx": lambda p: cfx.read_cfx(p, cache.get("sheets")),
+        "quantstudio": lambda p: quantstudio.read_quantstudio(p, cache.get("sheets")),
+        "rdml": rdml.read_rdml,
     }
     plate = readers[fmt](path)
     if layout is not None:

@@ -23,8 +23,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from immuno.chemokines.delimited import Row, check_table, read_rows
-from immuno.chemokines.plate import (
+from immuno.chemokines.io.delimited import Row, check_table, read_rows
+from immuno.chemokines.io.plate import (
     PlateData,
     PlateIssue,
     finish_wells,

@@ -17,8 +17,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from immuno.chemokines.curves import CurveParams, back_calculate
-from immuno.chemokines.standards import StandardCurve
+from immuno.chemokines.fit.curves import CurveParams, back_calculate
+from immuno.chemokines.fit.standards import StandardCurve
 
 
 def quantify_samples(sw: pd.DataFrame, p: CurveParams | None, curve: StandardCurve,

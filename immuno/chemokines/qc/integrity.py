@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from immuno.chemokines.plate import PlateData, PlateIssue, member_wells, well_position
+from immuno.chemokines.io.plate import PlateData, PlateIssue, member_wells, well_position
 
 
 def well_issues(plate: PlateData) -> list[PlateIssue]:
