@@ -31,10 +31,20 @@ from immuno.chemokines.fit.curves import CurveFit, CurveParams, back_calculate, 
 
 #: defaults of the acceptance rules (a panel's ``curve:`` section overrides them)
 CURVE_DEFAULTS: dict[str, float | int | str] = {
-    "model": "5PL", "weights": "1/y^2", "min_levels_5pl": 6, "min_levels": 5,
-    "recovery_low": 80.0, "recovery_high": 120.0, "recovery_low_ends": 75.0,
-    "recovery_high_ends": 125.0, "min_fraction_passing": 0.75, "max_excluded": 2,
-    "max_standard_cv": 20.0, "anchors": "auto", "background_sd": 3.0, "plateau_rise": 1.05,
+    "model": "5PL",
+    "weights": "1/y^2",
+    "min_levels_5pl": 6,
+    "min_levels": 5,
+    "recovery_low": 80.0,
+    "recovery_high": 120.0,
+    "recovery_low_ends": 75.0,
+    "recovery_high_ends": 125.0,
+    "min_fraction_passing": 0.75,
+    "max_excluded": 2,
+    "max_standard_cv": 20.0,
+    "anchors": "auto",
+    "background_sd": 3.0,
+    "plateau_rise": 1.05,
 }
 
 
@@ -73,7 +83,11 @@ class _Levels:
 def _levels(std: pd.DataFrame) -> tuple[_Levels | None, str]:
     x_w = std["expected_conc"].to_numpy(dtype=float)
     y_w = std["net_mfi"].to_numpy(dtype=float)
-    num_w = std["standard_level"].to_numpy(dtype=float) if "standard_level" in std else np.full(len(x_w), np.nan)
+    num_w = (
+        std["standard_level"].to_numpy(dtype=float)
+        if "standard_level" in std
+        else np.full(len(x_w), np.nan)
+    )
     keep = np.isfinite(y_w) & np.isfinite(x_w) & (x_w > 0)
     x_w, y_w, num_w = x_w[keep], y_w[keep], num_w[keep]
     if len(y_w) == 0:
@@ -85,10 +99,15 @@ def _levels(std: pd.DataFrame) -> tuple[_Levels | None, str]:
     first = np.zeros(n, dtype=int)
     first[codes[::-1]] = np.arange(len(codes))[::-1]
     numbers = num_w[first]
-    table = {"standard_level": np.where(np.isfinite(numbers), numbers, np.arange(1, n + 1, dtype=float)),
-             "expected_conc": conc, "mean_net_mfi": np.bincount(codes, weights=y_w, minlength=n) / count,
-             "n_wells": count, "excluded": np.zeros(n, dtype=bool), "anchor": np.zeros(n, dtype=bool),
-             "note": np.full(n, "", dtype=object)}
+    table = {
+        "standard_level": np.where(np.isfinite(numbers), numbers, np.arange(1, n + 1, dtype=float)),
+        "expected_conc": conc,
+        "mean_net_mfi": np.bincount(codes, weights=y_w, minlength=n) / count,
+        "n_wells": count,
+        "excluded": np.zeros(n, dtype=bool),
+        "anchor": np.zeros(n, dtype=bool),
+        "note": np.full(n, "", dtype=object),
+    }
     levels = _Levels(table, codes, x_w, y_w)
     # the export's numbering must run with concentration, one way or the other
     if np.isfinite(num_w).all() and len(np.unique(num_w)) > 1:
@@ -97,8 +116,10 @@ def _levels(std: pd.DataFrame) -> tuple[_Levels | None, str]:
         steps = np.diff(by_number)
         if not (np.all(steps < 0) or np.all(steps > 0)):
             shown = ", ".join(f"S{int(k)} {v:g}" for k, v in zip(numbers_u, by_number, strict=True))
-            return levels, ("expected concentrations do not decrease (or increase) steadily with the standard "
-                            f"numbering ({shown}); check the export's number format")
+            return levels, (
+                "expected concentrations do not decrease (or increase) steadily with the standard "
+                f"numbering ({shown}); check the export's number format"
+            )
     return levels, ""
 
 
@@ -119,8 +140,11 @@ def _anchors(lv: _Levels, blank_net: np.ndarray | None, rules: dict) -> list[str
         if y[i] > floor:
             break
         t["anchor"][i] = True
-        t["note"][i] = (f"net MFI {y[i]:.4g} not above the blank noise ({rules['background_sd']:g} SD = {floor:.3g})"
-                        if floor > 0 else f"net MFI {y[i]:.4g} not above the blank")
+        t["note"][i] = (
+            f"net MFI {y[i]:.4g} not above the blank noise ({rules['background_sd']:g} SD = {floor:.3g})"
+            if floor > 0
+            else f"net MFI {y[i]:.4g} not above the blank"
+        )
     # the highest levels, as long as they sit on the saturation plateau
     for i in range(0, n - 2):
         if t["anchor"][i + 1] or y[i] > float(rules["plateau_rise"]) * y[i + 1]:
@@ -128,8 +152,10 @@ def _anchors(lv: _Levels, blank_net: np.ndarray | None, rules: dict) -> list[str
         t["anchor"][i] = True
         t["note"][i] = f"net MFI {y[i]:.4g} on the saturation plateau (next level {y[i + 1]:.4g})"
     for i in np.flatnonzero(t["anchor"]):
-        notes.append(f"standard {int(t['standard_level'][i])} ({t['expected_conc'][i]:g}): {t['note'][i]}; "
-                     "anchor point outside the range, not fitted")
+        notes.append(
+            f"standard {int(t['standard_level'][i])} ({t['expected_conc'][i]:g}): {t['note'][i]}; "
+            "anchor point outside the range, not fitted"
+        )
     return notes
 
 
@@ -150,7 +176,11 @@ def _judge(lv: _Levels, active: np.ndarray, p: CurveParams, rules: dict) -> None
         sd = np.sqrt(np.maximum(s2 - k * mean * mean, 0.0) / (k - 1))
         t["replicate_cv"] = np.where(k >= 2, 100.0 * sd / np.abs(mean), 0.0)
     conc = t["expected_conc"]
-    ends = np.isin(conc, [conc[active].min(), conc[active].max()]) if active.any() else np.zeros(n, bool)
+    ends = (
+        np.isin(conc, [conc[active].min(), conc[active].max()])
+        if active.any()
+        else np.zeros(n, bool)
+    )
     lo = np.where(ends, rules["recovery_low_ends"], rules["recovery_low"])
     hi = np.where(ends, rules["recovery_high_ends"], rules["recovery_high"])
     rec = t["recovery"]
@@ -164,7 +194,9 @@ def _finish(curve: StandardCurve, lv: _Levels, rules: dict) -> StandardCurve:
     t = lv.table
     active = ~t["excluded"] & ~t["anchor"]
     frac = float(t["passed"][active].mean()) if active.any() else 0.0
-    good = active & t["passed"] & (np.nan_to_num(t["replicate_cv"]) <= float(rules["max_standard_cv"]))
+    good = (
+        active & t["passed"] & (np.nan_to_num(t["replicate_cv"]) <= float(rules["max_standard_cv"]))
+    )
     curve.points = lv.frame()
     if not good.any():
         curve.status, curve.reason = "failed", "no standard level passes recovery and replicate CV"
@@ -173,8 +205,10 @@ def _finish(curve: StandardCurve, lv: _Levels, rules: dict) -> StandardCurve:
     curve.uloq = float(t["expected_conc"][good].max())
     if frac < float(rules["min_fraction_passing"]):
         curve.status = "failed"
-        curve.reason = (f"{100 * frac:.0f} % of standard levels pass recovery; at least "
-                        f"{100 * float(rules['min_fraction_passing']):.0f} % required")
+        curve.reason = (
+            f"{100 * frac:.0f} % of standard levels pass recovery; at least "
+            f"{100 * float(rules['min_fraction_passing']):.0f} % required"
+        )
     return curve
 
 
@@ -188,12 +222,15 @@ def _worst(lv: _Levels, failing: np.ndarray, p: CurveParams) -> int:
 
 
 def _drop_note(t: dict[str, np.ndarray], i: int) -> str:
-    return (f"standard {int(t['standard_level'][i])} ({t['expected_conc'][i]:g}): recovery {t['recovery'][i]:.1f} % "
-            f"outside {t['recovery_low'][i]:g}-{t['recovery_high'][i]:g} %")
+    return (
+        f"standard {int(t['standard_level'][i])} ({t['expected_conc'][i]:g}): recovery {t['recovery'][i]:.1f} % "
+        f"outside {t['recovery_low'][i]:g}-{t['recovery_high'][i]:g} %"
+    )
 
 
-def fit_standards(std: pd.DataFrame, analyte: str, rules: dict | None = None,
-                  blank_net: np.ndarray | None = None) -> StandardCurve:
+def fit_standards(
+    std: pd.DataFrame, analyte: str, rules: dict | None = None, blank_net: np.ndarray | None = None
+) -> StandardCurve:
     """Fit, judge and (if needed) trim the standard curve of one analyte.
 
     Parameters
@@ -217,7 +254,17 @@ def fit_standards(std: pd.DataFrame, analyte: str, rules: dict | None = None,
     """
     r = {**CURVE_DEFAULTS, **(rules or {})}
     lv, problem = _levels(std)
-    empty = pd.DataFrame(columns=["standard_level", "expected_conc", "mean_net_mfi", "n_wells", "excluded", "anchor", "note"])
+    empty = pd.DataFrame(
+        columns=[
+            "standard_level",
+            "expected_conc",
+            "mean_net_mfi",
+            "n_wells",
+            "excluded",
+            "anchor",
+            "note",
+        ]
+    )
     if lv is None:
         return StandardCurve(analyte, "failed", problem, None, empty)
     if problem:
@@ -225,11 +272,22 @@ def fit_standards(std: pd.DataFrame, analyte: str, rules: dict | None = None,
     t = lv.table
     n = len(t["expected_conc"])
     if n < int(r["min_levels"]):
-        return StandardCurve(analyte, "failed", f"only {n} standard levels; at least {r['min_levels']} needed", None, lv.frame())
+        return StandardCurve(
+            analyte,
+            "failed",
+            f"only {n} standard levels; at least {r['min_levels']} needed",
+            None,
+            lv.frame(),
+        )
     rho = pd.Series(t["expected_conc"]).corr(pd.Series(t["mean_net_mfi"]), method="spearman")
     if not rho > 0.5:
-        return StandardCurve(analyte, "failed", f"net MFI does not rise with concentration (Spearman {rho:.2f})", None,
-                             lv.frame())
+        return StandardCurve(
+            analyte,
+            "failed",
+            f"net MFI does not rise with concentration (Spearman {rho:.2f})",
+            None,
+            lv.frame(),
+        )
     anchors = _anchors(lv, blank_net, r)
     excluded: list[str] = []
     fit: CurveFit | None = None
@@ -240,14 +298,30 @@ def fit_standards(std: pd.DataFrame, analyte: str, rules: dict | None = None,
         n_active = int(active.sum())
         model = str(r["model"]) if int(fitted.sum()) >= int(r["min_levels_5pl"]) else "4PL"
         if n_active < int(r["min_levels"]):
-            return StandardCurve(analyte, "failed", f"only {n_active} usable standard levels (anchor points and dropped "
-                                 f"levels aside); at least {r['min_levels']} needed", None, lv.frame(),
-                                 excluded=excluded, anchors=anchors)
+            return StandardCurve(
+                analyte,
+                "failed",
+                f"only {n_active} usable standard levels (anchor points and dropped "
+                f"levels aside); at least {r['min_levels']} needed",
+                None,
+                lv.frame(),
+                excluded=excluded,
+                anchors=anchors,
+            )
         prev = fit.params if excluded and fit is not None and fit.model == model else None
-        fit = fit_curve(lv.x_w[wells], lv.y_w[wells], model, str(r["weights"]), start=prev, reweight=False)
+        fit = fit_curve(
+            lv.x_w[wells], lv.y_w[wells], model, str(r["weights"]), start=prev, reweight=False
+        )
         if not fit.converged or fit.params is None:
-            return StandardCurve(analyte, "failed", f"the {model} fit did not converge: {fit.message}", fit, lv.frame(),
-                                 excluded=excluded, anchors=anchors)
+            return StandardCurve(
+                analyte,
+                "failed",
+                f"the {model} fit did not converge: {fit.message}",
+                fit,
+                lv.frame(),
+                excluded=excluded,
+                anchors=anchors,
+            )
         _judge(lv, active, fit.params, r)
         failing = np.flatnonzero(active & ~t["passed"])
         if len(failing) == 0 or len(excluded) >= int(r["max_excluded"]):
@@ -256,16 +330,30 @@ def fit_standards(std: pd.DataFrame, analyte: str, rules: dict | None = None,
         t["excluded"][worst] = True
         excluded.append(_drop_note(t, worst))
     # the standards settled, the final curve weights the wells by the fitted response
-    final = fit_curve(lv.x_w[wells], lv.y_w[wells], model, str(r["weights"]), start=fit.params, reweight=True,
-                      keep_family=True)
+    final = fit_curve(
+        lv.x_w[wells],
+        lv.y_w[wells],
+        model,
+        str(r["weights"]),
+        start=fit.params,
+        reweight=True,
+        keep_family=True,
+    )
     if final.converged and final.params is not None:
         fit = final
         _judge(lv, active, fit.params, r)
-    return _finish(StandardCurve(analyte, "ok", "", fit, lv.frame(), excluded=excluded, anchors=anchors), lv, r)
+    return _finish(
+        StandardCurve(analyte, "ok", "", fit, lv.frame(), excluded=excluded, anchors=anchors), lv, r
+    )
 
 
-def judge_curve(std: pd.DataFrame, params: CurveParams, analyte: str, rules: dict | None = None,
-                blank_net: np.ndarray | None = None) -> StandardCurve:
+def judge_curve(
+    std: pd.DataFrame,
+    params: CurveParams,
+    analyte: str,
+    rules: dict | None = None,
+    blank_net: np.ndarray | None = None,
+) -> StandardCurve:
     """Judge a given curve (the vendor's) on a plate's standards by the same rules as our
     own fit: same levels and anchor points, at most 2 failing levels set aside, >= 75 %
     of the rest within their recovery limits. Nothing is refitted."""
@@ -278,8 +366,14 @@ def judge_curve(std: pd.DataFrame, params: CurveParams, analyte: str, rules: dic
     t = lv.table
     active = ~t["anchor"]
     if int(active.sum()) < int(r["min_levels"]):
-        return StandardCurve(analyte, "failed", f"only {int(active.sum())} standard levels inside the range", fit,
-                             lv.frame(), anchors=anchors)
+        return StandardCurve(
+            analyte,
+            "failed",
+            f"only {int(active.sum())} standard levels inside the range",
+            fit,
+            lv.frame(),
+            anchors=anchors,
+        )
     excluded: list[str] = []
     while True:
         active = ~t["excluded"] & ~t["anchor"]
@@ -290,15 +384,20 @@ def judge_curve(std: pd.DataFrame, params: CurveParams, analyte: str, rules: dic
         worst = _worst(lv, failing, params)
         t["excluded"][worst] = True
         excluded.append(_drop_note(t, worst))
-    curve = _finish(StandardCurve(analyte, "ok", "", fit, lv.frame(), excluded=excluded, anchors=anchors), lv, r)
-    if curve.status == "ok" and int((~t["excluded"] & ~t["anchor"]).sum()) < int(r["min_levels_5pl"]):
+    curve = _finish(
+        StandardCurve(analyte, "ok", "", fit, lv.frame(), excluded=excluded, anchors=anchors), lv, r
+    )
+    if curve.status == "ok" and int((~t["excluded"] & ~t["anchor"]).sum()) < int(
+        r["min_levels_5pl"]
+    ):
         curve.status = "failed"
         curve.reason = f"only {int((~t['excluded'] & ~t['anchor']).sum())} levels pass; at least {r['min_levels_5pl']} needed"
     return curve
 
 
-def fit_standard_curves(wells: pd.DataFrame, rules: dict | None = None,
-                        bead_count_min: float = 35) -> tuple[pd.DataFrame, dict[str, StandardCurve]]:
+def fit_standard_curves(
+    wells: pd.DataFrame, rules: dict | None = None, bead_count_min: float = 35
+) -> tuple[pd.DataFrame, dict[str, StandardCurve]]:
     """Fit every analyte's standard curve on one plate's wells table.
 
     Parameters
@@ -324,9 +423,18 @@ def fit_standard_curves(wells: pd.DataFrame, rules: dict | None = None,
         curve = fit_standards(std[std["analyte"] == analyte], analyte, rules, blank_net)
         fitted[analyte] = curve
         p = curve.params
-        rows.append({"analyte": analyte, "status": curve.status, "reason": curve.reason,
-                     "model": curve.fit.model if curve.fit else "", "r2": curve.fit.r2 if curve.fit else math.nan,
-                     **{k: getattr(p, k) if p else math.nan for k in "abcdg"},
-                     "ec50": p.ec50 if p else math.nan, "lloq": curve.lloq, "uloq": curve.uloq,
-                     "excluded": "; ".join(curve.excluded)})
+        rows.append(
+            {
+                "analyte": analyte,
+                "status": curve.status,
+                "reason": curve.reason,
+                "model": curve.fit.model if curve.fit else "",
+                "r2": curve.fit.r2 if curve.fit else math.nan,
+                **{k: getattr(p, k) if p else math.nan for k in "abcdg"},
+                "ec50": p.ec50 if p else math.nan,
+                "lloq": curve.lloq,
+                "uloq": curve.uloq,
+                "excluded": "; ".join(curve.excluded),
+            }
+        )
     return pd.DataFrame(rows), fitted

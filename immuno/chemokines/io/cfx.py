@@ -28,8 +28,16 @@ from immuno.chemokines.io.plate import (
 )
 from immuno.errors import UserError
 
-_CFX_CONTENT = {"unkn": "unknown", "std": "standard", "ntc": "ntc", "nrt": "nac", "neg": "ntc",
-                "pos": "control", "neg ctrl": "ntc", "pos ctrl": "control"}
+_CFX_CONTENT = {
+    "unkn": "unknown",
+    "std": "standard",
+    "ntc": "ntc",
+    "nrt": "nac",
+    "neg": "ntc",
+    "pos": "control",
+    "neg ctrl": "ntc",
+    "pos ctrl": "control",
+}
 
 
 def sniff_cfx(head: str) -> bool:
@@ -63,16 +71,30 @@ def read_cfx(path: str | Path, sheets: dict[str, pd.DataFrame] | None = None) ->
     else:
         name, df = next((n, d) for n, d in sheets.items() if _cfx_header(d) is not None)
         h = _cfx_header(df)
-        rows = [(i + 1, ["" if pd.isna(c) else str(c).strip() for c in df.iloc[i].tolist()]) for i in range(h, len(df))]
+        rows = [
+            (i + 1, ["" if pd.isna(c) else str(c).strip() for c in df.iloc[i].tolist()])
+            for i in range(h, len(df))
+        ]
         where, unit, dec = f"{path}: sheet {name!r}", "row", False
         others = [n for n in sheets if n != name]
         if others:
-            issues.append(PlateIssue("sheet_ignored", str(path), f"sheets {', '.join(repr(n) for n in others)} left "
-                                     "aside (amplification curves: Cq values are not computed from curves)", blocking=False))
+            issues.append(
+                PlateIssue(
+                    "sheet_ignored",
+                    str(path),
+                    f"sheets {', '.join(repr(n) for n in others)} left "
+                    "aside (amplification curves: Cq values are not computed from curves)",
+                    blocking=False,
+                )
+            )
     header = rows[0][1]
     has_cq = "Cq" in header
     if not has_cq:
-        issues.append(PlateIssue("no_cq", where, "the table has no Cq column; expected the quantification Cq results"))
+        issues.append(
+            PlateIssue(
+                "no_cq", where, "the table has no Cq column; expected the quantification Cq results"
+            )
+        )
     records = []
     for ln, r in rows[1:]:
         if not any(c.strip() for c in r):
@@ -82,16 +104,44 @@ def read_cfx(path: str | Path, sheets: dict[str, pd.DataFrame] | None = None) ->
         role = _CFX_CONTENT.get(re.sub(r"-\d+$", "", content), "unknown")
         well = normal_well(rec.get("Well", ""))
         target = rec.get("Target") or rec.get("Fluor", "")
-        cq, problem = read_number(rec.get("Cq"), "Cq", dec) if has_cq else (math.nan, "no Cq in the export")
+        cq, problem = (
+            read_number(rec.get("Cq"), "Cq", dec) if has_cq else (math.nan, "no Cq in the export")
+        )
         if "not a number" in problem:
-            issues.append(PlateIssue("non_numeric", f"{where}, {unit} {ln}", f"well {well}, {target}: {problem}; "
-                                     "expected a number", well, target))
-        records.append({"well": well, "sample_name": rec.get("Sample", ""), "role": role, "target": target,
-                        "reporter": rec.get("Fluor", ""), "cq": cq,
-                        "quantity": to_float(rec.get("Starting Quantity (SQ)", rec.get("Starting Quantity")), dec),
-                        "problem": f"{unit} {ln}: {problem}" if problem and "undetermined" not in problem.lower()
-                        and "'nan'" not in problem.lower() else ""})
+            issues.append(
+                PlateIssue(
+                    "non_numeric",
+                    f"{where}, {unit} {ln}",
+                    f"well {well}, {target}: {problem}; expected a number",
+                    well,
+                    target,
+                )
+            )
+        records.append(
+            {
+                "well": well,
+                "sample_name": rec.get("Sample", ""),
+                "role": role,
+                "target": target,
+                "reporter": rec.get("Fluor", ""),
+                "cq": cq,
+                "quantity": to_float(
+                    rec.get("Starting Quantity (SQ)", rec.get("Starting Quantity")), dec
+                ),
+                "problem": f"{unit} {ln}: {problem}"
+                if problem
+                and "undetermined" not in problem.lower()
+                and "'nan'" not in problem.lower()
+                else "",
+            }
+        )
     if not records:
         raise UserError.single(str(path), "no wells in the CFX export")
     plate_id = slug(path.stem)
-    return PlateData(plate_id=plate_id, format="cfx", kind="qpcr", wells=finish_qpcr(records, plate_id), issues=issues)
+    return PlateData(
+        plate_id=plate_id,
+        format="cfx",
+        kind="qpcr",
+        wells=finish_qpcr(records, plate_id),
+        issues=issues,
+    )

@@ -24,8 +24,16 @@ from immuno.chemokines.io.plate import (
 )
 from immuno.errors import UserError
 
-_RDML_TYPE = {"unkn": "unknown", "std": "standard", "ntc": "ntc", "nac": "nac", "ntp": "ntc",
-              "nrt": "nac", "pos": "control", "opt": "control"}
+_RDML_TYPE = {
+    "unkn": "unknown",
+    "std": "standard",
+    "ntc": "ntc",
+    "nac": "nac",
+    "ntp": "ntc",
+    "nrt": "nac",
+    "pos": "control",
+    "opt": "control",
+}
 _GUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.I)
 
 
@@ -67,7 +75,9 @@ def read_rdml(path: str | Path) -> PlateData:
     try:
         root = ElementTree.fromstring(_rdml_document(path))
     except (zipfile.BadZipFile, StopIteration, ElementTree.ParseError) as exc:
-        raise UserError.single(str(path), f"not a readable RDML file ({exc or 'no RDML document inside'})") from None
+        raise UserError.single(
+            str(path), f"not a readable RDML file ({exc or 'no RDML document inside'})"
+        ) from None
     ns = root.tag[: root.tag.index("}") + 1] if root.tag.startswith("{") else ""
 
     def t(el: ElementTree.Element | None, tag: str) -> str:
@@ -78,7 +88,11 @@ def read_rdml(path: str | Path) -> PlateData:
     for s in root.findall(f"{ns}sample"):
         sid = s.get("id", "")
         name = t(s, "description") if _GUID.match(sid) and t(s, "description") else sid
-        samples[sid] = (name, _RDML_TYPE.get(t(s, "type").lower(), "unknown"), to_float(t(s.find(f"{ns}quantity"), "value")))
+        samples[sid] = (
+            name,
+            _RDML_TYPE.get(t(s, "type").lower(), "unknown"),
+            to_float(t(s.find(f"{ns}quantity"), "value")),
+        )
     targets = {}
     for tg in root.findall(f"{ns}target"):
         tid = tg.get("id", "")
@@ -100,7 +114,9 @@ def read_rdml(path: str | Path) -> PlateData:
                 well = normal_well(rid)
             well = well if k == 1 else f"{k}:{well}"
             sample_el = react.find(f"{ns}sample")
-            name, role, qty = samples.get(sample_el.get("id", "") if sample_el is not None else "", ("", "unknown", math.nan))
+            name, role, qty = samples.get(
+                sample_el.get("id", "") if sample_el is not None else "", ("", "unknown", math.nan)
+            )
             for d in react.findall(f"{ns}data"):
                 tar = d.find(f"{ns}tar")
                 target, dye = targets.get(tar.get("id", "") if tar is not None else "", ("", ""))
@@ -108,13 +124,35 @@ def read_rdml(path: str | Path) -> PlateData:
                 cycles = [to_float(t(a, "cyc")) for a in d.findall(f"{ns}adp")]
                 if cycles and math.isfinite(cq) and cq > max(cycles):
                     cq, beyond = math.nan, beyond + 1
-                records.append({"well": well, "sample_name": name, "role": role, "target": target or "",
-                                "reporter": dye, "cq": cq, "quantity": qty if role == "standard" else math.nan})
+                records.append(
+                    {
+                        "well": well,
+                        "sample_name": name,
+                        "role": role,
+                        "target": target or "",
+                        "reporter": dye,
+                        "cq": cq,
+                        "quantity": qty if role == "standard" else math.nan,
+                    }
+                )
     if not records:
         raise UserError.single(str(path), "the RDML file holds no reactions with data")
     issues = []
     if beyond:
-        issues.append(PlateIssue("cq_beyond_cycles", str(path), f"{beyond} reactions state a Cq beyond the run's last "
-                                 "cycle (no amplification): read as undetermined", blocking=False))
+        issues.append(
+            PlateIssue(
+                "cq_beyond_cycles",
+                str(path),
+                f"{beyond} reactions state a Cq beyond the run's last "
+                "cycle (no amplification): read as undetermined",
+                blocking=False,
+            )
+        )
     plate_id = slug(path.stem)
-    return PlateData(plate_id=plate_id, format="rdml", kind="qpcr", wells=finish_qpcr(records, plate_id), issues=issues)
+    return PlateData(
+        plate_id=plate_id,
+        format="rdml",
+        kind="qpcr",
+        wells=finish_qpcr(records, plate_id),
+        issues=issues,
+    )
