@@ -1,22 +1,11 @@
 """Standards of a plate: curve acceptance, exclusions and the quantifiable range.
 
-Standards are grouped into levels by their expected concentration and ordered by it,
-whichever end the export's numbering starts from (S1 may be the highest or the lowest).
-A numbering that is not monotone in concentration (S1 10000, S2 2.5, S3 625) points to a
-locale-corrupted number and fails the analyte.
-
 Acceptance follows FDA 2018 / ICH M10 for ligand-binding assays: >= 6 levels (4PL below
 that), back-calculated standards within 80-120 % (75-125 % at the ends), >= 75 % of levels
 passing; at most 2 failing levels are dropped, each drop recorded. LLOQ / ULOQ are the
-lowest / highest passing standard whose replicate CV is <= 20 %.
-
-Anchor points (ICH M10): a dilution series often runs past the assay's dynamic range.
-Levels at the bottom whose mean net MFI is not above the blank wells' noise (3 SD of the
-blanks, at least 1 MFI unit, and never <= 0), and levels at the top on the saturation
-plateau (less than 5 % above the next lower level), carry little information on
-concentration: they are recorded as anchor points outside the range, which (as ICH M10
-allows) help the fit but are not subject to, and do not count in, the acceptance rules. ``anchors: none`` in a panel's curve section turns
-this off.
+lowest / highest passing standard whose replicate CV is <= 20 %. The levels themselves and
+their anchor points outside the dynamic range are told in
+:mod:`immuno.chemokines.fit.levels`.
 """
 
 from __future__ import annotations
@@ -28,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from immuno.chemokines.fit.curves import CurveFit, CurveParams, back_calculate, fit_curve, predict
+from immuno.chemokines.fit.levels import Levels, mark_anchors, standard_levels
 
 #: defaults of the acceptance rules (a panel's ``curve:`` section overrides them)
 CURVE_DEFAULTS: dict[str, float | int | str] = {
@@ -67,99 +57,7 @@ class StandardCurve:
         return self.fit.params if self.fit else None
 
 
-@dataclass
-class _Levels:
-    """Standard wells grouped into levels (highest concentration first)."""
-
-    table: dict[str, np.ndarray]
-    codes: np.ndarray  # level of each well
-    x_w: np.ndarray
-    y_w: np.ndarray
-
-    def frame(self) -> pd.DataFrame:
-        return pd.DataFrame(self.table)
-
-
-def _levels(std: pd.DataFrame) -> tuple[_Levels | None, str]:
-    x_w = std["expected_conc"].to_numpy(dtype=float)
-    y_w = std["net_mfi"].to_numpy(dtype=float)
-    num_w = (
-        std["standard_level"].to_numpy(dtype=float)
-        if "standard_level" in std
-        else np.full(len(x_w), np.nan)
-    )
-    keep = np.isfinite(y_w) & np.isfinite(x_w) & (x_w > 0)
-    x_w, y_w, num_w = x_w[keep], y_w[keep], num_w[keep]
-    if len(y_w) == 0:
-        return None, "no standard wells with an expected concentration and a net MFI"
-    conc, codes = np.unique(-x_w, return_inverse=True)  # highest concentration first
-    conc = -conc
-    n = len(conc)
-    count = np.bincount(codes, minlength=n)
-    first = np.zeros(n, dtype=int)
-    first[codes[::-1]] = np.arange(len(codes))[::-1]
-    numbers = num_w[first]
-    table = {
-        "standard_level": np.where(np.isfinite(numbers), numbers, np.arange(1, n + 1, dtype=float)),
-        "expected_conc": conc,
-        "mean_net_mfi": np.bincount(codes, weights=y_w, minlength=n) / count,
-        "n_wells": count,
-        "excluded": np.zeros(n, dtype=bool),
-        "anchor": np.zeros(n, dtype=bool),
-        "note": np.full(n, "", dtype=object),
-    }
-    levels = _Levels(table, codes, x_w, y_w)
-    # the export's numbering must run with concentration, one way or the other
-    if np.isfinite(num_w).all() and len(np.unique(num_w)) > 1:
-        numbers_u, first_n = np.unique(num_w, return_index=True)
-        by_number = x_w[first_n]
-        steps = np.diff(by_number)
-        if not (np.all(steps < 0) or np.all(steps > 0)):
-            shown = ", ".join(f"S{int(k)} {v:g}" for k, v in zip(numbers_u, by_number, strict=True))
-            return levels, (
-                "expected concentrations do not decrease (or increase) steadily with the standard "
-                f"numbering ({shown}); check the export's number format"
-            )
-    return levels, ""
-
-
-def _anchors(lv: _Levels, blank_net: np.ndarray | None, rules: dict) -> list[str]:
-    """Mark the levels outside the assay's dynamic range as anchor points (in place)."""
-    t = lv.table
-    n = len(t["expected_conc"])
-    if str(rules.get("anchors", "auto")) == "none" or n < 3:
-        return []
-    y = t["mean_net_mfi"]
-    b = np.asarray(blank_net if blank_net is not None else [], dtype=float)
-    b = b[np.isfinite(b)]
-    sd = max(float(np.std(b, ddof=1)), 1.0) if len(b) >= 2 else math.nan
-    floor = float(rules["background_sd"]) * sd if math.isfinite(sd) else 0.0
-    notes = []
-    # the lowest levels, as long as they are not above the blank noise
-    for i in range(n - 1, 1, -1):
-        if y[i] > floor:
-            break
-        t["anchor"][i] = True
-        t["note"][i] = (
-            f"net MFI {y[i]:.4g} not above the blank noise ({rules['background_sd']:g} SD = {floor:.3g})"
-            if floor > 0
-            else f"net MFI {y[i]:.4g} not above the blank"
-        )
-    # the highest levels, as long as they sit on the saturation plateau
-    for i in range(0, n - 2):
-        if t["anchor"][i + 1] or y[i] > float(rules["plateau_rise"]) * y[i + 1]:
-            break
-        t["anchor"][i] = True
-        t["note"][i] = f"net MFI {y[i]:.4g} on the saturation plateau (next level {y[i + 1]:.4g})"
-    for i in np.flatnonzero(t["anchor"]):
-        notes.append(
-            f"standard {int(t['standard_level'][i])} ({t['expected_conc'][i]:g}): {t['note'][i]}; "
-            "anchor point outside the range, not fitted"
-        )
-    return notes
-
-
-def _judge(lv: _Levels, active: np.ndarray, p: CurveParams, rules: dict) -> None:
+def _judge(lv: Levels, active: np.ndarray, p: CurveParams, rules: dict) -> None:
     """Back-calculated recovery, replicate CV and pass/fail of every level (in place)."""
     t, codes = lv.table, lv.codes
     n = len(t["expected_conc"])
@@ -189,7 +87,7 @@ def _judge(lv: _Levels, active: np.ndarray, p: CurveParams, rules: dict) -> None
         t["passed"] = np.isfinite(rec) & (rec >= lo) & (rec <= hi)
 
 
-def _finish(curve: StandardCurve, lv: _Levels, rules: dict) -> StandardCurve:
+def _finish(curve: StandardCurve, lv: Levels, rules: dict) -> StandardCurve:
     """LLOQ/ULOQ and the overall verdict once the levels are judged."""
     t = lv.table
     active = ~t["excluded"] & ~t["anchor"]
@@ -212,7 +110,7 @@ def _finish(curve: StandardCurve, lv: _Levels, rules: dict) -> StandardCurve:
     return curve
 
 
-def _worst(lv: _Levels, failing: np.ndarray, p: CurveParams) -> int:
+def _worst(lv: Levels, failing: np.ndarray, p: CurveParams) -> int:
     # the worst level is the one farthest from the curve in the fit's own (relative)
     # terms: a level at a flat end may fail recovery without being an outlier
     t = lv.table
@@ -253,7 +151,7 @@ def fit_standards(
         does not converge; the plate's other analytes are unaffected.
     """
     r = {**CURVE_DEFAULTS, **(rules or {})}
-    lv, problem = _levels(std)
+    lv, problem = standard_levels(std)
     empty = pd.DataFrame(
         columns=[
             "standard_level",
@@ -288,7 +186,7 @@ def fit_standards(
             None,
             lv.frame(),
         )
-    anchors = _anchors(lv, blank_net, r)
+    anchors = mark_anchors(lv, blank_net, r)
     excluded: list[str] = []
     fit: CurveFit | None = None
     while True:
@@ -358,11 +256,11 @@ def judge_curve(
     own fit: same levels and anchor points, at most 2 failing levels set aside, >= 75 %
     of the rest within their recovery limits. Nothing is refitted."""
     r = {**CURVE_DEFAULTS, **(rules or {})}
-    lv, problem = _levels(std)
+    lv, problem = standard_levels(std)
     fit = CurveFit(params, "vendor", True, "given")
     if lv is None or problem:
         return StandardCurve(analyte, "failed", problem, fit, lv.frame() if lv else pd.DataFrame())
-    anchors = _anchors(lv, blank_net, r)
+    anchors = mark_anchors(lv, blank_net, r)
     t = lv.table
     active = ~t["anchor"]
     if int(active.sum()) < int(r["min_levels"]):
