@@ -1,10 +1,10 @@
 """Numbers from plates: sample concentrations, qPCR expression and scores.
 
 Sample values of one analyte (replicate means on net MFI, back-calculation, dilution,
-censoring against LLOQ / ULOQ, replicate CV) and kit controls against their lot range
-(:mod:`~immuno.chemokines.quantify.sample_values`); the quantification of one multiplex
-plate, which brings curves, integrity, bead counts, background and vendor agreement
-together (:mod:`~immuno.chemokines.quantify.multiplex`); qPCR arithmetic (efficiency
+censoring against LLOQ / ULOQ, replicate CV;
+:mod:`~immuno.chemokines.quantify.sample_values`); the quantification of one multiplex
+plate, which brings curves, integrity, well and control checks, background and vendor
+agreement together (:mod:`~immuno.chemokines.quantify.multiplex`); qPCR arithmetic (efficiency
 from standards, geNorm M, relative expression; :mod:`~immuno.chemokines.quantify.qpcr`)
 and the quantification of a qPCR run (:mod:`~immuno.chemokines.quantify.qpcr_run`); and
 the Th1/Th2 chemokine scores (:mod:`~immuno.chemokines.quantify.scores`). It stands on

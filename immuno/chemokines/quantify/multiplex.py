@@ -27,13 +27,14 @@ from immuno.chemokines.fit.curves import back_calculate, precision_profile
 from immuno.chemokines.fit.standards import StandardCurve, fit_standards
 from immuno.chemokines.io.plate import PlateData, PlateIssue
 from immuno.chemokines.qc.integrity import all_issues, mark_wells
+from immuno.chemokines.qc.plate_checks import check_controls, well_flags
 from immuno.chemokines.qc.vendor import (
     VENDOR_COLUMNS,
     vendor_curve_of,
     vendor_summary,
     vendor_values,
 )
-from immuno.chemokines.quantify.sample_values import check_controls, quantify_samples
+from immuno.chemokines.quantify.sample_values import quantify_samples
 
 #: QC defaults (a panel's ``qc:`` section overrides them)
 QC_DEFAULTS: dict[str, Any] = {
@@ -113,50 +114,6 @@ def _negative_beads(plate: PlateData, panel: Any) -> list[str]:
     ]
 
 
-def _well_flags(
-    wells: pd.DataFrame,
-    names: dict[str, dict[str, str]],
-    q: dict[str, Any],
-    flags: list[dict[str, Any]],
-) -> None:
-    for r in wells[wells["problem"] != ""].itertuples():
-        flags.append(
-            {
-                "sample_id": r.sample_name,
-                "target": f"{names[r.analyte]['feature']}@{r.well}",
-                "flag": "well_excluded",
-                "severity": "warning",
-                "reason": f"well {r.well} left out of fits and means: {r.problem}",
-            }
-        )
-    for r in wells[
-        (wells["bead_count"] < q["bead_count_warn"]) & (wells["problem"] == "")
-    ].itertuples():
-        excluded = r.bead_count < q["bead_count_min"]
-        flags.append(
-            {
-                "sample_id": r.sample_name,
-                "target": f"{names[r.analyte]['feature']}@{r.well}",
-                "flag": "bead_count_excluded" if excluded else "bead_count_low",
-                "severity": "warning",
-                "reason": f"{int(r.bead_count)} beads in well {r.well} ({'excluded, < ' if excluded else 'warn, < '}"
-                f"{int(q['bead_count_min'] if excluded else q['bead_count_warn'])})",
-            }
-        )
-    for r in wells[
-        (wells["net_mfi"] < 0) & (wells["role"].isin(["unknown", "control"]))
-    ].itertuples():
-        flags.append(
-            {
-                "sample_id": r.sample_name,
-                "target": f"{names[r.analyte]['feature']}@{r.well}",
-                "flag": "negative_net_mfi",
-                "severity": "info",
-                "reason": f"net MFI {r.net_mfi:g} below the blank mean in well {r.well}",
-            }
-        )
-
-
 def _background(
     wells: pd.DataFrame,
     negatives: list[str],
@@ -234,7 +191,7 @@ def quantify_plate(
     wells = _background(wells, negatives, q, pid, metrics)
     low_beads = wells["bead_count"] < q["bead_count_min"]
     wells["used"] = wells["net_mfi"].notna() & ~low_beads & (wells["problem"] == "")
-    _well_flags(wells, names, q, flags)
+    well_flags(wells, names, q, flags)
     vendor = plate.vendor_curves.set_index("analyte") if len(plate.vendor_curves) else None
     curve_rows, sample_rows, std_rows, vendor_rows, fitted = [], [], [], [], {}
     by_analyte = dict(tuple(wells.groupby("analyte", sort=False)))

@@ -1,6 +1,6 @@
 """Sample values of one analyte on one plate: replicate means, back-calculation,
-dilution, censoring against LLOQ / ULOQ, replicate CV; and kit controls against their
-lot range.
+dilution, censoring against LLOQ / ULOQ, replicate CV (kit controls are judged against
+their lot range in :mod:`immuno.chemokines.qc.plate_checks`).
 
 Between an asymptote and the quantifiable range a value is ``<LLOQ`` / ``>ULOQ`` and the
 extrapolated number is kept in its own column; beyond an asymptote there is no number.
@@ -11,7 +11,6 @@ with a note naming the wells.
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
@@ -173,45 +172,3 @@ def quantify_samples(
             }
         )
     return out
-
-
-def check_controls(
-    samples: pd.DataFrame,
-    ranges: pd.DataFrame,
-    names: dict[str, dict[str, str]],
-    pid: str,
-    metrics: list[dict[str, Any]],
-    flags: list[dict[str, Any]],
-) -> None:
-    if samples.empty:
-        return
-    rng = ranges.set_index(["sample_name", "analyte"]) if len(ranges) else None
-    for r in samples[samples["role"] == "control"].itertuples():
-        low = high = math.nan
-        if rng is not None and (r.sample_name, r.analyte) in rng.index:
-            low, high = (float(v) for v in rng.loc[(r.sample_name, r.analyte), ["low", "high"]])
-        value = r.value if math.isfinite(r.value) else r.extrapolated
-        passed = None if math.isnan(low) else bool(math.isfinite(value) and low <= value <= high)
-        if passed is False:
-            flags.append(
-                {
-                    "sample_id": r.sample_name,
-                    "target": names[r.analyte]["feature"],
-                    "flag": "control_out_of_range",
-                    "severity": "fail",
-                    "reason": f"plate {pid}: kit control {r.sample_name} at {value:.4g}, "
-                    f"lot range {low:g}-{high:g}",
-                }
-            )
-        metrics.append(
-            {
-                "sample_id": r.sample_name,
-                "check": "control_range",
-                "target": names[r.analyte]["feature"],
-                "value": value,
-                "lower_limit": low,
-                "upper_limit": high,
-                "passed": passed,
-                "detail": f"plate {pid}; kit control {r.sample_name}",
-            }
-        )
