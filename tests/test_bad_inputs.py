@@ -239,7 +239,7 @@ def process(batch_folder: Path, assay: str, out: Path) -> tuple[pd.DataFrame, pd
 
         process_batch(batch, out, plots=False, gatingml=False, events=False)
     elif assay == "chemokine":
-        from immuno.chemokines.process import process_batch
+        from immuno.chemokines.pipeline.batch import process_batch
 
         process_batch(batch, out, plots=False)
     else:

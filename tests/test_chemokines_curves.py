@@ -22,12 +22,19 @@ TRUE = CurveParams(a=3.0, b=0.8, c=4000.0, d=28000.0, g=1.3)
 LEVELS = 10000.0 / 4.0 ** np.arange(8)
 
 
-def _standards(p: CurveParams, noise: float = 0.0, seed: int = 0, levels: np.ndarray = LEVELS) -> pd.DataFrame:
+def _standards(
+    p: CurveParams, noise: float = 0.0, seed: int = 0, levels: np.ndarray = LEVELS
+) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
     x = np.repeat(levels, 2)
     y = predict(p, x) * (1 + noise * rng.standard_normal(len(x)))
-    return pd.DataFrame({"standard_level": np.repeat(np.arange(1, len(levels) + 1), 2).astype(float),
-                         "expected_conc": x, "net_mfi": y})
+    return pd.DataFrame(
+        {
+            "standard_level": np.repeat(np.arange(1, len(levels) + 1), 2).astype(float),
+            "expected_conc": x,
+            "net_mfi": y,
+        }
+    )
 
 
 def test_back_calculate_inverts_predict() -> None:
@@ -94,7 +101,9 @@ def test_missing_standards_fail_with_a_reason() -> None:
 
 def test_fit_standard_curves_on_a_plate_table() -> None:
     std = _standards(TRUE, noise=0.02, seed=9)
-    wells = pd.concat([std.assign(analyte="CXCL9"), std.assign(analyte="IL10", net_mfi=std["net_mfi"] * 0.5)])
+    wells = pd.concat(
+        [std.assign(analyte="CXCL9"), std.assign(analyte="IL10", net_mfi=std["net_mfi"] * 0.5)]
+    )
     wells = wells.assign(role="standard", bead_count=80.0)
     wells.loc[wells.index[:1], "bead_count"] = 20.0  # one standard well with too few beads
     table, fitted = fit_standard_curves(wells)

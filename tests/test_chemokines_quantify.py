@@ -45,7 +45,11 @@ def test_demo_accuracy_and_censoring(result, plate_and_truth) -> None:
     _, res = result
     _, truth = plate_and_truth
     s = res.samples[res.samples["role"] == "unknown"].merge(
-        truth, left_on=["sample_name", "feature"], right_on=["sample_id", "feature"], suffixes=("", "_true"))
+        truth,
+        left_on=["sample_name", "feature"],
+        right_on=["sample_id", "feature"],
+        suffixes=("", "_true"),
+    )
     assert len(s) == 36 * 8
     agree = (s["flag"] == s["flag_true"].fillna("")).mean()
     assert agree >= 0.95, agree
@@ -63,9 +67,14 @@ def test_vendor_coefficients_reproduce_vendor_results(result) -> None:
     # the demo writes xPONENT's Result from its (Coefficient A..E) curve independently:
     # every printed result is reproduced from the printed coefficients to print precision
     assert (res.curves["vendor_reproduced_fraction"] == 1.0).all()
-    assert (res.curves["vendor_checked_n"] >= 90).all()  # standards, controls and 36 samples in duplicate
+    assert (
+        res.curves["vendor_checked_n"] >= 90
+    ).all()  # standards, controls and 36 samples in duplicate
     v = res.vendor
-    assert v["reproduced"].notna().sum() == res.curves["vendor_checked_n"].sum() and v["reproduced"].all()
+    assert (
+        v["reproduced"].notna().sum() == res.curves["vendor_checked_n"].sum()
+        and v["reproduced"].all()
+    )
     # our refit against the software's own fit of the same standards: within 2 % median
     assert (res.curves["vendor_curve_status"] == "ok").all()
     assert (res.curves["vendor_agreement_median_rel_diff"] <= 0.02).all()
@@ -83,13 +92,20 @@ def test_bead_counts_controls_and_flags(result) -> None:
     assert len(excluded) > 0
     flags = pd.DataFrame(res.flags)
     assert (flags["flag"] == "bead_count_excluded").sum() == len(excluded)
-    assert (flags["flag"] == "bead_count_low").sum() == int(((w["bead_count"] >= 35) & (w["bead_count"] < 50)).sum())
+    assert (flags["flag"] == "bead_count_low").sum() == int(
+        ((w["bead_count"] >= 35) & (w["bead_count"] < 50)).sum()
+    )
     first = excluded.iloc[0]
-    row = res.samples[(res.samples["sample_name"] == first["sample_name"]) & (res.samples["analyte"] == first["analyte"])].iloc[0]
+    row = res.samples[
+        (res.samples["sample_name"] == first["sample_name"])
+        & (res.samples["analyte"] == first["analyte"])
+    ].iloc[0]
     assert row["n_used"] == 1 and row["n_wells"] == 2
     m = pd.DataFrame(res.metrics)
     ctrl = m[m["check"] == "control_range"]
-    assert len(ctrl) == 16 and ctrl["passed"].all()  # 2 kit controls x 8 analytes, inside their lot range
+    assert (
+        len(ctrl) == 16 and ctrl["passed"].all()
+    )  # 2 kit controls x 8 analytes, inside their lot range
     assert (m[m["check"] == "standard_recovery"]["passed"]).mean() >= 0.75
 
 
@@ -123,8 +139,14 @@ def test_westgard_rules() -> None:
     # -2.5 then +2.2 spans 4.7 SD across the mean: R-4s; +2.2 then +2.3: 2-2s
     assert rules == [[], ["1-2s"], ["1-3s", "2-2s"], ["R-4s"], ["R-4s"], ["2-2s"]]
     assert westgard([0.5, 1.9, -1.5], 0.0, 1.0) == [[], [], []]
-    cur = pd.DataFrame({"plate_id": [f"P{i}" for i in range(6)], "check": "curve_ec50", "target": "CXCL10",
-                        "value": [100, 102, 98, 101, 99, 130]})
+    cur = pd.DataFrame(
+        {
+            "plate_id": [f"P{i}" for i in range(6)],
+            "check": "curve_ec50",
+            "target": "CXCL10",
+            "value": [100, 102, 98, 101, 99, 130],
+        }
+    )
     m, f = levey_jennings(cur)
     assert len(m) == 6 and m[-1]["passed"] is False and f[-1]["severity"] == "fail"
     few, _ = levey_jennings(cur.head(3))
@@ -143,12 +165,27 @@ def test_process_batch_outputs(chem_batch: Path, tmp_path: Path) -> None:
     assert check_inputs(batch.rows("chemokine"), batch.root, batch.panels) == []
     out = tmp_path / "chemokines"
     table = process_batch(batch, out, plots=False)
-    for name in ("chemokines_measurements", "qc_metrics", "qc_flags", "wells", "curves", "standards", "samples"):
+    for name in (
+        "chemokines_measurements",
+        "qc_metrics",
+        "qc_flags",
+        "wells",
+        "curves",
+        "standards",
+        "samples",
+    ):
         assert (out / f"{name}.parquet").is_file()
     assert not (out / "measurements.parquet").exists()
     assert set(table["assay"]) == {"chemokine"} and table["sample_id"].nunique() == 9
     feats = set(table["feature"])
-    assert {"CXCL10", "IL10", "IL1RN", "Th1_chemokine_score", "Th2_chemokine_score", "Th1_Th2_chemokine_ratio"} <= feats
+    assert {
+        "CXCL10",
+        "IL10",
+        "IL1RN",
+        "Th1_chemokine_score",
+        "Th2_chemokine_score",
+        "Th1_Th2_chemokine_ratio",
+    } <= feats
     truth = pd.read_csv(chem_batch / "truth.csv")
     j = table.merge(truth, on=["sample_id", "feature"], suffixes=("", "_t"))
     num = j[j["value"].notna() & j["value_t"].notna()]
@@ -161,7 +198,9 @@ def test_process_batch_outputs(chem_batch: Path, tmp_path: Path) -> None:
     # X holds the in-range values only; the flag layer codes the censoring
     low = table[table["flag"] == "<LLOQ"].iloc[0]
     i, j = adata.obs_names.get_loc(low["sample_id"]), adata.var_names.get_loc(low["feature"])
-    assert np.isnan(adata.X[i, j]) and adata.layers["flag"][i, j] == adata.uns["flag_codes"]["<LLOQ"]
+    assert (
+        np.isnan(adata.X[i, j]) and adata.layers["flag"][i, j] == adata.uns["flag_codes"]["<LLOQ"]
+    )
     ok = table[(table["flag"] == "") & table["feature"].isin(adata.var_names)].iloc[0]
     i, j = adata.obs_names.get_loc(ok["sample_id"]), adata.var_names.get_loc(ok["feature"])
     assert adata.X[i, j] == pytest.approx(ok["value"]) and adata.layers["flag"][i, j] == 0
@@ -174,8 +213,13 @@ def test_bad_plate_fails_its_own_samples(chem_batch: Path, tmp_path: Path) -> No
     shutil.copytree(chem_batch, folder)
     (folder / "chemokine" / "broken.csv").write_text("this is not a plate export\n")
     sheet = pd.read_csv(folder / "samplesheet.csv", dtype=str, keep_default_na=False)
-    extra = sheet.iloc[[0]].assign(sample_id="P09-D0-PLASMA", patient_id="P09", file="chemokine/broken.csv",
-                                   sample_name="P09-D0-PLASMA", plate="BROKEN")
+    extra = sheet.iloc[[0]].assign(
+        sample_id="P09-D0-PLASMA",
+        patient_id="P09",
+        file="chemokine/broken.csv",
+        sample_name="P09-D0-PLASMA",
+        plate="BROKEN",
+    )
     pd.concat([sheet, extra]).to_csv(folder / "samplesheet.csv", index=False)
     batch = load_batch(folder)
     problems = check_inputs(batch.rows("chemokine"), batch.root, batch.panels)
@@ -185,7 +229,11 @@ def test_bad_plate_fails_its_own_samples(chem_batch: Path, tmp_path: Path) -> No
     assert len(bad) > 0 and (~bad["qc_pass"]).all() and bad["value"].isna().all()
     assert table[table["sample_id"] != "P09-D0-PLASMA"]["value"].notna().sum() > 50
     flags = pd.read_parquet(tmp_path / "out" / "qc_flags.parquet")
-    assert ((flags["sample_id"] == "P09-D0-PLASMA") & (flags["flag"] == "file_failed") & (flags["severity"] == "fail")).any()
+    assert (
+        (flags["sample_id"] == "P09-D0-PLASMA")
+        & (flags["flag"] == "file_failed")
+        & (flags["severity"] == "fail")
+    ).any()
 
 
 def test_check_inputs_reports_missing_sample_name(chem_batch: Path) -> None:
@@ -193,15 +241,31 @@ def test_check_inputs_reports_missing_sample_name(chem_batch: Path) -> None:
     rows = batch.rows("chemokine").copy()
     rows.loc[0, "sample_name"] = "P01-D0-SERUM"
     problems = check_inputs(rows, batch.root, batch.panels)
-    assert len(problems) == 1 and "P01-D0-SERUM" in problems[0].what and "sample_name" in problems[0].where
+    assert (
+        len(problems) == 1
+        and "P01-D0-SERUM" in problems[0].what
+        and "sample_name" in problems[0].where
+    )
 
 
 def test_cli_quantify(plate_and_truth, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path, _ = plate_and_truth
-    rc = main(["chemokines", "quantify", str(path), "--panel", "chemokine_demo", "--out", str(tmp_path / "q")])
+    rc = main(
+        [
+            "chemokines",
+            "quantify",
+            str(path),
+            "--panel",
+            "chemokine_demo",
+            "--out",
+            str(tmp_path / "q"),
+        ]
+    )
     text = capsys.readouterr().out
     assert rc == 0 and "xponent export" in text and "CXCL10" in text and "5PL" in text
-    assert (tmp_path / "q" / "curves.parquet").is_file() and any((tmp_path / "q" / "plots").glob("*.png"))
+    assert (tmp_path / "q" / "curves.parquet").is_file() and any(
+        (tmp_path / "q" / "plots").glob("*.png")
+    )
     (tmp_path / "x.csv").write_text("a,b\n1,2\n")
     rc = main(["chemokines", "quantify", str(tmp_path / "x.csv"), "--out", str(tmp_path / "x")])
     assert rc == 2 and "unknown plate export format" in capsys.readouterr().err
@@ -219,15 +283,19 @@ def test_unlisted_samples_do_not_leave_the_batch(chem_batch: Path, tmp_path: Pat
         assert "P01-D0-PLASMA" not in text, name
     wells = pd.read_parquet(tmp_path / "out" / "wells.parquet")
     assert (wells["sample_name"] == "unlisted").sum() == 2 * 8  # two replicate wells x 8 analytes
-    assert set(wells.loc[wells["role"] == "standard", "sample_name"]) == {f"Standard{i}" for i in range(1, 9)}
+    assert set(wells.loc[wells["role"] == "standard", "sample_name"]) == {
+        f"Standard{i}" for i in range(1, 9)
+    }
 
 
 def test_qpcr_rows_in_a_batch(tmp_path: Path) -> None:
     folder = tmp_path / "qbatch"
     (folder / "qpcr").mkdir(parents=True)
     lines = [",Well,Fluor,Target,Content,Sample,Cq"]
-    cq = {"P01-D0-BLOOD": {"CXCL10": 28.0, "GAPDH": 18.0, "ACTB": 20.0},
-          "P01-D10-BLOOD": {"CXCL10": 25.0, "GAPDH": 18.2, "ACTB": 19.8}}
+    cq = {
+        "P01-D0-BLOOD": {"CXCL10": 28.0, "GAPDH": 18.0, "ACTB": 20.0},
+        "P01-D10-BLOOD": {"CXCL10": 25.0, "GAPDH": 18.2, "ACTB": 19.8},
+    }
     n = 0
     for sample, targets in cq.items():
         for target, value in targets.items():
@@ -236,8 +304,20 @@ def test_qpcr_rows_in_a_batch(tmp_path: Path) -> None:
                 lines.append(f",A{n:02d},FAM,{target},Unkn,{sample},{value + rep}")
     lines.append(",H12,FAM,CXCL10,NTC,,NaN")
     (folder / "qpcr" / "run1.csv").write_text("\n".join(lines) + "\n")
-    sheet = pd.DataFrame([{"sample_id": s, "patient_id": "P01", "visit": s.split("-")[1], "assay": "chemokine",
-                           "file": "qpcr/run1.csv", "panel": "chemokine_qpcr_demo", "sample_name": s} for s in cq])
+    sheet = pd.DataFrame(
+        [
+            {
+                "sample_id": s,
+                "patient_id": "P01",
+                "visit": s.split("-")[1],
+                "assay": "chemokine",
+                "file": "qpcr/run1.csv",
+                "panel": "chemokine_qpcr_demo",
+                "sample_name": s,
+            }
+            for s in cq
+        ]
+    )
     sheet.to_csv(folder / "samplesheet.csv", index=False)
     batch = load_batch(folder)
     assert check_inputs(batch.rows("chemokine"), batch.root, batch.panels) == []
@@ -277,24 +357,35 @@ def test_levey_jennings_with_a_history_table(chem_batch: Path, tmp_path: Path) -
     ec50 = float(curves.loc["CXCL10", "ec50"])
     # five earlier plates: CXCL10's EC50 steady near today's, IL10's far below today's
     il10 = float(curves.loc["IL10", "ec50"])
-    hist = pd.DataFrame([{"plate_id": f"OLD{i}", "check": "curve_ec50", "target": t, "value": v * f}
-                         for i, f in enumerate([0.98, 1.01, 1.0, 0.99, 1.02])
-                         for t, v in (("CXCL10", ec50), ("IL10", il10 / 3))])
+    hist = pd.DataFrame(
+        [
+            {"plate_id": f"OLD{i}", "check": "curve_ec50", "target": t, "value": v * f}
+            for i, f in enumerate([0.98, 1.01, 1.0, 0.99, 1.02])
+            for t, v in (("CXCL10", ec50), ("IL10", il10 / 3))
+        ]
+    )
     hist.to_parquet(tmp_path / "history.parquet")
     process_batch(batch, tmp_path / "second", history=tmp_path / "history.parquet", plots=False)
     m = pd.read_parquet(tmp_path / "second" / "qc_metrics.parquet")
     lj = m[m["check"] == "levey_jennings_curve_ec50"].set_index("target")
-    assert bool(lj.loc["CXCL10", "passed"]) and lj.loc["CXCL10", "lower_limit"] < ec50 < lj.loc["CXCL10", "upper_limit"]
+    assert (
+        bool(lj.loc["CXCL10", "passed"])
+        and lj.loc["CXCL10", "lower_limit"] < ec50 < lj.loc["CXCL10", "upper_limit"]
+    )
     assert not bool(lj.loc["IL10", "passed"]) and "1-3s" in lj.loc["IL10", "detail"]
     f = pd.read_parquet(tmp_path / "second" / "qc_flags.parquet")
-    assert ((f["flag"] == "westgard_curve_ec50") & (f["target"] == "IL10") & (f["severity"] == "fail")).any()
+    assert (
+        (f["flag"] == "westgard_curve_ec50") & (f["target"] == "IL10") & (f["severity"] == "fail")
+    ).any()
     # without a history of 5 plates the batch's single plate is recorded without limits
     m1 = pd.read_parquet(tmp_path / "first" / "qc_metrics.parquet")
     lj1 = m1[m1["check"] == "levey_jennings_curve_ec50"]
     assert len(lj1) == 8 and lj1["passed"].isna().all() and lj1["lower_limit"].isna().all()
 
 
-def test_bead_regions_outside_the_panel_are_not_measurements(plate_and_truth, tmp_path: Path) -> None:
+def test_bead_regions_outside_the_panel_are_not_measurements(
+    plate_and_truth, tmp_path: Path
+) -> None:
     path, _ = plate_and_truth
     text = path.read_text().replace("CXCL11/I-TAC", "Monitoring")
     (tmp_path / "mon.csv").write_text(text)

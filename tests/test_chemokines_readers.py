@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from immuno.chemokines import detect_format, read_layout, read_plate
-from immuno.chemokines.plate import parse_cell
+from immuno.chemokines.io.plate import parse_cell
 from immuno.demo.chemokines import simulate_plate
 from immuno.errors import UserError
 
@@ -30,19 +30,38 @@ def chem(real_data: Path) -> Path:
 
 # --- xPONENT -------------------------------------------------------------------------
 
+
 @pytest.mark.real
 def test_xponent_magpix_quoted_with_standards(chem: Path) -> None:
     p = read_plate(chem / "xponent" / "Chul_IgG3_1.csv")
     assert p.format == "xponent" and p.kind == "multiplex"
-    assert p.analytes == ["AMA1", "PP28", "Schisto", "PP65", "BSA", "MSP1", "HRPII", "CelTos", "CSP", "PfGarp"]
+    assert p.analytes == [
+        "AMA1",
+        "PP28",
+        "Schisto",
+        "PP65",
+        "BSA",
+        "MSP1",
+        "HRPII",
+        "CelTos",
+        "CSP",
+        "PfGarp",
+    ]
     # 96 acquisitions minus well B8, which the export skips (order 58 is absent)
     assert p.wells["well"].nunique() == 95 and "B8" not in set(p.wells["well"])
     assert _well(p, "A1", "AMA1")["mfi"] == 4 and _well(p, "A1", "AMA1")["role"] == "blank"
     b1 = _well(p, "B1", "HRPII")
-    assert (b1["mfi"], b1["role"], b1["standard_level"], b1["dilution"]) == (1939.5, "standard", 1.0, 100.0)
+    assert (b1["mfi"], b1["role"], b1["standard_level"], b1["dilution"]) == (
+        1939.5,
+        "standard",
+        1.0,
+        100.0,
+    )
     assert _well(p, "B1", "AMA1")["bead_count"] > 0
     assert p.meta["date_iso"] == "2024-03-23"
-    assert set(p.wells.loc[p.wells["role"] == "standard", "standard_level"]) == set(map(float, range(1, 8)))
+    assert set(p.wells.loc[p.wells["role"] == "standard", "standard_level"]) == set(
+        map(float, range(1, 8))
+    )
 
 
 @pytest.mark.real
@@ -52,7 +71,9 @@ def test_xponent_30plex_with_layout(chem: Path) -> None:
     assert len(p.analytes) == 30 and p.wells["well"].nunique() == 96
     assert p.analytes[:3] == ["Spike_6P", "ME", "HKU1_S"]
     assert _well(p, "A1", "Spike_6P")["mfi"] == 24 and _well(p, "A2", "Spike_6P")["mfi"] == 14256
-    lay = read_plate(folder / "CovidOISExPONTENT.csv", layout=folder / "CovidOISExPONTENT_layout.csv")
+    lay = read_plate(
+        folder / "CovidOISExPONTENT.csv", layout=folder / "CovidOISExPONTENT_layout.csv"
+    )
     a2 = _well(lay, "A2", "Spike_6P")
     assert (a2["sample_name"], a2["role"], a2["standard_level"]) == ("1/50", "standard", 1.0)
     assert math.isclose(a2["expected_conc"], 1 / 50)
@@ -71,8 +92,13 @@ def test_xponent_lx200_and_repeated_header(chem: Path) -> None:
 
 
 @pytest.mark.real
-@pytest.mark.parametrize("name", ["allotropy_intelliflex_example_01.csv",
-                                  "allotropy_luminex_xPONENT_missing_optional_fields.csv"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "allotropy_intelliflex_example_01.csv",
+        "allotropy_luminex_xPONENT_missing_optional_fields.csv",
+    ],
+)
 def test_xponent_intelliflex(chem: Path, name: str) -> None:
     p = read_plate(chem / "xponent" / name)
     assert p.meta["Program"].endswith("Intelliflex") and p.meta["date_iso"] == "2024-10-19"
@@ -105,7 +131,11 @@ def test_xponent_excel_resave_reads_like_the_original(chem: Path) -> None:
 def _demo_text(seed: int = 3) -> tuple[str, pd.DataFrame]:
     rng = np.random.default_rng(seed)
     samples = ["P01-D0-PLASMA", "P01-D10-PLASMA", "P01-M1-PLASMA"]
-    conc = {(s, f): 200.0 for s in samples for f in ("CXCL9", "CXCL10", "CXCL11", "CCL17", "CCL22", "CCL11", "IL10", "IL1RN")}
+    conc = {
+        (s, f): 200.0
+        for s in samples
+        for f in ("CXCL9", "CXCL10", "CXCL11", "CCL17", "CCL22", "CCL11", "IL10", "IL1RN")
+    }
     sim = simulate_plate(rng, "PLATE_X", samples, conc)
     return sim.text, sim.wells
 
@@ -128,7 +158,10 @@ def test_xponent_optional_blocks_absent(tmp_path: Path) -> None:
     keep, skip = [], False
     for line in text.splitlines():
         if line.startswith('"DataType:"'):
-            skip = any(b in line for b in ("Net MFI", "Result", "Analysis Coefficients", "Control Range", "Units"))
+            skip = any(
+                b in line
+                for b in ("Net MFI", "Result", "Analysis Coefficients", "Control Range", "Units")
+            )
         if not skip:
             keep.append(line)
         if line == "":
@@ -188,9 +221,11 @@ def test_parse_cell_vendor_flags() -> None:
 
 
 def test_layout_long_table(tmp_path: Path) -> None:
-    (tmp_path / "layout.csv").write_text("well,sample_name,role,standard_level,expected_conc\n"
-                                         "A1,Cal top,standard,1,5000\nA2,Cal low,standard,2,1250\n"
-                                         "B1,P01-D0-PLASMA,,,\nC1,Buffer,blank,,\n")
+    (tmp_path / "layout.csv").write_text(
+        "well,sample_name,role,standard_level,expected_conc\n"
+        "A1,Cal top,standard,1,5000\nA2,Cal low,standard,2,1250\n"
+        "B1,P01-D0-PLASMA,,,\nC1,Buffer,blank,,\n"
+    )
     lay = read_layout(tmp_path / "layout.csv")
     assert lay.set_index("well").loc["A2", "expected_conc"] == 1250
     assert list(lay["role"]) == ["standard", "standard", "unknown", "blank"]
@@ -204,13 +239,19 @@ def test_crc_line_written_by_demo_is_correct() -> None:
 
 # --- Bio-Plex, MSD -------------------------------------------------------------------
 
+
 @pytest.mark.real
 def test_bioplex_with_blank_bead(chem: Path) -> None:
     p = read_plate(chem / "bioplex" / "with_blank_bead.xls")
     assert p.format == "bioplex" and p.analytes == ["MyAnalyte (1)", "MyAnalyte (2)", "Blank (3)"]
     assert p.wells["well"].nunique() == 40
     c4 = _well(p, "C4", "MyAnalyte (1)")
-    assert (c4["mfi"], c4["net_mfi"], c4["role"], c4["standard_level"]) == (20652, 20559, "standard", 4.0)
+    assert (c4["mfi"], c4["net_mfi"], c4["role"], c4["standard_level"]) == (
+        20652,
+        20559,
+        "standard",
+        4.0,
+    )
     assert math.isclose(c4["expected_conc"], 2.31481) and math.isclose(c4["vendor_result"], 2.37705)
     assert _well(p, "C1", "MyAnalyte (1)")["vendor_flag"] == "OOR >"
     assert _well(p, "C11", "MyAnalyte (1)")["role"] == "control"
@@ -237,15 +278,24 @@ def test_msd_workbench(chem: Path) -> None:
     assert p.format == "msd" and p.plate_id == "Plate_TEST001" and p.analytes == ["Test Assay 1.0"]
     assert len(p.wells) == 48
     a1 = _well(p, "A1", "Test Assay 1.0")
-    assert (a1["role"], a1["standard_level"], a1["expected_conc"], a1["mfi"]) == ("standard", 1.0, 100.0, 1000.0)
+    assert (a1["role"], a1["standard_level"], a1["expected_conc"], a1["mfi"]) == (
+        "standard",
+        1.0,
+        100.0,
+        1000.0,
+    )
     assert _well(p, "H1", "Test Assay 1.0")["role"] == "blank"  # S008 at concentration 0
     assert _well(p, "A3", "Test Assay 1.0")["vendor_result"] == 200.0
     p1 = read_plate(chem / "msd" / "msd_workbench_test_1.csv")
-    assert p1.plate_id == "Plate_2BO40AW287" and p1.analytes == ["Spike (FL.1.5.1)", "Spike (Wuhan)"]
+    assert p1.plate_id == "Plate_2BO40AW287" and p1.analytes == [
+        "Spike (FL.1.5.1)",
+        "Spike (Wuhan)",
+    ]
     assert _well(p1, "A2", "Spike (FL.1.5.1)")["vendor_flag"] == "Above Detection Range"
 
 
 # --- qPCR ---------------------------------------------------------------------------
+
 
 @pytest.mark.real
 def test_qpcr_exports(chem: Path) -> None:
@@ -255,7 +305,10 @@ def test_qpcr_exports(chem: Path) -> None:
     assert a1["cq"] == pytest.approx(21.1877528266099) and a1["sample_name"] == "M3905 R Ctx"
     qs = read_plate(chem / "qpcr" / "quantstudio_example04.txt")
     assert qs.format == "quantstudio" and len(qs.wells) == 95 and qs.analytes == ["RNase P"]
-    assert qs.wells.iloc[0]["cq"] == pytest.approx(27.102) and (qs.wells["role"] == "standard").sum() == 20
+    assert (
+        qs.wells.iloc[0]["cq"] == pytest.approx(27.102)
+        and (qs.wells["role"] == "standard").sum() == 20
+    )
     qs5 = read_plate(chem / "qpcr" / "quantstudio_example05.txt")
     assert qs5.wells["cq"].isna().sum() == 6  # the six NTC wells are Undetermined
     lung = qs5.wells[qs5.wells["well"] == "D1"].iloc[0]
@@ -267,16 +320,29 @@ def test_qpcr_exports(chem: Path) -> None:
     assert qs7.wells.loc[qs7.wells["role"] == "ntc", "cq"].isna().all()
     rd = read_plate(chem / "qpcr" / "stepone_std.rdml")
     assert rd.format == "rdml" and len(rd.wells) == 24
-    assert sorted(rd.wells["quantity"].dropna().unique()) == [625.0, 1250.0, 2500.0, 5000.0, 10000.0]
+    assert sorted(rd.wells["quantity"].dropna().unique()) == [
+        625.0,
+        1250.0,
+        2500.0,
+        5000.0,
+        10000.0,
+    ]
     bio = read_plate(chem / "qpcr" / "BioRad_qPCR_melt.rdml")
     assert len(bio.wells) == 60 and bio.analytes == ["EvaGreen", "Cy5", "Cy5-2", "Cy5-2_rr"]
     first = bio.wells.iloc[0]
-    assert (first["well"], first["sample_name"], first["cq"]) == ("A1", "Alm12", pytest.approx(27.7514537682101))
+    assert (first["well"], first["sample_name"], first["cq"]) == (
+        "A1",
+        "Alm12",
+        pytest.approx(27.7514537682101),
+    )
 
 
 @pytest.mark.real
 def test_legendplex_fcs_is_not_a_plate_export(chem: Path) -> None:
-    with pytest.raises(UserError, match=r"a flow cytometry \(FCS\) file, e.g. LEGENDplex beads.*expected a plate export"):
+    with pytest.raises(
+        UserError,
+        match=r"a flow cytometry \(FCS\) file, e.g. LEGENDplex beads.*expected a plate export",
+    ):
         read_plate(chem / "legendplex" / "K2-C07-A7.fcs")
 
 

@@ -11,18 +11,30 @@ import pandas as pd
 import pytest
 
 from immuno.chemokines import CurveParams, predict, quantify_plate, quantify_run, read_plate
-from immuno.chemokines.vendor import print_tolerance
-from immuno.chemokines.xponent_blocks import coefficient_letter
+from immuno.chemokines.io.xponent_blocks import coefficient_letter
+from immuno.chemokines.qc.vendor import print_tolerance
 
-BIOPLEX_WITH_EQUATION = ["LabKey_03-31A82-IgA-Biotin.xls", "LabKey_RawAndSummary.xlsx", "LabKey_WithAltNegativeBead.xls",
-                         "LabKey_WithIndices.xls", "LabKey_plate3_IgA-Biot_Standard1.xlsx", "with_blank_bead.xls"]
+BIOPLEX_WITH_EQUATION = [
+    "LabKey_03-31A82-IgA-Biotin.xls",
+    "LabKey_RawAndSummary.xlsx",
+    "LabKey_WithAltNegativeBead.xls",
+    "LabKey_WithIndices.xls",
+    "LabKey_plate3_IgA-Biot_Standard1.xlsx",
+    "with_blank_bead.xls",
+]
 
 
 def test_print_tolerance_follows_the_printed_digits() -> None:
     p = CurveParams(a=3.45399, b=-1.2285, c=3.18194, d=29496.2, g=0.8)
     y = np.array([150.0, 2000.0, 20000.0])
-    x, tol = print_tolerance(p, {"a": 5e-6, "b": 5e-5, "c": 5e-6, "d": 0.05, "g": 0.05}, y, np.full(3, 0.5),
-                             np.ones(3), np.full(3, 5e-6))
+    x, tol = print_tolerance(
+        p,
+        {"a": 5e-6, "b": 5e-5, "c": 5e-6, "d": 0.05, "g": 0.05},
+        y,
+        np.full(3, 0.5),
+        np.ones(3),
+        np.full(3, 5e-6),
+    )
     assert np.allclose(predict(p, x), y)
     assert np.all(np.isfinite(tol)) and np.all(tol > 5e-6)
     # exact printing (no rounding anywhere) leaves no tolerance
@@ -33,8 +45,19 @@ def test_print_tolerance_follows_the_printed_digits() -> None:
     assert np.isinf(inf[0])
 
 
-@pytest.mark.parametrize("label,letter", [("A", "a"), ("B:", "b"), ("Coefficient C", "c"), ("Coeff. D", "d"),
-                                          ("coef_e", "e"), ("F", "f"), ("R^2", ""), ("Analyte:", "")])
+@pytest.mark.parametrize(
+    "label,letter",
+    [
+        ("A", "a"),
+        ("B:", "b"),
+        ("Coefficient C", "c"),
+        ("Coeff. D", "d"),
+        ("coef_e", "e"),
+        ("F", "f"),
+        ("R^2", ""),
+        ("Analyte:", ""),
+    ],
+)
 def test_coefficient_row_labels_in_every_spelling(label: str, letter: str) -> None:
     assert coefficient_letter(label) == letter
 
@@ -68,11 +91,17 @@ def test_refit_agrees_with_the_vendor_where_its_curve_passes_recovery(real_data:
         res = quantify_plate(read_plate(real_data / "chemokines" / "bioplex" / name))
         for c in res.curves[res.curves["status"] != "negative_control"].itertuples():
             if c.vendor_curve_status == "ok":
-                passing[(name, c.analyte)] = (c.vendor_agreement_median_rel_diff, c.vendor_agreement_n)
+                passing[(name, c.analyte)] = (
+                    c.vendor_agreement_median_rel_diff,
+                    c.vendor_agreement_n,
+                )
             else:
                 reasons[(name, c.analyte)] = c.vendor_curve_reason
-    assert set(passing) == {("LabKey_03-31A82-IgA-Biotin.xls", "ENV3 (59)"), ("LabKey_WithIndices.xls", "IL-1b (1)"),
-                            ("LabKey_plate3_IgA-Biot_Standard1.xlsx", "ENV6 (97)")}
+    assert set(passing) == {
+        ("LabKey_03-31A82-IgA-Biotin.xls", "ENV3 (59)"),
+        ("LabKey_WithIndices.xls", "IL-1b (1)"),
+        ("LabKey_plate3_IgA-Biot_Standard1.xlsx", "ENV6 (97)"),
+    }
     for key, (median, n) in passing.items():
         assert n >= 10 and median <= 0.02, key
     assert all(r for r in reasons.values())
@@ -83,7 +112,9 @@ def test_refit_agrees_with_the_vendor_where_its_curve_passes_recovery(real_data:
 def test_standards_numbered_from_the_lowest_and_a_4pl_vendor_curve(real_data: Path) -> None:
     """WithIndices numbers its standards from the lowest (S1 = 0.13 ... S7 = 2000) and
     Bio-Plex fitted a 4PL: the levels are ordered by concentration and the curve is fitted."""
-    res = quantify_plate(read_plate(real_data / "chemokines" / "bioplex" / "LabKey_WithIndices.xls"))
+    res = quantify_plate(
+        read_plate(real_data / "chemokines" / "bioplex" / "LabKey_WithIndices.xls")
+    )
     c = res.curves.set_index("analyte")
     assert c.loc["IL-1b (1)", "status"] == "ok" and c.loc["IL-1b (1)", "lloq"] == 0.13
     assert c.loc["IL-1b (1)", "uloq"] == 2000.0
@@ -91,26 +122,38 @@ def test_standards_numbered_from_the_lowest_and_a_4pl_vendor_curve(real_data: Pa
     assert list(std["expected_conc"]) == [2000.0, 400.0, 80.0, 16.0, 3.2, 0.64, 0.13]
     assert list(std["standard_level"]) == [7.0, 6.0, 5.0, 4.0, 3.0, 2.0, 1.0]
     # IL-4's S5 is a Bio-Plex outlier: out of the fit, flagged with its reason
-    assert any(f["flag"] == "well_excluded" and "designated an outlier" in f["reason"] for f in res.flags)
+    assert any(
+        f["flag"] == "well_excluded" and "designated an outlier" in f["reason"] for f in res.flags
+    )
 
 
 @pytest.mark.real
 def test_blank_beads_are_background_not_analytes(real_data: Path) -> None:
-    res = quantify_plate(read_plate(real_data / "chemokines" / "bioplex" / "LabKey_WithAltNegativeBead.xls"))
+    res = quantify_plate(
+        read_plate(real_data / "chemokines" / "bioplex" / "LabKey_WithAltNegativeBead.xls")
+    )
     c = res.curves.set_index("analyte")
     assert list(c.index[c["status"] == "negative_control"]) == ["Blank (3)", "MyNegative (4)"]
     assert not res.samples["analyte"].isin(["Blank (3)", "MyNegative (4)"]).any()
     m = pd.DataFrame(res.metrics)
-    assert set(m.loc[m["check"] == "negative_bead_signal", "target"]) == {"Blank (3)", "MyNegative (4)"}
+    assert set(m.loc[m["check"] == "negative_bead_signal", "target"]) == {
+        "Blank (3)",
+        "MyNegative (4)",
+    }
     # the bead's signal per well is kept beside every analyte; a panel may subtract it
     w = res.wells.set_index(["well", "analyte"])
-    assert w.loc[("A1", "MyAnalyte (1)"), "negative_bead_net_mfi"] == pytest.approx((866.5 + w.loc[("A1", "Blank (3)"),
-                                                                                       "net_mfi"]) / 2)
-    sub = quantify_plate(read_plate(real_data / "chemokines" / "bioplex" / "LabKey_WithAltNegativeBead.xls"),
-                         qc_rules={"background": "negative_bead"})
+    assert w.loc[("A1", "MyAnalyte (1)"), "negative_bead_net_mfi"] == pytest.approx(
+        (866.5 + w.loc[("A1", "Blank (3)"), "net_mfi"]) / 2
+    )
+    sub = quantify_plate(
+        read_plate(real_data / "chemokines" / "bioplex" / "LabKey_WithAltNegativeBead.xls"),
+        qc_rules={"background": "negative_bead"},
+    )
     ws = sub.wells.set_index(["well", "analyte"])
     assert ws.loc[("A1", "MyAnalyte (1)"), "net_mfi"] == pytest.approx(
-        w.loc[("A1", "MyAnalyte (1)"), "net_mfi"] - w.loc[("A1", "MyAnalyte (1)"), "negative_bead_net_mfi"])
+        w.loc[("A1", "MyAnalyte (1)"), "net_mfi"]
+        - w.loc[("A1", "MyAnalyte (1)"), "negative_bead_net_mfi"]
+    )
 
 
 @pytest.mark.real
@@ -121,11 +164,15 @@ def test_bioplex_xlsx_resave_reads_the_same(real_data: Path, tmp_path: Path) -> 
     with pd.ExcelWriter(tmp_path / "copy.xlsx") as xw:
         for name, df in sheets.items():
             df.to_excel(xw, sheet_name=name, header=False, index=False)
-        pd.DataFrame([["a project template"]]).to_excel(xw, sheet_name="Project Template", header=False, index=False)
+        pd.DataFrame([["a project template"]]).to_excel(
+            xw, sheet_name="Project Template", header=False, index=False
+        )
     again = read_plate(tmp_path / "copy.xlsx")
     pd.testing.assert_frame_equal(plate.wells, again.wells)
     # a sheet without an analyte table is left aside with a note, never a failure
-    assert [i.where.split(": ")[-1] for i in again.issues if i.kind == "sheet_ignored"] == ["sheet 'Project Template'"]
+    assert [i.where.split(": ")[-1] for i in again.issues if i.kind == "sheet_ignored"] == [
+        "sheet 'Project Template'"
+    ]
 
 
 @pytest.mark.real
@@ -143,7 +190,9 @@ def test_quantstudio_ddct_and_rq_equal_the_files_own(real_data: Path) -> None:
     run12 = quantify_run(read_plate(qpcr / "allotropy_quantstudio_example10_QS12K.xlsx"))
     v12 = run12.vendor.set_index("sample_name")
     assert v12["ddcq_ok"].all() and v12["rq_ok"].all()
-    assert not v12["dcq_ok"].any() and v12.loc["Sample_1", "ours_dcq"] == pytest.approx(25.65 - 20.1)
+    assert not v12["dcq_ok"].any() and v12.loc["Sample_1", "ours_dcq"] == pytest.approx(
+        25.65 - 20.1
+    )
     m = pd.DataFrame(run12.metrics).set_index("check")
     assert m.loc["vendor_dcq", "passed"] == False and m.loc["vendor_rq", "passed"] == True  # noqa: E712
     assert sum(f["flag"] == "vendor_dcq_differs" for f in run12.flags) == 2
@@ -151,8 +200,10 @@ def test_quantstudio_ddct_and_rq_equal_the_files_own(real_data: Path) -> None:
 
 @pytest.mark.real
 def test_quantstudio_standard_curve_slope_equals_the_files(real_data: Path) -> None:
-    run = quantify_run(read_plate(real_data / "chemokines" / "qpcr" / "quantstudio_example04.txt"),
-                       reference_genes=["RNase P"])
+    run = quantify_run(
+        read_plate(real_data / "chemokines" / "qpcr" / "quantstudio_example04.txt"),
+        reference_genes=["RNase P"],
+    )
     slope = next(m for m in run.metrics if m["check"] == "vendor_slope")
     assert slope["passed"] and abs(slope["value"]) <= 0.001 and "-3.383" in slope["detail"]
     assert not run.quantified and "no target other than the reference genes" in run.reason

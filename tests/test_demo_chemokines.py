@@ -49,30 +49,51 @@ def test_simulate_sheet_truth_and_determinism(tmp_path: Path) -> None:
     rows, truth = demo.simulate(tmp_path / "a", 5, patients, VISITS, 1000)
     rows2, truth2 = demo.simulate(tmp_path / "b", 5, patients, VISITS, 1000)
     assert rows == rows2 and truth == truth2
-    assert (tmp_path / "a" / rows[0]["file"]).read_bytes() == (tmp_path / "b" / rows[0]["file"]).read_bytes()
-    assert len(rows) == 12 and {r["sample_id"] for r in rows} == {f"{p}-{v}-PLASMA" for p in patients for v in VISITS}
-    assert all(r["assay"] == "chemokine" and r["panel"] == demo.PANEL and r["sample_name"] == r["sample_id"] for r in rows)
+    assert (tmp_path / "a" / rows[0]["file"]).read_bytes() == (
+        tmp_path / "b" / rows[0]["file"]
+    ).read_bytes()
+    assert len(rows) == 12 and {r["sample_id"] for r in rows} == {
+        f"{p}-{v}-PLASMA" for p in patients for v in VISITS
+    }
+    assert all(
+        r["assay"] == "chemokine"
+        and r["panel"] == demo.PANEL
+        and r["sample_name"] == r["sample_id"]
+        for r in rows
+    )
     t = pd.DataFrame(truth)
     scores = {"Th1_chemokine_score", "Th2_chemokine_score", "Th1_Th2_chemokine_ratio"}
-    assert set(t["feature"]) == {"CXCL9", "CXCL10", "CXCL11", "CCL17", "CCL22", "CCL11", "IL10", "IL1RN",
-                                 *scores, *(f"{s}_strict" for s in scores)}
+    assert set(t["feature"]) == {
+        "CXCL9",
+        "CXCL10",
+        "CXCL11",
+        "CCL17",
+        "CCL22",
+        "CCL11",
+        "IL10",
+        "IL1RN",
+        *scores,
+        *(f"{s}_strict" for s in scores),
+    }
     assert (t["flag"] == "<LLOQ").any() and (t["flag"] == ">ULOQ").any()
     # truth flags follow the standard range of each analyte (in-well = plasma / dilution)
     spec = {a[1]: a[3] for a in demo.ANALYTES}
     an = t[t["feature"].isin(spec)]
     x = an["value"] / demo.SAMPLE_DILUTION
     top = an["feature"].map(spec)
-    want = np.where(x < top / 4.0 ** 7, "<LLOQ", np.where(x > top, ">ULOQ", ""))
+    want = np.where(x < top / 4.0**7, "<LLOQ", np.where(x > top, ">ULOQ", ""))
     assert (an["flag"].to_numpy() == want).all()
     # the true scores follow the documented rule: censored analytes at LLOQ/2 or ULOQ,
     # named in the flag; the strict scores only where nothing is censored
-    lloq = an["feature"].map(spec) / 4.0 ** 7 * demo.SAMPLE_DILUTION
+    lloq = an["feature"].map(spec) / 4.0**7 * demo.SAMPLE_DILUTION
     uloq = an["feature"].map(spec) * demo.SAMPLE_DILUTION
     subst = an["value"].where(an["flag"] == "", np.where(an["flag"] == "<LLOQ", lloq / 2, uloq))
     cls = {a[1]: a[2] for a in demo.ANALYTES}
     for s_id, g in an.assign(subst=subst, cls=an["feature"].map(cls)).groupby("sample_id"):
         one = t[t["sample_id"] == s_id].set_index("feature")
-        gm = {c: float(np.exp(np.log(g.loc[g["cls"] == c, "subst"]).mean())) for c in ("Th1", "Th2")}
+        gm = {
+            c: float(np.exp(np.log(g.loc[g["cls"] == c, "subst"]).mean())) for c in ("Th1", "Th2")
+        }
         assert np.isclose(one.loc["Th1_chemokine_score", "value"], gm["Th1"])
         assert np.isclose(one.loc["Th1_Th2_chemokine_ratio", "value"], gm["Th1"] / gm["Th2"])
         censored = g.loc[(g["cls"] == "Th1") & (g["flag"] != ""), "feature"].tolist()

@@ -15,12 +15,14 @@ from typing import Any
 
 import pandas as pd
 
-from immuno.chemokines.integrity import all_issues
-from immuno.chemokines.readers import read_plate
+from immuno.chemokines.io.readers import read_plate
+from immuno.chemokines.qc.integrity import all_issues
 from immuno.errors import Problem, UserError
 
 
-def check_inputs(rows: pd.DataFrame, batch_root: str | Path, panels: dict[str, Any]) -> list[Problem]:
+def check_inputs(
+    rows: pd.DataFrame, batch_root: str | Path, panels: dict[str, Any]
+) -> list[Problem]:
     """Every problem with the chemokine rows' files, located by sheet row and column.
 
     Parameters
@@ -48,7 +50,9 @@ def check_inputs(rows: pd.DataFrame, batch_root: str | Path, panels: dict[str, A
         try:
             plate = read_plate(root / file, root / layout if layout else None)
         except UserError as exc:
-            problems += [Problem(where, f"{p.where}: {p.what}" if p.where else p.what) for p in exc.problems]
+            problems += [
+                Problem(where, f"{p.where}: {p.what}" if p.where else p.what) for p in exc.problems
+            ]
             continue
         problems += [Problem(where, str(i)) for i in all_issues(plate) if i.blocking]
         names = set(plate.sample_names)
@@ -56,12 +60,20 @@ def check_inputs(rows: pd.DataFrame, batch_root: str | Path, panels: dict[str, A
             name = r.sample_name or r.sample_id
             if name not in names:
                 shown = ", ".join(sorted(names)[:8]) + (" ..." if len(names) > 8 else "")
-                problems.append(Problem(f"samplesheet.csv: row {r.row}, column sample_name",
-                                        f"sample {name!r} is not on plate {file} (it holds: {shown})"))
+                problems.append(
+                    Problem(
+                        f"samplesheet.csv: row {r.row}, column sample_name",
+                        f"sample {name!r} is not on plate {file} (it holds: {shown})",
+                    )
+                )
             panel = panels.get(r.panel) if r.panel else None
             refs = (panel.get("qpcr", {}) if panel is not None else {}).get("reference_genes")
             if plate.kind == "qpcr" and not refs and not plate.meta.get("endogenous_control"):
-                problems.append(Problem(f"samplesheet.csv: row {r.row}, column panel",
-                                        f"{file} is a qPCR run that states no endogenous control; its panel must list "
-                                        "qpcr: reference_genes"))
+                problems.append(
+                    Problem(
+                        f"samplesheet.csv: row {r.row}, column panel",
+                        f"{file} is a qPCR run that states no endogenous control; its panel must list "
+                        "qpcr: reference_genes",
+                    )
+                )
     return problems

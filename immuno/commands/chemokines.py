@@ -81,8 +81,8 @@ def _print_qpcr(result: Any) -> None:
 
 
 def _cmd_quantify(args: argparse.Namespace) -> int:
-    from immuno.chemokines.process import issue_flags, quantify_file
-    from immuno.chemokines.quantify import PlateResult
+    from immuno.chemokines.pipeline.batch import issue_flags, quantify_file
+    from immuno.chemokines.quantify.multiplex import PlateResult
     from immuno.io import write_parquet
     from immuno.qc import flags_table, metrics_table
 
@@ -102,7 +102,7 @@ def _cmd_quantify(args: argparse.Namespace) -> int:
         for name in ("curves", "samples", "standards", "vendor", "wells"):
             write_parquet(getattr(result, name), out / f"{name}.parquet")
         if not args.no_plots:
-            from immuno.chemokines.outputs import write_curve_plots
+            from immuno.chemokines.pipeline.outputs import write_curve_plots
 
             write_curve_plots(result, plate, out / "plots")
         _print_multiplex(result)
@@ -124,7 +124,7 @@ def _cmd_quantify(args: argparse.Namespace) -> int:
 
 def _cmd_process(args: argparse.Namespace) -> int:
     from immuno.batch import load_batch
-    from immuno.chemokines.process import process_batch
+    from immuno.chemokines.pipeline.batch import process_batch
 
     batch = load_batch(args.batch, visits=args.visits, panels_dir=args.panels)
     table = process_batch(batch, args.out, history=args.history, plots=not args.no_plots)
@@ -136,7 +136,7 @@ def _cmd_process(args: argparse.Namespace) -> int:
 
 
 def _cmd_formats(args: argparse.Namespace) -> int:
-    from immuno.chemokines.readers import SUPPORTED
+    from immuno.chemokines.io.readers import SUPPORTED
 
     del args
     for name in SUPPORTED:

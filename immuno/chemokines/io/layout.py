@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from immuno.chemokines.plate import _DILUTION, ROLES, infer_role, normal_well, to_float
+from immuno.chemokines.io.plate import _DILUTION, ROLES, infer_role, normal_well, to_float
 from immuno.errors import UserError
 
 
@@ -58,11 +58,15 @@ def read_layout(path: str | Path) -> pd.DataFrame:
     else:
         numbers = header[1:]
         if not all(n.strip().isdigit() for n in numbers if n.strip()):
-            raise UserError.single(f"{path}: line 1", "expected a plate grid (first row 1..12) or a 'well' column")
+            raise UserError.single(
+                f"{path}: line 1", "expected a plate grid (first row 1..12) or a 'well' column"
+            )
         for i, r in enumerate(rows[1:], start=2):
             letter = r[0].strip().upper()
             if not re.match(r"^[A-P]$", letter):
-                raise UserError.single(f"{path}: line {i}", f"row label {letter!r}; expected a plate row letter A-P")
+                raise UserError.single(
+                    f"{path}: line {i}", f"row label {letter!r}; expected a plate row letter A-P"
+                )
             for num, cell in zip(numbers, r[1:], strict=False):
                 if cell.strip() and num.strip():
                     records.append({"well": f"{letter}{int(num)}", "sample_name": cell.strip()})
@@ -79,14 +83,27 @@ def read_layout(path: str | Path) -> pd.DataFrame:
             expected = 1.0 / float(m.group(1))
         role = rec["role"].strip().lower() or role
         if role not in ROLES:
-            raise UserError.single(f"{path}: well {rec['well']}", f"role {role!r}; expected one of {', '.join(ROLES)}")
+            raise UserError.single(
+                f"{path}: well {rec['well']}", f"role {role!r}; expected one of {', '.join(ROLES)}"
+            )
         lvl = to_float(rec["standard_level"])
-        out.append({"well": normal_well(rec["well"]), "sample_name": rec["sample_name"], "role": role,
-                    "standard_level": level if math.isnan(lvl) else lvl,
-                    "expected_conc": expected, "dilution": to_float(rec["dilution"])})
+        out.append(
+            {
+                "well": normal_well(rec["well"]),
+                "sample_name": rec["sample_name"],
+                "role": role,
+                "standard_level": level if math.isnan(lvl) else lvl,
+                "expected_conc": expected,
+                "dilution": to_float(rec["dilution"]),
+            }
+        )
     layout = pd.DataFrame(out)
     # dilution-named standards get levels by decreasing concentration (S1 = most concentrated)
-    std = (layout["role"] == "standard") & layout["standard_level"].isna() & layout["expected_conc"].notna()
+    std = (
+        (layout["role"] == "standard")
+        & layout["standard_level"].isna()
+        & layout["expected_conc"].notna()
+    )
     if std.any():
         ranks = layout.loc[std, "expected_conc"].rank(method="dense", ascending=False)
         layout.loc[std, "standard_level"] = ranks

@@ -6,7 +6,7 @@ parameters and several starting points (a single start lands in poor local minim
 real plates). Parameters are searched as (a, d, log c, b, log g) with an analytic
 Jacobian and a small Levenberg-Marquardt loop, which keeps a 30-analyte plate well
 under a second. The acceptance rules applied to a plate's standards live in
-:mod:`immuno.chemokines.standards`.
+:mod:`immuno.chemokines.fit.standards`.
 """
 
 from __future__ import annotations
@@ -95,8 +95,9 @@ def _model(theta: np.ndarray, u: np.ndarray, five: bool) -> tuple[np.ndarray, np
     return f, jac
 
 
-def _levenberg_marquardt(resid_jac, theta: np.ndarray, lo: np.ndarray, hi: np.ndarray,
-                         max_iter: int = 200) -> tuple[np.ndarray, float, bool]:
+def _levenberg_marquardt(
+    resid_jac, theta: np.ndarray, lo: np.ndarray, hi: np.ndarray, max_iter: int = 200
+) -> tuple[np.ndarray, float, bool]:
     """Projected Levenberg-Marquardt for a handful of parameters.
 
     Small dense problems (5 parameters, ~16 points) spend most of a general solver's time
@@ -122,7 +123,9 @@ def _levenberg_marquardt(resid_jac, theta: np.ndarray, lo: np.ndarray, hi: np.nd
         r2, J2 = resid_jac(cand)
         c2 = float(r2 @ r2)
         if np.isfinite(c2) and c2 < cost:
-            done = (cost - c2) <= 1e-10 * max(cost, 1e-300) or float(np.max(np.abs(cand - theta))) < 1e-10
+            done = (cost - c2) <= 1e-10 * max(cost, 1e-300) or float(
+                np.max(np.abs(cand - theta))
+            ) < 1e-10
             theta, r, J, cost = cand, r2, J2, c2
             lam = max(lam / 3.0, 1e-12)
             if done or (len(history) > 20 and float(np.max(np.abs(r - history[-20]))) < 1e-5):
@@ -138,8 +141,15 @@ def _levenberg_marquardt(resid_jac, theta: np.ndarray, lo: np.ndarray, hi: np.nd
     return theta, cost, flat
 
 
-def fit_curve(x: np.ndarray, y: np.ndarray, model: str = "5PL", weights: str = "1/y^2",
-              start: CurveParams | None = None, reweight: bool = True, keep_family: bool = False) -> CurveFit:
+def fit_curve(
+    x: np.ndarray,
+    y: np.ndarray,
+    model: str = "5PL",
+    weights: str = "1/y^2",
+    start: CurveParams | None = None,
+    reweight: bool = True,
+    keep_family: bool = False,
+) -> CurveFit:
     """Fit a 5PL (or 4PL) to standards.
 
     Parameters
@@ -175,7 +185,13 @@ def fit_curve(x: np.ndarray, y: np.ndarray, model: str = "5PL", weights: str = "
     five = model.upper() == "5PL"
     n_par = 5 if five else 4
     if len(np.unique(x)) < n_par or len(x) <= n_par:
-        return CurveFit(None, model, False, f"{len(np.unique(x))} distinct standard levels; a {model} needs at least {n_par + 1} points", n_points=len(x))
+        return CurveFit(
+            None,
+            model,
+            False,
+            f"{len(np.unique(x))} distinct standard levels; a {model} needs at least {n_par + 1} points",
+            n_points=len(x),
+        )
     u = np.log(x)
     ymin, ymax = float(np.min(y)), float(np.max(y))
     span = max(ymax - ymin, 1e-9)
@@ -183,6 +199,7 @@ def fit_curve(x: np.ndarray, y: np.ndarray, model: str = "5PL", weights: str = "
     # residual weights: 1/y for "1/y^2" (relative residuals), 1/sqrt(y) for "1/y"
     power = {"1/y^2": 1.0, "1/y": 0.5}.get(weights, 0.0)
     w = 1.0 / np.maximum(np.abs(y), floor) ** power
+
     def resid_jac(theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         f, jf = _model(theta, u, five)
         return (y - f) * w, -jf * w[:, None]
@@ -221,7 +238,9 @@ def fit_curve(x: np.ndarray, y: np.ndarray, model: str = "5PL", weights: str = "
         thetas = [np.array([a0, d0, lc0, sign] + ([lg0] if five else [])) for lc0, lg0 in starts]
         if start is not None:
             # a refit: the previous solution (in its family) and one fresh start per family
-            prev = [start.a, start.d, math.log(start.c), start.b] + ([math.log(start.g)] if five else [])
+            prev = [start.a, start.d, math.log(start.c), start.b] + (
+                [math.log(start.g)] if five else []
+            )
             thetas = ([np.array(prev)] if (start.b > 0) == (sign > 0) else []) + thetas[:1]
         for th in thetas:
             res = _levenberg_marquardt(resid_jac, np.clip(th, lo_a, hi_a), lo_a, hi_a, max_iter=15)
@@ -245,27 +264,50 @@ def fit_curve(x: np.ndarray, y: np.ndarray, model: str = "5PL", weights: str = "
             if not np.all(np.isfinite(new)) or float(np.max(np.abs(new / w - 1.0))) < 1e-3:
                 break
             w[:] = new
-            theta, cost, converged = _levenberg_marquardt(resid_jac, theta, lo_a, hi_a, max_iter=300)
+            theta, cost, converged = _levenberg_marquardt(
+                resid_jac, theta, lo_a, hi_a, max_iter=300
+            )
         if final is None or cost < final[1]:
             final = (theta.copy(), cost, converged)
     assert final is not None
     theta, cost, converged = final
     if not np.all(np.isfinite(theta)):
-        return CurveFit(None, model, False, "the fit did not converge (no finite solution)", n_points=len(x))
+        return CurveFit(
+            None, model, False, "the fit did not converge (no finite solution)", n_points=len(x)
+        )
     th = theta
-    params = CurveParams(a=float(th[0]), b=float(th[3]), c=float(math.exp(th[2])), d=float(th[1]),
-                         g=float(math.exp(th[4])) if five else 1.0)
+    params = CurveParams(
+        a=float(th[0]),
+        b=float(th[3]),
+        c=float(math.exp(th[2])),
+        d=float(th[1]),
+        g=float(math.exp(th[4])) if five else 1.0,
+    )
     pred = predict(params, x)
     ss_res = float(np.sum((y - pred) ** 2))
     ss_tot = float(np.sum((y - y.mean()) ** 2))
     r2 = 1.0 - ss_res / ss_tot if ss_tot > 0 else math.nan
     converged = converged and bool(np.isfinite(r2))
     resid_sd = math.sqrt(cost / (len(x) - n_par)) if len(x) > n_par else math.nan
-    return CurveFit(params, model, converged, "ok" if converged else "no convergence within 300 iterations", r2,
-                    len(x), resid_sd)
+    return CurveFit(
+        params,
+        model,
+        converged,
+        "ok" if converged else "no convergence within 300 iterations",
+        r2,
+        len(x),
+        resid_sd,
+    )
 
-def precision_profile(p: CurveParams, relative_sd: float, x_low: float, x_high: float,
-                      max_cv: float = 20.0, n_wells: int = 1) -> tuple[float, float]:
+
+def precision_profile(
+    p: CurveParams,
+    relative_sd: float,
+    x_low: float,
+    x_high: float,
+    max_cv: float = 20.0,
+    n_wells: int = 1,
+) -> tuple[float, float]:
     """Concentration range where the predicted CV of a back-calculated value is <= ``max_cv``.
 
     With a proportional response error (1/y^2 weights) of relative SD ``s``, a

@@ -18,7 +18,7 @@ from xml.etree import ElementTree
 
 import pandas as pd
 
-from immuno.chemokines.plate import (
+from immuno.chemokines.io.plate import (
     PlateData,
     PlateIssue,
     finish_wells,
@@ -31,8 +31,13 @@ from immuno.errors import UserError
 
 _ROLE = {"Blanks": "blank", "Controls": "control", "Standards": "standard", "Unknowns": "unknown"}
 #: Bio-Plex sampling-error codes of a reading
-SAMPLING_ERRORS = {"1": "low bead count", "2": "bead aggregates", "3": "classification", "4": "region selection",
-                   "5": "platform temperature"}
+SAMPLING_ERRORS = {
+    "1": "low bead count",
+    "2": "bead aggregates",
+    "3": "classification",
+    "4": "region selection",
+    "5": "platform temperature",
+}
 
 
 def _local(el: ElementTree.Element) -> str:
@@ -83,13 +88,26 @@ def read_bioplex_xml(path: str | Path) -> PlateData:
     counts: dict[tuple[str, str], float] = {}
     for w in _children(_child(root, "Wells"), "Well"):
         for region in _children(_child(w, "BeadRegions"), "BeadRegion"):
-            counts[(_well(w), region.get("RegionNumber", ""))] = to_float(_text(region, "RegionCount"))
+            counts[(_well(w), region.get("RegionNumber", ""))] = to_float(
+                _text(region, "RegionCount")
+            )
     issues: list[PlateIssue] = []
-    for interp in _children(_child(_child(root, "StandardCurves"), "Interpolators"), "Interpolator"):
+    for interp in _children(
+        _child(_child(root, "StandardCurves"), "Interpolators"), "Interpolator"
+    ):
         err = _text(interp, "EquationErr")
         if err:
-            issues.append(PlateIssue("vendor_curve_missing", where, f"analyte {_text(interp, 'AnalyteName')}: Bio-Plex "
-                                     f"Manager computed no curve ({err})", "", _text(interp, "AnalyteName"), blocking=False))
+            issues.append(
+                PlateIssue(
+                    "vendor_curve_missing",
+                    where,
+                    f"analyte {_text(interp, 'AnalyteName')}: Bio-Plex "
+                    f"Manager computed no curve ({err})",
+                    "",
+                    _text(interp, "AnalyteName"),
+                    blocking=False,
+                )
+            )
     records = []
     for group, role in _ROLE.items():
         for sample in _all(_child(_child(root, "Samples"), group)):
@@ -97,14 +115,18 @@ def read_bioplex_xml(path: str | Path) -> PlateData:
             name = _text(sample, "Description") or label
             level = to_float(label[1:]) if role == "standard" and label[1:].isdigit() else math.nan
             dilution = 1.0 if role == "standard" else to_float(_text(sample, "Dilution"))
-            expected = {_text(a, "AnalyteName"): to_float(_text(a, "ExpectedConc"))
-                        for a in _children(_child(sample, "Analytes"), "Analyte")}
+            expected = {
+                _text(a, "AnalyteName"): to_float(_text(a, "ExpectedConc"))
+                for a in _children(_child(sample, "Analytes"), "Analyte")
+            }
             for mw in _children(_child(sample, "MemberWells"), "MemberWell"):
                 well = _well(mw)
                 for mwa in _children(_child(mw, "MWAnalytes"), "MWAnalyte"):
                     analyte = _text(mwa, "AnalyteName")
                     reading = _child(mwa, "Reading")
-                    fi = to_float(reading.text) if reading is not None and reading.text else math.nan
+                    fi = (
+                        to_float(reading.text) if reading is not None and reading.text else math.nan
+                    )
                     problem = ""
                     if reading is not None and reading.get("OutlierType", "None") != "None":
                         problem = f"designated an outlier in Bio-Plex Manager ({reading.get('OutlierType')})"
@@ -116,21 +138,43 @@ def read_bioplex_xml(path: str | Path) -> PlateData:
                     obs = _child(mwa, "MWObsConc")
                     ok = obs is not None and obs.get("ReadingOK", "false") == "true"
                     exp = expected.get(analyte, math.nan)
-                    records.append({
-                        "well": well, "acquisition_order": math.nan, "sample_name": name, "role": role,
-                        "standard_level": level, "expected_conc": exp if exp > 0 else math.nan, "dilution": dilution,
-                        "analyte": analyte, "mfi": fi if not problem else math.nan,
-                        "bead_count": counts.get((well, mwa.get("RegionNumber", "")), math.nan),
-                        "vendor_result": to_float("".join(obs.itertext())) if ok else math.nan,
-                        "vendor_flag": f"sampling error {code} ({SAMPLING_ERRORS.get(code, 'unknown')})" if code != "0" else "",
-                        "problem": f"well {well}: {problem}" if problem else ""})
+                    records.append(
+                        {
+                            "well": well,
+                            "acquisition_order": math.nan,
+                            "sample_name": name,
+                            "role": role,
+                            "standard_level": level,
+                            "expected_conc": exp if exp > 0 else math.nan,
+                            "dilution": dilution,
+                            "analyte": analyte,
+                            "mfi": fi if not problem else math.nan,
+                            "bead_count": counts.get((well, mwa.get("RegionNumber", "")), math.nan),
+                            "vendor_result": to_float("".join(obs.itertext())) if ok else math.nan,
+                            "vendor_flag": f"sampling error {code} ({SAMPLING_ERRORS.get(code, 'unknown')})"
+                            if code != "0"
+                            else "",
+                            "problem": f"well {well}: {problem}" if problem else "",
+                        }
+                    )
     if not records:
-        raise UserError.single(where, "no sample with member-well readings under Samples; expected a Bio-Plex "
-                               "Manager XML export with results")
+        raise UserError.single(
+            where,
+            "no sample with member-well readings under Samples; expected a Bio-Plex "
+            "Manager XML export with results",
+        )
     plate_id = slug(_text(root, "NativeDocumentName"), slug(path.stem))
     wells = finish_wells(pd.DataFrame(records).assign(plate_id=plate_id))
     meta = {"Build": root.get("BioPlexManagerVersion", "")}
     analytes = list(dict.fromkeys(wells["analyte"]))
-    return PlateData(plate_id=plate_id, format="bioplex_xml", kind="multiplex", wells=wells, meta=meta,
-                     issues=issues, rows=n_rows, columns=n_cols,
-                     negative_beads=[a for a in analytes if is_negative_bead(a)])
+    return PlateData(
+        plate_id=plate_id,
+        format="bioplex_xml",
+        kind="multiplex",
+        wells=wells,
+        meta=meta,
+        issues=issues,
+        rows=n_rows,
+        columns=n_cols,
+        negative_beads=[a for a in analytes if is_negative_bead(a)],
+    )

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from immuno.chemokines.plate import (
+from immuno.chemokines.io.plate import (
     PlateData,
     PlateIssue,
     finish_wells,
@@ -71,7 +71,9 @@ def read_intelliflex(path: str | Path) -> PlateData:
         if m:
             regions.setdefault(m.group(1), {})[m.group(2)] = i
     if "WELL LOCATION" not in header or not regions:
-        raise UserError.single(f"{where}: line 1", "expected WELL LOCATION and 'R<n>: RP1 ...' region columns")
+        raise UserError.single(
+            f"{where}: line 1", "expected WELL LOCATION and 'R<n>: RP1 ...' region columns"
+        )
     col = {h: i for i, h in enumerate(header)}
     body = [(n, r) for n, r in enumerate(rows[1:], start=2) if len(r) >= len(header) // 2]
     names: dict[str, str] = {}
@@ -98,26 +100,59 @@ def read_intelliflex(path: str | Path) -> PlateData:
             if problem and status and status.lower() not in ("complete", "ok", "success"):
                 problem = f"well status {status!r}: {problem}"
             if "not a number" in problem:
-                issues.append(PlateIssue("non_numeric", f"{where}: line {ln}", f"well {well}, {analyte}: {problem}; "
-                                         "expected a number", well, analyte))
-            records.append({"well": well, "acquisition_order": float(ln - 1), "sample_name": get.get("SAMPLE ID", ""),
-                            "role": role, "standard_level": level, "dilution": dil, "analyte": analyte,
-                            "mfi": med, "net_mfi": net, "bead_count": count,
-                            "net_mfi_ulp": half_ulp(r[c["NET MEDIAN"]]) if math.isfinite(net) else math.nan,
-                            "problem": f"line {ln}: {problem}" if problem else ""})
+                issues.append(
+                    PlateIssue(
+                        "non_numeric",
+                        f"{where}: line {ln}",
+                        f"well {well}, {analyte}: {problem}; expected a number",
+                        well,
+                        analyte,
+                    )
+                )
+            records.append(
+                {
+                    "well": well,
+                    "acquisition_order": float(ln - 1),
+                    "sample_name": get.get("SAMPLE ID", ""),
+                    "role": role,
+                    "standard_level": level,
+                    "dilution": dil,
+                    "analyte": analyte,
+                    "mfi": med,
+                    "net_mfi": net,
+                    "bead_count": count,
+                    "net_mfi_ulp": half_ulp(r[c["NET MEDIAN"]]) if math.isfinite(net) else math.nan,
+                    "problem": f"line {ln}: {problem}" if problem else "",
+                }
+            )
     if not records:
         raise UserError.single(where, "no well rows after the header")
     first = body[0][1]
-    meta = {k: first[col[k]].strip() for k in ("MODEL NAME", "SERIAL NUMBER") if k in col and col[k] < len(first)}
+    meta = {
+        k: first[col[k]].strip()
+        for k in ("MODEL NAME", "SERIAL NUMBER")
+        if k in col and col[k] < len(first)
+    }
     if "SOFTWARE VERSION" in col:
         meta["Build"] = first[col["SOFTWARE VERSION"]].split("/")[0].strip()
     start = first[col["PLATE START"]] if "PLATE START" in col else ""
     meta["date_iso"] = start[:10] if re.match(r"\d{4}-\d{2}-\d{2}", start) else ""
     plate_id = slug(plate_name, slug(path.stem))
-    n_rows, n_cols = plate_shape(re.match(r"\d+", first[col["PLATE TYPE NAME"]]).group(0)
-                                 if "PLATE TYPE NAME" in col and re.match(r"\d+", first[col["PLATE TYPE NAME"]]) else 96)
+    n_rows, n_cols = plate_shape(
+        re.match(r"\d+", first[col["PLATE TYPE NAME"]]).group(0)
+        if "PLATE TYPE NAME" in col and re.match(r"\d+", first[col["PLATE TYPE NAME"]])
+        else 96
+    )
     wells = finish_wells(pd.DataFrame(records).assign(plate_id=plate_id))
     analytes = list(dict.fromkeys(wells["analyte"]))
-    return PlateData(plate_id=plate_id, format="intelliflex", kind="multiplex", wells=wells, meta=meta,
-                     issues=issues, rows=n_rows, columns=n_cols,
-                     negative_beads=[a for a in analytes if is_negative_bead(a)])
+    return PlateData(
+        plate_id=plate_id,
+        format="intelliflex",
+        kind="multiplex",
+        wells=wells,
+        meta=meta,
+        issues=issues,
+        rows=n_rows,
+        columns=n_cols,
+        negative_beads=[a for a in analytes if is_negative_bead(a)],
+    )

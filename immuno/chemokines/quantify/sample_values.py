@@ -1,6 +1,6 @@
 """Sample values of one analyte on one plate: replicate means, back-calculation,
-dilution, censoring against LLOQ / ULOQ, replicate CV; and kit controls against their
-lot range.
+dilution, censoring against LLOQ / ULOQ, replicate CV (kit controls are judged against
+their lot range in :mod:`immuno.chemokines.qc.plate_checks`).
 
 Between an asymptote and the quantifiable range a value is ``<LLOQ`` / ``>ULOQ`` and the
 extrapolated number is kept in its own column; beyond an asymptote there is no number.
@@ -11,18 +11,23 @@ with a note naming the wells.
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from immuno.chemokines.curves import CurveParams, back_calculate
-from immuno.chemokines.standards import StandardCurve
+from immuno.chemokines.fit.curves import CurveParams, back_calculate
+from immuno.chemokines.fit.standards import StandardCurve
 
 
-def quantify_samples(sw: pd.DataFrame, p: CurveParams | None, curve: StandardCurve,
-                      crow: dict[str, Any], q: dict[str, float], flags: list[dict[str, Any]]) -> pd.DataFrame:
+def quantify_samples(
+    sw: pd.DataFrame,
+    p: CurveParams | None,
+    curve: StandardCurve,
+    crow: dict[str, Any],
+    q: dict[str, float],
+    flags: list[dict[str, Any]],
+) -> pd.DataFrame:
     """Quantify every sample of one analyte at once (replicate wells averaged on net MFI).
 
     Vectorised with bincount over sample codes: a 30-analyte plate has ~1200
@@ -50,7 +55,11 @@ def quantify_samples(sw: pd.DataFrame, p: CurveParams | None, curve: StandardCur
     vr = sw["vendor_result"].to_numpy(dtype=float)
     has_vr = np.isfinite(vr)
     vcount = np.bincount(codes, weights=has_vr.astype(float), minlength=n)
-    vendor = np.where(vcount > 0, np.bincount(codes, weights=np.where(has_vr, vr, 0.0), minlength=n) / np.maximum(vcount, 1), np.nan)
+    vendor = np.where(
+        vcount > 0,
+        np.bincount(codes, weights=np.where(has_vr, vr, 0.0), minlength=n) / np.maximum(vcount, 1),
+        np.nan,
+    )
     # wells left out for an input problem (unreadable, duplicated, outside the plate): the
     # value rests on the others, and says so
     problems = sw["problem"].to_numpy(dtype=object)
@@ -60,14 +69,34 @@ def quantify_samples(sw: pd.DataFrame, p: CurveParams | None, curve: StandardCur
     for i in np.flatnonzero(problems != ""):
         c = codes[i]
         bad_input[c] = True
-        note[c] = (note[c] + "; " if note[c] else "") + f"well {wells_arr[i]} left out ({problems[i]})"
-    out = pd.DataFrame({"sample_name": names.astype(str), "role": role, "analyte": crow["analyte"],
-                        "feature": crow["feature"], "class": crow["class"], "unit": crow["unit"],
-                        "n_wells": n_wells, "n_used": n_used.astype(int), "dilution": df,
-                        "mean_net_mfi": y, "conc_in_well": np.nan, "value": np.nan, "extrapolated": np.nan,
-                        "lloq": curve.lloq * df, "uloq": curve.uloq * df, "replicate_cv": np.nan,
-                        "flag": "", "qc_pass": False, "vendor_result": vendor, "in_panel": crow["in_panel"],
-                        "note": note})
+        note[c] = (
+            note[c] + "; " if note[c] else ""
+        ) + f"well {wells_arr[i]} left out ({problems[i]})"
+    out = pd.DataFrame(
+        {
+            "sample_name": names.astype(str),
+            "role": role,
+            "analyte": crow["analyte"],
+            "feature": crow["feature"],
+            "class": crow["class"],
+            "unit": crow["unit"],
+            "n_wells": n_wells,
+            "n_used": n_used.astype(int),
+            "dilution": df,
+            "mean_net_mfi": y,
+            "conc_in_well": np.nan,
+            "value": np.nan,
+            "extrapolated": np.nan,
+            "lloq": curve.lloq * df,
+            "uloq": curve.uloq * df,
+            "replicate_cv": np.nan,
+            "flag": "",
+            "qc_pass": False,
+            "vendor_result": vendor,
+            "in_panel": crow["in_panel"],
+            "note": note,
+        }
+    )
     feat = crow["feature"]
     if p is None:
         out["flag"] = "curve_failed"
@@ -77,8 +106,17 @@ def quantify_samples(sw: pd.DataFrame, p: CurveParams | None, curve: StandardCur
     none = n_used == 0
     flag[none] = "no_wells"
     for i in np.flatnonzero(none):
-        flags.append({"sample_id": names[i], "target": feat, "flag": "no_usable_wells", "severity": "fail",
-                      "reason": "every replicate well was left out (" + (note[i] or "bead count or missing MFI") + ")"})
+        flags.append(
+            {
+                "sample_id": names[i],
+                "target": feat,
+                "flag": "no_usable_wells",
+                "severity": "fail",
+                "reason": "every replicate well was left out ("
+                + (note[i] or "bead count or missing MFI")
+                + ")",
+            }
+        )
     finite = np.isfinite(x)
     lo_asym = min(p.a, p.d)
     beyond = ~none & ~finite
@@ -93,8 +131,15 @@ def quantify_samples(sw: pd.DataFrame, p: CurveParams | None, curve: StandardCur
     out["extrapolated"] = np.where(below | above, x * df, np.nan)
     out["value"] = np.where(inside, x * df, np.nan)
     for i in np.flatnonzero(above | (beyond & (y > lo_asym))):
-        flags.append({"sample_id": names[i], "target": feat, "flag": "above_uloq", "severity": "info",
-                      "reason": f"above the highest passing standard; re-run diluted (current 1:{df[i]:g})"})
+        flags.append(
+            {
+                "sample_id": names[i],
+                "target": feat,
+                "flag": "above_uloq",
+                "severity": "info",
+                "reason": f"above the highest passing standard; re-run diluted (current 1:{df[i]:g})",
+            }
+        )
     # replicate CV on back-calculated well concentrations (on net MFI where those are missing)
     ok_c = used & np.isfinite(conc)
     kc = np.bincount(codes, weights=ok_c.astype(float), minlength=n)
@@ -116,27 +161,14 @@ def quantify_samples(sw: pd.DataFrame, p: CurveParams | None, curve: StandardCur
     out["flag"] = flag
     wells = sw["well"].to_numpy()
     for i in np.flatnonzero(bad):
-        flags.append({"sample_id": names[i], "target": feat, "flag": "replicate_cv", "severity": "warning",
-                      "reason": f"replicate CV {cv[i]:.1f} % > {limit[i]:g} %; discordant duplicate, check the wells "
-                                f"{', '.join(wells[(codes == i) & used])}"})
+        flags.append(
+            {
+                "sample_id": names[i],
+                "target": feat,
+                "flag": "replicate_cv",
+                "severity": "warning",
+                "reason": f"replicate CV {cv[i]:.1f} % > {limit[i]:g} %; discordant duplicate, check the wells "
+                f"{', '.join(wells[(codes == i) & used])}",
+            }
+        )
     return out
-
-
-def check_controls(samples: pd.DataFrame, ranges: pd.DataFrame, names: dict[str, dict[str, str]],
-                    pid: str, metrics: list[dict[str, Any]], flags: list[dict[str, Any]]) -> None:
-    if samples.empty:
-        return
-    rng = ranges.set_index(["sample_name", "analyte"]) if len(ranges) else None
-    for r in samples[samples["role"] == "control"].itertuples():
-        low = high = math.nan
-        if rng is not None and (r.sample_name, r.analyte) in rng.index:
-            low, high = (float(v) for v in rng.loc[(r.sample_name, r.analyte), ["low", "high"]])
-        value = r.value if math.isfinite(r.value) else r.extrapolated
-        passed = None if math.isnan(low) else bool(math.isfinite(value) and low <= value <= high)
-        if passed is False:
-            flags.append({"sample_id": r.sample_name, "target": names[r.analyte]["feature"], "flag": "control_out_of_range",
-                          "severity": "fail", "reason": f"plate {pid}: kit control {r.sample_name} at {value:.4g}, "
-                                                        f"lot range {low:g}-{high:g}"})
-        metrics.append({"sample_id": r.sample_name, "check": "control_range", "target": names[r.analyte]["feature"],
-                        "value": value, "lower_limit": low, "upper_limit": high, "passed": passed,
-                        "detail": f"plate {pid}; kit control {r.sample_name}"})

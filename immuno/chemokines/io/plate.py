@@ -26,20 +26,56 @@ import pandas as pd
 
 #: columns of the multiplex wells table (one row per well and analyte)
 WELL_COLUMNS: list[str] = [
-    "plate_id", "well", "acquisition_order", "sample_name", "role", "standard_level",
-    "expected_conc", "dilution", "analyte", "mfi", "net_mfi", "bead_count",
-    "vendor_result", "vendor_flag", "net_mfi_ulp", "vendor_result_ulp", "problem",
+    "plate_id",
+    "well",
+    "acquisition_order",
+    "sample_name",
+    "role",
+    "standard_level",
+    "expected_conc",
+    "dilution",
+    "analyte",
+    "mfi",
+    "net_mfi",
+    "bead_count",
+    "vendor_result",
+    "vendor_flag",
+    "net_mfi_ulp",
+    "vendor_result_ulp",
+    "problem",
 ]
 #: columns of the qPCR wells table (one row per well and target)
 QPCR_COLUMNS: list[str] = [
-    "plate_id", "well", "sample_name", "role", "target", "reporter", "cq", "quantity",
-    "omitted", "vendor_dcq", "vendor_ddcq", "vendor_rq", "cq_ulp", "vendor_dcq_ulp", "vendor_ddcq_ulp",
-    "vendor_rq_ulp", "problem",
+    "plate_id",
+    "well",
+    "sample_name",
+    "role",
+    "target",
+    "reporter",
+    "cq",
+    "quantity",
+    "omitted",
+    "vendor_dcq",
+    "vendor_ddcq",
+    "vendor_rq",
+    "cq_ulp",
+    "vendor_dcq_ulp",
+    "vendor_ddcq_ulp",
+    "vendor_rq_ulp",
+    "problem",
 ]
 ROLES = ("blank", "standard", "control", "unknown")
 QPCR_ROLES = ("unknown", "standard", "ntc", "nac", "control")
 #: plate sizes by well count: (rows, columns)
-PLATE_SHAPES = {6: (2, 3), 12: (3, 4), 24: (4, 6), 48: (6, 8), 96: (8, 12), 384: (16, 24), 1536: (32, 48)}
+PLATE_SHAPES = {
+    6: (2, 3),
+    12: (3, 4),
+    24: (4, 6),
+    48: (6, 8),
+    96: (8, 12),
+    384: (16, 24),
+    1536: (32, 48),
+}
 
 
 @dataclass(frozen=True)
@@ -105,10 +141,12 @@ class PlateData:
     kind: str
     wells: pd.DataFrame
     meta: dict[str, str] = field(default_factory=dict)
-    vendor_curves: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(
-        columns=["analyte", "model", "a", "b", "c", "d", "g"]))
-    control_ranges: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(
-        columns=["sample_name", "analyte", "low", "high"]))
+    vendor_curves: pd.DataFrame = field(
+        default_factory=lambda: pd.DataFrame(columns=["analyte", "model", "a", "b", "c", "d", "g"])
+    )
+    control_ranges: pd.DataFrame = field(
+        default_factory=lambda: pd.DataFrame(columns=["sample_name", "analyte", "low", "high"])
+    )
     units: dict[str, str] = field(default_factory=dict)
     issues: list[PlateIssue] = field(default_factory=list)
     rows: int = 8
@@ -131,7 +169,20 @@ class PlateData:
 
 _NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
 #: what vendors write for "no value": not a reading problem of ours, but still no number
-MISSING = {"", "nan", "n/a", "na", "none", "null", "-", "---", "***", "undetermined", "no ct", "no cq"}
+MISSING = {
+    "",
+    "nan",
+    "n/a",
+    "na",
+    "none",
+    "null",
+    "-",
+    "---",
+    "***",
+    "undetermined",
+    "no ct",
+    "no cq",
+}
 
 
 def to_float(text: Any, decimal_comma: bool = False) -> float:
@@ -144,7 +195,11 @@ def to_float(text: Any, decimal_comma: bool = False) -> float:
         return float(text)
     s = str(text).strip().replace("\u00a0", "")
     if decimal_comma:
-        s = s.replace(".", "").replace(",", ".") if re.match(r"^-?\d{1,3}(\.\d{3})+,\d*$", s) else s.replace(",", ".")
+        s = (
+            s.replace(".", "").replace(",", ".")
+            if re.match(r"^-?\d{1,3}(\.\d{3})+,\d*$", s)
+            else s.replace(",", ".")
+        )
     elif re.match(r"^-?\d{1,3}(,\d{3})+\.\d*$", s) or re.match(r"^-?\d{1,3}(,\d{3}){2,}$", s):
         s = s.replace(",", "")  # digit grouping with a decimal point, e.g. QuantStudio "5,720.562"
     if s.lower() in MISSING or not _NUMBER.match(s):
@@ -171,11 +226,18 @@ def half_ulp(text: Any) -> float:
     spreadsheet is judged by its shortest representation (what the vendor printed)."""
     if text is None:
         return math.nan
-    if isinstance(text, (int, np.integer)) or (isinstance(text, (float, np.floating)) and float(text).is_integer()
-                                                and abs(float(text)) < 1e15):
+    if isinstance(text, (int, np.integer)) or (
+        isinstance(text, (float, np.floating))
+        and float(text).is_integer()
+        and abs(float(text)) < 1e15
+    ):
         return 0.5  # a whole number printed without decimals (a spreadsheet stores 93 as 93.0)
     s = repr(float(text)) if isinstance(text, (float, np.floating)) else str(text).strip()
-    s = s.lstrip("*<> ").replace(",", "") if s.count(",") and "." in s else s.lstrip("*<> ").replace(",", ".")
+    s = (
+        s.lstrip("*<> ").replace(",", "")
+        if s.count(",") and "." in s
+        else s.lstrip("*<> ").replace(",", ".")
+    )
     m = re.match(r"^[+-]?(\d*)(?:\.(\d*))?(?:[eE]([+-]?\d+))?$", s)
     if not m or not (m.group(1) or m.group(2)):
         return math.nan
@@ -220,7 +282,9 @@ _STANDARD = re.compile(r"(?:^s|standard|std)[\s_-]*0*(\d+)$", re.I)
 _CONTROL = re.compile(r"(?:^c|control|ctrl|qc)[\s_-]*0*(\d+)$", re.I)
 _DILUTION = re.compile(r"^1\s*[/:]\s*(\d+(?:\.\d+)?)$")
 #: bead regions that measure non-specific binding (a "Blank" or negative-control bead)
-_NEGATIVE_BEAD = re.compile(r"(^|[^a-z])(blank|bkgd|background|neg|negative|nc)([^a-z]|$)|negative", re.I)
+_NEGATIVE_BEAD = re.compile(
+    r"(^|[^a-z])(blank|bkgd|background|neg|negative|nc)([^a-z]|$)|negative", re.I
+)
 
 
 def infer_role(name: str) -> tuple[str, float]:
@@ -250,7 +314,11 @@ def split_location(loc: str) -> tuple[float, str]:
     m = re.match(r"^\s*(\d+)\s*\(\s*(\d+)\s*,\s*([A-Za-z]+\d+)\s*\)\s*$", str(loc))
     if m:
         # a multi-plate batch numbers its plates; wells of plate 2+ keep their plate apart
-        well = normal_well(m.group(3)) if m.group(2) == "1" else f"{m.group(2)}:{normal_well(m.group(3))}"
+        well = (
+            normal_well(m.group(3))
+            if m.group(2) == "1"
+            else f"{m.group(2)}:{normal_well(m.group(3))}"
+        )
         return float(m.group(1)), well
     return math.nan, normal_well(str(loc))
 
@@ -268,7 +336,11 @@ def well_position(well: str) -> tuple[int, int] | None:
     if not m:
         return None
     letters = m.group(1)
-    row = (ord(letters[0]) - 65) if len(letters) == 1 else 26 * (ord(letters[0]) - 64) + ord(letters[1]) - 65
+    row = (
+        (ord(letters[0]) - 65)
+        if len(letters) == 1
+        else 26 * (ord(letters[0]) - 64) + ord(letters[1]) - 65
+    )
     return row, int(m.group(2))
 
 
@@ -303,8 +375,18 @@ def finish_wells(df: pd.DataFrame) -> pd.DataFrame:
         if col not in df.columns:
             df[col] = "" if col in ("vendor_flag", "problem") else np.nan
     df = df[WELL_COLUMNS].copy()
-    for col in ("acquisition_order", "standard_level", "expected_conc", "dilution", "mfi",
-                "net_mfi", "bead_count", "vendor_result", "net_mfi_ulp", "vendor_result_ulp"):
+    for col in (
+        "acquisition_order",
+        "standard_level",
+        "expected_conc",
+        "dilution",
+        "mfi",
+        "net_mfi",
+        "bead_count",
+        "vendor_result",
+        "net_mfi_ulp",
+        "vendor_result_ulp",
+    ):
         df[col] = pd.to_numeric(df[col], errors="coerce").astype("float64")
     for col in ("plate_id", "well", "sample_name", "role", "analyte", "vendor_flag", "problem"):
         df[col] = df[col].fillna("").astype(str)
@@ -317,3 +399,32 @@ def finish_wells(df: pd.DataFrame) -> pd.DataFrame:
     df["dilution"] = df["dilution"].where(df["dilution"] > 0, np.nan)
     return df.reset_index(drop=True)
 
+
+_FLOATS = (
+    "cq",
+    "quantity",
+    "vendor_dcq",
+    "vendor_ddcq",
+    "vendor_rq",
+    "cq_ulp",
+    "vendor_dcq_ulp",
+    "vendor_ddcq_ulp",
+    "vendor_rq_ulp",
+)
+
+
+def finish_qpcr(records: list[dict], plate_id: str) -> pd.DataFrame:
+    """Order and type the qPCR wells table."""
+    df = pd.DataFrame(records)
+    for col in QPCR_COLUMNS:
+        if col not in df.columns:
+            df[col] = math.nan if col in _FLOATS else ""
+    df["plate_id"] = plate_id
+    df = df[QPCR_COLUMNS].copy()
+    for col in _FLOATS:
+        df[col] = pd.to_numeric(df[col], errors="coerce").astype(float)
+    df.loc[df["cq"] <= 0, "cq"] = math.nan  # RDML writes -1 for "no Cq"
+    df["omitted"] = df["omitted"].astype(str).str.lower().isin(["true", "1", "yes"])
+    for col in ("plate_id", "well", "sample_name", "role", "target", "reporter", "problem"):
+        df[col] = df[col].fillna("").astype(str)
+    return df.reset_index(drop=True)

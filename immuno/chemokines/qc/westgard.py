@@ -16,7 +16,9 @@ from immuno.qc import MIN_GUIDE_RUNS, westgard
 MIN_GUIDE = MIN_GUIDE_RUNS
 
 
-def levey_jennings(current: pd.DataFrame, history: pd.DataFrame | None = None) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+def levey_jennings(
+    current: pd.DataFrame, history: pd.DataFrame | None = None
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Judge this batch's plate values against a guide set.
 
     Parameters
@@ -35,7 +37,11 @@ def levey_jennings(current: pd.DataFrame, history: pd.DataFrame | None = None) -
     """
     metrics: list[dict[str, Any]] = []
     flags: list[dict[str, Any]] = []
-    hist = history if history is not None else pd.DataFrame(columns=["plate_id", "check", "target", "value"])
+    hist = (
+        history
+        if history is not None
+        else pd.DataFrame(columns=["plate_id", "check", "target", "value"])
+    )
     for (check, target), cur in current.groupby(["check", "target"], sort=True):
         guide = hist[(hist["check"] == check) & (hist["target"] == target)]["value"].dropna()
         own_guide = len(guide) < MIN_GUIDE
@@ -44,19 +50,42 @@ def levey_jennings(current: pd.DataFrame, history: pd.DataFrame | None = None) -
         name = f"levey_jennings_{check}"
         if len(guide) < MIN_GUIDE:
             for r in cur.itertuples():
-                metrics.append({"sample_id": "", "check": name, "target": target, "value": r.value, "passed": None,
-                                "detail": f"plate {r.plate_id}; guide set of {len(guide)} plates (< {MIN_GUIDE}): no limits yet"})
+                metrics.append(
+                    {
+                        "sample_id": "",
+                        "check": name,
+                        "target": target,
+                        "value": r.value,
+                        "passed": None,
+                        "detail": f"plate {r.plate_id}; guide set of {len(guide)} plates (< {MIN_GUIDE}): no limits yet",
+                    }
+                )
             continue
         mean, sd = float(guide.mean()), float(guide.std(ddof=1))
         seq = cur["value"].tolist()
         for r, rules in zip(cur.itertuples(), westgard(seq, mean, sd), strict=True):
             reject = any(x != "1-2s" for x in rules)
-            metrics.append({"sample_id": "", "check": name, "target": target, "value": r.value,
-                            "lower_limit": mean - 2 * sd, "upper_limit": mean + 2 * sd, "passed": not reject,
-                            "detail": f"plate {r.plate_id}; guide mean {mean:.4g}, SD {sd:.4g}"
-                                      f"{' (this batch)' if own_guide else ''}; rules: {', '.join(rules) or 'none'}"})
+            metrics.append(
+                {
+                    "sample_id": "",
+                    "check": name,
+                    "target": target,
+                    "value": r.value,
+                    "lower_limit": mean - 2 * sd,
+                    "upper_limit": mean + 2 * sd,
+                    "passed": not reject,
+                    "detail": f"plate {r.plate_id}; guide mean {mean:.4g}, SD {sd:.4g}"
+                    f"{' (this batch)' if own_guide else ''}; rules: {', '.join(rules) or 'none'}",
+                }
+            )
             if rules:
-                flags.append({"sample_id": "", "target": target, "flag": f"westgard_{check}",
-                              "severity": "fail" if reject else "warning",
-                              "reason": f"plate {r.plate_id}: {check} {r.value:.4g} violates {', '.join(rules)}"})
+                flags.append(
+                    {
+                        "sample_id": "",
+                        "target": target,
+                        "flag": f"westgard_{check}",
+                        "severity": "fail" if reject else "warning",
+                        "reason": f"plate {r.plate_id}: {check} {r.value:.4g} violates {', '.join(rules)}",
+                    }
+                )
     return metrics, flags

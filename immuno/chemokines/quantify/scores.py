@@ -69,13 +69,23 @@ def _score(inputs: pd.DataFrame) -> dict[str, Any]:
     qc = bool(inputs["qc_pass"].all()) if len(inputs) else False
     if missing or not len(inputs):
         why = "incomplete:" + "+".join(sorted(missing) or ["no_analyte_of_the_class"])
-        return {"value": math.nan, "flag": why, "qc_pass": False, "strict": math.nan, "strict_flag": why,
-                "censored": censored}
+        return {
+            "value": math.nan,
+            "flag": why,
+            "qc_pass": False,
+            "strict": math.nan,
+            "strict_flag": why,
+            "censored": censored,
+        }
     value = _geomean(subst)
-    return {"value": value, "flag": _detail("censored_inputs", censored),
-            "qc_pass": qc and math.isfinite(value),
-            "strict": _geomean(strict) if not censored else math.nan,
-            "strict_flag": _detail("incomplete", censored), "censored": censored}
+    return {
+        "value": value,
+        "flag": _detail("censored_inputs", censored),
+        "qc_pass": qc and math.isfinite(value),
+        "strict": _geomean(strict) if not censored else math.nan,
+        "strict_flag": _detail("incomplete", censored),
+        "censored": censored,
+    }
 
 
 def derived_scores(values: pd.DataFrame, panel: Any) -> list[dict[str, Any]]:
@@ -105,22 +115,62 @@ def derived_scores(values: pd.DataFrame, panel: Any) -> list[dict[str, Any]]:
         for name, cls in scores.items():
             s = _score(sv[sv["class"] == cls])
             got[name] = s
-            rows.append({"sample_id": sample, "feature": name, "value": s["value"], "unit": unit, "flag": s["flag"],
-                         "qc_pass": s["qc_pass"]})
-            rows.append({"sample_id": sample, "feature": f"{name}_strict", "value": s["strict"], "unit": unit,
-                         "flag": s["strict_flag"], "qc_pass": s["qc_pass"] and math.isfinite(s["strict"])})
+            rows.append(
+                {
+                    "sample_id": sample,
+                    "feature": name,
+                    "value": s["value"],
+                    "unit": unit,
+                    "flag": s["flag"],
+                    "qc_pass": s["qc_pass"],
+                }
+            )
+            rows.append(
+                {
+                    "sample_id": sample,
+                    "feature": f"{name}_strict",
+                    "value": s["strict"],
+                    "unit": unit,
+                    "flag": s["strict_flag"],
+                    "qc_pass": s["qc_pass"] and math.isfinite(s["strict"]),
+                }
+            )
         if {"Th1_chemokine_score", "Th2_chemokine_score"} <= set(got):
             th1, th2 = got["Th1_chemokine_score"], got["Th2_chemokine_score"]
             ratio = th1["value"] / th2["value"]
             censored = th1["censored"] + th2["censored"]
             bad = [s["flag"] for s in (th1, th2) if s["flag"].startswith("incomplete")]
-            flag = _detail("incomplete", [d for b in bad for d in b.split(":", 1)[1].split("+")]) if bad \
+            flag = (
+                _detail("incomplete", [d for b in bad for d in b.split(":", 1)[1].split("+")])
+                if bad
                 else _detail("censored_inputs", censored)
-            rows.append({"sample_id": sample, "feature": RATIO, "value": ratio if math.isfinite(ratio) else math.nan,
-                         "unit": "ratio", "flag": flag, "qc_pass": th1["qc_pass"] and th2["qc_pass"] and math.isfinite(ratio)})
+            )
+            rows.append(
+                {
+                    "sample_id": sample,
+                    "feature": RATIO,
+                    "value": ratio if math.isfinite(ratio) else math.nan,
+                    "unit": "ratio",
+                    "flag": flag,
+                    "qc_pass": th1["qc_pass"] and th2["qc_pass"] and math.isfinite(ratio),
+                }
+            )
             strict = th1["strict"] / th2["strict"]
-            rows.append({"sample_id": sample, "feature": f"{RATIO}_strict", "value": strict if math.isfinite(strict) else math.nan,
-                         "unit": "ratio", "flag": "" if math.isfinite(strict) else _detail(
-                             "incomplete", [d for b in bad for d in b.split(":", 1)[1].split("+")] if bad else censored),
-                         "qc_pass": math.isfinite(strict) and th1["qc_pass"] and th2["qc_pass"]})
+            rows.append(
+                {
+                    "sample_id": sample,
+                    "feature": f"{RATIO}_strict",
+                    "value": strict if math.isfinite(strict) else math.nan,
+                    "unit": "ratio",
+                    "flag": ""
+                    if math.isfinite(strict)
+                    else _detail(
+                        "incomplete",
+                        [d for b in bad for d in b.split(":", 1)[1].split("+")]
+                        if bad
+                        else censored,
+                    ),
+                    "qc_pass": math.isfinite(strict) and th1["qc_pass"] and th2["qc_pass"],
+                }
+            )
     return rows

@@ -15,23 +15,31 @@ from typing import Any
 
 import pandas as pd
 
-from immuno.chemokines import (
+from immuno.chemokines.io import (
     bioplex,
     bioplex_xml,
+    cfx,
     intelliflex,
     msd,
-    qpcr_quantstudio,
-    qpcr_readers,
+    quantstudio,
+    rdml,
     xponent,
 )
-from immuno.chemokines.layout import apply_layout, read_layout
-from immuno.chemokines.plate import PlateData
+from immuno.chemokines.io.layout import apply_layout, read_layout
+from immuno.chemokines.io.plate import PlateData
 from immuno.errors import UserError
 
-SUPPORTED = ("Luminex xPONENT CSV (FLEXMAP 3D, MAGPIX, LX200, Intelliflex)", "Luminex Intelliflex native CSV",
-             "Bio-Plex Manager Excel (.xls/.xlsx)", "Bio-Plex Manager XML", "MSD Discovery Workbench CSV/xlsx",
-             "MSD Methodical Mind text", "Bio-Rad CFX CSV and tables (.xlsx)",
-             "QuantStudio / ViiA 7 text and Excel, Design & Analysis Excel", "RDML (plain or zipped)")
+SUPPORTED = (
+    "Luminex xPONENT CSV (FLEXMAP 3D, MAGPIX, LX200, Intelliflex)",
+    "Luminex Intelliflex native CSV",
+    "Bio-Plex Manager Excel (.xls/.xlsx)",
+    "Bio-Plex Manager XML",
+    "MSD Discovery Workbench CSV/xlsx",
+    "MSD Methodical Mind text",
+    "Bio-Rad CFX CSV and tables (.xlsx)",
+    "QuantStudio / ViiA 7 text and Excel, Design & Analysis Excel",
+    "RDML (plain or zipped)",
+)
 _HINT = "Export the plate from the instrument software in one of these formats (immuno chemokines formats)."
 
 
@@ -44,15 +52,22 @@ def _classify_zip(path: Path) -> str:
         with zipfile.ZipFile(path) as z:
             names = z.namelist()
     except zipfile.BadZipFile:
-        raise _unsupported(path, "a damaged zip container; expected an RDML file or an Excel workbook") from None
-    if any(n.startswith("xl/workbook") for n in names) and not any(n.startswith("apldbio/") for n in names):
+        raise _unsupported(
+            path, "a damaged zip container; expected an RDML file or an Excel workbook"
+        ) from None
+    if any(n.startswith("xl/workbook") for n in names) and not any(
+        n.startswith("apldbio/") for n in names
+    ):
         return "excel"
-    if qpcr_readers.sniff_rdml(path):
+    if rdml.sniff_rdml(path):
         return "rdml"
     if any(n.lower().startswith("apldbio/sds/") for n in names):
-        raise _unsupported(path, "an Applied Biosystems run file (.eds) holds the raw run without its analysis "
-                           "(no Ct values); expected the run's results exported as text or Excel from the "
-                           "QuantStudio / 7500 software")
+        raise _unsupported(
+            path,
+            "an Applied Biosystems run file (.eds) holds the raw run without its analysis "
+            "(no Ct values); expected the run's results exported as text or Excel from the "
+            "QuantStudio / 7500 software",
+        )
     raise _unsupported(path, "a zip container without an RDML document; expected an RDML file")
 
 
@@ -61,14 +76,17 @@ def _classify_excel(path: Path, sheets: dict[str, pd.DataFrame]) -> str:
         return "bioplex"
     if msd.sniff_sheets(sheets):
         return "msd"
-    if qpcr_quantstudio.sniff_sheets(sheets):
+    if quantstudio.sniff_sheets(sheets):
         return "quantstudio"
-    if qpcr_readers.sniff_cfx_sheets(sheets):
+    if cfx.sniff_cfx_sheets(sheets):
         return "cfx"
     names = ", ".join(repr(n) for n in sheets)
-    raise _unsupported(path, f"an Excel workbook (sheets {names}) with no plate table; expected a Bio-Plex analyte "
-                       "table (Type, Well, FI), an MSD table (Sample, Assay, Well), a QuantStudio results table "
-                       "(Well, Well Position, Target Name) or a CFX table (Well, Fluor, Target, Content)")
+    raise _unsupported(
+        path,
+        f"an Excel workbook (sheets {names}) with no plate table; expected a Bio-Plex analyte "
+        "table (Type, Well, FI), an MSD table (Sample, Assay, Well), a QuantStudio results table "
+        "(Well, Well Position, Target Name) or a CFX table (Well, Fluor, Target, Content)",
+    )
 
 
 def detect_format(path: str | Path, _cache: dict[str, Any] | None = None) -> str:
@@ -90,9 +108,12 @@ def detect_format(path: str | Path, _cache: dict[str, Any] | None = None) -> str
     with open(path, "rb") as fh:
         raw = fh.read(65536)
     if raw.startswith(b"FCS2.") or raw.startswith(b"FCS3."):
-        raise _unsupported(path, "a flow cytometry (FCS) file, e.g. LEGENDplex beads: its bead populations must be "
-                           "gated before they give analyte signals, which this room does not do; expected a plate "
-                           "export (analyse LEGENDplex data in its own software and export the results)")
+        raise _unsupported(
+            path,
+            "a flow cytometry (FCS) file, e.g. LEGENDplex beads: its bead populations must be "
+            "gated before they give analyte signals, which this room does not do; expected a plate "
+            "export (analyse LEGENDplex data in its own software and export the results)",
+        )
     excel = raw.startswith(b"\xd0\xcf\x11\xe0")
     if raw.startswith(b"PK"):
         kind = _classify_zip(path)
@@ -112,13 +133,20 @@ def detect_format(path: str | Path, _cache: dict[str, Any] | None = None) -> str
         if "<rdml" in head[:4000].lower():
             return "rdml"
         raise _unsupported(path, "an XML document that is neither Bio-Plex Manager XML nor RDML")
-    for fmt, sniff in (("xponent", xponent.sniff), ("intelliflex", intelliflex.sniff), ("msd", msd.sniff),
-                       ("methodical_mind", msd.sniff_methodical_mind), ("cfx", qpcr_readers.sniff_cfx),
-                       ("quantstudio", qpcr_quantstudio.sniff)):
+    for fmt, sniff in (
+        ("xponent", xponent.sniff),
+        ("intelliflex", intelliflex.sniff),
+        ("msd", msd.sniff),
+        ("methodical_mind", msd.sniff_methodical_mind),
+        ("cfx", cfx.sniff_cfx),
+        ("quantstudio", quantstudio.sniff),
+    ):
         if sniff(head):
             return fmt
     if "bead" in head[:2000].lower() and ":" in head.splitlines()[0]:
-        raise _unsupported(path, "a bead-map or panel description, not a plate export; expected a plate export")
+        raise _unsupported(
+            path, "a bead-map or panel description, not a plate export; expected a plate export"
+        )
     raise _unsupported(path, "unknown plate export format; supported: " + ", ".join(SUPPORTED))
 
 
@@ -131,7 +159,7 @@ def read_plate(path: str | Path, layout: str | Path | None = None) -> PlateData:
         The export file.
     layout
         Optional plate layout (grid or long table, see
-        :func:`immuno.chemokines.layout.read_layout`); its sample names and roles replace
+        :func:`immuno.chemokines.io.layout.read_layout`); its sample names and roles replace
         the export's, for labs that rename samples.
 
     Returns
@@ -142,18 +170,21 @@ def read_plate(path: str | Path, layout: str | Path | None = None) -> PlateData:
     cache: dict[str, Any] = {}
     fmt = detect_format(path, cache)
     readers = {
-        "xponent": xponent.read_xponent, "intelliflex": intelliflex.read_intelliflex,
+        "xponent": xponent.read_xponent,
+        "intelliflex": intelliflex.read_intelliflex,
         "bioplex": lambda p: bioplex.read_bioplex(p, cache.get("sheets")),
         "bioplex_xml": bioplex_xml.read_bioplex_xml,
         "msd": lambda p: msd.read_msd(p, cache.get("sheets")),
         "methodical_mind": msd.read_methodical_mind,
-        "cfx": lambda p: qpcr_readers.read_cfx(p, cache.get("sheets")),
-        "quantstudio": lambda p: qpcr_quantstudio.read_quantstudio(p, cache.get("sheets")),
-        "rdml": qpcr_readers.read_rdml,
+        "cfx": lambda p: cfx.read_cfx(p, cache.get("sheets")),
+        "quantstudio": lambda p: quantstudio.read_quantstudio(p, cache.get("sheets")),
+        "rdml": rdml.read_rdml,
     }
     plate = readers[fmt](path)
     if layout is not None:
         if plate.kind != "multiplex":
-            raise UserError.single(str(layout), "a plate layout applies to multiplex plates, not qPCR runs")
+            raise UserError.single(
+                str(layout), "a plate layout applies to multiplex plates, not qPCR runs"
+            )
         plate.wells = apply_layout(plate.wells, read_layout(layout))
     return plate

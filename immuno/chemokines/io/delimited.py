@@ -47,12 +47,16 @@ def check_table(rows: list[Row], header: int, where: str, delimiter: str = ",") 
         commas and decimal points in one table.
     """
     width = len(rows[header][1])
-    body = rows[header + 1:]
+    body = rows[header + 1 :]
     for ln, r in body:
         if len(r) > width:
-            raise UserError.single(f"{where}: line {ln}", f"{len(r)} fields where the header (line {rows[header][0]}) "
-                                   f"has {width}; a decimal comma in a {delimiter!r}-delimited file? expected one field "
-                                   "per column", hint="Re-export with '.' decimals, or with ';' as the list separator.")
+            raise UserError.single(
+                f"{where}: line {ln}",
+                f"{len(r)} fields where the header (line {rows[header][0]}) "
+                f"has {width}; a decimal comma in a {delimiter!r}-delimited file? expected one field "
+                "per column",
+                hint="Re-export with '.' decimals, or with ';' as the list separator.",
+            )
     if delimiter != ",":
         return delimiter == ";"
     commas = [ln for ln, r in body if any(_COMMA_NUMBER.fullmatch(c) for c in r)]
@@ -60,6 +64,9 @@ def check_table(rows: list[Row], header: int, where: str, delimiter: str = ",") 
         return False
     points = [ln for ln, r in body if any(_POINT_NUMBER.fullmatch(c) for c in r)]
     if points:
-        raise UserError.single(f"{where}: line {commas[0]}", "numbers with a decimal comma and numbers with a decimal "
-                               f"point (e.g. line {points[0]}) in one table; expected one decimal separator")
+        raise UserError.single(
+            f"{where}: line {commas[0]}",
+            "numbers with a decimal comma and numbers with a decimal "
+            f"point (e.g. line {points[0]}) in one table; expected one decimal separator",
+        )
     return True

@@ -17,8 +17,8 @@ import re
 import numpy as np
 import pandas as pd
 
-from immuno.chemokines.delimited import Row
-from immuno.chemokines.plate import PlateIssue, half_ulp, read_number, to_float
+from immuno.chemokines.io.delimited import Row
+from immuno.chemokines.io.plate import PlateIssue, half_ulp, read_number, to_float
 from immuno.errors import UserError
 
 
@@ -26,7 +26,9 @@ def per_well(block: list[Row], where: str) -> tuple[list[str], list[Row]]:
     """Analyte names and data rows of a per-well block (``Location,Sample,...``)."""
     if not block or len(block[0][1]) < 2 or block[0][1][0] != "Location":
         ln = block[0][0] if block else "?"
-        raise UserError.single(f"{where}, line {ln}", "expected a header row starting with Location,Sample")
+        raise UserError.single(
+            f"{where}, line {ln}", "expected a header row starting with Location,Sample"
+        )
     names = block[0][1][2:]
     body = [(ln, r) for ln, r in block[1:] if r and r[0] != "Location"]
     return names, body
@@ -41,9 +43,16 @@ def per_analyte(block: list[Row]) -> dict[str, list[str]]:
     return out
 
 
-def reagent_values(block: list[Row], name: str, where: str, dec: bool, analytes: list[str],
-                    by_name: dict[str, list[str]], info: dict[str, dict[str, object]],
-                    issues: list[PlateIssue]) -> list[tuple[str, str, float]]:
+def reagent_values(
+    block: list[Row],
+    name: str,
+    where: str,
+    dec: bool,
+    analytes: list[str],
+    by_name: dict[str, list[str]],
+    info: dict[str, dict[str, object]],
+    issues: list[PlateIssue],
+) -> list[tuple[str, str, float]]:
     """(location or reagent name, analyte, value) from a per-well or per-reagent block."""
     if not block:
         return []
@@ -61,8 +70,15 @@ def reagent_values(block: list[Row], name: str, where: str, dec: bool, analytes:
                     out.append((r[0], a, value))
                 elif "not a number" in problem:
                     well = str(info.get(r[0], {}).get("well", r[0]))
-                    issues.append(PlateIssue("non_numeric", f"{where}: line {ln}", f"block {name!r}, well {well}, {a}: "
-                                             f"{problem}; expected a number", well, a))
+                    issues.append(
+                        PlateIssue(
+                            "non_numeric",
+                            f"{where}: line {ln}",
+                            f"block {name!r}, well {well}, {a}: {problem}; expected a number",
+                            well,
+                            a,
+                        )
+                    )
         return out
     # per reagent: a header naming the analytes (or, transposed, the reagents)
     cols = head[1:]
@@ -77,14 +93,30 @@ def reagent_values(block: list[Row], name: str, where: str, dec: bool, analytes:
             cell = r[1 + i] if len(r) > 1 + i else ""
             value, problem = read_number(cell, name.lower(), dec)
             if "not a number" in problem:
-                issues.append(PlateIssue("non_numeric", f"{where}: line {ln}", f"block {name!r}, reagent {reagent}, "
-                                         f"{analyte}: {problem}; expected a number", "", analyte))
+                issues.append(
+                    PlateIssue(
+                        "non_numeric",
+                        f"{where}: line {ln}",
+                        f"block {name!r}, reagent {reagent}, "
+                        f"{analyte}: {problem}; expected a number",
+                        "",
+                        analyte,
+                    )
+                )
             if not math.isfinite(value):
                 continue
             if reagent not in by_name:
-                issues.append(PlateIssue("unmatched_reagent", f"{where}: line {ln}",
-                                         f"block {name!r}: reagent {reagent!r} names no sample on the plate; expected "
-                                         f"one of the plate's standard or control names", "", analyte, blocking=False))
+                issues.append(
+                    PlateIssue(
+                        "unmatched_reagent",
+                        f"{where}: line {ln}",
+                        f"block {name!r}: reagent {reagent!r} names no sample on the plate; expected "
+                        f"one of the plate's standard or control names",
+                        "",
+                        analyte,
+                        blocking=False,
+                    )
+                )
                 break
             out.append((reagent, analyte, value))
     return out
@@ -94,8 +126,13 @@ def control_ranges(ranges: list[dict[str, object]]) -> pd.DataFrame:
     cols = ["sample_name", "analyte", "low", "high"]
     if not ranges:
         return pd.DataFrame(columns=cols)
-    cr = pd.DataFrame(ranges).pivot_table(index=["sample_name", "analyte"], columns="side", values="value",
-                                          aggfunc="first").reset_index()
+    cr = (
+        pd.DataFrame(ranges)
+        .pivot_table(
+            index=["sample_name", "analyte"], columns="side", values="value", aggfunc="first"
+        )
+        .reset_index()
+    )
     for side in ("low", "high"):
         if side not in cr.columns:
             cr[side] = np.nan
@@ -112,7 +149,9 @@ def coefficient_letter(label: str) -> str:
     return s if len(s) == 1 and s in "abcdef" else ""
 
 
-def coefficients(blocks: dict[str, list[Row]], dec: bool, where: str, issues: list[PlateIssue]) -> pd.DataFrame:
+def coefficients(
+    blocks: dict[str, list[Row]], dec: bool, where: str, issues: list[PlateIssue]
+) -> pd.DataFrame:
     """The vendor's curve per analyte from ``Analysis Coefficients`` (and ``Analysis Types``).
 
     xPONENT writes ``y = A + (B - A) / (1 + (x / C) ** D) ** F`` (F absent or 1 for 4PL;
@@ -120,7 +159,20 @@ def coefficients(blocks: dict[str, list[Row]], dec: bool, where: str, issues: li
     concentration for D < 0 ... whichever the sign, in our form
     ``y = d + (a - d) / (1 + (x / c) ** b) ** g`` that is d=A, a=B, c=C, b=D, g=F (or E).
     """
-    cols = ["analyte", "model", "a", "b", "c", "d", "g", "a_ulp", "b_ulp", "c_ulp", "d_ulp", "g_ulp"]
+    cols = [
+        "analyte",
+        "model",
+        "a",
+        "b",
+        "c",
+        "d",
+        "g",
+        "a_ulp",
+        "b_ulp",
+        "c_ulp",
+        "d_ulp",
+        "g_ulp",
+    ]
     if "Analysis Coefficients" not in blocks:
         return pd.DataFrame(columns=cols)
     block = blocks["Analysis Coefficients"]
@@ -130,29 +182,64 @@ def coefficients(blocks: dict[str, list[Row]], dec: bool, where: str, issues: li
     unknown = [k for k in lab if not coefficient_letter(k)]
     if unknown or not {"a", "b", "c", "d"} <= set(letters):
         ln = block[0][0] if block else "?"
-        issues.append(PlateIssue("coefficients_not_understood", f"{where}: line {ln}",
-                                 f"block 'Analysis Coefficients' rows {', '.join(repr(k) for k in lab)} not understood; "
-                                 "expected A, B, C, D and E or F (also spelt 'A:' or 'Coefficient A'); "
-                                 "the vendor curve is not used", blocking=False))
+        issues.append(
+            PlateIssue(
+                "coefficients_not_understood",
+                f"{where}: line {ln}",
+                f"block 'Analysis Coefficients' rows {', '.join(repr(k) for k in lab)} not understood; "
+                "expected A, B, C, D and E or F (also spelt 'A:' or 'Coefficient A'); "
+                "the vendor curve is not used",
+                blocking=False,
+            )
+        )
         return pd.DataFrame(columns=cols)
     types = per_analyte(blocks.get("Analysis Types", []))
-    type_of = dict(zip(types.get("Analyte", []), types.get("AnalysisType", types.get("Analysis Type", [])), strict=False))
+    type_of = dict(
+        zip(
+            types.get("Analyte", []),
+            types.get("AnalysisType", types.get("Analysis Type", [])),
+            strict=False,
+        )
+    )
     asym = "f" if "f" in letters else ("e" if "e" in letters else "")
     out = []
     for i, a in enumerate(names):
+
         def cell(key: str, _i: int = i) -> str:
             vals = letters.get(key, [])
             return vals[_i] if _i < len(vals) else ""
+
         kind = type_of.get(a, "")
         if kind and not re.search(r"logistic|5p|4p|5pl|4pl", kind, re.I):
-            issues.append(PlateIssue("vendor_curve_not_logistic", where, f"analyte {a}: analysis type {kind!r} is not "
-                                     "a 4PL/5PL logistic; the vendor curve is not used", "", a, blocking=False))
+            issues.append(
+                PlateIssue(
+                    "vendor_curve_not_logistic",
+                    where,
+                    f"analyte {a}: analysis type {kind!r} is not "
+                    "a 4PL/5PL logistic; the vendor curve is not used",
+                    "",
+                    a,
+                    blocking=False,
+                )
+            )
             continue
         g_text = cell(asym) if asym else "1"
         vals = {k: to_float(cell(k), dec) for k in "abcd"}
         g = to_float(g_text, dec) if g_text else 1.0
-        out.append({"analyte": a, "model": kind or ("5PL" if g != 1.0 else "4PL"),
-                    "a": vals["b"], "b": vals["d"], "c": vals["c"], "d": vals["a"], "g": 1.0 if math.isnan(g) else g,
-                    "a_ulp": half_ulp(cell("b")), "b_ulp": half_ulp(cell("d")), "c_ulp": half_ulp(cell("c")),
-                    "d_ulp": half_ulp(cell("a")), "g_ulp": half_ulp(g_text) if asym else 0.0})
+        out.append(
+            {
+                "analyte": a,
+                "model": kind or ("5PL" if g != 1.0 else "4PL"),
+                "a": vals["b"],
+                "b": vals["d"],
+                "c": vals["c"],
+                "d": vals["a"],
+                "g": 1.0 if math.isnan(g) else g,
+                "a_ulp": half_ulp(cell("b")),
+                "b_ulp": half_ulp(cell("d")),
+                "c_ulp": half_ulp(cell("c")),
+                "d_ulp": half_ulp(cell("a")),
+                "g_ulp": half_ulp(g_text) if asym else 0.0,
+            }
+        )
     return pd.DataFrame(out, columns=cols)

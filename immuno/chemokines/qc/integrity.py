@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from immuno.chemokines.plate import PlateData, PlateIssue, member_wells, well_position
+from immuno.chemokines.io.plate import PlateData, PlateIssue, member_wells, well_position
 
 
 def well_issues(plate: PlateData) -> list[PlateIssue]:
@@ -23,14 +23,31 @@ def well_issues(plate: PlateData) -> list[PlateIssue]:
     target = "analyte" if plate.kind == "multiplex" else "target"
     # a replicate group written "A1,B1" stands for both wells
     members = w[["well", target]].assign(member=w["well"].map(member_wells)).explode("member")
-    outside = sorted({m for m in members["member"].dropna() if not _inside(m, plate.rows, plate.columns)})
+    outside = sorted(
+        {m for m in members["member"].dropna() if not _inside(m, plate.rows, plate.columns)}
+    )
     for m in outside:
-        issues.append(PlateIssue("outside_plate", where, f"well {m} is outside a {plate.rows * plate.columns}-well "
-                                 f"plate (rows A-{chr(64 + plate.rows)}, columns 1-{plate.columns})", m))
+        issues.append(
+            PlateIssue(
+                "outside_plate",
+                where,
+                f"well {m} is outside a {plate.rows * plate.columns}-well "
+                f"plate (rows A-{chr(64 + plate.rows)}, columns 1-{plate.columns})",
+                m,
+            )
+        )
     counts = members.groupby(["member", target]).size()
     for (m, analyte), n in counts[counts > 1].items():
-        issues.append(PlateIssue("duplicate_well", where, f"well {m} appears {n} times for {analyte}; expected one "
-                                 "reading per well and analyte (an edited or merged export?)", m, analyte))
+        issues.append(
+            PlateIssue(
+                "duplicate_well",
+                where,
+                f"well {m} appears {n} times for {analyte}; expected one "
+                "reading per well and analyte (an edited or merged export?)",
+                m,
+                analyte,
+            )
+        )
     return issues
 
 
@@ -48,14 +65,28 @@ def standards_issues(plate: PlateData) -> list[PlateIssue]:
     std = w[w["role"] == "standard"]
     where = f"plate {plate.plate_id}"
     if std.empty:
-        return [PlateIssue("missing_standards", where, "no standard wells on the plate; expected standards named "
-                           "Standard1.., S1.. (or a layout naming them)")]
+        return [
+            PlateIssue(
+                "missing_standards",
+                where,
+                "no standard wells on the plate; expected standards named "
+                "Standard1.., S1.. (or a layout naming them)",
+            )
+        ]
     issues = []
     for analyte, s in std.groupby("analyte", sort=False):
         if not (s["expected_conc"] > 0).any():
-            issues.append(PlateIssue("missing_standards", where, f"{analyte}: the standards have no expected "
-                                     "concentration; expected them in the export (or in a plate layout with an "
-                                     "expected_conc column)", "", str(analyte)))
+            issues.append(
+                PlateIssue(
+                    "missing_standards",
+                    where,
+                    f"{analyte}: the standards have no expected "
+                    "concentration; expected them in the export (or in a plate layout with an "
+                    "expected_conc column)",
+                    "",
+                    str(analyte),
+                )
+            )
     return issues
 
 

@@ -30,8 +30,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from immuno.chemokines.delimited import Row, read_rows
-from immuno.chemokines.plate import (
+from immuno.chemokines.io.delimited import Row, read_rows
+from immuno.chemokines.io.plate import (
     PlateData,
     PlateIssue,
     finish_wells,
@@ -43,7 +43,7 @@ from immuno.chemokines.plate import (
     slug,
     split_location,
 )
-from immuno.chemokines.xponent_blocks import (
+from immuno.chemokines.io.xponent_blocks import (
     coefficients,
     control_ranges,
     per_analyte,
@@ -53,13 +53,31 @@ from immuno.chemokines.xponent_blocks import (
 from immuno.errors import UserError
 
 #: header keys copied into PlateData.meta (instrument facts only, no people or free text)
-META_KEYS = ("Program", "Build", "Date", "SN", "Batch", "ProtocolName", "ProtocolVersion",
-             "BatchStartTime", "BatchStopTime")
+META_KEYS = (
+    "Program",
+    "Build",
+    "Date",
+    "SN",
+    "Batch",
+    "ProtocolName",
+    "ProtocolVersion",
+    "BatchStartTime",
+    "BatchStopTime",
+)
 #: per-well blocks and the wells-table column each fills
-WELL_BLOCKS = {"Median": "mfi", "Net MFI": "net_mfi", "Count": "bead_count", "Result": "vendor_result"}
+WELL_BLOCKS = {
+    "Median": "mfi",
+    "Net MFI": "net_mfi",
+    "Count": "bead_count",
+    "Result": "vendor_result",
+}
 #: blocks that may be per well or per reagent, and what they give
-REAGENT_BLOCKS = ("Standard Expected Concentration", "Control Expected Concentration",
-                  "Control Range Low", "Control Range High")
+REAGENT_BLOCKS = (
+    "Standard Expected Concentration",
+    "Control Expected Concentration",
+    "Control Range Low",
+    "Control Range High",
+)
 _NUMERIC_BLOCKS = (*WELL_BLOCKS, *REAGENT_BLOCKS, "Dilution Factor")
 
 
@@ -81,8 +99,11 @@ def _rows(text: str) -> tuple[list[Row], str, list[Row]]:
     first = text.splitlines()[0]
     delim = ";" if first.count(";") > first.count(",") else ","
     rows = read_rows(text, delim)
-    comma_numbers = [(ln, r) for ln, r in rows
-                     if delim == "," and any(re.fullmatch(r"[<>*]?\s*-?\d+,\d+", c) for c in r[1:])]
+    comma_numbers = [
+        (ln, r)
+        for ln, r in rows
+        if delim == "," and any(re.fullmatch(r"[<>*]?\s*-?\d+,\d+", c) for c in r[1:])
+    ]
     return rows, delim, comma_numbers
 
 
@@ -112,7 +133,9 @@ def _blocks(rows: list[Row]) -> tuple[dict[str, list[str]], dict[str, list[Row]]
     return header, blocks
 
 
-def _decimal_style(where: str, delim: str, blocks: dict[str, list[Row]], comma_rows: list[Row]) -> bool:
+def _decimal_style(
+    where: str, delim: str, blocks: dict[str, list[Row]], comma_rows: list[Row]
+) -> bool:
     """Whether numbers use decimal commas. A ``;`` file does; a ``,`` file does when its
     numbers carry commas inside quotes and none carries a decimal point (xPONENT never
     groups digits); both at once, or an unquoted decimal comma, is refused with the line."""
@@ -122,13 +145,20 @@ def _decimal_style(where: str, delim: str, blocks: dict[str, list[Row]], comma_r
     commas = [(ln, r) for ln, r in comma_rows if ln in numeric]
     if not commas:
         return False
-    points = [ln for name in _NUMERIC_BLOCKS for ln, r in blocks.get(name, [])
-              if any(re.fullmatch(r"[<>*]?\s*-?\d+\.\d+", c) for c in r[1:])]
+    points = [
+        ln
+        for name in _NUMERIC_BLOCKS
+        for ln, r in blocks.get(name, [])
+        if any(re.fullmatch(r"[<>*]?\s*-?\d+\.\d+", c) for c in r[1:])
+    ]
     if points:
         ln = commas[0][0]
-        raise UserError.single(f"{where}: line {ln}", "numbers with a decimal comma and numbers with a decimal "
-                               f"point in one file (e.g. line {points[0]}); expected one decimal separator",
-                               hint="Re-export the plate from xPONENT without editing it.")
+        raise UserError.single(
+            f"{where}: line {ln}",
+            "numbers with a decimal comma and numbers with a decimal "
+            f"point in one file (e.g. line {points[0]}); expected one decimal separator",
+            hint="Re-export the plate from xPONENT without editing it.",
+        )
     return True
 
 
@@ -139,10 +169,13 @@ def _check_widths(where: str, name: str, block: list[Row]) -> None:
     width = len(block[0][1])
     for ln, r in block[1:]:
         if len(r) > width and r[0] != block[0][1][0]:
-            raise UserError.single(f"{where}: line {ln}", f"block {name!r} row has {len(r)} fields where its header "
-                                   f"(line {block[0][0]}) has {width}; a decimal comma in a comma-delimited file? "
-                                   "expected ';' delimiters or '.' decimals",
-                                   hint="Re-export with the list separator ';' (European locale) or '.' decimals.")
+            raise UserError.single(
+                f"{where}: line {ln}",
+                f"block {name!r} row has {len(r)} fields where its header "
+                f"(line {block[0][0]}) has {width}; a decimal comma in a comma-delimited file? "
+                "expected ';' delimiters or '.' decimals",
+                hint="Re-export with the list separator ';' (European locale) or '.' decimals.",
+            )
 
 
 def _date(header: dict[str, list[str]], semicolon: bool) -> tuple[str, bool]:
@@ -182,7 +215,7 @@ def read_xponent(path: str | Path) -> PlateData:
         ``format="xponent"``; ``vendor_curves`` filled from an ``Analysis Coefficients``
         block, ``control_ranges`` from ``Control Range Low/High``, ``units`` from ``Units``.
         Unreadable cells, duplicated wells and reagent rows that match no well are
-        :class:`~immuno.chemokines.plate.PlateIssue` entries.
+        :class:`~immuno.chemokines.io.plate.PlateIssue` entries.
 
     Raises
     ------
@@ -201,19 +234,30 @@ def read_xponent(path: str | Path) -> PlateData:
     dec = _decimal_style(where, delim, blocks, comma_rows)
     issues: list[PlateIssue] = []
     if dec and delim == ",":
-        issues.append(PlateIssue("decimal_comma", where, "numbers written with decimal commas inside quotes; "
-                                 "read as decimals", blocking=False))
+        issues.append(
+            PlateIssue(
+                "decimal_comma",
+                where,
+                "numbers written with decimal commas inside quotes; read as decimals",
+                blocking=False,
+            )
+        )
     meta = {k: " ".join(v for v in header[k] if v) for k in META_KEYS if k in header}
     meta["date_iso"], day_first = _date(header, delim == ";")
     meta["day_first_dates"] = str(day_first)
     meta.pop("Batch", None)
     plate_id = slug(header.get("Batch", [""])[0] if header.get("Batch") else "", slug(path.stem))
     pp = header.get("ProtocolPlate", [])
-    n_rows, n_cols = plate_shape(pp[pp.index("Type") + 1] if "Type" in pp and pp.index("Type") + 1 < len(pp) else 96)
+    n_rows, n_cols = plate_shape(
+        pp[pp.index("Type") + 1] if "Type" in pp and pp.index("Type") + 1 < len(pp) else 96
+    )
 
     if "Median" not in blocks and "Net MFI" not in blocks:
-        raise UserError.single(where, "no 'DataType:,Median' or 'DataType:,Net MFI' block; "
-                               "expected an xPONENT export with per-well results")
+        raise UserError.single(
+            where,
+            "no 'DataType:,Median' or 'DataType:,Net MFI' block; "
+            "expected an xPONENT export with per-well results",
+        )
     analytes: list[str] | None = None
     wells: dict[tuple[str, str], dict[str, object]] = {}
     info: dict[str, dict[str, object]] = {}
@@ -225,7 +269,9 @@ def read_xponent(path: str | Path) -> PlateData:
         if block_name in ("Median", "Net MFI") and analytes is None:
             analytes = names
         if not body and block_name in ("Median", "Net MFI"):
-            raise UserError.single(f"{where}: block {block_name!r}", "the block is empty; expected one row per well")
+            raise UserError.single(
+                f"{where}: block {block_name!r}", "the block is empty; expected one row per well"
+            )
         seen: dict[str, int] = {}
         for ln, r in body:
             order, well = split_location(r[0])
@@ -233,14 +279,25 @@ def read_xponent(path: str | Path) -> PlateData:
             # the duplicated well is seen and flagged rather than one row silently winning
             seen[r[0]] = seen.get(r[0], 0) + 1
             loc = r[0] if seen[r[0]] == 1 else f"{r[0]}#{seen[r[0]]}"
-            info.setdefault(loc, {"acquisition_order": order, "well": well, "sample_name": r[1] if len(r) > 1 else "",
-                                  "line": ln})
+            info.setdefault(
+                loc,
+                {
+                    "acquisition_order": order,
+                    "well": well,
+                    "sample_name": r[1] if len(r) > 1 else "",
+                    "line": ln,
+                },
+            )
             for i, name in enumerate(names):
                 cell = r[2 + i] if len(r) > 2 + i else ""
                 rec = wells.setdefault((loc, name), {})
                 if column == "vendor_result":
                     rec["vendor_result"], rec["vendor_flag"] = parse_cell(cell, dec)
-                    rec["vendor_result_ulp"] = half_ulp(cell.lstrip("<>* ")) if math.isfinite(rec["vendor_result"]) else math.nan
+                    rec["vendor_result_ulp"] = (
+                        half_ulp(cell.lstrip("<>* "))
+                        if math.isfinite(rec["vendor_result"])
+                        else math.nan
+                    )
                     continue
                 what = {"mfi": "MFI", "net_mfi": "net MFI", "bead_count": "bead count"}[column]
                 value, problem = read_number(cell, what, dec)
@@ -252,9 +309,16 @@ def read_xponent(path: str | Path) -> PlateData:
                 if problem:
                     rec[f"{column}_problem"] = f"line {ln}: {problem}"
                     if "not a number" in problem:
-                        issues.append(PlateIssue("non_numeric", f"{where}: line {ln}",
-                                                 f"block {block_name!r}, well {well}, {name}: {problem}; "
-                                                 "expected a number", well, name))
+                        issues.append(
+                            PlateIssue(
+                                "non_numeric",
+                                f"{where}: line {ln}",
+                                f"block {block_name!r}, well {well}, {name}: {problem}; "
+                                "expected a number",
+                                well,
+                                name,
+                            )
+                        )
     analytes = analytes or []
     by_name: dict[str, list[str]] = {}
     for loc, i in info.items():
@@ -265,30 +329,54 @@ def read_xponent(path: str | Path) -> PlateData:
     for name in REAGENT_BLOCKS:
         if name not in blocks:
             continue
-        for loc_or_name, analyte, value in reagent_values(blocks[name], name, where, dec, analytes, by_name, info, issues):
+        for loc_or_name, analyte, value in reagent_values(
+            blocks[name], name, where, dec, analytes, by_name, info, issues
+        ):
             locs = by_name.get(loc_or_name, [loc_or_name])
             if name.endswith("Expected Concentration"):
                 for loc in locs:
                     expected[(loc, analyte)] = value
             else:
                 sample = info[locs[0]]["sample_name"] if locs[0] in info else loc_or_name
-                ranges.append({"sample_name": sample, "analyte": analyte, "side": name.split()[-1].lower(), "value": value})
+                ranges.append(
+                    {
+                        "sample_name": sample,
+                        "analyte": analyte,
+                        "side": name.split()[-1].lower(),
+                        "value": value,
+                    }
+                )
     records = []
     for (loc, analyte), rec in wells.items():
         if analyte not in analytes:
             continue
         i = info[loc]
         role, level = infer_role(str(i["sample_name"]))
-        problem = rec.pop("net_mfi_problem", "") if not math.isfinite(float(rec.get("net_mfi", math.nan))) else ""
+        problem = (
+            rec.pop("net_mfi_problem", "")
+            if not math.isfinite(float(rec.get("net_mfi", math.nan)))
+            else ""
+        )
         if not problem and not math.isfinite(float(rec.get("net_mfi", math.nan))):
             problem = rec.get("mfi_problem", "")
         rec.pop("mfi_problem", None)
         rec.pop("net_mfi_problem", None)
         rec.pop("bead_count_problem", None)
-        records.append({"plate_id": plate_id, "well": i["well"], "acquisition_order": i["acquisition_order"],
-                        "sample_name": i["sample_name"], "role": role, "standard_level": level,
-                        "dilution": dilution.get(loc, math.nan), "analyte": analyte,
-                        "expected_conc": expected.get((loc, analyte), math.nan), "problem": problem, **rec})
+        records.append(
+            {
+                "plate_id": plate_id,
+                "well": i["well"],
+                "acquisition_order": i["acquisition_order"],
+                "sample_name": i["sample_name"],
+                "role": role,
+                "standard_level": level,
+                "dilution": dilution.get(loc, math.nan),
+                "analyte": analyte,
+                "expected_conc": expected.get((loc, analyte), math.nan),
+                "problem": problem,
+                **rec,
+            }
+        )
     df = pd.DataFrame(records)
     if df.empty:
         raise UserError.single(where, "the Median / Net MFI blocks hold no wells")
@@ -298,13 +386,27 @@ def read_xponent(path: str | Path) -> PlateData:
     units = {}
     if "Units" in blocks:
         lab = per_analyte(blocks["Units"])
-        units = {a: u for a, u in zip(lab.get("Analyte", []), lab.get("Units", []), strict=False) if u}
-    return PlateData(plate_id=plate_id, format="xponent", kind="multiplex", wells=df.reset_index(drop=True),
-                     meta=meta, vendor_curves=coefficients(blocks, dec, where, issues),
-                     control_ranges=control_ranges(ranges), units=units, issues=issues, rows=n_rows, columns=n_cols)
+        units = {
+            a: u for a, u in zip(lab.get("Analyte", []), lab.get("Units", []), strict=False) if u
+        }
+    return PlateData(
+        plate_id=plate_id,
+        format="xponent",
+        kind="multiplex",
+        wells=df.reset_index(drop=True),
+        meta=meta,
+        vendor_curves=coefficients(blocks, dec, where, issues),
+        control_ranges=control_ranges(ranges),
+        units=units,
+        issues=issues,
+        rows=n_rows,
+        columns=n_cols,
+    )
 
 
-def _dilutions(blocks: dict[str, list[Row]], where: str, dec: bool, issues: list[PlateIssue]) -> dict[str, float]:
+def _dilutions(
+    blocks: dict[str, list[Row]], where: str, dec: bool, issues: list[PlateIssue]
+) -> dict[str, float]:
     out: dict[str, float] = {}
     if "Dilution Factor" not in blocks:
         return out
@@ -314,6 +416,12 @@ def _dilutions(blocks: dict[str, list[Row]], where: str, dec: bool, issues: list
         value, problem = read_number(r[2] if len(r) > 2 else "", "dilution factor", dec)
         out[r[0]] = value
         if "not a number" in problem:
-            issues.append(PlateIssue("non_numeric", f"{where}: line {ln}", f"block 'Dilution Factor', well {well}: "
-                                     f"{problem}; expected a number", well))
+            issues.append(
+                PlateIssue(
+                    "non_numeric",
+                    f"{where}: line {ln}",
+                    f"block 'Dilution Factor', well {well}: {problem}; expected a number",
+                    well,
+                )
+            )
     return out

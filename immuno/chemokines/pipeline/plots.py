@@ -14,13 +14,18 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
-from immuno.chemokines.curves import predict  # noqa: E402
-from immuno.chemokines.standards import StandardCurve  # noqa: E402
+from immuno.chemokines.fit.curves import predict  # noqa: E402
+from immuno.chemokines.fit.standards import StandardCurve  # noqa: E402
 from immuno.io import atomic_path  # noqa: E402
 
 
-def plot_curve(curve: StandardCurve, standards: pd.DataFrame, samples: pd.DataFrame, path: str | Path,
-               title: str = "") -> Path:
+def plot_curve(
+    curve: StandardCurve,
+    standards: pd.DataFrame,
+    samples: pd.DataFrame,
+    path: str | Path,
+    title: str = "",
+) -> Path:
     """Write one analyte's curve as a PNG (log-log axes).
 
     Parameters
@@ -39,30 +44,66 @@ def plot_curve(curve: StandardCurve, standards: pd.DataFrame, samples: pd.DataFr
     sns.set_theme(style="whitegrid", context="paper")
     fig, ax = plt.subplots(figsize=(5, 4), dpi=110)
     try:
-        excluded_levels = set(curve.points.loc[curve.points.get("excluded", False) == True, "standard_level"]) if len(curve.points) else set()  # noqa: E712
+        excluded_levels = (
+            set(curve.points.loc[curve.points.get("excluded", False) == True, "standard_level"])  # noqa: E712
+            if len(curve.points)
+            else set()
+        )
         std = standards[standards["expected_conc"] > 0]
         kept = std[~std["standard_level"].isin(excluded_levels)]
-        ax.scatter(kept["expected_conc"], kept["net_mfi"].clip(lower=0.5), s=22, color="#1f77b4", label="standards")
+        ax.scatter(
+            kept["expected_conc"],
+            kept["net_mfi"].clip(lower=0.5),
+            s=22,
+            color="#1f77b4",
+            label="standards",
+        )
         if len(kept) < len(std):
             dropped = std[std["standard_level"].isin(excluded_levels)]
-            ax.scatter(dropped["expected_conc"], dropped["net_mfi"].clip(lower=0.5), s=30, marker="x",
-                       color="#d62728", label="excluded standards")
+            ax.scatter(
+                dropped["expected_conc"],
+                dropped["net_mfi"].clip(lower=0.5),
+                s=30,
+                marker="x",
+                color="#d62728",
+                label="excluded standards",
+            )
         if curve.params is not None and len(std):
             lo, hi = std["expected_conc"].min() / 10, std["expected_conc"].max() * 10
             x = np.geomspace(lo, hi, 200)
-            ax.plot(x, np.clip(predict(curve.params, x), 0.5, None), color="#333333", lw=1.2,
-                    label=f"{curve.fit.model if curve.fit else ''} fit")
+            ax.plot(
+                x,
+                np.clip(predict(curve.params, x), 0.5, None),
+                color="#333333",
+                lw=1.2,
+                label=f"{curve.fit.model if curve.fit else ''} fit",
+            )
         inr = samples[samples["flag"] == ""] if len(samples) else samples
         if len(inr):
-            ax.scatter(inr["conc_in_well"], inr["mean_net_mfi"].clip(lower=0.5), s=14, color="#2ca02c",
-                       alpha=0.8, label="samples")
+            ax.scatter(
+                inr["conc_in_well"],
+                inr["mean_net_mfi"].clip(lower=0.5),
+                s=14,
+                color="#2ca02c",
+                alpha=0.8,
+                label="samples",
+            )
         ax.set_xscale("log")
         ax.set_yscale("log")
         top = ax.get_ylim()[1]
         for value, name in ((curve.lloq, "LLOQ"), (curve.uloq, "ULOQ")):
             if math.isfinite(value):
                 ax.axvline(value, ls="--", lw=0.8, color="#ff7f0e")
-                ax.text(value, top, f" {name}", rotation=90, va="top", ha="left", fontsize=7, color="#ff7f0e")
+                ax.text(
+                    value,
+                    top,
+                    f" {name}",
+                    rotation=90,
+                    va="top",
+                    ha="left",
+                    fontsize=7,
+                    color="#ff7f0e",
+                )
         ax.set_xlabel("concentration in well")
         ax.set_ylabel("net MFI")
         status = "" if curve.status == "ok" else f" - FAILED: {curve.reason[:60]}"

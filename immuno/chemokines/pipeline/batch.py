@@ -20,22 +20,31 @@ from typing import Any
 
 import pandas as pd
 
-from immuno.chemokines.outputs import ASSAY, concentrations_anndata, write_curve_plots, write_frame
-from immuno.chemokines.plate import PlateData
-from immuno.chemokines.qpcr_run import RunResult, expression_table, quantify_run
-from immuno.chemokines.quantify import PlateResult, analyte_map, quantify_plate
-from immuno.chemokines.readers import read_plate
-from immuno.chemokines.scores import derived_scores
-from immuno.chemokines.westgard import levey_jennings
+from immuno.chemokines.io.plate import PlateData
+from immuno.chemokines.io.readers import read_plate
+from immuno.chemokines.pipeline.outputs import (
+    ASSAY,
+    concentrations_anndata,
+    write_curve_plots,
+    write_frame,
+)
+from immuno.chemokines.qc.westgard import levey_jennings
+from immuno.chemokines.quantify.multiplex import PlateResult, analyte_map, quantify_plate
+from immuno.chemokines.quantify.qpcr_run import RunResult, expression_table, quantify_run
+from immuno.chemokines.quantify.scores import derived_scores
 from immuno.errors import UserError
 from immuno.io import sha256_file, write_h5ad, write_parquet
 from immuno.measurements import measurement_table
 from immuno.qc import flags_table, metrics_table
 
 
-def quantify_file(path: str | Path, panel: Any = None, layout: str | Path | None = None,
-                  reference_genes: list[str] | None = None,
-                  calibrator: str | None = None) -> tuple[PlateData, PlateResult | RunResult]:
+def quantify_file(
+    path: str | Path,
+    panel: Any = None,
+    layout: str | Path | None = None,
+    reference_genes: list[str] | None = None,
+    calibrator: str | None = None,
+) -> tuple[PlateData, PlateResult | RunResult]:
     """Read and quantify one plate export on its own (no batch).
 
     Parameters
@@ -53,7 +62,7 @@ def quantify_file(path: str | Path, panel: Any = None, layout: str | Path | None
     -------
     (plate, result)
         ``result`` is a :class:`PlateResult` for multiplex plates and a
-        :class:`~immuno.chemokines.qpcr_run.RunResult` for qPCR runs; both have
+        :class:`~immuno.chemokines.quantify.qpcr_run.RunResult` for qPCR runs; both have
         ``metrics``, ``flags``, ``issues`` and ``quantified``.
     """
     plate = read_plate(path, layout)
@@ -64,35 +73,80 @@ def quantify_file(path: str | Path, panel: Any = None, layout: str | Path | None
 
 def issue_flags(result: PlateResult | RunResult, pid: str) -> list[dict[str, Any]]:
     """The export's problems and notes as QC flag rows."""
-    return [{"sample_id": "", "target": f"{i.analyte}@{i.well}" if i.well else i.analyte,
-             "flag": f"plate_{i.kind}", "severity": "warning" if i.blocking else "info",
-             "reason": f"plate {pid}: {i}"} for i in result.issues]
+    return [
+        {
+            "sample_id": "",
+            "target": f"{i.analyte}@{i.well}" if i.well else i.analyte,
+            "flag": f"plate_{i.kind}",
+            "severity": "warning" if i.blocking else "info",
+            "reason": f"plate {pid}: {i}",
+        }
+        for i in result.issues
+    ]
 
 
-def _failed_file(sheet: pd.DataFrame, panel: Any, panel_name: str, reason: str) -> tuple[list[dict], list[dict]]:
+def _failed_file(
+    sheet: pd.DataFrame, panel: Any, panel_name: str, reason: str
+) -> tuple[list[dict], list[dict]]:
     flags, meas = [], []
     for r in sheet.itertuples():
-        flags.append({"sample_id": r.sample_id, "target": "", "flag": "file_failed", "severity": "fail",
-                      "reason": reason, "panel": panel_name})
-        for a in (panel.get("analytes", []) if panel is not None else []):
-            meas.append({"sample_id": r.sample_id, "patient_id": r.patient_id, "visit": r.visit, "panel": panel_name,
-                         "feature": a["feature"], "value": math.nan, "unit": panel.get("unit", "pg/mL"),
-                         "flag": "failed", "qc_pass": False})
+        flags.append(
+            {
+                "sample_id": r.sample_id,
+                "target": "",
+                "flag": "file_failed",
+                "severity": "fail",
+                "reason": reason,
+                "panel": panel_name,
+            }
+        )
+        for a in panel.get("analytes", []) if panel is not None else []:
+            meas.append(
+                {
+                    "sample_id": r.sample_id,
+                    "patient_id": r.patient_id,
+                    "visit": r.visit,
+                    "panel": panel_name,
+                    "feature": a["feature"],
+                    "value": math.nan,
+                    "unit": panel.get("unit", "pg/mL"),
+                    "flag": "failed",
+                    "qc_pass": False,
+                }
+            )
     return flags, meas
 
 
-def _sample_rows(table: pd.DataFrame, sheet: pd.DataFrame, file: str, panel_name: str,
-                 flags: list[dict], samples_all: list[pd.DataFrame]) -> list[dict[str, Any]]:
+def _sample_rows(
+    table: pd.DataFrame,
+    sheet: pd.DataFrame,
+    file: str,
+    panel_name: str,
+    flags: list[dict],
+    samples_all: list[pd.DataFrame],
+) -> list[dict[str, Any]]:
     """Measurement rows (with class, LLOQ and ULOQ kept aside for the scores)."""
     meas = []
     present = set(table["sample_name"]) if len(table) else set()
     for r in sheet.itertuples():
         if r.sample_name not in present:
-            flags.append({"sample_id": r.sample_id, "target": "", "flag": "sample_not_on_plate", "severity": "fail",
-                          "reason": f"sample name {r.sample_name!r} not found in {file}", "panel": panel_name})
+            flags.append(
+                {
+                    "sample_id": r.sample_id,
+                    "target": "",
+                    "flag": "sample_not_on_plate",
+                    "severity": "fail",
+                    "reason": f"sample name {r.sample_name!r} not found in {file}",
+                    "panel": panel_name,
+                }
+            )
             continue
         st = table[table["sample_name"] == r.sample_name]
-        samples_all.append(st.assign(sample_id=r.sample_id, patient_id=r.patient_id, visit=r.visit, panel=panel_name))
+        samples_all.append(
+            st.assign(
+                sample_id=r.sample_id, patient_id=r.patient_id, visit=r.visit, panel=panel_name
+            )
+        )
         for s in st.to_dict("records"):
             if not s.get("in_panel", True):
                 continue  # e.g. a monitoring bead region: kept in samples.parquet only
@@ -101,10 +155,24 @@ def _sample_rows(table: pd.DataFrame, sheet: pd.DataFrame, file: str, panel_name
                 upper = s["lloq"]  # censored: the value lies below LLOQ
             elif s["flag"] == ">ULOQ":
                 lower = s["uloq"]
-            meas.append({"sample_id": r.sample_id, "patient_id": r.patient_id, "visit": r.visit, "panel": panel_name,
-                         "feature": s["feature"], "value": s["value"], "unit": s["unit"], "lower": lower,
-                         "upper": upper, "flag": s["flag"], "qc_pass": bool(s["qc_pass"]),
-                         "_class": s.get("class", ""), "_lloq": s.get("lloq", math.nan), "_uloq": s.get("uloq", math.nan)})
+            meas.append(
+                {
+                    "sample_id": r.sample_id,
+                    "patient_id": r.patient_id,
+                    "visit": r.visit,
+                    "panel": panel_name,
+                    "feature": s["feature"],
+                    "value": s["value"],
+                    "unit": s["unit"],
+                    "lower": lower,
+                    "upper": upper,
+                    "flag": s["flag"],
+                    "qc_pass": bool(s["qc_pass"]),
+                    "_class": s.get("class", ""),
+                    "_lloq": s.get("lloq", math.nan),
+                    "_uloq": s.get("uloq", math.nan),
+                }
+            )
     return meas
 
 
@@ -117,13 +185,20 @@ def _scores(meas: list[dict[str, Any]], panels: dict[str, Any]) -> list[dict[str
     for panel_name, pm in mt.groupby("panel"):
         info = pm.drop_duplicates("sample_id").set_index("sample_id")
         for d in derived_scores(pm, panels.get(panel_name)):
-            rows.append({**d, "patient_id": info.loc[d["sample_id"], "patient_id"],
-                         "visit": info.loc[d["sample_id"], "visit"], "panel": panel_name})
+            rows.append(
+                {
+                    **d,
+                    "patient_id": info.loc[d["sample_id"], "patient_id"],
+                    "visit": info.loc[d["sample_id"], "visit"],
+                    "panel": panel_name,
+                }
+            )
     return rows
 
 
-def process_batch(batch: Any, out_dir: str | Path, history: str | Path | None = None,
-                  plots: bool = True) -> pd.DataFrame:
+def process_batch(
+    batch: Any, out_dir: str | Path, history: str | Path | None = None, plots: bool = True
+) -> pd.DataFrame:
     """Quantify every chemokine plate of a batch and write the room's outputs.
 
     Parameters
@@ -151,55 +226,105 @@ def process_batch(batch: Any, out_dir: str | Path, history: str | Path | None = 
     meas: list[dict] = []
     metrics: list[dict] = []
     flags: list[dict] = []
-    parts: dict[str, list[pd.DataFrame]] = {k: [] for k in ("wells", "curves", "standards", "samples", "vendor", "cq")}
+    parts: dict[str, list[pd.DataFrame]] = {
+        k: [] for k in ("wells", "curves", "standards", "samples", "vendor", "cq")
+    }
     lj: list[dict] = []
     for (file, layout, panel_name), group in rows.groupby(["file", "layout", "panel"], sort=True):
         panel = batch.panels.get(panel_name)
-        sheet = group.assign(sample_name=group["sample_name"].where(group["sample_name"] != "", group["sample_id"]))
+        sheet = group.assign(
+            sample_name=group["sample_name"].where(group["sample_name"] != "", group["sample_id"])
+        )
         tag = {"panel": panel_name}
         try:
-            plate, result = quantify_file(batch.root / file, panel, batch.root / layout if layout else None)
+            plate, result = quantify_file(
+                batch.root / file, panel, batch.root / layout if layout else None
+            )
         except UserError as exc:  # a malformed export fails its own samples only
             f, m = _failed_file(sheet, panel, panel_name, "; ".join(str(p) for p in exc.problems))
             flags += f
             meas += m
             continue
         except Exception as exc:  # noqa: BLE001 - one plate never stops the batch; the reason is kept
-            f, m = _failed_file(sheet, panel, panel_name, f"{file}: unexpected {type(exc).__name__} while reading or "
-                                f"quantifying ({exc}); please report this file")
+            f, m = _failed_file(
+                sheet,
+                panel,
+                panel_name,
+                f"{file}: unexpected {type(exc).__name__} while reading or "
+                f"quantifying ({exc}); please report this file",
+            )
             flags += f
             meas += m
             continue
         ident = _identifier(plate, sheet)
-        metrics += [{**x, "sample_id": ident(x.get("sample_id", "")), **tag} for x in result.metrics]
-        flags += [{**x, "sample_id": ident(x.get("sample_id", "")), **tag}
-                  for x in [*result.flags, *issue_flags(result, plate.plate_id)]]
+        metrics += [
+            {**x, "sample_id": ident(x.get("sample_id", "")), **tag} for x in result.metrics
+        ]
+        flags += [
+            {**x, "sample_id": ident(x.get("sample_id", "")), **tag}
+            for x in [*result.flags, *issue_flags(result, plate.plate_id)]
+        ]
         listed = set(sheet["sample_name"])
         shown = {n: (n if n in listed else ident(n)) for n in plate.wells["sample_name"].unique()}
         ids = {n: (ident(n) if n in listed else "") for n in shown}
         used = result.wells if isinstance(result, PlateResult) else plate.wells
-        parts["wells"].append(used.assign(sample_name=used["sample_name"].map(shown),
-                                          sample_id=used["sample_name"].map(ids), file=file))
+        parts["wells"].append(
+            used.assign(
+                sample_name=used["sample_name"].map(shown),
+                sample_id=used["sample_name"].map(ids),
+                file=file,
+            )
+        )
         if isinstance(result, PlateResult):
             parts["curves"].append(result.curves.assign(panel=panel_name))
             parts["standards"].append(result.standards)
-            parts["vendor"].append(result.vendor.assign(sample_name=result.vendor["sample_name"].map(shown)))
+            parts["vendor"].append(
+                result.vendor.assign(sample_name=result.vendor["sample_name"].map(shown))
+            )
             table = result.samples
-            lj += [{"plate_id": plate.plate_id, "check": "curve_ec50", "target": c.feature, "value": c.ec50}
-                   for c in result.curves.itertuples() if c.status == "ok"]
+            lj += [
+                {
+                    "plate_id": plate.plate_id,
+                    "check": "curve_ec50",
+                    "target": c.feature,
+                    "value": c.ec50,
+                }
+                for c in result.curves.itertuples()
+                if c.status == "ok"
+            ]
             ctrl = table[table["role"] == "control"] if len(table) else table
-            lj += [{"plate_id": plate.plate_id, "check": f"control_{c.sample_name}", "target": c.feature,
-                    "value": c.value if math.isfinite(c.value) else c.extrapolated} for c in ctrl.itertuples()]
+            lj += [
+                {
+                    "plate_id": plate.plate_id,
+                    "check": f"control_{c.sample_name}",
+                    "target": c.feature,
+                    "value": c.value if math.isfinite(c.value) else c.extrapolated,
+                }
+                for c in ctrl.itertuples()
+            ]
             if plots:
                 write_curve_plots(result, plate, out / "plots")
         else:
-            parts["cq"].append(result.cq.assign(sample_name=result.cq["sample_name"].map(shown),
-                                                sample_id=result.cq["sample_name"].map(ids), file=file))
+            parts["cq"].append(
+                result.cq.assign(
+                    sample_name=result.cq["sample_name"].map(shown),
+                    sample_id=result.cq["sample_name"].map(ids),
+                    file=file,
+                )
+            )
             table = _qpcr_table(result, panel)
             if not result.quantified:
                 for r in sheet.itertuples():
-                    flags.append({"sample_id": r.sample_id, "target": "", "flag": "not_quantified",
-                                  "severity": "fail", "reason": f"{file}: {result.reason}", **tag})
+                    flags.append(
+                        {
+                            "sample_id": r.sample_id,
+                            "target": "",
+                            "flag": "not_quantified",
+                            "severity": "fail",
+                            "reason": f"{file}: {result.reason}",
+                            **tag,
+                        }
+                    )
                 continue
         meas += _sample_rows(table, sheet, file, panel_name, flags, parts["samples"])
     meas += _scores(meas, batch.panels)
@@ -223,22 +348,44 @@ def _qpcr_table(result: RunResult, panel: Any) -> pd.DataFrame:
     return table
 
 
-def _write(batch: Any, out: Path, rows: pd.DataFrame, meas: list[dict], metrics: list[dict], flags: list[dict],
-           parts: dict[str, list[pd.DataFrame]]) -> pd.DataFrame:
+def _write(
+    batch: Any,
+    out: Path,
+    rows: pd.DataFrame,
+    meas: list[dict],
+    metrics: list[dict],
+    flags: list[dict],
+    parts: dict[str, list[pd.DataFrame]],
+) -> pd.DataFrame:
     bid = batch.batch_id
-    clean = [{**{k: v for k, v in x.items() if not k.startswith("_")}, "batch_id": bid, "assay": ASSAY} for x in meas]
+    clean = [
+        {**{k: v for k, v in x.items() if not k.startswith("_")}, "batch_id": bid, "assay": ASSAY}
+        for x in meas
+    ]
     table = measurement_table(clean) if clean else measurement_table([])
     for x in metrics:
         x.setdefault("panel", "")
     write_parquet(table, out / "chemokines_measurements.parquet")
-    write_parquet(metrics_table([{**x, "batch_id": bid, "assay": ASSAY} for x in metrics]), out / "qc_metrics.parquet")
-    write_parquet(flags_table([{**x, "batch_id": bid, "assay": ASSAY} for x in flags]), out / "qc_flags.parquet")
+    write_parquet(
+        metrics_table([{**x, "batch_id": bid, "assay": ASSAY} for x in metrics]),
+        out / "qc_metrics.parquet",
+    )
+    write_parquet(
+        flags_table([{**x, "batch_id": bid, "assay": ASSAY} for x in flags]),
+        out / "qc_flags.parquet",
+    )
     for name in ("wells", "curves", "standards", "vendor", "cq"):
         write_frame([p for p in parts[name] if len(p)], out / f"{name}.parquet")
     samples = write_frame(parts["samples"], out / "samples.parquet")
-    write_h5ad(concentrations_anndata(samples, bid, {str(f): sha256_file(batch.root / f) for f in sorted(set(rows["file"]))},
-                                      {n: p.sha256 for n, p in batch.panels.items() if p.assay == ASSAY}),
-               out / "concentrations.h5ad")
+    write_h5ad(
+        concentrations_anndata(
+            samples,
+            bid,
+            {str(f): sha256_file(batch.root / f) for f in sorted(set(rows["file"]))},
+            {n: p.sha256 for n, p in batch.panels.items() if p.assay == ASSAY},
+        ),
+        out / "concentrations.h5ad",
+    )
     return table
 
 

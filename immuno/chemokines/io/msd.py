@@ -23,8 +23,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from immuno.chemokines.delimited import Row, check_table, read_rows
-from immuno.chemokines.plate import (
+from immuno.chemokines.io.delimited import Row, check_table, read_rows
+from immuno.chemokines.io.plate import (
     PlateData,
     PlateIssue,
     finish_wells,
@@ -75,46 +75,74 @@ def read_msd(path: str | Path, sheets: dict[str, pd.DataFrame] | None = None) ->
     if sheets is None:
         rows = read_rows(path.read_text(encoding="utf-8-sig", errors="replace"))
         if len(rows) < 2:
-            raise UserError.single(str(path), "too short for an MSD export (plate line, header, wells)")
+            raise UserError.single(
+                str(path), "too short for an MSD export (plate line, header, wells)"
+            )
         where, header_at = str(path), 1
         dec = check_table(rows, 1, where)
         unit = "line"
     else:
-        name, df, h = next((n, d, _sheet_header(d)) for n, d in sheets.items() if _sheet_header(d) is not None)
+        name, df, h = next(
+            (n, d, _sheet_header(d)) for n, d in sheets.items() if _sheet_header(d) is not None
+        )
         for other in sheets:
             if other != name:
-                issues.append(PlateIssue("sheet_ignored", f"{path}: sheet {other!r}", "no Workbench table (Sample, Assay, "
-                                         "Well); sheet left aside", blocking=False))
-        rows = [(i + 1, [("" if pd.isna(c) else (repr(c) if isinstance(c, float) else str(c)).strip())
-                         for c in df.iloc[i].tolist()]) for i in range(len(df))]
+                issues.append(
+                    PlateIssue(
+                        "sheet_ignored",
+                        f"{path}: sheet {other!r}",
+                        "no Workbench table (Sample, Assay, Well); sheet left aside",
+                        blocking=False,
+                    )
+                )
+        rows = [
+            (
+                i + 1,
+                [
+                    ("" if pd.isna(c) else (repr(c) if isinstance(c, float) else str(c)).strip())
+                    for c in df.iloc[i].tolist()
+                ],
+            )
+            for i in range(len(df))
+        ]
         for _, r in rows:
             while r and r[-1] in ("", "nan"):
                 r.pop()
         where, header_at, dec, unit = f"{path}: sheet {name!r}", h, False, "row"
-        rows = rows[max(0, h - 1):]
+        rows = rows[max(0, h - 1) :]
         header_at = 1 if h > 0 else 0
     return _table(path, rows, header_at, where, unit, dec, issues)
 
 
-def _table(path: Path, rows: list[Row], h: int, where: str, unit: str, dec: bool, issues: list[PlateIssue]) -> PlateData:
+def _table(
+    path: Path, rows: list[Row], h: int, where: str, unit: str, dec: bool, issues: list[PlateIssue]
+) -> PlateData:
     sep = ": " if unit == "line" else ", "
     plate_name = rows[0][1][0] if h > 0 and rows[0][1] else ""
     header = rows[h][1]
     missing = [c for c in REQUIRED if c not in header]
     if missing:
-        raise UserError.single(f"{where}{sep}{unit} {rows[h][0]}", f"missing column(s) {', '.join(missing)}")
+        raise UserError.single(
+            f"{where}{sep}{unit} {rows[h][0]}", f"missing column(s) {', '.join(missing)}"
+        )
     records = []
-    for ln, r in rows[h + 1:]:
+    for ln, r in rows[h + 1 :]:
         if not any(c.strip() for c in r):
             continue
         rec = dict(zip(header, r, strict=False))
         # a cut row or a row without its identity is refused; an empty Signal is a well
         # without a value, flagged below
-        short = [c for c in REQUIRED if not rec.get(c)] if len(r) < len(header) else \
-            [c for c in REQUIRED[:3] if not rec.get(c)]
+        short = (
+            [c for c in REQUIRED if not rec.get(c)]
+            if len(r) < len(header)
+            else [c for c in REQUIRED[:3] if not rec.get(c)]
+        )
         if short:
-            raise UserError.single(f"{where}{sep}{unit} {ln}", f"empty or missing {', '.join(short)}; "
-                                   f"expected a value in each of {', '.join(REQUIRED)}")
+            raise UserError.single(
+                f"{where}{sep}{unit} {ln}",
+                f"empty or missing {', '.join(short)}; "
+                f"expected a value in each of {', '.join(REQUIRED)}",
+            )
         role, level = infer_role(rec["Sample"])
         expected = to_float(rec.get("Concentration"), dec)
         if role == "unknown" and expected > 0:
@@ -126,28 +154,59 @@ def _table(path: Path, rows: list[Row], h: int, where: str, unit: str, dec: bool
         if rng and not rng.lower().startswith("in "):
             flag = rng
         signal, problem = read_number(rec["Signal"], "signal", dec)
-        adjusted, p_adj = read_number(rec.get("Adjusted Signal", rec["Signal"]), "adjusted signal", dec)
+        adjusted, p_adj = read_number(
+            rec.get("Adjusted Signal", rec["Signal"]), "adjusted signal", dec
+        )
         problem = p_adj or problem
         well = normal_well(rec["Well"])
         if "not a number" in problem:
-            issues.append(PlateIssue("non_numeric", f"{where}{sep}{unit} {ln}", f"well {well}, {rec['Assay']}: {problem}; "
-                                     "expected a number", well, rec["Assay"]))
-        records.append({"well": well, "acquisition_order": math.nan, "sample_name": rec["Sample"], "role": role,
-                        "standard_level": level, "expected_conc": expected if role == "standard" else math.nan,
-                        "dilution": to_float(rec.get("Dilution"), dec), "analyte": rec["Assay"],
-                        "mfi": signal, "net_mfi": adjusted, "bead_count": math.nan,
-                        "vendor_result": value, "vendor_flag": flag,
-                        "vendor_result_ulp": half_ulp(rec.get("Calc. Concentration")) if math.isfinite(value) else math.nan,
-                        "net_mfi_ulp": half_ulp(rec.get("Adjusted Signal", rec["Signal"])) if not problem else math.nan,
-                        "problem": f"{unit} {ln}: {problem}" if problem else ""})
+            issues.append(
+                PlateIssue(
+                    "non_numeric",
+                    f"{where}{sep}{unit} {ln}",
+                    f"well {well}, {rec['Assay']}: {problem}; expected a number",
+                    well,
+                    rec["Assay"],
+                )
+            )
+        records.append(
+            {
+                "well": well,
+                "acquisition_order": math.nan,
+                "sample_name": rec["Sample"],
+                "role": role,
+                "standard_level": level,
+                "expected_conc": expected if role == "standard" else math.nan,
+                "dilution": to_float(rec.get("Dilution"), dec),
+                "analyte": rec["Assay"],
+                "mfi": signal,
+                "net_mfi": adjusted,
+                "bead_count": math.nan,
+                "vendor_result": value,
+                "vendor_flag": flag,
+                "vendor_result_ulp": half_ulp(rec.get("Calc. Concentration"))
+                if math.isfinite(value)
+                else math.nan,
+                "net_mfi_ulp": half_ulp(rec.get("Adjusted Signal", rec["Signal"]))
+                if not problem
+                else math.nan,
+                "problem": f"{unit} {ln}: {problem}" if problem else "",
+            }
+        )
     if not records:
         raise UserError.single(where, "no wells after the header")
     plate_id = slug(plate_name, slug(path.stem))
-    return PlateData(plate_id=plate_id, format="msd", kind="multiplex", wells=finish_wells(pd.DataFrame(records)
-                     .assign(plate_id=plate_id)), issues=issues)
+    return PlateData(
+        plate_id=plate_id,
+        format="msd",
+        kind="multiplex",
+        wells=finish_wells(pd.DataFrame(records).assign(plate_id=plate_id)),
+        issues=issues,
+    )
 
 
 # --- Methodical Mind -------------------------------------------------------------------
+
 
 def sniff_methodical_mind(head: str) -> bool:
     """Whether text looks like an MSD Methodical Mind export."""
@@ -186,25 +245,52 @@ def read_methodical_mind(path: str | Path) -> PlateData:
                 ln = i + 3 + k
                 cells = lines[i + 2 + k].split("\t") if i + 2 + k < len(lines) else []
                 if not cells or not re.fullmatch(r"[A-Z]{1,2}", cells[0].strip()):
-                    raise UserError.single(f"{path}: line {ln - 1}", f"expected plate row {chr(65 + k)} of spot {spot}'s "
-                                           "data grid")
+                    raise UserError.single(
+                        f"{path}: line {ln - 1}",
+                        f"expected plate row {chr(65 + k)} of spot {spot}'s data grid",
+                    )
                 for col, cell in zip(cols, cells[1:], strict=False):
                     well = f"{cells[0].strip()}{int(col)}"
                     well = well if plate_no == "1" else f"{plate_no}:{well}"
                     value_, problem = read_number(cell, "signal")
-                    records.append({"well": well, "sample_name": well, "role": "unknown", "analyte": f"spot {spot}",
-                                    "mfi": value_, "net_mfi": value_, "net_mfi_ulp": half_ulp(cell.strip()),
-                                    "problem": f"line {ln - 1}: {problem}" if problem else ""})
+                    records.append(
+                        {
+                            "well": well,
+                            "sample_name": well,
+                            "role": "unknown",
+                            "analyte": f"spot {spot}",
+                            "mfi": value_,
+                            "net_mfi": value_,
+                            "net_mfi_ulp": half_ulp(cell.strip()),
+                            "problem": f"line {ln - 1}: {problem}" if problem else "",
+                        }
+                    )
             i += 2 + shape[0]
             continue
         i += 1
     if not records:
-        raise UserError.single(str(path), "no '==========Data' plate grid; expected a Methodical Mind export")
+        raise UserError.single(
+            str(path), "no '==========Data' plate grid; expected a Methodical Mind export"
+        )
     plate_id = slug(barcode, slug(path.stem))
     issues = []
     if len(set(plates)) > 1:
-        issues.append(PlateIssue("several_plates", str(path), f"{len(set(plates))} plates in one file; wells of plate 2 "
-                                 "onwards are written '2:A1'", blocking=False))
-    return PlateData(plate_id=plate_id, format="methodical_mind", kind="multiplex",
-                     wells=finish_wells(pd.DataFrame(records).assign(plate_id=plate_id)), meta=meta, issues=issues,
-                     rows=shape[0], columns=shape[1])
+        issues.append(
+            PlateIssue(
+                "several_plates",
+                str(path),
+                f"{len(set(plates))} plates in one file; wells of plate 2 "
+                "onwards are written '2:A1'",
+                blocking=False,
+            )
+        )
+    return PlateData(
+        plate_id=plate_id,
+        format="methodical_mind",
+        kind="multiplex",
+        wells=finish_wells(pd.DataFrame(records).assign(plate_id=plate_id)),
+        meta=meta,
+        issues=issues,
+        rows=shape[0],
+        columns=shape[1],
+    )

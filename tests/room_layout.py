@@ -1,0 +1,91 @@
+"""What the layout tests of an assay room read from its source: modules and their imports.
+
+An assay room cut by stage (docs/architecture.md, 2.1 and 2.2) is checked on its source,
+not by importing it, so an import deferred into a function body counts like any other.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+PACKAGE_ROOT = Path(__file__).resolve().parents[1]
+
+
+def module_name(path: Path) -> str:
+    """The dotted name of a source file under the project (``immuno/x/__init__.py`` -> ``immuno.x``)."""
+    parts = path.relative_to(PACKAGE_ROOT).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def room_modules(room: Path) -> dict[str, Path]:
+    """Every module and package of a room, by dotted name."""
+    return {module_name(p): p for p in sorted(room.rglob("*.py"))}
+
+
+def _type_checking_only(node: ast.AST) -> bool:
+    return (
+        isinstance(node, ast.If)
+        and isinstance(node.test, ast.Name)
+        and node.test.id == "TYPE_CHECKING"
+    )
+
+
+def imported_names(path: Path) -> list[tuple[str, int]]:
+    """Every dotted name a file imports at any depth, with its line.
+
+    ``from a.b import c`` gives ``a.b.c`` (``c`` may be a module or a name in ``a.b``:
+    :func:`owning_module` tells which). Imports under ``if TYPE_CHECKING:`` are left out:
+    they never run.
+    """
+    found: list[tuple[str, int]] = []
+    stack: list[ast.AST] = [ast.parse(path.read_text(encoding="utf-8"))]
+    while stack:
+        node = stack.pop()
+        for child in ast.iter_child_nodes(node):
+            if _type_checking_only(child):
+                continue
+            if isinstance(child, ast.ImportFrom) and child.module and child.level == 0:
+                found += [(f"{child.module}.{alias.name}", child.lineno) for alias in child.names]
+            elif isinstance(child, ast.Import):
+                found += [(alias.name, child.lineno) for alias in child.names]
+            stack.append(child)
+    return sorted(found, key=lambda item: item[1])
+
+
+def owning_module(name: str, modules: dict[str, Path]) -> str | None:
+    """The longest known module a dotted name lies in (a function -> its module)."""
+    while name and name not in modules:
+        name = name.rpartition(".")[0]
+    return name or None
+
+
+def import_graph(
+    modules: dict[str, Path], ignore: frozenset[str] = frozenset()
+) -> dict[str, set[str]]:
+    """Module -> the room's modules it imports (``ignore``: e.g. the room's own package,
+    which every submodule's import runs through anyway)."""
+    graph: dict[str, set[str]] = {}
+    for name, path in modules.items():
+        targets = {owning_module(t, modules) for t, _ in imported_names(path)}
+        graph[name] = {t for t in targets if t is not None and t != name and t not in ignore}
+    return graph
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Each import cycle found by a depth-first walk, as the path that closes it."""
+    done: set[str] = set()
+    found: list[list[str]] = []
+
+    def walk(node: str, path: list[str]) -> None:
+        for nxt in sorted(graph.get(node, ())):
+            if nxt in path:
+                found.append([*path[path.index(nxt) :], nxt])
+            elif nxt not in done:
+                walk(nxt, [*path, nxt])
+        done.add(node)
+
+    for start in sorted(graph):
+        if start not in done:
+            walk(start, [start])
+    return found
