@@ -178,8 +178,8 @@ def test_a_file_with_several_data_sets_needs_the_panel_to_choose(tmp_path: Path)
     assert adata.uns["provenance"]["fcs_dataset"] == 2
 
 
-def test_the_readme_worked_example_is_a_valid_panel(tmp_path: Path) -> None:
-    text = (PROJECT / "README.md").read_text()
+def test_the_documented_worked_example_is_a_valid_panel(tmp_path: Path) -> None:
+    text = (PROJECT / "docs" / "cytometry.md").read_text()
     start = text.index("```yaml\nname: treg_fortessa")
     block = text[start + len("```yaml\n"):text.index("```", start + 8)]
     (tmp_path / "treg_fortessa.yaml").write_text(block)
