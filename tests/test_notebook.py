@@ -13,22 +13,30 @@ NOTEBOOK = PROJECT / "examples" / "study_walkthrough.ipynb"
 
 
 @pytest.mark.slow
-def test_example_notebook_runs_on_the_demo(demo_results: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_example_notebook_runs_on_the_demo(
+    demo_results: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     nbformat = pytest.importorskip("nbformat", reason="the test extra installs nbformat")
     nbclient = pytest.importorskip("nbclient", reason="the test extra installs nbclient")
     monkeypatch.setenv("IMMUNO_RESULTS", str(demo_results))
     monkeypatch.setenv("PYDEVD_DISABLE_FILE_VALIDATION", "1")
     nb = nbformat.read(NOTEBOOK, as_version=4)
-    nbclient.NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(PROJECT)}}).execute()
+    nbclient.NotebookClient(
+        nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(PROJECT)}}
+    ).execute()
     outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs]
     assert not [o for o in outputs if o.output_type == "error"]
     images = [o for o in outputs if "image/png" in o.get("data", {})]
     assert len(images) >= 4  # trajectories, PCA, UMAP, control chart
-    text = "".join(str(o.get("data", {}).get("text/plain", "")) + o.get("text", "") for o in outputs)
+    text = "".join(
+        str(o.get("data", {}).get("text/plain", "")) + o.get("text", "") for o in outputs
+    )
     assert "D0->D10" in text and "AnnData object" in text and "X_pca" in text
 
 
-def test_documented_notebook_examples_run_on_the_demo(demo_results: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_documented_notebook_examples_run_on_the_demo(
+    demo_results: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     page = (PROJECT / "docs" / "notebooks.md").read_text()
     section = page.split("## A first session", 1)[1].split("\n## ", 1)[0]
     blocks = re.findall(r"```python\n(.*?)```", section, flags=re.S)
