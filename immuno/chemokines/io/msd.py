@@ -2,8 +2,9 @@
 
 Discovery Workbench (CSV, or the same table on a sheet of an ``.xlsx``): the plate name
 on its own line (``Plate_<barcode>``), then one row per well and spot: Sample, Assay,
-Well, Spot, [Fit Statistic: RSquared,] [Detection Range,] Dilution, Concentration
-(expected, for calibrators), Signal, Adjusted Signal, ..., Calc. Concentration. Sample
+Well, Spot, (optionally Fit Statistic: RSquared, and Detection Range,) Dilution,
+Concentration (expected, for calibrators), Signal, Adjusted Signal, ..., Calc.
+Concentration. Sample
 names follow MSD's convention (``S001`` standard, ``C001`` control, ``U001`` unknown,
 ``B`` blank); a row with an expected Concentration is a calibrator whatever its name,
 and a calibrator at concentration 0 is the blank. The electrochemiluminescence signal
