@@ -38,10 +38,10 @@ from immuno.chimerism import (
     read_vcf,
     reference_pair,
 )
-from immuno.chimerism.dpcr import read_ddpcr
-from immuno.chimerism.genotype_free import estimate_genotype_free
-from immuno.chimerism.ngs_mixture import estimate_counts_donors
-from immuno.chimerism.pcr import estimate_ddpcr
+from immuno.chimerism.dpcr.droplets import estimate_ddpcr
+from immuno.chimerism.dpcr.exports import read_ddpcr
+from immuno.chimerism.ngs.genotype_free import estimate_genotype_free
+from immuno.chimerism.ngs.mixture import estimate_counts_donors
 from immuno.demo.chimerism import simulate_case, simulate_donors
 
 REAL = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "real" / "chimerism"

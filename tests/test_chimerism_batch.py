@@ -11,7 +11,7 @@ import pytest
 
 from immuno.batch import load_batch
 from immuno.chimerism.checks import check_inputs
-from immuno.chimerism.outputs import process_batch
+from immuno.chimerism.pipeline.outputs import process_batch
 from immuno.cli import main
 from immuno.demo import make_demo_batch
 

@@ -11,8 +11,8 @@ import pytest
 
 from immuno.batch import load_batch
 from immuno.chimerism import estimate_counts, estimate_ddpcr
-from immuno.chimerism.confounders import apply_input_limit, genome_equivalents
-from immuno.chimerism.process import estimate_batch
+from immuno.chimerism.common.confounders import apply_input_limit, genome_equivalents
+from immuno.chimerism.pipeline.process import estimate_batch
 from immuno.demo import make_demo_batch
 from immuno.demo.chimerism import simulate_marker_counts
 

@@ -17,8 +17,10 @@ from immuno.chimerism import (
     read_marker_counts,
     read_vcf,
 )
-from immuno.chimerism.ngs_mixture import estimate_counts_donors
-from immuno.chimerism.pcr import estimate_ddpcr, estimate_fish, estimate_qpcr
+from immuno.chimerism.dpcr.droplets import estimate_ddpcr
+from immuno.chimerism.fish.nuclei import estimate_fish
+from immuno.chimerism.ngs.mixture import estimate_counts_donors
+from immuno.chimerism.qpcr.ct import estimate_qpcr
 from immuno.demo.chimerism import design, simulate, simulate_marker_counts
 
 REAL = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "real" / "chimerism"

@@ -18,8 +18,8 @@ import pandas as pd
 import pytest
 
 from immuno.chimerism import estimate_counts, estimate_str, read_genemapper, read_marker_counts
-from immuno.chimerism.dpcr import read_ddpcr
-from immuno.chimerism.single import guess_method
+from immuno.chimerism.dpcr.exports import read_ddpcr
+from immuno.chimerism.pipeline.readers import guess_method
 from immuno.cli import main
 from immuno.demo.chimerism import simulate_case
 from immuno.errors import UserError

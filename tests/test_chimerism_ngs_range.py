@@ -7,9 +7,9 @@ import pandas as pd
 import pytest
 
 from immuno.chimerism import estimate_counts
-from immuno.chimerism.counts import reference_pair
-from immuno.chimerism.likelihood import BetaBinomialLikelihood, fit_fraction
-from immuno.chimerism.ngs_mixture import estimate_counts_donors
+from immuno.chimerism.ngs.likelihood import BetaBinomialLikelihood, fit_fraction
+from immuno.chimerism.ngs.mixture import estimate_counts_donors
+from immuno.chimerism.ngs.references import reference_pair
 from immuno.demo.chimerism import simulate_case, simulate_donors, simulate_marker_counts
 
 HIGH_LEVELS = (0.5, 0.9, 0.95, 0.99)

@@ -7,14 +7,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from immuno.chimerism.readers import (
-    read_ddpcr,
-    read_fish,
-    read_genemapper,
-    read_marker_counts,
-    read_qpcr_ct,
-    read_vcf,
-)
+from immuno.chimerism.dpcr.exports import read_ddpcr
+from immuno.chimerism.fish.nuclei import read_fish
+from immuno.chimerism.ngs.exports import read_marker_counts, read_vcf
+from immuno.chimerism.qpcr.ct import read_qpcr_ct
+from immuno.chimerism.str.genemapper import read_genemapper
 from immuno.errors import UserError
 
 REAL = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "real" / "chimerism"

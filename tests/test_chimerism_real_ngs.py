@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from immuno.chimerism import read_marker_counts
-from immuno.chimerism.genotype_free import estimate_genotype_free
-from immuno.chimerism.single import guess_method
+from immuno.chimerism.ngs.genotype_free import estimate_genotype_free
+from immuno.chimerism.pipeline.readers import guess_method
 from immuno.cli import main
 
 pytestmark = pytest.mark.real

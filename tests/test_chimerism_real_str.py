@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 
 from immuno.chimerism import estimate_str, read_genemapper
-from immuno.chimerism.genotypes import call_str_genotype
-from immuno.chimerism.str_peaks import StrSettings, classify_peaks
+from immuno.chimerism.str.genotypes import call_str_genotype
+from immuno.chimerism.str.peaks import StrSettings, classify_peaks
 
 pytestmark = pytest.mark.real
 

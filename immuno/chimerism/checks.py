@@ -14,7 +14,7 @@ from typing import Any
 
 import pandas as pd
 
-from immuno.chimerism.inputs import METHODS, NEEDS_REFERENCES, FileCache, references
+from immuno.chimerism.pipeline.inputs import METHODS, NEEDS_REFERENCES, FileCache, references
 from immuno.errors import Problem, UserError
 
 

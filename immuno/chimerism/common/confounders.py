@@ -4,10 +4,10 @@
   reaction (fewer donor genomes cannot be sampled, whatever the assay's own noise), so
   with a known input the LoD is raised to ``3 / GE`` and the result says so.
 * A non-recipient signal that fits an unknown third person better than the MSC donor
-  (contamination, sample swap): :func:`immuno.chimerism.likelihood.third_contributor_llr`.
+  (contamination, sample swap): :func:`immuno.chimerism.ngs.detection.third_contributor_llr`.
 * Donor-allele reads in the recipient's own reference above its limit of blank
   (transfusion or pregnancy microchimerism, contamination of the reference, or a
-  background higher than modelled): checked in :func:`immuno.chimerism.counts.estimate_counts`.
+  background higher than modelled): checked in :func:`immuno.chimerism.ngs.counts.estimate_counts`.
 
 Blood or dermal contamination of the epidermal fraction carries the same donor alleles
 and cannot be told apart from the genotypes; it is a matter of the biopsy's processing.
@@ -18,7 +18,7 @@ from __future__ import annotations
 import dataclasses
 import math
 
-from immuno.chimerism.result import ChimerismResult, Flag
+from immuno.chimerism.common.result import ChimerismResult, Flag
 
 #: mass of one diploid human genome (pg): 1 ng of DNA holds ~152 genome equivalents
 PG_PER_GENOME = 6.6

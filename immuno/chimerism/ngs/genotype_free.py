@@ -28,10 +28,15 @@ import pandas as pd
 from scipy import optimize
 from scipy.special import gammaln
 
-from immuno.chimerism.detection import limits
-from immuno.chimerism.likelihood import CHI2_95, LOG_RHO_GRID, BetaBinomialLikelihood, boundary_p
-from immuno.chimerism.result import ChimerismResult, Flag, not_estimable
-from immuno.chimerism.tables import delimited, numbers
+from immuno.chimerism.common.result import ChimerismResult, Flag, not_estimable
+from immuno.chimerism.common.tables import delimited, numbers
+from immuno.chimerism.ngs.detection import limits
+from immuno.chimerism.ngs.likelihood import (
+    CHI2_95,
+    LOG_RHO_GRID,
+    BetaBinomialLikelihood,
+    boundary_p,
+)
 from immuno.errors import UserError
 
 _ALLELE_ROW = re.compile(r"^(?P<marker>.+?)\s*_(?P<allele>[A-Da-d])$")
@@ -61,7 +66,7 @@ def read_allele_matrix(path: str | Path, sample_name: str) -> pd.DataFrame:
     -------
     pandas.DataFrame
         ``sample_name``, ``marker``, ``ref``, ``alt``, ``depth``, ``ref_count``,
-        ``alt_count`` (see :data:`immuno.chimerism.readers.COUNT_COLUMNS`).
+        ``alt_count`` (see :data:`immuno.chimerism.ngs.exports.COUNT_COLUMNS`).
     """
     path = Path(path)
     df = delimited(path)

@@ -112,7 +112,7 @@ def classify_peaks(peaks: pd.DataFrame, s: StrSettings) -> pd.DataFrame:
     ----------
     peaks
         Columns ``marker``, ``allele``, ``size``, ``height``, ``dye`` (as read by
-        :func:`immuno.chimerism.genemapper.read_genemapper`). Without sizes or dyes the
+        :func:`immuno.chimerism.str.genemapper.read_genemapper`). Without sizes or dyes the
         size-based filters are skipped.
     s
         The panel's settings.

@@ -23,10 +23,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from immuno.chimerism.genotypes import off_ladder_label, str_pattern
-from immuno.chimerism.str_peaks import StrSettings, label_step, stutter_kind
+from immuno.chimerism.common.genotypes import off_ladder_label, str_pattern
+from immuno.chimerism.str.peaks import StrSettings, label_step, stutter_kind
 
-#: peak kinds that are artefacts (see :func:`immuno.chimerism.str_peaks.classify_peaks`)
+#: peak kinds that are artefacts (see :func:`immuno.chimerism.str.peaks.classify_peaks`)
 ARTEFACTS = ("pull_up", "spike", "plus_a")
 
 
@@ -82,7 +82,7 @@ def analyse_locus(marker: str, peaks: pd.DataFrame, recipient: pd.Series, donors
         ``size``, ``height``, ``area``).
     recipient, donors
         The references' calls at this locus (rows of
-        :func:`immuno.chimerism.genotypes.call_str_genotype`), donors by id.
+        :func:`immuno.chimerism.str.genotypes.call_str_genotype`), donors by id.
     stutter
         Back-stutter ratio used for correction.
     s
@@ -212,3 +212,21 @@ def pattern_fraction(pattern: str, areas: dict[str, float], rec: set[str], don: 
         value = ratio(2 * r, r + a)
         return 1 - value if math.isfinite(value) else math.nan
     return math.nan
+
+
+LOCUS_COLUMNS = ["marker", "status", "reason", "pattern", "recipient_alleles", "donor_alleles", "donor_fraction",
+                 "lower_bound", "upper_bound", "censored", "stutter_ratio", "stutter_position", "saturated",
+                 "donor_peak_height", "locus_lod", "used", "outlier", "unexplained", "notes"]
+
+
+def locus_table(loci: list[Locus]) -> pd.DataFrame:
+    """The per-locus table (:data:`LOCUS_COLUMNS`) of analysed loci."""
+    rows = [{"marker": loc.marker, "status": loc.status, "reason": loc.reason, "pattern": loc.pattern,
+             "recipient_alleles": "/".join(loc.recipient),
+             "donor_alleles": " | ".join("/".join(a) for a in loc.donors.values()),
+             "donor_fraction": loc.fraction, "lower_bound": loc.lower_bound, "upper_bound": loc.upper_bound,
+             "censored": loc.censored, "stutter_ratio": loc.stutter_ratio, "stutter_position": loc.stutter_position,
+             "saturated": loc.saturated, "donor_peak_height": loc.donor_peak_height, "locus_lod": loc.locus_lod,
+             "used": False, "outlier": False, "unexplained": ", ".join(loc.unexplained),
+             "notes": "; ".join(loc.notes)} for loc in loci]
+    return pd.DataFrame(rows, columns=LOCUS_COLUMNS)

@@ -120,3 +120,10 @@ def censored_mean(observed: np.ndarray, lower: np.ndarray, upper: np.ndarray) ->
         a, b = sorted((far, mu))
         ends.append(float(optimize.brentq(gap, a, b, xtol=1e-9)))
     return CensoredMean(mu, ends[0], ends[1], sigma_fit, n)
+
+
+def clopper_pearson(k: float, n: float, level: float = 0.95) -> tuple[float, float]:
+    a = (1 - level) / 2
+    lo = float(stats.beta.ppf(a, k, n - k + 1)) if k > 0 else 0.0
+    hi = float(stats.beta.ppf(1 - a, k + 1, n - k)) if k < n else 1.0
+    return lo, hi

@@ -2,9 +2,9 @@
 
 The recipient and donor references give each marker's alternate-allele dose; the
 biopsy's reads at the informative markers are fitted with the beta-binomial model of
-:mod:`immuno.chimerism.likelihood`, with each marker's background learnt from the
+:mod:`immuno.chimerism.ngs.likelihood`, with each marker's background learnt from the
 recipient reference and rho tied loosely to the references' own overdispersion
-(:mod:`immuno.chimerism.calibration`). Where the markers scatter more than the read model
+(:mod:`immuno.chimerism.ngs.calibration`). Where the markers scatter more than the read model
 allows, the interval is widened (sandwich variance). Detection needs the boundary
 likelihood-ratio test at alpha 0.01 *and* an estimate above the sample's limit of blank.
 At least 3 informative markers are required (a warning under 5). Reads of alleles no
@@ -21,13 +21,18 @@ import numpy as np
 import pandas as pd
 from scipy import special
 
-from immuno.chimerism.calibration import RHO_PRIOR_SD, sandwich_ratio
-from immuno.chimerism.confounders import apply_input_limit
-from immuno.chimerism.detection import detection_test, excess_reads, limits, third_contributor_llr
-from immuno.chimerism.genotypes import MIN_DEPTH
-from immuno.chimerism.likelihood import CHI2_95, BetaBinomialLikelihood, fit_fraction, interval
-from immuno.chimerism.ngs_references import ALPHA, ReferencePair, reference_pair
-from immuno.chimerism.result import ChimerismResult, Flag, not_estimable, swapped_flag
+from immuno.chimerism.common.confounders import apply_input_limit
+from immuno.chimerism.common.result import ChimerismResult, Flag, not_estimable, swapped_flag
+from immuno.chimerism.ngs.calibration import RHO_PRIOR_SD, sandwich_ratio
+from immuno.chimerism.ngs.detection import (
+    detection_test,
+    excess_reads,
+    limits,
+    third_contributor_llr,
+)
+from immuno.chimerism.ngs.genotypes import MIN_DEPTH
+from immuno.chimerism.ngs.likelihood import CHI2_95, BetaBinomialLikelihood, fit_fraction, interval
+from immuno.chimerism.ngs.references import ALPHA, ReferencePair, reference_pair
 
 MIN_INFORMATIVE = 3
 WARN_INFORMATIVE = 5
@@ -52,7 +57,7 @@ def estimate_counts(biopsy: pd.DataFrame, recipient: pd.DataFrame | None = None,
     ----------
     biopsy
         The biopsy's counts (``marker``, ``depth``, ``alt_count``; see
-        :func:`immuno.chimerism.readers.read_marker_counts`).
+        :func:`immuno.chimerism.ngs.exports.read_marker_counts`).
     recipient, donor
         Reference counts; or give ``pair`` from :func:`reference_pair` instead.
     pair

@@ -12,21 +12,22 @@ from typing import Any
 
 import pandas as pd
 
-from immuno.chimerism.confounders import apply_input_limit, genome_equivalents
-from immuno.chimerism.counts import estimate_counts
-from immuno.chimerism.fragments import estimate_str
-from immuno.chimerism.inputs import (
+from immuno.chimerism.common.confounders import apply_input_limit, genome_equivalents
+from immuno.chimerism.common.result import ChimerismResult, Flag, not_estimable
+from immuno.chimerism.dpcr.droplets import ddpcr_wells
+from immuno.chimerism.fish.nuclei import estimate_fish
+from immuno.chimerism.ngs.counts import estimate_counts
+from immuno.chimerism.ngs.mixture import estimate_counts_donors
+from immuno.chimerism.pipeline.inputs import (
     NEEDS_REFERENCES,
     FileCache,
     donor_references,
     recipient_replicates,
     references,
 )
-from immuno.chimerism.ngs_mixture import estimate_counts_donors
-from immuno.chimerism.pcr import estimate_fish, estimate_qpcr
-from immuno.chimerism.result import ChimerismResult, Flag, not_estimable
-from immuno.chimerism.single import ddpcr_wells
-from immuno.chimerism.str_peaks import StrSettings
+from immuno.chimerism.qpcr.ct import estimate_qpcr
+from immuno.chimerism.str.fragments import estimate_str
+from immuno.chimerism.str.peaks import StrSettings
 from immuno.errors import UserError
 from immuno.panels import Panel
 

@@ -1,42 +1,31 @@
-"""Readers for chimerism genotyping exports, each returning one tidy long table.
+"""NGS marker counts as exported: Devyser-style count tables and VCF, one tidy table.
 
-Every reader names the file and the missing column when an export does not look as
-expected, and accepts tab-, comma- or semicolon-delimited text (labs re-save exports in
-Excel, which changes the delimiter), decimal commas, and gzip compression.
-
-* GeneMapper / GeneMapper ID-X / GeneMarker STR exports: :mod:`immuno.chimerism.genemapper`.
-* NGS marker counts: Devyser-style ``#SNPID TOT_HITS REF_HITS ALT_HITS`` tables, and VCF
-  (plain or ``.vcf.gz``, recognised by content) with per-sample ``AD``.
-* Digital PCR exports: :mod:`immuno.chimerism.dpcr`.
-* qPCR Ct tables and XY-FISH nucleus counts.
+Devyser-style ``#SNPID TOT_HITS REF_HITS ALT_HITS`` tables (tab-, comma- or
+semicolon-delimited, decimal commas, gzip), VCF (plain or ``.vcf.gz``, recognised by
+content) with per-sample ``AD``, and wide allele-count tables
+(:mod:`immuno.chimerism.ngs.genotype_free`) recognised by content. The readers name the
+file and the missing column when an export does not look as expected.
 """
 
 from __future__ import annotations
 
+import gzip
 from pathlib import Path
 
 import pandas as pd
 
-from immuno.chimerism.dpcr import DDPCR_COLUMNS, read_ddpcr
-from immuno.chimerism.genemapper import PEAK_COLUMNS, allele_label, read_genemapper
-from immuno.chimerism.genotype_free import is_allele_matrix, read_allele_matrix
-from immuno.chimerism.tables import delimited, is_gzip, numbers, pick, read_text
+from immuno.chimerism.common.tables import delimited, is_gzip, numbers, pick, read_text
+from immuno.chimerism.ngs.genotype_free import is_allele_matrix, read_allele_matrix
 from immuno.errors import UserError
 
 COUNT_COLUMNS = ["sample_name", "marker", "ref", "alt", "depth", "ref_count", "alt_count"]
-QPCR_COLUMNS = ["sample_name", "target", "ct"]
-FISH_COLUMNS = ["sample_name", "donor_nuclei", "nuclei"]
 
-__all__ = ["COUNT_COLUMNS", "DDPCR_COLUMNS", "FISH_COLUMNS", "PEAK_COLUMNS", "QPCR_COLUMNS", "allele_label",
-           "is_vcf", "read_ddpcr", "read_fish", "read_genemapper", "read_marker_counts", "read_qpcr_ct", "read_vcf"]
 
 
 def is_vcf(path: Path) -> bool:
     """Whether a file is a VCF (plain or gzip-compressed), judged by its first line."""
     try:
         if is_gzip(path):
-            import gzip
-
             with gzip.open(path, "rt", encoding="utf-8", errors="replace") as fh:
                 head = fh.read(64)
         else:
@@ -55,7 +44,7 @@ def read_marker_counts(path: str | Path, sample_name: str | None = None) -> pd.D
     path
         One sample's table; extra columns (``REF``, ``ALT``, other hits) are allowed. A
         VCF (plain or gzip) or a wide allele-count table (one row per allele, one column
-        per sample: :mod:`immuno.chimerism.genotype_free`) is recognised by content.
+        per sample: :mod:`immuno.chimerism.ngs.genotype_free`) is recognised by content.
     sample_name
         Name recorded for the sample (default: the file name without extension).
 
@@ -149,26 +138,5 @@ def read_vcf(path: str | Path, sample_name: str | None = None) -> pd.DataFrame:
                                        "alt_count"])[COUNT_COLUMNS]
 
 
-def read_qpcr_ct(path: str | Path) -> pd.DataFrame:
-    """Read a qPCR Ct table (``Sample``, ``Target``, ``Ct``/``Cq``; one row per replicate).
-
-    ``Undetermined`` (no amplification) is kept as NaN: for a donor-specific marker it means
-    nothing was seen, which the estimator turns into an upper bound, not into 0 %.
-    """
-    path = Path(path)
-    t = pick(delimited(path), path, {"sample_name": ("Sample Name", "Sample"),
-                                     "target": ("Target Name", "Target", "Assay"),
-                                     "ct": ("Ct", "CT", "Cq", "Cт")})
-    t["ct"] = numbers(t["ct"], path, "Ct", allow_missing=True)
-    return t[QPCR_COLUMNS].reset_index(drop=True)
 
 
-def read_fish(path: str | Path) -> pd.DataFrame:
-    """Read XY-FISH nucleus counts (``Sample``, ``Donor nuclei``, ``Nuclei scored``)."""
-    path = Path(path)
-    t = pick(delimited(path), path, {"sample_name": ("Sample", "Sample Name"),
-                                     "donor_nuclei": ("Donor nuclei", "Donor"),
-                                     "nuclei": ("Nuclei scored", "Nuclei", "Total nuclei")})
-    t["donor_nuclei"] = numbers(t["donor_nuclei"], path, "Donor nuclei", count=True)
-    t["nuclei"] = numbers(t["nuclei"], path, "Nuclei scored", count=True)
-    return t[FISH_COLUMNS].reset_index(drop=True)

@@ -8,20 +8,21 @@ cases of one dose model ``E[A_x] = S ((1 - f) c_R(x) + f c_D(x))``:
 * R{a,a} D{a,d}: ``f = 2 A_d / (A_d + A_a)``
 * R{a,r} D{a,a}: ``f = 1 - 2 A_r / (A_r + A_a)`` (no donor-only allele: useless below ~5 %)
 
-Before the formulas, artefacts are set aside (:mod:`immuno.chimerism.str_peaks`) and each
+Before the formulas, artefacts are set aside (:mod:`immuno.chimerism.str.peaks`) and each
 allele's area loses the back-stutter of the allele one repeat above it (the recipient's
 own stutter ratio at the locus, else the panel's). Every locus of the references gets a
-status and a reason (:mod:`immuno.chimerism.str_loci`). Loci where a donor-only allele
+status and a reason (:mod:`immuno.chimerism.str.loci`). Loci where a donor-only allele
 sits in a recipient allele's stutter position, saturated loci and the donor-homozygous
 pattern are left out of the summary whenever two clean loci exist. Outlier loci (median
 +/- 3.5 MAD, the MAD at least 10 % of the median) are flagged and left out. A locus
 whose contributor-specific allele is absent is censored, not 0
-(:mod:`immuno.chimerism.censored`). With several donors the loci are fitted together
-(:mod:`immuno.chimerism.str_mixture`).
+(:mod:`immuno.chimerism.common.intervals`). With several donors the loci are fitted together
+(:mod:`immuno.chimerism.str.mixture`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Mapping
 
@@ -29,11 +30,12 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from immuno.chimerism.censored import censored_mean
-from immuno.chimerism.genotypes import call_str_genotype
-from immuno.chimerism.result import ChimerismResult, Flag, not_estimable, swapped_flag
-from immuno.chimerism.str_loci import Locus, analyse_locus
-from immuno.chimerism.str_peaks import StrSettings, classify_peaks
+from immuno.chimerism.common.intervals import censored_mean
+from immuno.chimerism.common.result import ChimerismResult, Flag, not_estimable, swapped_flag
+from immuno.chimerism.str.genotypes import call_str_genotype
+from immuno.chimerism.str.loci import Locus, analyse_locus, locus_table
+from immuno.chimerism.str.mixture import estimate_mixture
+from immuno.chimerism.str.peaks import StrSettings, classify_peaks
 
 OUTLIER_MAD = 3.5
 #: smallest MAD used for outliers, absolute and relative to the median: peak areas of one
@@ -43,9 +45,6 @@ MAD_FLOOR = 0.002
 MAD_RELATIVE_FLOOR = 0.10
 #: a biopsy whose LoD reaches this cannot say anything useful about the fraction
 WEAK_LOD = 0.5
-LOCUS_COLUMNS = ["marker", "status", "reason", "pattern", "recipient_alleles", "donor_alleles", "donor_fraction",
-                 "lower_bound", "upper_bound", "censored", "stutter_ratio", "stutter_position", "saturated",
-                 "donor_peak_height", "locus_lod", "used", "outlier", "unexplained", "notes"]
 
 
 def estimate_str(biopsy: pd.DataFrame, recipient: pd.DataFrame, donor: pd.DataFrame | None = None, *,
@@ -60,14 +59,14 @@ def estimate_str(biopsy: pd.DataFrame, recipient: pd.DataFrame, donor: pd.DataFr
     biopsy, recipient
         One sample's peaks each (``marker``, ``allele``, ``height``, ``area`` and, when
         exported, ``size``, ``dye``, ``quality``), e.g. from
-        :func:`immuno.chimerism.genemapper.read_genemapper`; a reference may be a
+        :func:`immuno.chimerism.str.genemapper.read_genemapper`; a reference may be a
         genotype list.
     donor
         The MSC donor's peaks or genotype list; or ``donors`` by donor id for several.
     donors
         Several donors (double graft), by id: one fraction per donor.
     settings
-        Thresholds and artefact filters (:class:`immuno.chimerism.str_peaks.StrSettings`).
+        Thresholds and artefact filters (:class:`immuno.chimerism.str.peaks.StrSettings`).
     analytical_threshold, stutter_filter, saturation, locus_stutter, default_stutter, lod_floor
         Shortcuts overriding the same fields of ``settings``.
 
@@ -105,8 +104,6 @@ def estimate_str(biopsy: pd.DataFrame, recipient: pd.DataFrame, donor: pd.DataFr
             for m in sorted(set(rec_calls.index) | set(classified["marker"]) | set().union(*(c.index for c in don_calls.values())))]
     flags = _sample_flags(loci, biopsy, s, threshold)
     if len(don_calls) > 1:
-        from immuno.chimerism.str_mixture import estimate_mixture
-
         return estimate_mixture(loci, s, flags)
     return _single(loci, s, flags)
 
@@ -114,8 +111,6 @@ def estimate_str(biopsy: pd.DataFrame, recipient: pd.DataFrame, donor: pd.DataFr
 def _settings(settings: StrSettings | None, analytical_threshold: float | None, stutter_filter: float | None,
               saturation: float | None, locus_stutter: Mapping[str, float] | None, default_stutter: float | None,
               lod_floor: float | None) -> StrSettings:
-    import dataclasses
-
     s = settings or StrSettings()
     given = {"analytical_threshold": analytical_threshold, "stutter_filter": stutter_filter,
              "saturation": saturation, "default_stutter": default_stutter, "lod_floor": lod_floor}
@@ -264,17 +259,6 @@ def _single(loci: list[Locus], s: StrSettings, flags: list[Flag]) -> ChimerismRe
                            n_informative=n, flags=flags, markers=table, details=details)
 
 
-def locus_table(loci: list[Locus]) -> pd.DataFrame:
-    """The per-locus table (:data:`LOCUS_COLUMNS`) of analysed loci."""
-    rows = [{"marker": loc.marker, "status": loc.status, "reason": loc.reason, "pattern": loc.pattern,
-             "recipient_alleles": "/".join(loc.recipient),
-             "donor_alleles": " | ".join("/".join(a) for a in loc.donors.values()),
-             "donor_fraction": loc.fraction, "lower_bound": loc.lower_bound, "upper_bound": loc.upper_bound,
-             "censored": loc.censored, "stutter_ratio": loc.stutter_ratio, "stutter_position": loc.stutter_position,
-             "saturated": loc.saturated, "donor_peak_height": loc.donor_peak_height, "locus_lod": loc.locus_lod,
-             "used": False, "outlier": False, "unexplained": ", ".join(loc.unexplained),
-             "notes": "; ".join(loc.notes)} for loc in loci]
-    return pd.DataFrame(rows, columns=LOCUS_COLUMNS)
 
 
 def _outliers(table: pd.DataFrame, used: pd.Series) -> pd.Series:

@@ -28,19 +28,24 @@ import pandas as pd
 from scipy import optimize
 from scipy.special import gammaln
 
-from immuno.chimerism.calibration import RHO_PRIOR_SD, marker_errors, reference_log_rho
-from immuno.chimerism.confounders import apply_input_limit
-from immuno.chimerism.counts import (
-    ALPHA,
+from immuno.chimerism.common.confounders import apply_input_limit
+from immuno.chimerism.common.result import ChimerismResult, Flag, not_estimable
+from immuno.chimerism.ngs.calibration import RHO_PRIOR_SD, marker_errors, reference_log_rho
+from immuno.chimerism.ngs.counts import (
     MIN_INFORMATIVE,
     _aligned_reads,
     _background_rel_se,
     _unexplained,
 )
-from immuno.chimerism.detection import limits
-from immuno.chimerism.genotypes import MIN_DEPTH, call_ngs_genotype
-from immuno.chimerism.likelihood import CHI2_95, LOG_RHO_GRID, BetaBinomialLikelihood, boundary_p
-from immuno.chimerism.result import ChimerismResult, Flag, not_estimable
+from immuno.chimerism.ngs.detection import limits
+from immuno.chimerism.ngs.genotypes import MIN_DEPTH, call_ngs_genotype
+from immuno.chimerism.ngs.likelihood import (
+    CHI2_95,
+    LOG_RHO_GRID,
+    BetaBinomialLikelihood,
+    boundary_p,
+)
+from immuno.chimerism.ngs.references import ALPHA
 
 _STENCIL = np.array([-0.1, 0.0, 0.1])
 _TOL = 1e-7
@@ -93,7 +98,7 @@ class MixtureLikelihood:
 
     def sandwich_ratio(self, f: np.ndarray, k: int) -> float:
         """Robust over model-based variance of donor ``k``'s fraction (1 when not judged),
-        as :func:`immuno.chimerism.calibration.sandwich_ratio` for one donor."""
+        as :func:`immuno.chimerism.ngs.calibration.sandwich_ratio` for one donor."""
         carries = self.g_d[k] != self.g_r
         m = int(carries.sum())
         room = 1 - (f.sum() - f[k])

@@ -12,7 +12,7 @@ import math
 import numpy as np
 from scipy import stats
 
-from immuno.chimerism.likelihood import BetaBinomialLikelihood, Fit, boundary_p, profile_max
+from immuno.chimerism.ngs.likelihood import BetaBinomialLikelihood, Fit, boundary_p, profile_max
 
 Z95 = 1.645
 

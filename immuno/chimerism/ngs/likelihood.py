@@ -19,7 +19,7 @@ whole of [0, 1]:
 Interval ends are the roots of ``profile(f) - (L_max - drop)`` found by Brent's root
 finder between the estimate and the grid point beyond the drop, so the estimate always
 lies inside its own interval. Detection, limits and the third-contributor check are in
-:mod:`immuno.chimerism.detection`.
+:mod:`immuno.chimerism.ngs.detection`.
 """
 
 from __future__ import annotations

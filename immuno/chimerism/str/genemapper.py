@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from immuno.chimerism.tables import delimited, file_decimal_style, norm, numbers, pick
+from immuno.chimerism.common.tables import delimited, file_decimal_style, norm, numbers, pick
 from immuno.errors import UserError
 
 PEAK_COLUMNS = ["sample_name", "sample_file", "marker", "allele", "size", "height", "area", "dye", "quality"]

@@ -18,15 +18,12 @@ from typing import Any
 
 import pandas as pd
 
-from immuno.chimerism.genotype_free import is_allele_matrix
-from immuno.chimerism.readers import (
-    is_vcf,
-    read_ddpcr,
-    read_fish,
-    read_genemapper,
-    read_marker_counts,
-    read_qpcr_ct,
-)
+from immuno.chimerism.dpcr.exports import read_ddpcr
+from immuno.chimerism.fish.nuclei import read_fish
+from immuno.chimerism.ngs.exports import is_vcf, read_marker_counts
+from immuno.chimerism.ngs.genotype_free import is_allele_matrix
+from immuno.chimerism.qpcr.ct import read_qpcr_ct
+from immuno.chimerism.str.genemapper import read_genemapper
 from immuno.errors import UserError
 
 METHODS = ("str", "ngs", "ddpcr", "qpcr", "fish")

@@ -2,7 +2,7 @@
 recipient reference as the blank of the donor's alleles.
 
 Done once per patient (a :class:`ReferencePair`) and reused for every biopsy by
-:func:`immuno.chimerism.counts.estimate_counts`.
+:func:`immuno.chimerism.ngs.counts.estimate_counts`.
 """
 
 from __future__ import annotations
@@ -14,16 +14,16 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from immuno.chimerism.calibration import ERROR_FLOOR, MarkerErrors, marker_errors, reference_log_rho
-from immuno.chimerism.detection import excess_reads
-from immuno.chimerism.genotypes import (
-    HET_RANGE,
-    HOM_VAF,
-    MIN_DEPTH,
-    call_ngs_genotype,
-    informative_markers,
+from immuno.chimerism.common.genotypes import informative_markers
+from immuno.chimerism.common.result import Flag
+from immuno.chimerism.ngs.calibration import (
+    ERROR_FLOOR,
+    MarkerErrors,
+    marker_errors,
+    reference_log_rho,
 )
-from immuno.chimerism.result import Flag
+from immuno.chimerism.ngs.detection import excess_reads
+from immuno.chimerism.ngs.genotypes import HET_RANGE, HOM_VAF, MIN_DEPTH, call_ngs_genotype
 
 ALPHA = 0.01
 #: donor alleles in the recipient reference at or above this fraction are reported as a warning
@@ -33,7 +33,7 @@ REPORTABLE_BACKGROUND = 0.001
 def background_error(recipient: pd.DataFrame, donor: pd.DataFrame,
                      replicates: Sequence[pd.DataFrame] = (), floor: float = ERROR_FLOOR,
                      min_depth: int = MIN_DEPTH) -> pd.Series:
-    """Background error rate per marker (see :func:`immuno.chimerism.calibration.marker_errors`).
+    """Background error rate per marker (see :func:`immuno.chimerism.ngs.calibration.marker_errors`).
 
     Parameters
     ----------
@@ -106,7 +106,7 @@ def reference_pair(recipient: pd.DataFrame, donor: pd.DataFrame, replicates: Seq
     replicates
         Optional pure-recipient replicates for per-marker background error.
     min_depth, hom_vaf, het_range
-        Genotype calling thresholds (see :func:`immuno.chimerism.genotypes.call_ngs_genotype`).
+        Genotype calling thresholds (see :func:`immuno.chimerism.ngs.genotypes.call_ngs_genotype`).
     alpha
         Level of the test for donor alleles in the recipient reference.
     """
@@ -143,7 +143,7 @@ def _recipient_background(ref: ReferencePair, recipient: pd.DataFrame, alpha: fl
     background: the homozygous calls at markers where every person is homozygous for
     the same allele (pooled rate and between-marker spread, negative-binomial tail).
     When they stand out they become the blank of the donor-allele markers
-    (:func:`immuno.chimerism.calibration.marker_errors`), so a biopsy is called detected
+    (:func:`immuno.chimerism.ngs.calibration.marker_errors`), so a biopsy is called detected
     only above what the recipient's own reference shows. An excess that is reportable
     (>= 0.1 % donor) and stands out even against a high reading of the background's
     spread raises ``recipient_background``; any other an ``info`` note. Returns whether

@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from immuno.chimerism.tables import delimited, norm, numbers, pick, read_text
+from immuno.chimerism.common.tables import delimited, norm, numbers, pick, read_text
 from immuno.errors import UserError
 
 DDPCR_COLUMNS = ["sample_name", "well", "assay", "positive", "total", "instrument", "partition_volume_nl",

@@ -18,9 +18,9 @@ import math
 import numpy as np
 from scipy import optimize, stats
 
-from immuno.chimerism.result import ChimerismResult, Flag, not_estimable
-from immuno.chimerism.str_loci import Locus
-from immuno.chimerism.str_peaks import StrSettings
+from immuno.chimerism.common.result import ChimerismResult, Flag, not_estimable
+from immuno.chimerism.str.loci import Locus, locus_table
+from immuno.chimerism.str.peaks import StrSettings
 
 
 def _copies(alleles: tuple[str, ...], allele: str) -> float:
@@ -55,8 +55,6 @@ def fit_fractions(loci: list[Locus], ids: list[str]) -> np.ndarray:
 def estimate_mixture(loci: list[Locus], s: StrSettings, flags: list[Flag]) -> ChimerismResult:
     """One fraction per donor from the estimated loci of a biopsy (see the module docstring)."""
     ids = list(next((loc.donors for loc in loci if loc.donors), {}))
-    from immuno.chimerism.fragments import locus_table
-
     table = locus_table(loci)
     usable = [loc for loc in loci if loc.status == "estimated" and not loc.saturated and sum(loc.areas.values()) > 0]
     for loc in loci:

@@ -20,9 +20,9 @@ import anndata as ad
 import numpy as np
 import pandas as pd
 
-from immuno.chimerism.inputs import FileCache
-from immuno.chimerism.plots import plot_loci, plot_markers
-from immuno.chimerism.process import (
+from immuno.chimerism.pipeline.inputs import FileCache
+from immuno.chimerism.pipeline.plots import plot_loci, plot_markers
+from immuno.chimerism.pipeline.process import (
     BiopsyResult,
     estimate_batch,
     marker_table,

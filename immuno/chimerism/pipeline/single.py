@@ -9,37 +9,29 @@ content when not given.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+import dataclasses
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
-from immuno.chimerism.confounders import apply_input_limit, genome_equivalents
-from immuno.chimerism.counts import estimate_counts
-from immuno.chimerism.fragments import estimate_str
-from immuno.chimerism.genotype_free import estimate_genotype_free, is_allele_matrix
-from immuno.chimerism.pcr import estimate_ddpcr, estimate_fish, estimate_qpcr
-from immuno.chimerism.readers import (
-    is_vcf,
-    read_ddpcr,
-    read_fish,
-    read_genemapper,
-    read_marker_counts,
-    read_qpcr_ct,
-)
-from immuno.chimerism.result import ChimerismResult, Flag
-from immuno.chimerism.str_peaks import StrSettings
-from immuno.chimerism.tables import norm, read_text
+from immuno.chimerism.common.confounders import apply_input_limit, genome_equivalents
+from immuno.chimerism.common.result import ChimerismResult
+from immuno.chimerism.dpcr.droplets import ddpcr_wells
+from immuno.chimerism.fish.nuclei import estimate_fish
+from immuno.chimerism.ngs.counts import estimate_counts
+from immuno.chimerism.ngs.genotype_free import estimate_genotype_free
+from immuno.chimerism.ngs.mixture import estimate_counts_donors
+from immuno.chimerism.pipeline.readers import guess_method, read_one
+from immuno.chimerism.qpcr.ct import estimate_qpcr
+from immuno.chimerism.str.fragments import estimate_str
+from immuno.chimerism.str.peaks import StrSettings
 from immuno.errors import Problem, UserError
 
-READERS: dict[str, Callable[[Path], pd.DataFrame]] = {
-    "str": read_genemapper, "ngs": read_marker_counts, "ddpcr": read_ddpcr, "qpcr": read_qpcr_ct, "fish": read_fish}
 #: references each method needs (digital PCR's recipient wells are optional)
 REQUIRED = {"str": ("recipient", "donor"), "ngs": ("recipient", "donor"), "ddpcr": (), "qpcr": ("donor",),
             "fish": ()}
-#: a vendor's concentration further than this from the one recomputed from its counts is flagged
-VENDOR_TOLERANCE = 0.02
 
 
 @dataclass
@@ -73,66 +65,12 @@ class Exports:
         return list(zip(ids, files, sample_names, strict=True))
 
 
-def guess_method(path: Path) -> str:
-    """The method of an export from its content: ``ngs`` for a VCF (plain or gzip) or a
-    Devyser count table, ``ddpcr`` for a digital PCR export, else ``str`` (GeneMapper).
-
-    qPCR and FISH tables look like any table: name them with ``method``.
-    """
-    if is_vcf(path):
-        return "ngs"
-    try:
-        head = read_text(path)[:3000]
-    except UserError:
-        return "str"  # the reader reports the unreadable file
-    header = norm(head.splitlines()[0]) if head.strip() else ""
-    low = head.lower()
-    if "ref_hits" in low or is_allele_matrix(head):
-        return "ngs"
-    if any(k in header for k in ("accepteddroplets", "partitionsvalid", "copiespermicroliter", "amplitude")) \
-            or low.lstrip().startswith("target value of"):
-        return "ddpcr"
-    return "str"
 
 
-def read_one(path: Path, method: str, name: str | None, option: str = "--*-name") -> pd.DataFrame:
-    """One sample's rows of an export; a multi-sample file needs the sample's name.
-
-    The name is matched exactly, then ignoring case (``bc`` in a reference list for
-    ``BC`` in the export).
-
-    Raises
-    ------
-    UserError
-        When the file holds several samples and no name is given, or not the one named.
-    """
-    table = READERS[method](path)
-    names = sorted(table["sample_name"].astype(str).unique())
-    if name is None:
-        if len(names) == 1:
-            return table
-        raise UserError.single(str(path), f"holds {len(names)} samples ({', '.join(names[:8])}); "
-                               f"say which with {option}")
-    files = table.get("sample_file", table["sample_name"]).astype(str)
-    part = table[(table["sample_name"] == name) | (files == name)]
-    if part.empty:
-        lower = name.lower()
-        part = table[(table["sample_name"].str.lower() == lower) | (files.str.lower() == lower)]
-        if part["sample_name"].nunique() > 1:
-            part = part.iloc[0:0]
-    if part.empty:
-        empty = [n for n in table.attrs.get("samples_without_peaks", []) if n.lower() == name.lower()]
-        if empty:
-            raise UserError.single(str(path), f"sample {empty[0]!r} is in the export without a single peak above the "
-                                   "analysis threshold (a failed run?); nothing to estimate from")
-        raise UserError.single(str(path), f"no sample named {name!r}; the file holds: {', '.join(names[:8])}")
-    return part.reset_index(drop=True)
 
 
 def str_settings(panel: Mapping[str, object] | None = None, analytical_threshold: float | None = None) -> StrSettings:
     """STR settings from a panel's sections, with an analytical threshold given on its own."""
-    import dataclasses
-
     s = StrSettings() if panel is None else StrSettings.from_panel(
         dict(panel.get("thresholds", {}) or {}), dict(panel.get("artefacts", {}) or {}),  # type: ignore[arg-type]
         list(panel.get("loci", []) or []))  # type: ignore[arg-type]
@@ -204,8 +142,6 @@ def estimate_exports(files: Exports, method: str | None = None, options: Mapping
                       else estimate_str(sample, recipient, next(iter(dons.values())), settings=settings))
             return apply_input_limit(result, genomes, f"{dna_ng} ng given")
         if len(dons) > 1:
-            from immuno.chimerism.ngs_mixture import estimate_counts_donors
-
             return estimate_counts_donors(sample, recipient, dons, genome_equivalents=genomes)
         return estimate_counts(sample, recipient, next(iter(dons.values())), genome_equivalents=genomes)
     if method == "ddpcr":
@@ -227,41 +163,8 @@ def _need(opts: Mapping[str, object], key: str, found: list[str], path: Path) ->
     return str(value)
 
 
-def ddpcr_wells(sample: pd.DataFrame, blank: pd.DataFrame | None, target: str, reference: str,
-                target_copies: float, reference_copies: float) -> ChimerismResult:
-    """The digital PCR estimate from one sample's wells (summed per assay), with the blank's
-    wells of the target assay as its limit of blank, and the vendor's concentrations
-    cross-checked against the counts."""
-    wells = sample.groupby("assay")[["positive", "total"]].sum()
-    extra: dict[str, float] = {}
-    if blank is not None:
-        bw = blank.groupby("assay")[["positive", "total"]].sum()
-        if target in bw.index:
-            extra = {"blank_positive": float(bw.loc[target, "positive"]), "blank_total": float(bw.loc[target, "total"])}
-    result = estimate_ddpcr(wells.loc[target, "positive"], wells.loc[target, "total"], wells.loc[reference, "positive"],
-                            wells.loc[reference, "total"], target_copies=target_copies,
-                            reference_copies=reference_copies, **extra)
-    return vendor_check(result, sample[sample["assay"].isin((target, reference))])
 
 
-def vendor_check(result: ChimerismResult, wells: pd.DataFrame) -> ChimerismResult:
-    """Compare the vendor's concentrations with those recomputed from the counts; flag a gap."""
-    if "vendor_concentration" not in wells or "concentration" not in wells:
-        return result
-    both = wells[wells["vendor_concentration"].notna() & wells["concentration"].notna()
-                 & (wells["vendor_concentration"] >= 1.0)]
-    if both.empty:
-        return result
-    gap = (both["concentration"] / both["vendor_concentration"] - 1).abs()
-    result.details["vendor_concentration_max_gap"] = float(gap.max())
-    if gap.max() > VENDOR_TOLERANCE:
-        w = both.loc[gap.idxmax()]
-        result.flags.append(Flag("vendor_concentration_mismatch", "warning",
-                                 f"well {w['well'] or '?'} {w['assay']}: the export states {w['vendor_concentration']:.4g} "
-                                 f"copies/uL, its counts give {w['concentration']:.4g} ({w['instrument']}, "
-                                 f"{w['partition_volume_nl']:.3g} nL partitions); check the export and the partition "
-                                 "volume"))
-    return result
 
 
 def _ddpcr(sample: pd.DataFrame, blank: pd.DataFrame | None, opts: Mapping[str, object],

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from immuno.chimerism.likelihood import BetaBinomialLikelihood, ProfileLikelihood
+from immuno.chimerism.ngs.likelihood import BetaBinomialLikelihood, ProfileLikelihood
 
 ERROR_FLOOR = 1e-4
 #: sd (log10) of the penalty that ties a biopsy's rho to the references' rho
@@ -85,7 +85,7 @@ def marker_errors(recipient: pd.DataFrame, recipient_calls: pd.DataFrame, donor:
     recipient, donor
         Reference counts (``marker``, ``depth``, ``alt_count``).
     recipient_calls, donor_calls
-        Their genotype calls (:func:`immuno.chimerism.genotypes.call_ngs_genotype`).
+        Their genotype calls (:func:`immuno.chimerism.ngs.genotypes.call_ngs_genotype`).
     replicates
         Pure-recipient count tables (genotyped with the recipient's calls).
     floor
@@ -97,7 +97,7 @@ def marker_errors(recipient: pd.DataFrame, recipient_calls: pd.DataFrame, donor:
     donor_allele_centre
         Centre the donor-allele markers on the recipient's own rate there (when that rate
         stands out from the run's other blanks: see
-        :func:`immuno.chimerism.counts.reference_pair`) rather than on the pooled rate.
+        :func:`immuno.chimerism.ngs.references.reference_pair`) rather than on the pooled rate.
 
     Returns
     -------

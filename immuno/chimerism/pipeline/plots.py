@@ -10,7 +10,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from immuno.chimerism.result import ChimerismResult  # noqa: E402
+from immuno.chimerism.common.result import ChimerismResult  # noqa: E402
 from immuno.io import atomic_path  # noqa: E402
 
 
