@@ -14,7 +14,8 @@ interface, imported on first use (PEP 562), so ``import immuno.chemokines`` cost
 until a function is called.
 
 The modules' former flat paths (``immuno.chemokines.curves`` and so on) still import, as
-the moved module itself with a :class:`DeprecationWarning`, until immuno 0.3.
+the moved module itself with a :class:`DeprecationWarning`, until immuno 0.3; the former
+``qpcr_readers``, split between the RDML and the CFX reader, gives the names of both.
 """
 
 from __future__ import annotations
