@@ -131,7 +131,6 @@ register_moves(
         "detection": "ngs.detection",
         "genotype_free": "ngs.genotype_free",
         "likelihood": "ngs.likelihood",
-        "ngs_mixture": "ngs.mixture",
         "ngs_references": "ngs.references",
         "inputs": "pipeline.inputs",
         "outputs": "pipeline.outputs",
@@ -143,7 +142,8 @@ register_moves(
 register_splits(
     "immuno.chimerism",
     {
-        "fragments": ["str.fragments", "str.loci"],
+        "fragments": ["str.fragments", "str.combine", "str.loci"],
+        "ngs_mixture": ["ngs.mixture", "ngs.mixture_likelihood"],
         "genotypes": ["common.genotypes", "str.genotypes", "ngs.genotypes"],
         "pcr": ["dpcr.droplets", "qpcr.ct", "fish.nuclei", "common.intervals"],
         "readers": [

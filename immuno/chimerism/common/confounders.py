@@ -31,7 +31,9 @@ def genome_equivalents(dna_ng: float) -> float:
     return 1000.0 * dna_ng / PG_PER_GENOME
 
 
-def apply_input_limit(result: ChimerismResult, genomes: float | None, source: str = "") -> ChimerismResult:
+def apply_input_limit(
+    result: ChimerismResult, genomes: float | None, source: str = ""
+) -> ChimerismResult:
     """Raise the LoD to ``3 / GE`` when the DNA input, not the assay, limits it, and say so.
 
     Parameters
@@ -58,9 +60,16 @@ def apply_input_limit(result: ChimerismResult, genomes: float | None, source: st
     if math.isnan(result.lod) or floor <= result.lod:
         return dataclasses.replace(result, details=details)
     where = f" ({source})" if source else ""
-    flag = Flag("low_dna_input", "warning",
-                f"{genomes:.0f} genome equivalents{where} cannot show a donor fraction below "
-                f"{100 * floor:.3g} % (3 donor genomes); the assay alone would reach {100 * result.lod:.3g} %")
+    flag = Flag(
+        "low_dna_input",
+        "warning",
+        f"{genomes:.0f} genome equivalents{where} cannot show a donor fraction below "
+        f"{100 * floor:.3g} % (3 donor genomes); the assay alone would reach {100 * result.lod:.3g} %",
+    )
     details["assay_lod"] = result.lod
-    upper = result.upper if result.detected or math.isnan(result.upper) else max(result.upper, floor)
-    return dataclasses.replace(result, lod=floor, upper=upper, flags=[*result.flags, flag], details=details)
+    upper = (
+        result.upper if result.detected or math.isnan(result.upper) else max(result.upper, floor)
+    )
+    return dataclasses.replace(
+        result, lod=floor, upper=upper, flags=[*result.flags, flag], details=details
+    )

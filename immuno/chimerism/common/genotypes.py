@@ -64,11 +64,20 @@ def informative_markers(recipient: pd.DataFrame, donor: pd.DataFrame) -> pd.Data
     """
     if "alleles" in recipient.columns:
         m = recipient[recipient["call"] == "ok"].merge(
-            donor[donor["call"] == "ok"], on="marker", suffixes=("_r", "_d"))
-        out = pd.DataFrame({"marker": m["marker"], "recipient_alleles": m["alleles_r"],
-                            "donor_alleles": m["alleles_d"],
-                            "recipient_stutter": m["stutter_ratio_r"]})
-        out["pattern"] = [str_pattern(r, d) for r, d in zip(out["recipient_alleles"], out["donor_alleles"], strict=True)]
+            donor[donor["call"] == "ok"], on="marker", suffixes=("_r", "_d")
+        )
+        out = pd.DataFrame(
+            {
+                "marker": m["marker"],
+                "recipient_alleles": m["alleles_r"],
+                "donor_alleles": m["alleles_d"],
+                "recipient_stutter": m["stutter_ratio_r"],
+            }
+        )
+        out["pattern"] = [
+            str_pattern(r, d)
+            for r, d in zip(out["recipient_alleles"], out["donor_alleles"], strict=True)
+        ]
     else:
         # plain arrays: this runs once per biopsy in a batch, pandas merges cost milliseconds
         g_r = recipient["genotype"].to_numpy(float)
@@ -76,8 +85,16 @@ def informative_markers(recipient: pd.DataFrame, donor: pd.DataFrame) -> pd.Data
         g_d = np.where(idx >= 0, donor["genotype"].to_numpy(float)[idx], np.nan)
         keep = ~np.isnan(g_r) & ~np.isnan(g_d)
         g_r, g_d = g_r[keep], g_d[keep]
-        pattern = np.where(g_r == g_d, "identical", np.where(g_r == 1, "recipient_het", "recipient_hom"))
-        out = pd.DataFrame({"marker": recipient["marker"].astype(str).to_numpy()[keep], "g_recipient": g_r,
-                            "g_donor": g_d, "pattern": pattern})
+        pattern = np.where(
+            g_r == g_d, "identical", np.where(g_r == 1, "recipient_het", "recipient_hom")
+        )
+        out = pd.DataFrame(
+            {
+                "marker": recipient["marker"].astype(str).to_numpy()[keep],
+                "g_recipient": g_r,
+                "g_donor": g_d,
+                "pattern": pattern,
+            }
+        )
     out["informative"] = out["pattern"] != "identical"
     return out.reset_index(drop=True)

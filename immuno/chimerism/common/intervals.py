@@ -73,7 +73,9 @@ def censored_mean(observed: np.ndarray, lower: np.ndarray, upper: np.ndarray) ->
         mu = np.atleast_1d(np.asarray(mu, float))[:, None, None]
         s = sigma[None, :, None]
         ll = stats.norm.logpdf(observed[None, None, :], mu, s).sum(axis=2)
-        p = stats.norm.cdf(upper[None, None, :], mu, s) - stats.norm.cdf(lower[None, None, :], mu, s)
+        p = stats.norm.cdf(upper[None, None, :], mu, s) - stats.norm.cdf(
+            lower[None, None, :], mu, s
+        )
         return -(ll + np.log(np.maximum(p, 1e-300)).sum(axis=2))
 
     def profile_many(mu: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -95,8 +97,14 @@ def censored_mean(observed: np.ndarray, lower: np.ndarray, upper: np.ndarray) ->
     values = profile_many(grid)[0]
     j = int(values.argmin())
     lo, hi = grid[max(j - 1, 0)], grid[min(j + 1, len(grid) - 1)]
-    res = optimize.minimize_scalar(profile, bounds=(lo, hi), method="bounded", options={"xatol": 1e-7})
-    mu, best = (float(res.x), float(res.fun)) if res.fun < values[j] else (float(grid[j]), float(values[j]))
+    res = optimize.minimize_scalar(
+        profile, bounds=(lo, hi), method="bounded", options={"xatol": 1e-7}
+    )
+    mu, best = (
+        (float(res.x), float(res.fun))
+        if res.fun < values[j]
+        else (float(grid[j]), float(values[j]))
+    )
     # where every locus only bounds the fraction (each allele of one person absent) the
     # likelihood is flat over the bounds' intersection: an intersection reaching 0 or 1
     # gives that end (nothing of that person was seen), as an all-absent donor gives 0

@@ -98,11 +98,15 @@ class ChimerismResult:
         With several donors, one part per donor (``donor MSC01 ...; donor MSC02 ...``).
         """
         if self.components and not self.failed:
-            parts = [c.summary().replace("donor ", f"donor {c.donor_id} ", 1) for c in self.components]
+            parts = [
+                c.summary().replace("donor ", f"donor {c.donor_id} ", 1) for c in self.components
+            ]
             warnings = sorted({f.flag for f in self.flags if f.severity == "warning"})
             return " | ".join(parts) + (f" | flags: {', '.join(warnings)}" if warnings else "")
         if self.failed or (not self.estimable and math.isnan(self.upper)):
-            reasons = "; ".join(f.reason for f in self.flags if f.severity == "fail") or "no estimate"
+            reasons = (
+                "; ".join(f.reason for f in self.flags if f.severity == "fail") or "no estimate"
+            )
             return f"donor fraction not estimable ({self.method}): {reasons}"
         lod = f"LoD {_pct(self.lod)} %" if not math.isnan(self.lod) else "LoD unknown"
         ci = f"[{_pct(self.lower)}, {_pct(self.upper)}]"
@@ -133,18 +137,35 @@ class ChimerismResult:
             return rows
         ok = not self.failed
         return [
-            {"assay": "chimerism", "feature": "donor_fraction", "value": 100 * self.fraction,
-             "unit": UNIT, "lower": 100 * self.lower, "upper": 100 * self.upper,
-             "flag": self.flag, "qc_pass": ok},
-            {"assay": "chimerism", "feature": "donor_fraction_lod", "value": 100 * self.lod,
-             "unit": UNIT, "lower": math.nan, "upper": math.nan, "flag": None, "qc_pass": ok},
+            {
+                "assay": "chimerism",
+                "feature": "donor_fraction",
+                "value": 100 * self.fraction,
+                "unit": UNIT,
+                "lower": 100 * self.lower,
+                "upper": 100 * self.upper,
+                "flag": self.flag,
+                "qc_pass": ok,
+            },
+            {
+                "assay": "chimerism",
+                "feature": "donor_fraction_lod",
+                "value": 100 * self.lod,
+                "unit": UNIT,
+                "lower": math.nan,
+                "upper": math.nan,
+                "flag": None,
+                "qc_pass": ok,
+            },
         ]
 
     def all_flags(self) -> list[Flag]:
         """The flags of the biopsy and of each donor's component (targets name the donor)."""
         out = list(self.flags)
         for c in self.components:
-            out += [dataclasses.replace(f, target=f.target or f"donor {c.donor_id}") for f in c.flags]
+            out += [
+                dataclasses.replace(f, target=f.target or f"donor {c.donor_id}") for f in c.flags
+            ]
         return out
 
 
@@ -156,16 +177,32 @@ def _pct(x: float) -> str:
     return f"{p:.3f}" if p < 0.1 else f"{p:.2f}"
 
 
-def not_estimable(method: str, flags: list[Flag], markers: pd.DataFrame | None = None,
-                  lod: float = math.nan, n_informative: int = 0) -> ChimerismResult:
+def not_estimable(
+    method: str,
+    flags: list[Flag],
+    markers: pd.DataFrame | None = None,
+    lod: float = math.nan,
+    n_informative: int = 0,
+) -> ChimerismResult:
     """A result that says why no fraction could be computed."""
-    return ChimerismResult(method=method, fraction=math.nan, lower=math.nan, upper=math.nan,
-                           detected=False, lod=lod, flags=flags, n_informative=n_informative,
-                           markers=markers if markers is not None else pd.DataFrame())
+    return ChimerismResult(
+        method=method,
+        fraction=math.nan,
+        lower=math.nan,
+        upper=math.nan,
+        detected=False,
+        lod=lod,
+        flags=flags,
+        n_informative=n_informative,
+        markers=markers if markers is not None else pd.DataFrame(),
+    )
 
 
 def swapped_flag(fraction: float) -> Flag:
     """The warning for a biopsy that matches the donor reference better than the recipient's."""
-    return Flag("swapped_references", "warning",
-                f"the biopsy is {100 * fraction:.3g} % donor: it matches the donor reference better than the "
-                "recipient's; check that the recipient and donor references were not swapped")
+    return Flag(
+        "swapped_references",
+        "warning",
+        f"the biopsy is {100 * fraction:.3g} % donor: it matches the donor reference better than the "
+        "recipient's; check that the recipient and donor references were not swapped",
+    )

@@ -45,7 +45,9 @@ def read_text(path: Path) -> str:
         try:
             raw = gzip.decompress(raw)
         except (OSError, EOFError) as exc:
-            raise UserError.single(str(path), f"a damaged gzip file ({exc}); expected a complete .gz export") from None
+            raise UserError.single(
+                str(path), f"a damaged gzip file ({exc}); expected a complete .gz export"
+            ) from None
     return raw.decode("utf-8-sig", errors="replace")
 
 
@@ -57,8 +59,11 @@ def delimited(path: Path, skip_prefix: str | None = None, text: str | None = Non
     width.
     """
     text = read_text(path) if text is None else text
-    lines = [ln for ln in text.splitlines()
-             if ln.strip() and not (skip_prefix and ln.startswith(skip_prefix))]
+    lines = [
+        ln
+        for ln in text.splitlines()
+        if ln.strip() and not (skip_prefix and ln.startswith(skip_prefix))
+    ]
     if lines and lines[0].strip().strip('"').lower().startswith("sep="):
         delim = lines[0].strip().strip('"')[4:5] or ","
         lines = lines[1:]
@@ -82,8 +87,9 @@ def norm(name: str) -> str:
     return re.sub(r"[^a-z0-9]", "", name.lower())
 
 
-def pick(df: pd.DataFrame, path: Path, wanted: dict[str, tuple[str, ...]],
-         optional: tuple[str, ...] = ()) -> pd.DataFrame:
+def pick(
+    df: pd.DataFrame, path: Path, wanted: dict[str, tuple[str, ...]], optional: tuple[str, ...] = ()
+) -> pd.DataFrame:
     """Rename the first matching column of each synonym list; complain about missing ones."""
     by_norm = {norm(c): c for c in df.columns}
     out: dict[str, pd.Series] = {}
@@ -97,8 +103,10 @@ def pick(df: pd.DataFrame, path: Path, wanted: dict[str, tuple[str, ...]],
         out[key] = df[col].astype(str).str.strip()
     if missing:
         raise UserError.single(
-            str(path), f"missing column(s) {'; '.join(missing)}; the file has: {', '.join(df.columns)}",
-            hint="Export the table again with these columns, or check that this is the right file.")
+            str(path),
+            f"missing column(s) {'; '.join(missing)}; the file has: {', '.join(df.columns)}",
+            hint="Export the table again with these columns, or check that this is the right file.",
+        )
     return pd.DataFrame(out)
 
 
@@ -123,9 +131,15 @@ def decimal_style(values: pd.Series | list[str]) -> str | None:
     return "comma" if comma else "point" if point else None
 
 
-def numbers(values: pd.Series, path: Path, column: str, allow_missing: bool = False,
-            style: str | None = None, rows: np.ndarray | None = None,
-            count: bool = False) -> np.ndarray:
+def numbers(
+    values: pd.Series,
+    path: Path,
+    column: str,
+    allow_missing: bool = False,
+    style: str | None = None,
+    rows: np.ndarray | None = None,
+    count: bool = False,
+) -> np.ndarray:
     """Numbers from text cells, with the file's decimal mark.
 
     Parameters
@@ -158,9 +172,11 @@ def numbers(values: pd.Series, path: Path, column: str, allow_missing: bool = Fa
         try:
             style = decimal_style(text)
         except ValueError:
-            raise UserError.single(f"{path}: column {column}",
-                                   "mixes decimal commas and decimal points (e.g. 1,5 and 2.5); "
-                                   "export the file again with one decimal mark") from None
+            raise UserError.single(
+                f"{path}: column {column}",
+                "mixes decimal commas and decimal points (e.g. 1,5 and 2.5); "
+                "export the file again with one decimal mark",
+            ) from None
     if style == "comma":
         text = text.str.replace(".", "", regex=False).str.replace(",", ".", regex=False)
     else:
@@ -192,5 +208,8 @@ def file_decimal_style(df: pd.DataFrame, columns: list[str], path: Path) -> str 
     try:
         return decimal_style(cells)
     except ValueError:
-        raise UserError.single(str(path), f"mixes decimal commas and decimal points in {', '.join(columns[:3])}; "
-                               "export the file again with one decimal mark") from None
+        raise UserError.single(
+            str(path),
+            f"mixes decimal commas and decimal points in {', '.join(columns[:3])}; "
+            "export the file again with one decimal mark",
+        ) from None

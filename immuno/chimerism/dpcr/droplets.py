@@ -30,11 +30,16 @@ def poisson_copies(positive: float, total: float) -> float:
     return 0.0 - math.log1p(-positive / total)  # 0.0 - : no negative zero
 
 
-
-
-def estimate_ddpcr(target_positive: float, target_total: float, reference_positive: float,
-                   reference_total: float, target_copies: float = 1.0, reference_copies: float = 2.0,
-                   blank_positive: float | None = None, blank_total: float | None = None) -> ChimerismResult:
+def estimate_ddpcr(
+    target_positive: float,
+    target_total: float,
+    reference_positive: float,
+    reference_total: float,
+    target_copies: float = 1.0,
+    reference_copies: float = 2.0,
+    blank_positive: float | None = None,
+    blank_total: float | None = None,
+) -> ChimerismResult:
     """Donor fraction from droplet counts of a donor-specific and a reference assay.
 
     Parameters
@@ -66,8 +71,14 @@ def estimate_ddpcr(target_positive: float, target_total: float, reference_positi
     lam_t = poisson_copies(target_positive, target_total)
     lam_r = poisson_copies(reference_positive, reference_total)
     if reference_positive <= 0 or not math.isfinite(lam_r) or not math.isfinite(lam_t):
-        what = "no reference-assay droplet is positive" if reference_positive <= 0 else "every droplet is positive (saturated)"
-        return not_estimable("ddpcr", [Flag("ddpcr_unusable", "fail", f"{what}; the well cannot be quantified")])
+        what = (
+            "no reference-assay droplet is positive"
+            if reference_positive <= 0
+            else "every droplet is positive (saturated)"
+        )
+        return not_estimable(
+            "ddpcr", [Flag("ddpcr_unusable", "fail", f"{what}; the well cannot be quantified")]
+        )
     genomes = lam_r / reference_copies
 
     def to_fraction(lam: float) -> float:
@@ -93,26 +104,38 @@ def estimate_ddpcr(target_positive: float, target_total: float, reference_positi
     raw = (target_positive / target_copies) / (reference_positive / reference_copies)
     # the reference droplets count the genomes analysed: fewer than 3 / LoD cannot back the LoD
     analysed = genomes * reference_total
-    result = ChimerismResult(method="ddpcr", fraction=fraction, lower=lower, upper=upper, detected=bool(detected),
-                             lod=lod, lob=lob, n_informative=1,
-                             details={"raw_fraction": raw, "lambda_target": lam_t, "lambda_reference": lam_r,
-                                      "genome_equivalents_per_droplet": genomes,
-                                      "genome_equivalents_analysed": analysed})
+    result = ChimerismResult(
+        method="ddpcr",
+        fraction=fraction,
+        lower=lower,
+        upper=upper,
+        detected=bool(detected),
+        lod=lod,
+        lob=lob,
+        n_informative=1,
+        details={
+            "raw_fraction": raw,
+            "lambda_target": lam_t,
+            "lambda_reference": lam_r,
+            "genome_equivalents_per_droplet": genomes,
+            "genome_equivalents_analysed": analysed,
+        },
+    )
     return apply_input_limit(result, analysed, "counted by the reference assay")
-
-
-
-
-
-
 
 
 #: a vendor's concentration further than this from the one recomputed from its counts is flagged
 VENDOR_TOLERANCE = 0.02
 
 
-def ddpcr_wells(sample: pd.DataFrame, blank: pd.DataFrame | None, target: str, reference: str,
-                target_copies: float, reference_copies: float) -> ChimerismResult:
+def ddpcr_wells(
+    sample: pd.DataFrame,
+    blank: pd.DataFrame | None,
+    target: str,
+    reference: str,
+    target_copies: float,
+    reference_copies: float,
+) -> ChimerismResult:
     """The digital PCR estimate from one sample's wells (summed per assay), with the blank's
     wells of the target assay as its limit of blank, and the vendor's concentrations
     cross-checked against the counts."""
@@ -121,10 +144,19 @@ def ddpcr_wells(sample: pd.DataFrame, blank: pd.DataFrame | None, target: str, r
     if blank is not None:
         bw = blank.groupby("assay")[["positive", "total"]].sum()
         if target in bw.index:
-            extra = {"blank_positive": float(bw.loc[target, "positive"]), "blank_total": float(bw.loc[target, "total"])}
-    result = estimate_ddpcr(wells.loc[target, "positive"], wells.loc[target, "total"], wells.loc[reference, "positive"],
-                            wells.loc[reference, "total"], target_copies=target_copies,
-                            reference_copies=reference_copies, **extra)
+            extra = {
+                "blank_positive": float(bw.loc[target, "positive"]),
+                "blank_total": float(bw.loc[target, "total"]),
+            }
+    result = estimate_ddpcr(
+        wells.loc[target, "positive"],
+        wells.loc[target, "total"],
+        wells.loc[reference, "positive"],
+        wells.loc[reference, "total"],
+        target_copies=target_copies,
+        reference_copies=reference_copies,
+        **extra,
+    )
     return vendor_check(result, sample[sample["assay"].isin((target, reference))])
 
 
@@ -132,17 +164,25 @@ def vendor_check(result: ChimerismResult, wells: pd.DataFrame) -> ChimerismResul
     """Compare the vendor's concentrations with those recomputed from the counts; flag a gap."""
     if "vendor_concentration" not in wells or "concentration" not in wells:
         return result
-    both = wells[wells["vendor_concentration"].notna() & wells["concentration"].notna()
-                 & (wells["vendor_concentration"] >= 1.0)]
+    both = wells[
+        wells["vendor_concentration"].notna()
+        & wells["concentration"].notna()
+        & (wells["vendor_concentration"] >= 1.0)
+    ]
     if both.empty:
         return result
     gap = (both["concentration"] / both["vendor_concentration"] - 1).abs()
     result.details["vendor_concentration_max_gap"] = float(gap.max())
     if gap.max() > VENDOR_TOLERANCE:
         w = both.loc[gap.idxmax()]
-        result.flags.append(Flag("vendor_concentration_mismatch", "warning",
-                                 f"well {w['well'] or '?'} {w['assay']}: the export states {w['vendor_concentration']:.4g} "
-                                 f"copies/uL, its counts give {w['concentration']:.4g} ({w['instrument']}, "
-                                 f"{w['partition_volume_nl']:.3g} nL partitions); check the export and the partition "
-                                 "volume"))
+        result.flags.append(
+            Flag(
+                "vendor_concentration_mismatch",
+                "warning",
+                f"well {w['well'] or '?'} {w['assay']}: the export states {w['vendor_concentration']:.4g} "
+                f"copies/uL, its counts give {w['concentration']:.4g} ({w['instrument']}, "
+                f"{w['partition_volume_nl']:.3g} nL partitions); check the export and the partition "
+                "volume",
+            )
+        )
     return result

@@ -38,8 +38,17 @@ import pandas as pd
 from immuno.chimerism.common.tables import delimited, norm, numbers, pick, read_text
 from immuno.errors import UserError
 
-DDPCR_COLUMNS = ["sample_name", "well", "assay", "positive", "total", "instrument", "partition_volume_nl",
-                 "concentration", "vendor_concentration"]
+DDPCR_COLUMNS = [
+    "sample_name",
+    "well",
+    "assay",
+    "positive",
+    "total",
+    "instrument",
+    "partition_volume_nl",
+    "concentration",
+    "vendor_concentration",
+]
 #: partition volume (nL) by instrument software
 PARTITION_NL = {"QuantaSoft": 0.91, "QX Manager": 0.85, "Absolute Q": 0.432}
 #: partitions per well of QIAcuity Nanoplates, by the plate type's name
@@ -83,17 +92,27 @@ def read_ddpcr(path: str | Path) -> pd.DataFrame:
             table = _qiacuity(df, path)
         elif {"channels", "count", "copiespermicroliter"} <= cols:
             table = _absolute_q(df, path)
-        elif "accepteddroplets" in cols and any(c.startswith("conccopies") or c.startswith("copies20") for c in cols):
-            table = _bio_rad(df, path, "QX Manager" if "accepted droplets" in {c.lower() for c in df.columns}
-                             else "QuantaSoft")
+        elif "accepteddroplets" in cols and any(
+            c.startswith("conccopies") or c.startswith("copies20") for c in cols
+        ):
+            table = _bio_rad(
+                df,
+                path,
+                "QX Manager"
+                if "accepted droplets" in {c.lower() for c in df.columns}
+                else "QuantaSoft",
+            )
         elif "accepteddroplets" in cols and "concentration" in cols:
             table = _bio_rad(df, path, "QuantaSoft")
         else:
             table = _plain(df, path)
     table = table[table["total"] > 0].reset_index(drop=True)
     if table.empty:
-        raise UserError.single(str(path), "no well has droplet or partition counts; expected Positives and "
-                               "Accepted Droplets (or the vendor's equivalents) filled in")
+        raise UserError.single(
+            str(path),
+            "no well has droplet or partition counts; expected Positives and "
+            "Accepted Droplets (or the vendor's equivalents) filled in",
+        )
     lam = -np.log1p(-np.minimum(table["positive"] / table["total"], 1 - 1e-12))
     table["concentration"] = lam / (table["partition_volume_nl"] * 1e-3)
     return table[DDPCR_COLUMNS]
@@ -111,25 +130,48 @@ def _is_amplitude(text: str) -> bool:
 
 
 def _bio_rad(df: pd.DataFrame, path: Path, instrument: str) -> pd.DataFrame:
-    t = pick(df, path, {"sample_name": ("Sample", "Sample description 1", "Sample Name"), "well": ("Well",),
-                        "assay": ("Target", "Assay"), "positive": ("Positives",),
-                        "total": ("AcceptedDroplets", "Accepted Droplets"),
-                        "vendor": ("Conc(copies/µL)", "Concentration", "Conc(copies/uL)")},
-             optional=("vendor",))
+    t = pick(
+        df,
+        path,
+        {
+            "sample_name": ("Sample", "Sample description 1", "Sample Name"),
+            "well": ("Well",),
+            "assay": ("Target", "Assay"),
+            "positive": ("Positives",),
+            "total": ("AcceptedDroplets", "Accepted Droplets"),
+            "vendor": ("Conc(copies/µL)", "Concentration", "Conc(copies/uL)"),
+        },
+        optional=("vendor",),
+    )
     has = t["positive"].str.strip() != ""
     t = t[has].reset_index(drop=True)
     return _finish(t, path, instrument, PARTITION_NL[instrument], "Positives", "Accepted Droplets")
 
 
 def _qiacuity(df: pd.DataFrame, path: Path) -> pd.DataFrame:
-    t = pick(df, path, {"sample_name": ("Sample/NTC/Control", "Sample"), "well": ("Well",),
-                        "assay": ("Target (Name)", "Target"), "positive": ("Partitions (Positive)",),
-                        "total": ("Partitions (Valid)",), "vendor": ("Conc. [cp/µL] (dPCR reaction)",),
-                        "well_volume": ("Volume per well [µl]", "Volume per well [µL]"),
-                        "plate_type": ("Plate type",)}, optional=("vendor", "well_volume", "plate_type"))
+    t = pick(
+        df,
+        path,
+        {
+            "sample_name": ("Sample/NTC/Control", "Sample"),
+            "well": ("Well",),
+            "assay": ("Target (Name)", "Target"),
+            "positive": ("Partitions (Positive)",),
+            "total": ("Partitions (Valid)",),
+            "vendor": ("Conc. [cp/µL] (dPCR reaction)",),
+            "well_volume": ("Volume per well [µl]", "Volume per well [µL]"),
+            "plate_type": ("Plate type",),
+        },
+        optional=("vendor", "well_volume", "plate_type"),
+    )
     plate = t.get("plate_type", pd.Series("", index=t.index)).replace("", np.nan).ffill().fillna("")
-    partitions = np.array([next((v for k, v in QIACUITY_PARTITIONS.items() if k in p.lower()), np.nan)
-                           for p in plate], float)
+    partitions = np.array(
+        [
+            next((v for k, v in QIACUITY_PARTITIONS.items() if k in p.lower()), np.nan)
+            for p in plate
+        ],
+        float,
+    )
     if "well_volume" in t:
         vol = numbers(t["well_volume"], path, "Volume per well [µl]", allow_missing=True)
         volume = 1e3 * vol / partitions
@@ -141,8 +183,17 @@ def _qiacuity(df: pd.DataFrame, path: Path) -> pd.DataFrame:
 
 
 def _absolute_q(df: pd.DataFrame, path: Path) -> pd.DataFrame:
-    t = pick(df, path, {"sample_name": ("Sample",), "assay": ("Channels",), "positive": ("Count",),
-                        "total": ("Total",), "vendor": ("Copies per microliter",)})
+    t = pick(
+        df,
+        path,
+        {
+            "sample_name": ("Sample",),
+            "assay": ("Channels",),
+            "positive": ("Count",),
+            "total": ("Total",),
+            "vendor": ("Copies per microliter",),
+        },
+    )
     # one row per channel combination: the single-dye rows count every partition positive
     # for that dye (the combined rows are its overlaps, the blank one the negatives)
     single = (t["assay"].str.strip() != "") & ~t["assay"].str.strip().str.contains(" ")
@@ -152,11 +203,24 @@ def _absolute_q(df: pd.DataFrame, path: Path) -> pd.DataFrame:
 
 
 def _plain(df: pd.DataFrame, path: Path) -> pd.DataFrame:
-    t = pick(df, path, {
-        "sample_name": ("Sample", "Sample Name", "Sample description 1"), "well": ("Well",),
-        "assay": ("Assay", "Target"), "positive": ("Positives", "Positive", "Positive droplets"),
-        "total": ("Accepted Droplets", "AcceptedDroplets", "Total", "Total droplets", "Droplets")},
-        optional=("sample_name", "well"))
+    t = pick(
+        df,
+        path,
+        {
+            "sample_name": ("Sample", "Sample Name", "Sample description 1"),
+            "well": ("Well",),
+            "assay": ("Assay", "Target"),
+            "positive": ("Positives", "Positive", "Positive droplets"),
+            "total": (
+                "Accepted Droplets",
+                "AcceptedDroplets",
+                "Total",
+                "Total droplets",
+                "Droplets",
+            ),
+        },
+        optional=("sample_name", "well"),
+    )
     if "sample_name" not in t:
         t["sample_name"] = path.stem
     if "well" not in t:
@@ -164,21 +228,31 @@ def _plain(df: pd.DataFrame, path: Path) -> pd.DataFrame:
     return _finish(t, path, "unknown", math.nan, "Positives", "Accepted Droplets")
 
 
-def _finish(t: pd.DataFrame, path: Path, instrument: str, volume_nl: float, pos_name: str,
-            total_name: str) -> pd.DataFrame:
-    out = pd.DataFrame({"sample_name": t["sample_name"].to_numpy(), "well": t["well"].to_numpy(),
-                        "assay": t["assay"].to_numpy()})
+def _finish(
+    t: pd.DataFrame, path: Path, instrument: str, volume_nl: float, pos_name: str, total_name: str
+) -> pd.DataFrame:
+    out = pd.DataFrame(
+        {
+            "sample_name": t["sample_name"].to_numpy(),
+            "well": t["well"].to_numpy(),
+            "assay": t["assay"].to_numpy(),
+        }
+    )
     out["positive"] = numbers(t["positive"], path, pos_name, count=True)
     out["total"] = numbers(t["total"], path, total_name, count=True)
     out["instrument"] = instrument
     out["partition_volume_nl"] = volume_nl
-    out["vendor_concentration"] = (numbers(t["vendor"], path, "concentration", allow_missing=True)
-                                   if "vendor" in t else np.nan)
+    out["vendor_concentration"] = (
+        numbers(t["vendor"], path, "concentration", allow_missing=True) if "vendor" in t else np.nan
+    )
     bad = out["positive"] > out["total"]
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
-        raise UserError.single(f"{path}: data row {i + 1}", f"{out['positive'][i]:.0f} positive of "
-                               f"{out['total'][i]:.0f} partitions; positives cannot exceed the accepted partitions")
+        raise UserError.single(
+            f"{path}: data row {i + 1}",
+            f"{out['positive'][i]:.0f} positive of "
+            f"{out['total'][i]:.0f} partitions; positives cannot exceed the accepted partitions",
+        )
     return out
 
 
@@ -191,7 +265,9 @@ def _amplitude(path: Path, text: str) -> pd.DataFrame:
     lines = text.splitlines()
     start = next((i for i, ln in enumerate(lines) if "amplitude" in ln.lower()), None)
     if start is None:
-        raise UserError.single(str(path), "no amplitude header row; expected Ch1/Ch2 amplitude columns")
+        raise UserError.single(
+            str(path), "no amplitude header row; expected Ch1/Ch2 amplitude columns"
+        )
     df = delimited(path, text="\n".join(lines[start:]))
     cols = {norm(c): c for c in df.columns}
     well_match = re.search(r"_([A-P]\d{2})_Amplitude", path.name, re.IGNORECASE)
@@ -200,8 +276,10 @@ def _amplitude(path: Path, text: str) -> pd.DataFrame:
         cluster = numbers(df[cols["cluster"]], path, "Cluster").astype(int)
         unknown = sorted(set(cluster) - set(_CLUSTERS))
         if unknown:
-            raise UserError.single(f"{path}: column Cluster", f"cluster {unknown[0]} is not one of 1-4 "
-                                   "(negative, Ch1+, Ch1+Ch2+, Ch2+)")
+            raise UserError.single(
+                f"{path}: column Cluster",
+                f"cluster {unknown[0]} is not one of 1-4 (negative, Ch1+, Ch1+Ch2+, Ch2+)",
+            )
         ch1 = np.array([_CLUSTERS[c][0] for c in cluster])
         ch2 = np.array([_CLUSTERS[c][1] for c in cluster])
         accepted = np.ones(len(cluster), bool)
@@ -210,9 +288,19 @@ def _amplitude(path: Path, text: str) -> pd.DataFrame:
         accepted = ~(v1.eq("u") | v2.eq("u")).to_numpy()
         ch1, ch2 = v1.eq("1").to_numpy(), v2.eq("1").to_numpy()
     else:
-        raise UserError.single(str(path), f"no Cluster or Target Value columns; the file has: {', '.join(df.columns)}")
+        raise UserError.single(
+            str(path), f"no Cluster or Target Value columns; the file has: {', '.join(df.columns)}"
+        )
     total = float(accepted.sum())
-    return pd.DataFrame({"sample_name": well or path.stem, "well": well, "assay": ["Ch1", "Ch2"],
-                         "positive": [float((ch1 & accepted).sum()), float((ch2 & accepted).sum())],
-                         "total": [total, total], "instrument": "QuantaSoft amplitudes",
-                         "partition_volume_nl": math.nan, "vendor_concentration": math.nan})
+    return pd.DataFrame(
+        {
+            "sample_name": well or path.stem,
+            "well": well,
+            "assay": ["Ch1", "Ch2"],
+            "positive": [float((ch1 & accepted).sum()), float((ch2 & accepted).sum())],
+            "total": [total, total],
+            "instrument": "QuantaSoft amplitudes",
+            "partition_volume_nl": math.nan,
+            "vendor_concentration": math.nan,
+        }
+    )

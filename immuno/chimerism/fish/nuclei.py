@@ -40,9 +40,24 @@ def estimate_fish(donor_nuclei: int, nuclei: int, background: float = 0.0) -> Ch
     lod = clopper_pearson(0, nuclei)[1]
     flags = []
     if nuclei < FISH_MIN_NUCLEI:
-        flags.append(Flag("few_nuclei", "warning", f"{nuclei} nuclei scored; < {FISH_MIN_NUCLEI} cannot support a claim below 1 %"))
-    return ChimerismResult(method="fish", fraction=donor_nuclei / nuclei, lower=lower, upper=upper,
-                           detected=lower > background, lod=lod, lob=background, flags=flags, n_informative=1)
+        flags.append(
+            Flag(
+                "few_nuclei",
+                "warning",
+                f"{nuclei} nuclei scored; < {FISH_MIN_NUCLEI} cannot support a claim below 1 %",
+            )
+        )
+    return ChimerismResult(
+        method="fish",
+        fraction=donor_nuclei / nuclei,
+        lower=lower,
+        upper=upper,
+        detected=lower > background,
+        lod=lod,
+        lob=background,
+        flags=flags,
+        n_informative=1,
+    )
 
 
 FISH_COLUMNS = ["sample_name", "donor_nuclei", "nuclei"]
@@ -51,9 +66,15 @@ FISH_COLUMNS = ["sample_name", "donor_nuclei", "nuclei"]
 def read_fish(path: str | Path) -> pd.DataFrame:
     """Read XY-FISH nucleus counts (``Sample``, ``Donor nuclei``, ``Nuclei scored``)."""
     path = Path(path)
-    t = pick(delimited(path), path, {"sample_name": ("Sample", "Sample Name"),
-                                     "donor_nuclei": ("Donor nuclei", "Donor"),
-                                     "nuclei": ("Nuclei scored", "Nuclei", "Total nuclei")})
+    t = pick(
+        delimited(path),
+        path,
+        {
+            "sample_name": ("Sample", "Sample Name"),
+            "donor_nuclei": ("Donor nuclei", "Donor"),
+            "nuclei": ("Nuclei scored", "Nuclei", "Total nuclei"),
+        },
+    )
     t["donor_nuclei"] = numbers(t["donor_nuclei"], path, "Donor nuclei", count=True)
     t["nuclei"] = numbers(t["nuclei"], path, "Nuclei scored", count=True)
     return t[FISH_COLUMNS].reset_index(drop=True)

@@ -73,11 +73,17 @@ class MarkerErrors:
     between_sd_clean: float = 0.0
 
 
-def marker_errors(recipient: pd.DataFrame, recipient_calls: pd.DataFrame, donor: pd.DataFrame,
-                  donor_calls: pd.DataFrame, replicates: Sequence[pd.DataFrame] = (),
-                  floor: float = ERROR_FLOOR, log_rho: float | None = None,
-                  other_donors: Sequence[tuple[pd.DataFrame, pd.DataFrame]] = (),
-                  donor_allele_centre: bool = False) -> MarkerErrors:
+def marker_errors(
+    recipient: pd.DataFrame,
+    recipient_calls: pd.DataFrame,
+    donor: pd.DataFrame,
+    donor_calls: pd.DataFrame,
+    replicates: Sequence[pd.DataFrame] = (),
+    floor: float = ERROR_FLOOR,
+    log_rho: float | None = None,
+    other_donors: Sequence[tuple[pd.DataFrame, pd.DataFrame]] = (),
+    donor_allele_centre: bool = False,
+) -> MarkerErrors:
     """Background rate per marker from the recipient reference (and replicates), shrunk.
 
     Parameters
@@ -127,17 +133,27 @@ def marker_errors(recipient: pd.DataFrame, recipient_calls: pd.DataFrame, donor:
     rec_dose = _dose(recipient_calls, names)
     donors = [(donor, donor_calls), *other_donors]
     don_doses = [_dose(calls, names) for _, calls in donors]
-    blanks = [_blank(recipient, rec_dose, names)] + [_blank(t, d, names) for (t, _), d in zip(donors, don_doses,
-                                                                                              strict=True)]
+    blanks = [_blank(recipient, rec_dose, names)] + [
+        _blank(t, d, names) for (t, _), d in zip(donors, don_doses, strict=True)
+    ]
     blanks += [_blank(rep, rec_dose, names) for rep in replicates]
     x = np.stack([b[0] for b in blanks])  # (blanks, markers); NaN where not a blank
     n = np.stack([b[1] for b in blanks])
     is_blank = ~np.isnan(x)
     if float(np.nansum(n)) == 0:
-        return MarkerErrors(pd.Series(floor, index=names), pd.Series(floor**2, index=names), floor, 0.0, math.inf,
-                            floor, pd.Series(0.0, index=names))
+        return MarkerErrors(
+            pd.Series(floor, index=names),
+            pd.Series(floor**2, index=names),
+            floor,
+            0.0,
+            math.inf,
+            floor,
+            pd.Series(0.0, index=names),
+        )
     # donor-allele blanks: recipient homozygous where a donor differs (not the donors' rows)
-    donor_allele = np.isin(rec_dose, (0, 2)) & np.any([~np.isnan(d) & (d != rec_dose) for d in don_doses], axis=0)
+    donor_allele = np.isin(rec_dose, (0, 2)) & np.any(
+        [~np.isnan(d) & (d != rec_dose) for d in don_doses], axis=0
+    )
     donor_rows = np.isin(np.arange(len(blanks)), np.arange(1, 1 + len(donors)))
     group = np.where(donor_allele[None, :] & ~donor_rows[:, None] & donor_allele_centre, 1, 0)
     centre, centre_var = np.zeros(2), np.zeros(2)
@@ -163,14 +179,18 @@ def marker_errors(recipient: pd.DataFrame, recipient_calls: pd.DataFrame, donor:
     other_var = other * (1 - other) / rest_total if rest_total > 0 else float(centre_var[0])
     inflation = 1.0 / 10.0**log_rho if log_rho is not None else 0.0
     rows, cols = np.nonzero(is_blank)
-    tau2, tau2_all_high = _between_marker_variance(cols, x[rows, cols], n[rows, cols], centre[group[rows, cols]],
-                                                   inflation)
+    tau2, tau2_all_high = _between_marker_variance(
+        cols, x[rows, cols], n[rows, cols], centre[group[rows, cols]], inflation
+    )
     # for testing the donor-allele blanks against the rest, the spread of the rest alone
     # (an excess at the donor-allele markers must not widen the yardstick it is measured by)
     rest_rows, rest_cols = np.nonzero(rest)
-    tau2_low, tau2_high = _between_marker_variance(rest_cols, x[rest_rows, rest_cols], n[rest_rows, rest_cols],
-                                                   other, inflation)
-    tau2_test = (tau2_low + tau2_high) / 2  # the estimate itself (the low and high readings are +/- 1 SE)
+    tau2_low, tau2_high = _between_marker_variance(
+        rest_cols, x[rest_rows, rest_cols], n[rest_rows, rest_cols], other, inflation
+    )
+    tau2_test = (
+        tau2_low + tau2_high
+    ) / 2  # the estimate itself (the low and high readings are +/- 1 SE)
     # the high reading: the larger of the clean blanks' and every blank's (a few clean
     # markers with heavy-tailed errors understate the spread more often than not)
     tau2_high = max(tau2_high, tau2_all_high)
@@ -205,9 +225,20 @@ def marker_errors(recipient: pd.DataFrame, recipient_calls: pd.DataFrame, donor:
         # the centre's own uncertainty is shared by its markers: kept apart
         target_var = target_var * (1 - weight) ** 2
     strength = pooled * (1 - pooled) / tau2 if tau2 > 0 else math.inf
-    return MarkerErrors(pd.Series(np.maximum(rate, floor), index=names), pd.Series(var, index=names), pooled,
-                        math.sqrt(tau2), strength, float(centre[1]), pd.Series(target_var, index=names),
-                        float(centre_var[0]), math.sqrt(tau2_high), other, other_var, math.sqrt(tau2_test))
+    return MarkerErrors(
+        pd.Series(np.maximum(rate, floor), index=names),
+        pd.Series(var, index=names),
+        pooled,
+        math.sqrt(tau2),
+        strength,
+        float(centre[1]),
+        pd.Series(target_var, index=names),
+        float(centre_var[0]),
+        math.sqrt(tau2_high),
+        other,
+        other_var,
+        math.sqrt(tau2_test),
+    )
 
 
 def _dose(calls: pd.DataFrame, names: pd.Index) -> np.ndarray:
@@ -217,7 +248,9 @@ def _dose(calls: pd.DataFrame, names: pd.Index) -> np.ndarray:
     return np.where(idx >= 0, g[idx], np.nan)
 
 
-def _blank(counts: pd.DataFrame, dose: np.ndarray, names: pd.Index) -> tuple[np.ndarray, np.ndarray]:
+def _blank(
+    counts: pd.DataFrame, dose: np.ndarray, names: pd.Index
+) -> tuple[np.ndarray, np.ndarray]:
     """Reads of the allele a homozygous dose lacks, and depth, in ``names`` order (NaN
     where the marker is not a blank of this sample)."""
     cnames = pd.Index(counts["marker"].astype(str))
@@ -232,8 +265,9 @@ def _blank(counts: pd.DataFrame, dose: np.ndarray, names: pd.Index) -> tuple[np.
     return np.where(hom, np.where(dose == 0, k, n - k), np.nan), np.where(hom, n, np.nan)
 
 
-def _between_marker_variance(marker: np.ndarray, x: np.ndarray, n: np.ndarray, pooled: np.ndarray | float,
-                             inflation: float) -> tuple[float, float]:
+def _between_marker_variance(
+    marker: np.ndarray, x: np.ndarray, n: np.ndarray, pooled: np.ndarray | float, inflation: float
+) -> tuple[float, float]:
     """Variance of the true rates across markers: a low and a high reading of it.
 
     Method of moments on every blank (``marker`` its column, ``x`` its reads, ``n`` its
@@ -258,7 +292,9 @@ def _between_marker_variance(marker: np.ndarray, x: np.ndarray, n: np.ndarray, p
     return max(estimate - se, 0.0), max(estimate + se, 0.0)
 
 
-def reference_log_rho(tables: Sequence[tuple[pd.DataFrame, pd.DataFrame]], errors: pd.Series) -> float | None:
+def reference_log_rho(
+    tables: Sequence[tuple[pd.DataFrame, pd.DataFrame]], errors: pd.Series
+) -> float | None:
     """log10 of the beta-binomial rho of the references at their called genotypes.
 
     ``tables`` pairs each reference's counts with its calls; None when no marker is called.
@@ -275,11 +311,19 @@ def reference_log_rho(tables: Sequence[tuple[pd.DataFrame, pd.DataFrame]], error
         k.append(counts["alt_count"].to_numpy(float)[called])
         n.append(calls["depth"].to_numpy(float)[called])
         g.append(calls["genotype"].to_numpy(float)[called])
-        e.append(calls["marker"].astype(str).map(errors).fillna(float(errors.median())).to_numpy(float)[called])
+        e.append(
+            calls["marker"]
+            .astype(str)
+            .map(errors)
+            .fillna(float(errors.median()))
+            .to_numpy(float)[called]
+        )
     if not sum(len(x) for x in k):
         return None
     dose = np.concatenate(g)
-    lik = BetaBinomialLikelihood(np.concatenate(k), np.concatenate(n), dose, dose, np.concatenate(e))
+    lik = BetaBinomialLikelihood(
+        np.concatenate(k), np.concatenate(n), dose, dose, np.concatenate(e)
+    )
     prof = ProfileLikelihood(lik)
     prof.grid(np.array([0.0]))
     return prof.at(0.0)[1]

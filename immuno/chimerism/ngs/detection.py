@@ -17,8 +17,9 @@ from immuno.chimerism.ngs.likelihood import BetaBinomialLikelihood, Fit, boundar
 Z95 = 1.645
 
 
-def detection_test(lik: BetaBinomialLikelihood, fit: Fit, rho_grid: np.ndarray,
-                   error_rel_se: float) -> tuple[float, float]:
+def detection_test(
+    lik: BetaBinomialLikelihood, fit: Fit, rho_grid: np.ndarray, error_rel_se: float
+) -> tuple[float, float]:
     """Boundary likelihood-ratio test of f = 0 with the background level as a nuisance.
 
     The background rates come from the references with a relative standard error; a
@@ -44,8 +45,12 @@ def detection_test(lik: BetaBinomialLikelihood, fit: Fit, rho_grid: np.ndarray,
     return stat, boundary_p(stat)
 
 
-def limits(lik: BetaBinomialLikelihood, rho: float, genome_equivalents: float | None = None,
-           error_rel_se: float = 0.0) -> tuple[float, float]:
+def limits(
+    lik: BetaBinomialLikelihood,
+    rho: float,
+    genome_equivalents: float | None = None,
+    error_rel_se: float = 0.0,
+) -> tuple[float, float]:
     """Per-sample LoB and LoD after CLSI EP17 (z = 1.645) from this sample's depths and errors.
 
     LoB is the 95th percentile of the estimate when no donor DNA is present: half the
@@ -69,8 +74,16 @@ def limits(lik: BetaBinomialLikelihood, rho: float, genome_equivalents: float | 
     return lob, min(lod, 1.0)
 
 
-def third_contributor_llr(k: np.ndarray, n: np.ndarray, g_r: np.ndarray, g_d: np.ndarray, e: np.ndarray,
-                          fraction: float, rho: float, allele_frequency: float = 0.5) -> float:
+def third_contributor_llr(
+    k: np.ndarray,
+    n: np.ndarray,
+    g_r: np.ndarray,
+    g_d: np.ndarray,
+    e: np.ndarray,
+    fraction: float,
+    rho: float,
+    allele_frequency: float = 0.5,
+) -> float:
     """Best log-likelihood of an unknown contributor minus that of the known donor.
 
     Give every recipient-homozygous marker with reads, including those where the donor
@@ -84,14 +97,27 @@ def third_contributor_llr(k: np.ndarray, n: np.ndarray, g_r: np.ndarray, g_d: np
     donor = BetaBinomialLikelihood(k, n, g_r, g_d, e).loglik(f_grid, rho_grid).max()
     af = allele_frequency
     prior = np.log(np.array([(1 - af) ** 2, 2 * af * (1 - af), af**2]))
-    per_dose = np.stack([BetaBinomialLikelihood(k, n, g_r, np.full_like(g_r, dose), e).per_marker(f_grid, rho_grid)
-                         for dose in (0.0, 1.0, 2.0)])
+    per_dose = np.stack(
+        [
+            BetaBinomialLikelihood(k, n, g_r, np.full_like(g_r, dose), e).per_marker(
+                f_grid, rho_grid
+            )
+            for dose in (0.0, 1.0, 2.0)
+        ]
+    )
     mixture = np.logaddexp.reduce(per_dose + prior[:, None, None, None], axis=0).sum(axis=2)
     return float(mixture.max() - donor)
 
 
-def excess_reads(x: np.ndarray, n: np.ndarray, e: np.ndarray, e_var: np.ndarray, weights: np.ndarray,
-                 rho: float = math.inf, shared_var: float = 0.0) -> tuple[float, float, float]:
+def excess_reads(
+    x: np.ndarray,
+    n: np.ndarray,
+    e: np.ndarray,
+    e_var: np.ndarray,
+    weights: np.ndarray,
+    rho: float = math.inf,
+    shared_var: float = 0.0,
+) -> tuple[float, float, float]:
     """One-sided test of reads above background, with marker-to-marker spread.
 
     Parameters

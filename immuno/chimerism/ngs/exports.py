@@ -21,7 +21,6 @@ from immuno.errors import UserError
 COUNT_COLUMNS = ["sample_name", "marker", "ref", "alt", "depth", "ref_count", "alt_count"]
 
 
-
 def is_vcf(path: Path) -> bool:
     """Whether a file is a VCF (plain or gzip-compressed), judged by its first line."""
     try:
@@ -60,15 +59,35 @@ def read_marker_counts(path: str | Path, sample_name: str | None = None) -> pd.D
     text = read_text(path)
     if is_allele_matrix(text):
         # one row per allele, one column per sample (DonorGenotypeFree / MOAT layout)
-        names = [sample_name] if sample_name else [c.strip() for c in text.splitlines()[0].split(",")[1:]]
+        names = (
+            [sample_name]
+            if sample_name
+            else [c.strip() for c in text.splitlines()[0].split(",")[1:]]
+        )
         return pd.concat([read_allele_matrix(path, n) for n in names if n], ignore_index=True)
     df = delimited(path, skip_prefix="##", text=text)
     df.columns = [c.lstrip("#").strip() for c in df.columns]
-    t = pick(df, path, {"marker": ("SNPID", "SNP ID", "Marker", "ID"), "total": ("TOT_HITS",),
-                         "ref_count": ("REF_HITS",), "alt_count": ("ALT_HITS",),
-                         "ref": ("REF",), "alt": ("ALT",)}, optional=("total", "ref", "alt"))
-    out = pd.DataFrame({"sample_name": sample_name or path.stem, "marker": t["marker"],
-                        "ref": t.get("ref", ""), "alt": t.get("alt", "")})
+    t = pick(
+        df,
+        path,
+        {
+            "marker": ("SNPID", "SNP ID", "Marker", "ID"),
+            "total": ("TOT_HITS",),
+            "ref_count": ("REF_HITS",),
+            "alt_count": ("ALT_HITS",),
+            "ref": ("REF",),
+            "alt": ("ALT",),
+        },
+        optional=("total", "ref", "alt"),
+    )
+    out = pd.DataFrame(
+        {
+            "sample_name": sample_name or path.stem,
+            "marker": t["marker"],
+            "ref": t.get("ref", ""),
+            "alt": t.get("alt", ""),
+        }
+    )
     out["ref_count"] = numbers(t["ref_count"], path, "REF_HITS", count=True)
     out["alt_count"] = numbers(t["alt_count"], path, "ALT_HITS", count=True)
     out["depth"] = out["ref_count"] + out["alt_count"]
@@ -103,19 +122,28 @@ def read_vcf(path: str | Path, sample_name: str | None = None) -> pd.DataFrame:
             header = [f.lstrip("#") for f in fields]
             continue
         if header is None:
-            raise UserError.single(f"{path}: line {n}", "data before the #CHROM header line; expected a VCF")
+            raise UserError.single(
+                f"{path}: line {n}", "data before the #CHROM header line; expected a VCF"
+            )
         records.append((n, fields))
     if header is None or len(header) < 10 or "FORMAT" not in header:
-        raise UserError.single(str(path), "no #CHROM header with FORMAT and sample columns; expected a VCF")
+        raise UserError.single(
+            str(path), "no #CHROM header with FORMAT and sample columns; expected a VCF"
+        )
     samples = header[9:]
     if sample_name is not None and sample_name not in samples:
-        raise UserError.single(str(path), f"no sample column {sample_name!r}; the VCF has: {', '.join(samples)}")
+        raise UserError.single(
+            str(path), f"no sample column {sample_name!r}; the VCF has: {', '.join(samples)}"
+        )
     rows = []
     for n, fields in records:
         chrom, pos, vid, ref, alt = fields[:5]
         keys = fields[8].split(":")
         if "AD" not in keys:
-            raise UserError.single(f"{path}: line {n}, column FORMAT", f"no AD field in {fields[8]!r}; expected allele depths")
+            raise UserError.single(
+                f"{path}: line {n}, column FORMAT",
+                f"no AD field in {fields[8]!r}; expected allele depths",
+            )
         iad = keys.index("AD")
         marker = vid if vid not in ("", ".") else f"{chrom}:{pos}"
         for s, value in zip(samples, fields[9:], strict=False):
@@ -131,12 +159,13 @@ def read_vcf(path: str | Path, sample_name: str | None = None) -> pd.DataFrame:
                 except ValueError:
                     depths = (-1.0, -1.0)
                 if min(depths) < 0 or any(d != int(d) for d in depths):
-                    raise UserError.single(f"{path}: line {n}, sample {s}, field AD",
-                                           f"got {parts[iad]!r}; expected read counts (whole numbers >= 0)")
-            rows.append((s, marker, ref, alt.split(",")[0], depths[0] + depths[1], depths[0], depths[1]))
-    return pd.DataFrame(rows, columns=["sample_name", "marker", "ref", "alt", "depth", "ref_count",
-                                       "alt_count"])[COUNT_COLUMNS]
-
-
-
-
+                    raise UserError.single(
+                        f"{path}: line {n}, sample {s}, field AD",
+                        f"got {parts[iad]!r}; expected read counts (whole numbers >= 0)",
+                    )
+            rows.append(
+                (s, marker, ref, alt.split(",")[0], depths[0] + depths[1], depths[0], depths[1])
+            )
+    return pd.DataFrame(
+        rows, columns=["sample_name", "marker", "ref", "alt", "depth", "ref_count", "alt_count"]
+    )[COUNT_COLUMNS]

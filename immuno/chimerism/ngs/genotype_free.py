@@ -73,14 +73,21 @@ def read_allele_matrix(path: str | Path, sample_name: str) -> pd.DataFrame:
     label = df.columns[0]
     samples = list(df.columns[1:])
     if sample_name not in samples:
-        raise UserError.single(str(path), f"no sample column {sample_name!r}; the table has {len(samples)} "
-                               f"sample columns: {', '.join(samples[:10])}")
+        raise UserError.single(
+            str(path),
+            f"no sample column {sample_name!r}; the table has {len(samples)} "
+            f"sample columns: {', '.join(samples[:10])}",
+        )
     names = df[label].astype(str).str.strip()
     match = names.str.extract(_ALLELE_ROW)
     rows = df[match["marker"].notna().to_numpy()]
     match = match[match["marker"].notna()]
-    counts = pd.DataFrame({"marker": match["marker"].str.strip().str.replace(r"^FF_", "", regex=True),
-                           "allele": match["allele"].str.upper()})
+    counts = pd.DataFrame(
+        {
+            "marker": match["marker"].str.strip().str.replace(r"^FF_", "", regex=True),
+            "allele": match["allele"].str.upper(),
+        }
+    )
     for s in samples:
         counts[s] = numbers(rows[s], path, s, allow_missing=True, count=True)
     counts = counts.fillna(0.0)
@@ -88,17 +95,30 @@ def read_allele_matrix(path: str | Path, sample_name: str) -> pd.DataFrame:
     for marker, g in counts.groupby("marker", sort=False):
         if len(g) < 2:
             continue
-        top = g.assign(total=g[samples].sum(axis=1)).sort_values("total", ascending=False, kind="stable").head(2)
+        top = (
+            g.assign(total=g[samples].sum(axis=1))
+            .sort_values("total", ascending=False, kind="stable")
+            .head(2)
+        )
         ref, alt = top.iloc[0], top.iloc[1]
-        out.append({"sample_name": sample_name, "marker": marker, "ref": ref["allele"], "alt": alt["allele"],
-                    "ref_count": float(ref[sample_name]), "alt_count": float(alt[sample_name])})
+        out.append(
+            {
+                "sample_name": sample_name,
+                "marker": marker,
+                "ref": ref["allele"],
+                "alt": alt["allele"],
+                "ref_count": float(ref[sample_name]),
+                "alt_count": float(alt[sample_name]),
+            }
+        )
     table = pd.DataFrame(out)
     table["depth"] = table["ref_count"] + table["alt_count"]
     return table[["sample_name", "marker", "ref", "alt", "depth", "ref_count", "alt_count"]]
 
 
-def _mixture_loglik(f: np.ndarray, log_rho: np.ndarray, k: np.ndarray, n: np.ndarray,
-                    prior: np.ndarray) -> np.ndarray:
+def _mixture_loglik(
+    f: np.ndarray, log_rho: np.ndarray, k: np.ndarray, n: np.ndarray, prior: np.ndarray
+) -> np.ndarray:
     """log sum_g P(g) BB(k | n, q(f, g)) summed over markers, at every (f, log10 rho)."""
     f = np.atleast_1d(np.asarray(f, float))[:, None, None, None]
     rho = 10.0 ** np.atleast_1d(np.asarray(log_rho, float))[None, :, None, None]
@@ -106,13 +126,21 @@ def _mixture_loglik(f: np.ndarray, log_rho: np.ndarray, k: np.ndarray, n: np.nda
     p = f * dose / 2
     q = p * (1 - BACKGROUND) + (1 - p) * BACKGROUND
     a, b = q * rho, (1 - q) * rho
-    ll = (gammaln(k + a) + gammaln(n - k + b) - gammaln(a) - gammaln(b) + gammaln(rho) - gammaln(n + rho))
+    ll = (
+        gammaln(k + a)
+        + gammaln(n - k + b)
+        - gammaln(a)
+        - gammaln(b)
+        + gammaln(rho)
+        - gammaln(n + rho)
+    )
     mixed = np.logaddexp.reduce(ll + np.log(prior)[None, None, :, None], axis=2)
     return mixed.sum(axis=2)
 
 
-def estimate_genotype_free(sample: pd.DataFrame, allele_frequency: float = 0.5,
-                           major_share: float = MAJOR_SHARE) -> ChimerismResult:
+def estimate_genotype_free(
+    sample: pd.DataFrame, allele_frequency: float = 0.5, major_share: float = MAJOR_SHARE
+) -> ChimerismResult:
     """The donor fraction of a sample without its references (see the module docstring).
 
     Parameters
@@ -134,9 +162,17 @@ def estimate_genotype_free(sample: pd.DataFrame, allele_frequency: float = 0.5,
     use = (n > 0) & (share >= major_share)
     k, n = minor[use], n[use]
     if len(k) < 5:
-        return not_estimable("ngs", [Flag("too_few_informative_markers", "fail",
-                                          f"{len(k)} markers look recipient-homozygous; at least 5 are needed "
-                                          "without references")])
+        return not_estimable(
+            "ngs",
+            [
+                Flag(
+                    "too_few_informative_markers",
+                    "fail",
+                    f"{len(k)} markers look recipient-homozygous; at least 5 are needed "
+                    "without references",
+                )
+            ],
+        )
     af = allele_frequency
     prior = np.array([(1 - af) ** 2, 2 * af * (1 - af), af**2])
     f_grid = np.concatenate([[0.0], np.logspace(-4, math.log10(0.5), 30)])
@@ -149,8 +185,9 @@ def estimate_genotype_free(sample: pd.DataFrame, allele_frequency: float = 0.5,
         return float(_mixture_loglik(np.array([f]), grid, k, n, prior).max())
 
     lo, hi = f_grid[max(j - 1, 0)], f_grid[min(j + 1, len(f_grid) - 1)]
-    res = optimize.minimize_scalar(lambda x: -profile(x), bounds=(lo, hi), method="bounded",
-                                   options={"xatol": 1e-7})
+    res = optimize.minimize_scalar(
+        lambda x: -profile(x), bounds=(lo, hi), method="bounded", options={"xatol": 1e-7}
+    )
     f_hat, l_max = (float(res.x), -float(res.fun))
     if profile(0.0) >= l_max:
         f_hat, l_max = 0.0, profile(0.0)
@@ -159,19 +196,43 @@ def estimate_genotype_free(sample: pd.DataFrame, allele_frequency: float = 0.5,
     def gap(x: float) -> float:
         return profile(x) - target
 
-    lower = 0.0 if f_hat == 0 or gap(0.0) >= 0 else float(optimize.brentq(gap, 0.0, f_hat, xtol=1e-9))
+    lower = (
+        0.0 if f_hat == 0 or gap(0.0) >= 0 else float(optimize.brentq(gap, 0.0, f_hat, xtol=1e-9))
+    )
     upper = 0.5 if gap(0.5) >= 0 else float(optimize.brentq(gap, f_hat, 0.5, xtol=1e-9))
     stat = max(2 * (l_max - profile(0.0)), 0.0)
     p_value = boundary_p(stat) if f_hat > 0 else 1.0
-    flags = [Flag("no_references", "warning",
-                  "estimated without recipient and donor references: the recipient is read from the sample (the "
-                  "major contributor) and the donor's alleles are unknown; neither a swap nor a third person can "
-                  "be checked")]
+    flags = [
+        Flag(
+            "no_references",
+            "warning",
+            "estimated without recipient and donor references: the recipient is read from the sample (the "
+            "major contributor) and the donor's alleles are unknown; neither a swap nor a third person can "
+            "be checked",
+        )
+    ]
     # limits as for a donor carrying the missing allele at its expected dose (2 x frequency)
-    typical = BetaBinomialLikelihood(k, n, np.zeros(len(k)), np.full(len(k), 2 * af), np.full(len(k), BACKGROUND))
+    typical = BetaBinomialLikelihood(
+        k, n, np.zeros(len(k)), np.full(len(k), 2 * af), np.full(len(k), BACKGROUND)
+    )
     lob, lod = limits(typical, 10.0**log_rho)
     table = sample.assign(used=use)
-    return ChimerismResult(method="ngs", fraction=f_hat, lower=lower, upper=upper,
-                           detected=bool(p_value < 0.01 and f_hat > lob), lod=lod, lob=lob, p_value=p_value, n_informative=int(use.sum()), flags=flags, markers=table,
-                           details={"rho": 10.0**log_rho, "loglik": l_max, "lr_statistic": stat,
-                                    "allele_frequency": af})
+    return ChimerismResult(
+        method="ngs",
+        fraction=f_hat,
+        lower=lower,
+        upper=upper,
+        detected=bool(p_value < 0.01 and f_hat > lob),
+        lod=lod,
+        lob=lob,
+        p_value=p_value,
+        n_informative=int(use.sum()),
+        flags=flags,
+        markers=table,
+        details={
+            "rho": 10.0**log_rho,
+            "loglik": l_max,
+            "lr_statistic": stat,
+            "allele_frequency": af,
+        },
+    )

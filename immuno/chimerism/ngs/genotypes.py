@@ -16,8 +16,12 @@ HOM_VAF = 0.05
 HET_RANGE = (0.3, 0.7)
 
 
-def call_ngs_genotype(counts: pd.DataFrame, min_depth: int = MIN_DEPTH, hom_vaf: float = HOM_VAF,
-                      het_range: tuple[float, float] = HET_RANGE) -> pd.DataFrame:
+def call_ngs_genotype(
+    counts: pd.DataFrame,
+    min_depth: int = MIN_DEPTH,
+    hom_vaf: float = HOM_VAF,
+    het_range: tuple[float, float] = HET_RANGE,
+) -> pd.DataFrame:
     """Call the alternate-allele dose (0/1/2) per marker from one reference's counts.
 
     Parameters
@@ -49,5 +53,12 @@ def call_ngs_genotype(counts: pd.DataFrame, min_depth: int = MIN_DEPTH, hom_vaf:
     low = ~(depth >= min_depth)
     geno[low] = np.nan
     call[low] = "low_depth"
-    return pd.DataFrame({"marker": counts["marker"].astype(str).to_numpy(), "depth": depth, "vaf": vaf,
-                         "genotype": geno, "call": call})
+    return pd.DataFrame(
+        {
+            "marker": counts["marker"].astype(str).to_numpy(),
+            "depth": depth,
+            "vaf": vaf,
+            "genotype": geno,
+            "call": call,
+        }
+    )

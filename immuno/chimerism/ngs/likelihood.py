@@ -34,8 +34,17 @@ from scipy.special import gammaln
 CHI2_95 = 3.841458820694124
 
 #: f grid: 0, log-spaced to 10 %, every 5 % to 90 %, log-spaced towards 1, and 1
-F_GRID = np.unique(np.concatenate([[0.0], np.logspace(-6, -1, 11), np.linspace(0.1, 0.9, 17),
-                                   1 - np.logspace(-1, -6, 11), [1.0]]))
+F_GRID = np.unique(
+    np.concatenate(
+        [
+            [0.0],
+            np.logspace(-6, -1, 11),
+            np.linspace(0.1, 0.9, 17),
+            1 - np.logspace(-1, -6, 11),
+            [1.0],
+        ]
+    )
+)
 #: log10 rho grid of the first pass (rho from 0.1: extreme overdispersion, to 1e8: binomial)
 LOG_RHO_GRID = np.arange(-1.0, 8.001, 0.25)
 #: half-width of the stencil (log10 rho) around the previous rho at every exact evaluation
@@ -82,7 +91,9 @@ class BetaBinomialLikelihood:
         p = ((1 - f) * self._cr + f * self._cd) / 2
         return (p * (1 - self._ce) + (1 - p) * self._ce)[:, self._inverse]
 
-    def per_marker(self, f: np.ndarray, rho: np.ndarray, error_scale: np.ndarray | None = None) -> np.ndarray:
+    def per_marker(
+        self, f: np.ndarray, rho: np.ndarray, error_scale: np.ndarray | None = None
+    ) -> np.ndarray:
         """Log-likelihood of every marker, shape (len(f) * len(error_scale), len(rho), markers).
 
         ``error_scale`` multiplies every background rate (default: 1); rows run over f
@@ -94,7 +105,9 @@ class BetaBinomialLikelihood:
         norm = gammaln(rho)[:, None] - gammaln(self.n[None, :] + rho[:, None])
         return gammaln(self.k + a) + gammaln(self.n - self.k + b) + per_class + norm[None]
 
-    def loglik(self, f: np.ndarray, rho: np.ndarray, error_scale: np.ndarray | None = None) -> np.ndarray:
+    def loglik(
+        self, f: np.ndarray, rho: np.ndarray, error_scale: np.ndarray | None = None
+    ) -> np.ndarray:
         """Log-likelihood at every (f, rho) pair, shape (len(f) * len(error_scale), len(rho)).
 
         The same sum as ``per_marker(...).sum(axis=2)``, with the per-class terms weighted
@@ -107,8 +120,9 @@ class BetaBinomialLikelihood:
         norm = (gammaln(rho)[:, None] - gammaln(self.n[None, :] + rho[:, None])).sum(axis=1)
         return data + per_class + norm[None, :]
 
-    def _shape_terms(self, f: np.ndarray, rho: np.ndarray,
-                     error_scale: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _shape_terms(
+        self, f: np.ndarray, rho: np.ndarray, error_scale: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Beta parameters per class, ``q rho`` and ``(1 - q) rho``, shape (rows, rho, classes)."""
         f, rho = np.asarray(f, float)[:, None, None], np.asarray(rho, float)
         scale = np.ones(1) if error_scale is None else np.asarray(error_scale, float)
@@ -160,7 +174,9 @@ class ProfileLikelihood:
     0.1 decade apart, to ~1e-5 units).
     """
 
-    def __init__(self, lik: BetaBinomialLikelihood, rho_prior: tuple[float, float] | None = None) -> None:
+    def __init__(
+        self, lik: BetaBinomialLikelihood, rho_prior: tuple[float, float] | None = None
+    ) -> None:
         self.lik = lik
         self.rho_prior = rho_prior
         self._log_rho = 2.0
@@ -176,7 +192,10 @@ class ProfileLikelihood:
 
     def grid(self, f: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Approximate profile at every f, and the log10 rho where it peaks."""
-        ll = self.lik.loglik(np.asarray(f, float), 10.0**LOG_RHO_GRID) + self.penalty(LOG_RHO_GRID)[None, :]
+        ll = (
+            self.lik.loglik(np.asarray(f, float), 10.0**LOG_RHO_GRID)
+            + self.penalty(LOG_RHO_GRID)[None, :]
+        )
         peak, pos = profile_max(ll)
         step = LOG_RHO_GRID[1] - LOG_RHO_GRID[0]
         log_rho = LOG_RHO_GRID[0] + step * pos
@@ -195,7 +214,11 @@ class ProfileLikelihood:
             return self._cache[f]
         lo, hi = LOG_RHO_GRID[0], LOG_RHO_GRID[-1]
         # start where the grid pass (or the previous f) put rho's maximum
-        start = self._log_rho if self._grid is None else float(np.interp(f, self._grid[0], self._grid[2]))
+        start = (
+            self._log_rho
+            if self._grid is None
+            else float(np.interp(f, self._grid[0], self._grid[2]))
+        )
         centre = float(np.clip(start, lo, hi))
         fa = np.array([f])
         for _ in range(20):
@@ -246,8 +269,11 @@ class Fit:
     p_value: float
 
 
-def fit_fraction(lik: BetaBinomialLikelihood, rho_prior: tuple[float, float] | None = None,
-                 drop: float = CHI2_95 / 2) -> tuple[Fit, ProfileLikelihood]:
+def fit_fraction(
+    lik: BetaBinomialLikelihood,
+    rho_prior: tuple[float, float] | None = None,
+    drop: float = CHI2_95 / 2,
+) -> tuple[Fit, ProfileLikelihood]:
     """Fit f on [0, 1] by profile likelihood.
 
     Parameters
@@ -283,8 +309,12 @@ def maximise(prof: ProfileLikelihood) -> tuple[float, float]:
     prof._log_rho = float(log_rho[j])
     best_f, best = float(F_GRID[j]), prof(float(F_GRID[j]))
     lo, hi = float(F_GRID[max(j - 1, 0)]), float(F_GRID[min(j + 1, len(F_GRID) - 1)])
-    res = optimize.minimize_scalar(lambda x: -prof(x), bounds=(lo, hi), method="bounded",
-                                   options={"xatol": max(_F_TOL * hi, 1e-12)})
+    res = optimize.minimize_scalar(
+        lambda x: -prof(x),
+        bounds=(lo, hi),
+        method="bounded",
+        options={"xatol": max(_F_TOL * hi, 1e-12)},
+    )
     if -res.fun > best:
         best_f, best = float(res.x), float(-res.fun)
     # the bounded search never evaluates the bracket's ends: 0 and 1 are checked directly
@@ -294,7 +324,9 @@ def maximise(prof: ProfileLikelihood) -> tuple[float, float]:
     return best_f, best
 
 
-def interval(prof: ProfileLikelihood, f_hat: float, l_max: float, drop: float) -> tuple[float, float]:
+def interval(
+    prof: ProfileLikelihood, f_hat: float, l_max: float, drop: float
+) -> tuple[float, float]:
     """Where the profile stays within ``drop`` of ``l_max``, found by root finding."""
     target = l_max - drop
 
@@ -309,7 +341,9 @@ def interval(prof: ProfileLikelihood, f_hat: float, l_max: float, drop: float) -
             continue
         # the grid point nearest the estimate on this side that is beyond the drop (the
         # grid pass's values pick the candidates; the exact profile confirms them)
-        grid_f, grid_value, _ = prof._grid if prof._grid is not None else (F_GRID, *prof.grid(F_GRID))
+        grid_f, grid_value, _ = (
+            prof._grid if prof._grid is not None else (F_GRID, *prof.grid(F_GRID))
+        )
         side_mask = (grid_f < f_hat) if side < 0 else (grid_f > f_hat)
         beyond = grid_f[side_mask & (grid_value < target + 0.05)]
         beyond = beyond[::-1] if side < 0 else beyond

@@ -30,9 +30,13 @@ ALPHA = 0.01
 REPORTABLE_BACKGROUND = 0.001
 
 
-def background_error(recipient: pd.DataFrame, donor: pd.DataFrame,
-                     replicates: Sequence[pd.DataFrame] = (), floor: float = ERROR_FLOOR,
-                     min_depth: int = MIN_DEPTH) -> pd.Series:
+def background_error(
+    recipient: pd.DataFrame,
+    donor: pd.DataFrame,
+    replicates: Sequence[pd.DataFrame] = (),
+    floor: float = ERROR_FLOOR,
+    min_depth: int = MIN_DEPTH,
+) -> pd.Series:
     """Background error rate per marker (see :func:`immuno.chimerism.ngs.calibration.marker_errors`).
 
     Parameters
@@ -56,12 +60,19 @@ def background_error(recipient: pd.DataFrame, donor: pd.DataFrame,
     return _run_errors(recipient, donor, calls, replicates, floor)[0].rate
 
 
-def _run_errors(recipient: pd.DataFrame, donor: pd.DataFrame, calls: tuple[pd.DataFrame, pd.DataFrame],
-                replicates: Sequence[pd.DataFrame], floor: float = ERROR_FLOOR) -> tuple[MarkerErrors, float | None]:
+def _run_errors(
+    recipient: pd.DataFrame,
+    donor: pd.DataFrame,
+    calls: tuple[pd.DataFrame, pd.DataFrame],
+    replicates: Sequence[pd.DataFrame],
+    floor: float = ERROR_FLOOR,
+) -> tuple[MarkerErrors, float | None]:
     """Per-marker background and the references' log10 rho (which sets how much of one
     blank's excess reads is read-level noise rather than the marker's own rate)."""
     pooled = marker_errors(recipient, calls[0], donor, calls[1], replicates, floor)
-    log_rho = reference_log_rho([(recipient, calls[0]), (donor, calls[1])], pooled.rate * 0 + pooled.pooled)
+    log_rho = reference_log_rho(
+        [(recipient, calls[0]), (donor, calls[1])], pooled.rate * 0 + pooled.pooled
+    )
     return marker_errors(recipient, calls[0], donor, calls[1], replicates, floor, log_rho), log_rho
 
 
@@ -94,9 +105,15 @@ class ReferencePair:
     details: dict[str, float] = field(default_factory=dict)
 
 
-def reference_pair(recipient: pd.DataFrame, donor: pd.DataFrame, replicates: Sequence[pd.DataFrame] = (),
-                   min_depth: int = MIN_DEPTH, hom_vaf: float = HOM_VAF,
-                   het_range: tuple[float, float] = HET_RANGE, alpha: float = ALPHA) -> ReferencePair:
+def reference_pair(
+    recipient: pd.DataFrame,
+    donor: pd.DataFrame,
+    replicates: Sequence[pd.DataFrame] = (),
+    min_depth: int = MIN_DEPTH,
+    hom_vaf: float = HOM_VAF,
+    het_range: tuple[float, float] = HET_RANGE,
+    alpha: float = ALPHA,
+) -> ReferencePair:
     """Call both references and pair them (done once per patient, reused for every biopsy).
 
     Parameters
@@ -110,15 +127,24 @@ def reference_pair(recipient: pd.DataFrame, donor: pd.DataFrame, replicates: Seq
     alpha
         Level of the test for donor alleles in the recipient reference.
     """
-    calls = (call_ngs_genotype(recipient, min_depth, hom_vaf, het_range),
-             call_ngs_genotype(donor, min_depth, hom_vaf, het_range))
+    calls = (
+        call_ngs_genotype(recipient, min_depth, hom_vaf, het_range),
+        call_ngs_genotype(donor, min_depth, hom_vaf, het_range),
+    )
     pairs = informative_markers(*calls)
     errors, log_rho = _run_errors(recipient, donor, calls, replicates)
     ref = ReferencePair(pairs, len(pairs), errors, log_rho)
     if _recipient_background(ref, recipient, alpha):
         # the recipient's donor-allele reads stand out: they are the blank of those markers
-        ref.errors = marker_errors(recipient, calls[0], donor, calls[1], replicates, log_rho=log_rho,
-                                   donor_allele_centre=True)
+        ref.errors = marker_errors(
+            recipient,
+            calls[0],
+            donor,
+            calls[1],
+            replicates,
+            log_rho=log_rho,
+            donor_allele_centre=True,
+        )
         ref.details["donor_allele_background"] = ref.errors.donor_allele_rate
     _error_columns(ref.table, ref.errors)
     return ref
@@ -127,9 +153,12 @@ def reference_pair(recipient: pd.DataFrame, donor: pd.DataFrame, replicates: Seq
 def _error_columns(table: pd.DataFrame, errors: MarkerErrors) -> None:
     """Each marker's background rate and its variances, in the reference table."""
     table["error_rate"] = table["marker"].map(errors.rate).fillna(errors.pooled).to_numpy(float)
-    table["error_var"] = table["marker"].map(errors.variance).fillna(errors.between_sd**2).to_numpy(float)
-    table["error_shared_var"] = table["marker"].map(errors.shared_variance).fillna(
-        errors.pooled_variance).to_numpy(float)
+    table["error_var"] = (
+        table["marker"].map(errors.variance).fillna(errors.between_sd**2).to_numpy(float)
+    )
+    table["error_shared_var"] = (
+        table["marker"].map(errors.shared_variance).fillna(errors.pooled_variance).to_numpy(float)
+    )
 
 
 def _recipient_background(ref: ReferencePair, recipient: pd.DataFrame, alpha: float) -> bool:
@@ -164,21 +193,35 @@ def _recipient_background(ref: ReferencePair, recipient: pd.DataFrame, alpha: fl
     dq = np.abs(g_d - g_r) / 2
     # against the clean blanks' spread as estimated (decides whether the reads become the
     # blank) and against a high reading of it (decides whether to warn)
-    z, p, fraction = excess_reads(x, n, e, np.full(len(x), ref.errors.between_sd_clean**2), dq, rho,
-                                  ref.errors.other_variance)
-    _, p_high, _ = excess_reads(x, n, e, np.full(len(x), ref.errors.between_sd_high**2), dq, rho,
-                                ref.errors.other_variance)
-    ref.details.update({"recipient_background_z": z, "recipient_background_p": p,
-                        "recipient_reference_fraction": fraction})
+    z, p, fraction = excess_reads(
+        x, n, e, np.full(len(x), ref.errors.between_sd_clean**2), dq, rho, ref.errors.other_variance
+    )
+    _, p_high, _ = excess_reads(
+        x, n, e, np.full(len(x), ref.errors.between_sd_high**2), dq, rho, ref.errors.other_variance
+    )
+    ref.details.update(
+        {
+            "recipient_background_z": z,
+            "recipient_background_p": p,
+            "recipient_reference_fraction": fraction,
+        }
+    )
     if p >= alpha or n.sum() <= 0:
         return False
     reportable = fraction >= REPORTABLE_BACKGROUND and p_high < alpha
-    ref.flags.append(Flag(
-        "recipient_background" if reportable else "donor_allele_background", "warning" if reportable else "info",
-        f"the recipient reference itself reads {100 * fraction:.3g} % donor alleles (p = {p:.2g} against the "
-        "run's other homozygous markers): index hopping or carry-over from the donor reference, earlier "
-        "microchimerism (transfusion, pregnancy) or a contaminated reference; it is the blank of those "
-        "alleles, so the biopsy is judged above it"
-        + (" (if only the reference tube was contaminated, the biopsy may be under-estimated by as much)"
-           if reportable else "")))
+    ref.flags.append(
+        Flag(
+            "recipient_background" if reportable else "donor_allele_background",
+            "warning" if reportable else "info",
+            f"the recipient reference itself reads {100 * fraction:.3g} % donor alleles (p = {p:.2g} against the "
+            "run's other homozygous markers): index hopping or carry-over from the donor reference, earlier "
+            "microchimerism (transfusion, pregnancy) or a contaminated reference; it is the blank of those "
+            "alleles, so the biopsy is judged above it"
+            + (
+                " (if only the reference tube was contaminated, the biopsy may be under-estimated by as much)"
+                if reportable
+                else ""
+            ),
+        )
+    )
     return True

@@ -28,9 +28,11 @@ from immuno.errors import UserError
 
 METHODS = ("str", "ngs", "ddpcr", "qpcr", "fish")
 #: methods whose biopsies cannot be estimated without both references
-NEEDS_REFERENCES = {"str": ("recipient_reference", "donor_reference"),
-                    "ngs": ("recipient_reference", "donor_reference"),
-                    "qpcr": ("donor_reference",)}
+NEEDS_REFERENCES = {
+    "str": ("recipient_reference", "donor_reference"),
+    "ngs": ("recipient_reference", "donor_reference"),
+    "qpcr": ("donor_reference",),
+}
 _READERS = {"str": read_genemapper, "ddpcr": read_ddpcr, "qpcr": read_qpcr_ct, "fish": read_fish}
 
 
@@ -42,8 +44,11 @@ def sample_name(row: Mapping[str, Any]) -> str:
 def recipient_replicates(rows: pd.DataFrame, biopsy: Mapping[str, Any]) -> list[pd.Series]:
     """Every recipient-reference row of the biopsy's patient and panel (pure-recipient
     replicates when there are several)."""
-    same = rows[(rows["patient_id"] == biopsy["patient_id"]) & (rows["panel"] == biopsy["panel"])
-                & (rows["role"] == "recipient_reference")]
+    same = rows[
+        (rows["patient_id"] == biopsy["patient_id"])
+        & (rows["panel"] == biopsy["panel"])
+        & (rows["role"] == "recipient_reference")
+    ]
     return [r for _, r in same.iterrows()]
 
 
@@ -51,12 +56,17 @@ def references(rows: pd.DataFrame, biopsy: Mapping[str, Any]) -> dict[str, pd.Se
     """The recipient and donor reference rows of a biopsy row (None when missing)."""
     same = rows[(rows["patient_id"] == biopsy["patient_id"]) & (rows["panel"] == biopsy["panel"])]
     rec = same[same["role"] == "recipient_reference"]
-    donors = rows[(rows["role"] == "donor_reference") & (rows["panel"] == biopsy["panel"])
-                  & (rows["donor_id"] == biopsy["donor_id"])]
+    donors = rows[
+        (rows["role"] == "donor_reference")
+        & (rows["panel"] == biopsy["panel"])
+        & (rows["donor_id"] == biopsy["donor_id"])
+    ]
     own = donors[donors["patient_id"] == biopsy["patient_id"]]
     donors = own if len(own) else donors
-    return {"recipient_reference": rec.iloc[0] if len(rec) else None,
-            "donor_reference": donors.iloc[0] if len(donors) else None}
+    return {
+        "recipient_reference": rec.iloc[0] if len(rec) else None,
+        "donor_reference": donors.iloc[0] if len(donors) else None,
+    }
 
 
 def donor_references(rows: pd.DataFrame, biopsy: Mapping[str, Any]) -> dict[str, pd.Series]:
@@ -67,8 +77,12 @@ def donor_references(rows: pd.DataFrame, biopsy: Mapping[str, Any]) -> dict[str,
     if first is None:
         return {}
     out = {str(biopsy["donor_id"]): first}
-    more = rows[(rows["role"] == "donor_reference") & (rows["panel"] == biopsy["panel"])
-                & (rows["patient_id"] == biopsy["patient_id"]) & (rows["donor_id"] != biopsy["donor_id"])]
+    more = rows[
+        (rows["role"] == "donor_reference")
+        & (rows["panel"] == biopsy["panel"])
+        & (rows["patient_id"] == biopsy["patient_id"])
+        & (rows["donor_id"] != biopsy["donor_id"])
+    ]
     for _, r in more.iterrows():
         out.setdefault(str(r["donor_id"]), r)
     return out
@@ -129,11 +143,17 @@ class FileCache:
             if only not in self.names_in_sheet.get(str(path), set()) - {name}:
                 part = table  # a single-sample file need not repeat the sample's name
         if part.empty and name in table.attrs.get("samples_without_peaks", []):
-            raise UserError.single(f"{path}", f"sample {name!r} (sheet column sample_name) is in the export without "
-                                   "a single peak above the analysis threshold (a failed run?)")
+            raise UserError.single(
+                f"{path}",
+                f"sample {name!r} (sheet column sample_name) is in the export without "
+                "a single peak above the analysis threshold (a failed run?)",
+            )
         if part.empty:
             # the file's other sample names are not echoed: results must not carry free text
             others = table["sample_name"].nunique()
-            raise UserError.single(f"{path}", f"no sample named {name!r} (sheet column sample_name) among "
-                                   f"the {others} sample(s) in the file")
+            raise UserError.single(
+                f"{path}",
+                f"no sample named {name!r} (sheet column sample_name) among "
+                f"the {others} sample(s) in the file",
+            )
         return part.reset_index(drop=True)

@@ -67,19 +67,30 @@ def process_batch(batch: Any, out_dir: str | Path, plots: bool = True) -> dict[s
         table = marker_table(results, method)
         if len(table):
             written[name] = write_parquet(_storable(table), out / f"{name}.parquet")
-    summary = pd.DataFrame({"sample_id": [br.row["sample_id"] for br in results],
-                            "panel": [br.panel for br in results],
-                            "result": [br.result.summary() for br in results]})
-    written["summary"] = write_text(summary.to_csv(sep="\t", index=False, lineterminator="\n"),
-                                    out / "chimerism_summary.tsv")
-    written["anndata"] = write_h5ad(to_anndata(batch.batch_id, results, batch.panels), out / "chimerism.h5ad")
+    summary = pd.DataFrame(
+        {
+            "sample_id": [br.row["sample_id"] for br in results],
+            "panel": [br.panel for br in results],
+            "result": [br.result.summary() for br in results],
+        }
+    )
+    written["summary"] = write_text(
+        summary.to_csv(sep="\t", index=False, lineterminator="\n"), out / "chimerism_summary.tsv"
+    )
+    written["anndata"] = write_h5ad(
+        to_anndata(batch.batch_id, results, batch.panels), out / "chimerism.h5ad"
+    )
     if plots:
         for br in results:
             sid, r = br.row["sample_id"], br.result
             if r.method == "str" and len(r.markers):
-                written[f"plot_{sid}"] = plot_loci(r, f"{sid}: {r.summary()}", out / "plots" / f"{sid}_loci.png")
+                written[f"plot_{sid}"] = plot_loci(
+                    r, f"{sid}: {r.summary()}", out / "plots" / f"{sid}_loci.png"
+                )
             elif r.method == "ngs" and len(r.markers) and {"vaf", "informative"} <= set(r.markers):
-                written[f"plot_{sid}"] = plot_markers(r, f"{sid}: {r.summary()}", out / "plots" / f"{sid}_markers.png")
+                written[f"plot_{sid}"] = plot_markers(
+                    r, f"{sid}: {r.summary()}", out / "plots" / f"{sid}_markers.png"
+                )
     return written
 
 
@@ -107,8 +118,11 @@ def genotypes_table(batch: Any) -> pd.DataFrame:
         except UserError:
             continue  # the biopsy's flags carry the reason
         # names as typed in the instrument software may be free text: only sheet codes leave
-        parts.append(table.drop(columns=["sample_name", "sample_file"], errors="ignore").assign(
-            batch_id=batch.batch_id, sample_id=row["sample_id"], role=row["role"], method=method))
+        parts.append(
+            table.drop(columns=["sample_name", "sample_file"], errors="ignore").assign(
+                batch_id=batch.batch_id, sample_id=row["sample_id"], role=row["role"], method=method
+            )
+        )
     if not parts:
         return pd.DataFrame(columns=["batch_id", "sample_id", "role", "method", "marker"])
     table = pd.concat(parts, ignore_index=True)
@@ -149,22 +163,43 @@ def to_anndata(batch_id: str, results: list[BiopsyResult], panels: dict[str, Any
         if "used" in m:
             used[i, idx] = m["used"].to_numpy(bool).astype(float)
     r = [br.result for br in results]
-    obs = pd.DataFrame({
-        "batch_id": batch_id, "patient_id": [br.row["patient_id"] for br in results],
-        "visit": [br.row["visit"] for br in results], "panel": [br.panel for br in results],
-        "donor_id": [br.row["donor_id"] for br in results], "method": [x.method for x in r],
-        "donor_fraction": [100 * x.fraction for x in r], "lower": [100 * x.lower for x in r],
-        "upper": [100 * x.upper for x in r], "lod": [100 * x.lod for x in r], "flag": [x.flag for x in r],
-        "qc_pass": [not x.failed for x in r], "n_informative": [x.n_informative for x in r],
-    }, index=pd.Index([str(br.row["sample_id"]) for br in results], name="sample_id"))
+    obs = pd.DataFrame(
+        {
+            "batch_id": batch_id,
+            "patient_id": [br.row["patient_id"] for br in results],
+            "visit": [br.row["visit"] for br in results],
+            "panel": [br.panel for br in results],
+            "donor_id": [br.row["donor_id"] for br in results],
+            "method": [x.method for x in r],
+            "donor_fraction": [100 * x.fraction for x in r],
+            "lower": [100 * x.lower for x in r],
+            "upper": [100 * x.upper for x in r],
+            "lod": [100 * x.lod for x in r],
+            "flag": [x.flag for x in r],
+            "qc_pass": [not x.failed for x in r],
+            "n_informative": [x.n_informative for x in r],
+        },
+        index=pd.Index([str(br.row["sample_id"]) for br in results], name="sample_id"),
+    )
     var = pd.DataFrame({"method": var_method}, index=pd.Index(var_index, name="marker"))
     adata = ad.AnnData(X=x, obs=obs, var=var, layers={"depth": depth, "used": used})
     used_panels = sorted({br.panel for br in results})
     adata.uns["provenance"] = {
-        "schema_version": SCHEMA_VERSION, "batch_id": batch_id, "unit": "%",
-        "panels": {p: {"sha256": panels[p].sha256, "version": panels[p].version} for p in used_panels if p in panels},
+        "schema_version": SCHEMA_VERSION,
+        "batch_id": batch_id,
+        "unit": "%",
+        "panels": {
+            p: {"sha256": panels[p].sha256, "version": panels[p].version}
+            for p in used_panels
+            if p in panels
+        },
     }
-    adata.uns["details"] = {str(br.row["sample_id"]): {k: float(v) for k, v in br.result.details.items()
-                                                        if isinstance(v, int | float) and not math.isnan(float(v))}
-                            for br in results}
+    adata.uns["details"] = {
+        str(br.row["sample_id"]): {
+            k: float(v)
+            for k, v in br.result.details.items()
+            if isinstance(v, int | float) and not math.isnan(float(v))
+        }
+        for br in results
+    }
     return adata

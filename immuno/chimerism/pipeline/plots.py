@@ -22,7 +22,13 @@ def plot_loci(result: ChimerismResult, title: str, path: Path) -> Path:
     ax.bar(loci["marker"], 100 * loci["donor_fraction"].fillna(0), color=colours)
     if result.estimable:
         ax.axhline(100 * result.fraction, color="#c0392b", lw=1, label="mean of loci used")
-        ax.axhspan(100 * result.lower, 100 * result.upper, color="#c0392b", alpha=0.12, label="95 % interval")
+        ax.axhspan(
+            100 * result.lower,
+            100 * result.upper,
+            color="#c0392b",
+            alpha=0.12,
+            label="95 % interval",
+        )
     ax.axhline(100 * result.lod, color="k", ls=":", lw=1, label="LoD")
     ax.set_ylabel("donor fraction (%)")
     ax.set_title(title, fontsize=9)
@@ -40,7 +46,13 @@ def plot_markers(result: ChimerismResult, title: str, path: Path) -> Path:
     used = m["used"].astype(bool) if "used" in m else np.zeros(len(m), bool)
     expected = m["expected_vaf"] if "expected_vaf" in m else np.full(len(m), np.nan)
     ax.scatter(expected[used], m["vaf"][used], s=12, color="#3a6ea5", label="used")
-    ax.scatter(m["g_recipient"][~used] / 2, m["vaf"][~used], s=12, color="#b0b0b0", label="not used (vs recipient dose)")
+    ax.scatter(
+        m["g_recipient"][~used] / 2,
+        m["vaf"][~used],
+        s=12,
+        color="#b0b0b0",
+        label="not used (vs recipient dose)",
+    )
     ax.plot([0, 1], [0, 1], color="k", lw=0.6)
     ax.set_xscale("symlog", linthresh=1e-3)
     ax.set_yscale("symlog", linthresh=1e-3)

@@ -25,7 +25,12 @@ from immuno.chimerism.str.genemapper import read_genemapper
 from immuno.errors import UserError
 
 READERS: dict[str, Callable[[Path], pd.DataFrame]] = {
-    "str": read_genemapper, "ngs": read_marker_counts, "ddpcr": read_ddpcr, "qpcr": read_qpcr_ct, "fish": read_fish}
+    "str": read_genemapper,
+    "ngs": read_marker_counts,
+    "ddpcr": read_ddpcr,
+    "qpcr": read_qpcr_ct,
+    "fish": read_fish,
+}
 
 
 def guess_method(path: Path) -> str:
@@ -44,8 +49,10 @@ def guess_method(path: Path) -> str:
     low = head.lower()
     if "ref_hits" in low or is_allele_matrix(head):
         return "ngs"
-    if any(k in header for k in ("accepteddroplets", "partitionsvalid", "copiespermicroliter", "amplitude")) \
-            or low.lstrip().startswith("target value of"):
+    if any(
+        k in header
+        for k in ("accepteddroplets", "partitionsvalid", "copiespermicroliter", "amplitude")
+    ) or low.lstrip().startswith("target value of"):
         return "ddpcr"
     return "str"
 
@@ -66,8 +73,10 @@ def read_one(path: Path, method: str, name: str | None, option: str = "--*-name"
     if name is None:
         if len(names) == 1:
             return table
-        raise UserError.single(str(path), f"holds {len(names)} samples ({', '.join(names[:8])}); "
-                               f"say which with {option}")
+        raise UserError.single(
+            str(path),
+            f"holds {len(names)} samples ({', '.join(names[:8])}); say which with {option}",
+        )
     files = table.get("sample_file", table["sample_name"]).astype(str)
     part = table[(table["sample_name"] == name) | (files == name)]
     if part.empty:
@@ -76,9 +85,16 @@ def read_one(path: Path, method: str, name: str | None, option: str = "--*-name"
         if part["sample_name"].nunique() > 1:
             part = part.iloc[0:0]
     if part.empty:
-        empty = [n for n in table.attrs.get("samples_without_peaks", []) if n.lower() == name.lower()]
+        empty = [
+            n for n in table.attrs.get("samples_without_peaks", []) if n.lower() == name.lower()
+        ]
         if empty:
-            raise UserError.single(str(path), f"sample {empty[0]!r} is in the export without a single peak above the "
-                                   "analysis threshold (a failed run?); nothing to estimate from")
-        raise UserError.single(str(path), f"no sample named {name!r}; the file holds: {', '.join(names[:8])}")
+            raise UserError.single(
+                str(path),
+                f"sample {empty[0]!r} is in the export without a single peak above the "
+                "analysis threshold (a failed run?); nothing to estimate from",
+            )
+        raise UserError.single(
+            str(path), f"no sample named {name!r}; the file holds: {', '.join(names[:8])}"
+        )
     return part.reset_index(drop=True)

@@ -30,8 +30,13 @@ from immuno.chimerism.str.peaks import StrSettings
 from immuno.errors import Problem, UserError
 
 #: references each method needs (digital PCR's recipient wells are optional)
-REQUIRED = {"str": ("recipient", "donor"), "ngs": ("recipient", "donor"), "ddpcr": (), "qpcr": ("donor",),
-            "fish": ()}
+REQUIRED = {
+    "str": ("recipient", "donor"),
+    "ngs": ("recipient", "donor"),
+    "ddpcr": (),
+    "qpcr": ("donor",),
+    "fish": (),
+}
 
 
 @dataclass
@@ -56,29 +61,46 @@ class Exports:
         files = ([self.donor] if self.donor is not None else []) + list(self.donors)
         names = dict(self.names or {})
         sample_names = list(self.donor_names) or [names.get("donor")] * len(files)
-        ids = list(self.donor_ids) or ([""] if len(files) == 1 else [f"D{i + 1}" for i in range(len(files))])
+        ids = list(self.donor_ids) or (
+            [""] if len(files) == 1 else [f"D{i + 1}" for i in range(len(files))]
+        )
         if len(ids) != len(files):
-            raise UserError.single("--donor-id", f"{len(ids)} donor id(s) for {len(files)} donor export(s); "
-                                   "give one --donor-id per --donor")
+            raise UserError.single(
+                "--donor-id",
+                f"{len(ids)} donor id(s) for {len(files)} donor export(s); "
+                "give one --donor-id per --donor",
+            )
         if len(sample_names) != len(files):
-            sample_names = (sample_names + [None] * len(files))[:len(files)]
+            sample_names = (sample_names + [None] * len(files))[: len(files)]
         return list(zip(ids, files, sample_names, strict=True))
 
 
-
-
-
-
-def str_settings(panel: Mapping[str, object] | None = None, analytical_threshold: float | None = None) -> StrSettings:
+def str_settings(
+    panel: Mapping[str, object] | None = None, analytical_threshold: float | None = None
+) -> StrSettings:
     """STR settings from a panel's sections, with an analytical threshold given on its own."""
-    s = StrSettings() if panel is None else StrSettings.from_panel(
-        dict(panel.get("thresholds", {}) or {}), dict(panel.get("artefacts", {}) or {}),  # type: ignore[arg-type]
-        list(panel.get("loci", []) or []))  # type: ignore[arg-type]
-    return dataclasses.replace(s, analytical_threshold=analytical_threshold) if analytical_threshold else s
+    s = (
+        StrSettings()
+        if panel is None
+        else StrSettings.from_panel(
+            dict(panel.get("thresholds", {}) or {}),
+            dict(panel.get("artefacts", {}) or {}),  # type: ignore[arg-type]
+            list(panel.get("loci", []) or []),
+        )
+    )  # type: ignore[arg-type]
+    return (
+        dataclasses.replace(s, analytical_threshold=analytical_threshold)
+        if analytical_threshold
+        else s
+    )
 
 
-def estimate_exports(files: Exports, method: str | None = None, options: Mapping[str, object] | None = None,
-                     panel: Mapping[str, object] | None = None) -> ChimerismResult:
+def estimate_exports(
+    files: Exports,
+    method: str | None = None,
+    options: Mapping[str, object] | None = None,
+    panel: Mapping[str, object] | None = None,
+) -> ChimerismResult:
     """Estimate one biopsy from its export files.
 
     Parameters
@@ -109,16 +131,27 @@ def estimate_exports(files: Exports, method: str | None = None, options: Mapping
     donors = files.all_donors()
     if opts.get("without_references"):
         if method != "ngs" or files.recipient is not None or donors:
-            raise UserError.single("--without-references", "only for NGS counts, and with neither --recipient nor "
-                                   "--donor")
+            raise UserError.single(
+                "--without-references",
+                "only for NGS counts, and with neither --recipient nor --donor",
+            )
         sample = read_one(files.sample, method, names.get("sample"), "--sample-name")
         return estimate_genotype_free(sample)
-    missing = [Problem(f"--{role}", f"the {method} method needs the {role} reference export")
-               for role in REQUIRED[method] if (role == "recipient" and files.recipient is None)
-               or (role == "donor" and not donors)]
+    missing = [
+        Problem(f"--{role}", f"the {method} method needs the {role} reference export")
+        for role in REQUIRED[method]
+        if (role == "recipient" and files.recipient is None) or (role == "donor" and not donors)
+    ]
     if missing:
-        raise UserError(missing, "give the reference exports of this patient and MSC lot"
-                        + (" (NGS counts without any reference: --without-references)" if method == "ngs" else ""))
+        raise UserError(
+            missing,
+            "give the reference exports of this patient and MSC lot"
+            + (
+                " (NGS counts without any reference: --without-references)"
+                if method == "ngs"
+                else ""
+            ),
+        )
 
     def table(role: str) -> pd.DataFrame:
         return read_one(Path(getattr(files, role)), method, names.get(role), f"--{role}-name")
@@ -127,8 +160,12 @@ def estimate_exports(files: Exports, method: str | None = None, options: Mapping
         out = {}
         for i, (donor_id, path, name) in enumerate(donors):
             if donor_id in out:
-                raise UserError.single("--donor-id", f"{donor_id!r} is given twice; each donor needs its own id")
-            out[donor_id] = read_one(Path(path), method, name, "--donor-name" + (f" (donor {i + 1})" if i else ""))
+                raise UserError.single(
+                    "--donor-id", f"{donor_id!r} is given twice; each donor needs its own id"
+                )
+            out[donor_id] = read_one(
+                Path(path), method, name, "--donor-name" + (f" (donor {i + 1})" if i else "")
+            )
         return out
 
     if method in ("str", "ngs"):
@@ -138,50 +175,78 @@ def estimate_exports(files: Exports, method: str | None = None, options: Mapping
         dons = donor_tables()
         if method == "str":
             settings = str_settings(panel, opts.get("analytical_threshold"))  # type: ignore[arg-type]
-            result = (estimate_str(sample, recipient, donors=dons, settings=settings) if len(dons) > 1
-                      else estimate_str(sample, recipient, next(iter(dons.values())), settings=settings))
+            result = (
+                estimate_str(sample, recipient, donors=dons, settings=settings)
+                if len(dons) > 1
+                else estimate_str(sample, recipient, next(iter(dons.values())), settings=settings)
+            )
             return apply_input_limit(result, genomes, f"{dna_ng} ng given")
         if len(dons) > 1:
             return estimate_counts_donors(sample, recipient, dons, genome_equivalents=genomes)
-        return estimate_counts(sample, recipient, next(iter(dons.values())), genome_equivalents=genomes)
+        return estimate_counts(
+            sample, recipient, next(iter(dons.values())), genome_equivalents=genomes
+        )
     if method == "ddpcr":
-        return _ddpcr(table("sample"), table("recipient") if files.recipient else None, opts, files.sample)
+        return _ddpcr(
+            table("sample"), table("recipient") if files.recipient else None, opts, files.sample
+        )
     if method == "qpcr":
-        return _qpcr(table("sample"), read_one(Path(donors[0][1]), method, donors[0][2], "--donor-name"), opts,
-                     files.sample)
+        return _qpcr(
+            table("sample"),
+            read_one(Path(donors[0][1]), method, donors[0][2], "--donor-name"),
+            opts,
+            files.sample,
+        )
     counts = table("sample")
-    return estimate_fish(int(counts["donor_nuclei"].sum()), int(counts["nuclei"].sum()),
-                         background=float(opts.get("background") or 0.0))  # type: ignore[arg-type]
+    return estimate_fish(
+        int(counts["donor_nuclei"].sum()),
+        int(counts["nuclei"].sum()),
+        background=float(opts.get("background") or 0.0),
+    )  # type: ignore[arg-type]
 
 
 def _need(opts: Mapping[str, object], key: str, found: list[str], path: Path) -> str:
     value = opts.get(key)
     if not value:
-        raise UserError.single(f"--{key.replace('_', '-')}", f"required for {path.name}; it holds {', '.join(found)}")
+        raise UserError.single(
+            f"--{key.replace('_', '-')}", f"required for {path.name}; it holds {', '.join(found)}"
+        )
     if value not in found:
-        raise UserError.single(str(path), f"no {key.replace('_', ' ')} {value!r}; it holds {', '.join(found)}")
+        raise UserError.single(
+            str(path), f"no {key.replace('_', ' ')} {value!r}; it holds {', '.join(found)}"
+        )
     return str(value)
 
 
-
-
-
-
-def _ddpcr(sample: pd.DataFrame, blank: pd.DataFrame | None, opts: Mapping[str, object],
-           path: Path) -> ChimerismResult:
+def _ddpcr(
+    sample: pd.DataFrame, blank: pd.DataFrame | None, opts: Mapping[str, object], path: Path
+) -> ChimerismResult:
     found = sorted(sample["assay"].astype(str).unique())
     target, reference = (_need(opts, k, found, path) for k in ("target_assay", "reference_assay"))
-    return ddpcr_wells(sample, blank, target, reference, float(opts.get("target_copies") or 1.0),  # type: ignore[arg-type]
-                       float(opts.get("reference_copies") or 2.0))  # type: ignore[arg-type]
+    return ddpcr_wells(
+        sample,
+        blank,
+        target,
+        reference,
+        float(opts.get("target_copies") or 1.0),  # type: ignore[arg-type]
+        float(opts.get("reference_copies") or 2.0),
+    )  # type: ignore[arg-type]
 
 
-def _qpcr(sample: pd.DataFrame, calibrator: pd.DataFrame, opts: Mapping[str, object], path: Path) -> ChimerismResult:
+def _qpcr(
+    sample: pd.DataFrame, calibrator: pd.DataFrame, opts: Mapping[str, object], path: Path
+) -> ChimerismResult:
     found = sorted(sample["target"].astype(str).unique())
     marker, ref_gene = (_need(opts, k, found, path) for k in ("marker_target", "reference_target"))
 
     def cts(t: pd.DataFrame, target: str) -> list[float]:
         return t.loc[t["target"] == target, "ct"].tolist()
 
-    return estimate_qpcr(cts(sample, marker), cts(sample, ref_gene), cts(calibrator, marker), cts(calibrator, ref_gene),
-                         efficiency=float(opts.get("efficiency") or 1.0),  # type: ignore[arg-type]
-                         lod=float(opts.get("lod") or 0.001))  # type: ignore[arg-type]
+    return estimate_qpcr(
+        cts(sample, marker),
+        cts(sample, ref_gene),
+        cts(calibrator, marker),
+        cts(calibrator, ref_gene),
+        efficiency=float(opts.get("efficiency") or 1.0),  # type: ignore[arg-type]
+        lod=float(opts.get("lod") or 0.001),
+    )  # type: ignore[arg-type]

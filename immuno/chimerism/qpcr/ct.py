@@ -25,12 +25,22 @@ MAX_CT = 40.0
 
 def _mean_var(values: Sequence[float]) -> tuple[float, float, int]:
     v = np.asarray([x for x in values if np.isfinite(x)], float)
-    return (float(v.mean()) if len(v) else math.nan, float(v.var(ddof=1)) if len(v) > 1 else math.nan, len(v))
+    return (
+        float(v.mean()) if len(v) else math.nan,
+        float(v.var(ddof=1)) if len(v) > 1 else math.nan,
+        len(v),
+    )
 
 
-def estimate_qpcr(sample_marker_ct: Sequence[float], sample_reference_ct: Sequence[float],
-                  calibrator_marker_ct: Sequence[float], calibrator_reference_ct: Sequence[float],
-                  efficiency: float = 1.0, lod: float = QPCR_LOD, max_ct: float = MAX_CT) -> ChimerismResult:
+def estimate_qpcr(
+    sample_marker_ct: Sequence[float],
+    sample_reference_ct: Sequence[float],
+    calibrator_marker_ct: Sequence[float],
+    calibrator_reference_ct: Sequence[float],
+    efficiency: float = 1.0,
+    lod: float = QPCR_LOD,
+    max_ct: float = MAX_CT,
+) -> ChimerismResult:
     """Donor fraction by delta-delta-Ct against a 100 % donor calibrator.
 
     Parameters
@@ -53,18 +63,43 @@ def estimate_qpcr(sample_marker_ct: Sequence[float], sample_reference_ct: Sequen
         Interval from the replicate spread of the four Ct means (t quantile); a
         biopsy whose marker never amplifies is not detected and has no point estimate.
     """
-    clean = [[c if np.isfinite(c) and c <= max_ct else math.nan for c in cts]
-             for cts in (sample_marker_ct, sample_reference_ct, calibrator_marker_ct, calibrator_reference_ct)]
+    clean = [
+        [c if np.isfinite(c) and c <= max_ct else math.nan for c in cts]
+        for cts in (
+            sample_marker_ct,
+            sample_reference_ct,
+            calibrator_marker_ct,
+            calibrator_reference_ct,
+        )
+    ]
     stats4 = [_mean_var(c) for c in clean]
     if stats4[1][2] == 0 or stats4[2][2] == 0 or stats4[3][2] == 0:
-        return not_estimable("qpcr", [Flag("qpcr_missing_ct", "fail",
-                                           "the reference gene or the calibrator did not amplify")], lod=lod)
+        return not_estimable(
+            "qpcr",
+            [
+                Flag(
+                    "qpcr_missing_ct",
+                    "fail",
+                    "the reference gene or the calibrator did not amplify",
+                )
+            ],
+            lod=lod,
+        )
     if stats4[0][2] == 0:
-        return ChimerismResult(method="qpcr", fraction=math.nan, lower=0.0, upper=lod, detected=False, lod=lod,
-                               flags=[Flag("no_amplification", "info", "the donor marker did not amplify in the biopsy")])
+        return ChimerismResult(
+            method="qpcr",
+            fraction=math.nan,
+            lower=0.0,
+            upper=lod,
+            detected=False,
+            lod=lod,
+            flags=[
+                Flag("no_amplification", "info", "the donor marker did not amplify in the biopsy")
+            ],
+        )
     base = 1.0 + efficiency
     ddct = (stats4[0][0] - stats4[1][0]) - (stats4[2][0] - stats4[3][0])
-    fraction = base ** -ddct
+    fraction = base**-ddct
     variances = [v / n for _, v, n in stats4 if n > 1]
     flags: list[Flag] = []
     if len(variances) == 4:
@@ -75,8 +110,17 @@ def estimate_qpcr(sample_marker_ct: Sequence[float], sample_reference_ct: Sequen
     else:
         lower = upper = math.nan
         flags.append(Flag("no_replicates", "warning", "single Ct values: no interval"))
-    return ChimerismResult(method="qpcr", fraction=fraction, lower=lower, upper=upper, detected=fraction >= lod,
-                           lod=lod, flags=flags, n_informative=1, details={"ddct": ddct})
+    return ChimerismResult(
+        method="qpcr",
+        fraction=fraction,
+        lower=lower,
+        upper=upper,
+        detected=fraction >= lod,
+        lod=lod,
+        flags=flags,
+        n_informative=1,
+        details={"ddct": ddct},
+    )
 
 
 QPCR_COLUMNS = ["sample_name", "target", "ct"]
@@ -89,8 +133,14 @@ def read_qpcr_ct(path: str | Path) -> pd.DataFrame:
     nothing was seen, which the estimator turns into an upper bound, not into 0 %.
     """
     path = Path(path)
-    t = pick(delimited(path), path, {"sample_name": ("Sample Name", "Sample"),
-                                     "target": ("Target Name", "Target", "Assay"),
-                                     "ct": ("Ct", "CT", "Cq", "Cт")})
+    t = pick(
+        delimited(path),
+        path,
+        {
+            "sample_name": ("Sample Name", "Sample"),
+            "target": ("Target Name", "Target", "Assay"),
+            "ct": ("Ct", "CT", "Cq", "Cт"),
+        },
+    )
     t["ct"] = numbers(t["ct"], path, "Ct", allow_missing=True)
     return t[QPCR_COLUMNS].reset_index(drop=True)

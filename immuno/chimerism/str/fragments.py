@@ -28,30 +28,29 @@ from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
-from immuno.chimerism.common.intervals import censored_mean
-from immuno.chimerism.common.result import ChimerismResult, Flag, not_estimable, swapped_flag
+from immuno.chimerism.common.result import ChimerismResult, Flag, not_estimable
+from immuno.chimerism.str.combine import combine_loci
 from immuno.chimerism.str.genotypes import call_str_genotype
-from immuno.chimerism.str.loci import Locus, analyse_locus, locus_table
+from immuno.chimerism.str.loci import Locus, analyse_locus
 from immuno.chimerism.str.mixture import estimate_mixture
 from immuno.chimerism.str.peaks import StrSettings, classify_peaks
 
-OUTLIER_MAD = 3.5
-#: smallest MAD used for outliers, absolute and relative to the median: peak areas of one
-#: sample scatter by ~10 % of the level between loci, so a tight cluster of a few loci
-#: must not make ordinary scatter an outlier
-MAD_FLOOR = 0.002
-MAD_RELATIVE_FLOOR = 0.10
-#: a biopsy whose LoD reaches this cannot say anything useful about the fraction
-WEAK_LOD = 0.5
 
-
-def estimate_str(biopsy: pd.DataFrame, recipient: pd.DataFrame, donor: pd.DataFrame | None = None, *,
-                 donors: Mapping[str, pd.DataFrame] | None = None, settings: StrSettings | None = None,
-                 analytical_threshold: float | None = None, stutter_filter: float | None = None,
-                 saturation: float | None = None, locus_stutter: Mapping[str, float] | None = None,
-                 default_stutter: float | None = None, lod_floor: float | None = None) -> ChimerismResult:
+def estimate_str(
+    biopsy: pd.DataFrame,
+    recipient: pd.DataFrame,
+    donor: pd.DataFrame | None = None,
+    *,
+    donors: Mapping[str, pd.DataFrame] | None = None,
+    settings: StrSettings | None = None,
+    analytical_threshold: float | None = None,
+    stutter_filter: float | None = None,
+    saturation: float | None = None,
+    locus_stutter: Mapping[str, float] | None = None,
+    default_stutter: float | None = None,
+    lod_floor: float | None = None,
+) -> ChimerismResult:
     """Estimate the donor fraction of a biopsy from STR peaks.
 
     Parameters
@@ -81,8 +80,15 @@ def estimate_str(biopsy: pd.DataFrame, recipient: pd.DataFrame, donor: pd.DataFr
         analytical threshold at >= 2 loci used and a mean above the LoD. With several
         donors, ``components`` holds one result per donor.
     """
-    s = _settings(settings, analytical_threshold, stutter_filter, saturation, locus_stutter, default_stutter,
-                  lod_floor)
+    s = _settings(
+        settings,
+        analytical_threshold,
+        stutter_filter,
+        saturation,
+        locus_stutter,
+        default_stutter,
+        lod_floor,
+    )
     donor_tables = dict(donors) if donors else {"": donor}
     if any(t is None for t in donor_tables.values()):
         raise ValueError("give the donor's peaks, or donors by id")
@@ -90,34 +96,66 @@ def estimate_str(biopsy: pd.DataFrame, recipient: pd.DataFrame, donor: pd.DataFr
     biopsy, recipient = _rename(biopsy, names), _rename(recipient, names)
     donor_tables = {d: _rename(t, names) for d, t in donor_tables.items()}
     if len(biopsy) and biopsy["height"].isna().all():
-        return not_estimable("str", [Flag("biopsy_without_peaks", "fail",
-                                          "the biopsy export lists alleles without peak heights or areas (a genotype "
-                                          "list); a fraction needs the peaks")])
+        return not_estimable(
+            "str",
+            [
+                Flag(
+                    "biopsy_without_peaks",
+                    "fail",
+                    "the biopsy export lists alleles without peak heights or areas (a genotype "
+                    "list); a fraction needs the peaks",
+                )
+            ],
+        )
     rec_calls = call_str_genotype(recipient, settings=s).set_index("marker")
-    don_calls = {d: call_str_genotype(t, settings=s).set_index("marker") for d, t in donor_tables.items()}
+    don_calls = {
+        d: call_str_genotype(t, settings=s).set_index("marker") for d, t in donor_tables.items()
+    }
     problem = _identical(rec_calls, don_calls)
     if problem is not None:
         return problem
     classified = classify_peaks(biopsy, s) if len(biopsy) else biopsy.assign(kind=[], note=[])
     threshold = max(s.analytical_threshold, float(biopsy["height"].min()) if len(biopsy) else 0.0)
-    loci = [_locus(m, classified, rec_calls, don_calls, s, threshold)
-            for m in sorted(set(rec_calls.index) | set(classified["marker"]) | set().union(*(c.index for c in don_calls.values())))]
+    loci = [
+        _locus(m, classified, rec_calls, don_calls, s, threshold)
+        for m in sorted(
+            set(rec_calls.index)
+            | set(classified["marker"])
+            | set().union(*(c.index for c in don_calls.values()))
+        )
+    ]
     flags = _sample_flags(loci, biopsy, s, threshold)
     if len(don_calls) > 1:
         return estimate_mixture(loci, s, flags)
-    return _single(loci, s, flags)
+    return combine_loci(loci, s, flags)
 
 
-def _settings(settings: StrSettings | None, analytical_threshold: float | None, stutter_filter: float | None,
-              saturation: float | None, locus_stutter: Mapping[str, float] | None, default_stutter: float | None,
-              lod_floor: float | None) -> StrSettings:
+def _settings(
+    settings: StrSettings | None,
+    analytical_threshold: float | None,
+    stutter_filter: float | None,
+    saturation: float | None,
+    locus_stutter: Mapping[str, float] | None,
+    default_stutter: float | None,
+    lod_floor: float | None,
+) -> StrSettings:
     s = settings or StrSettings()
-    given = {"analytical_threshold": analytical_threshold, "stutter_filter": stutter_filter,
-             "saturation": saturation, "default_stutter": default_stutter, "lod_floor": lod_floor}
+    given = {
+        "analytical_threshold": analytical_threshold,
+        "stutter_filter": stutter_filter,
+        "saturation": saturation,
+        "default_stutter": default_stutter,
+        "lod_floor": lod_floor,
+    }
     s = dataclasses.replace(s, **{k: v for k, v in given.items() if v is not None})
     if locus_stutter:
-        s = dataclasses.replace(s, locus_stutter={**s.locus_stutter,
-                                                  **{k.upper(): float(v) for k, v in locus_stutter.items()}})
+        s = dataclasses.replace(
+            s,
+            locus_stutter={
+                **s.locus_stutter,
+                **{k.upper(): float(v) for k, v in locus_stutter.items()},
+            },
+        )
     return s
 
 
@@ -146,25 +184,54 @@ def _identical(rec: pd.DataFrame, donors: dict[str, pd.DataFrame]) -> ChimerismR
     for i in range(len(people)):
         for j in range(i + 1, len(people)):
             (a_name, a), (b_name, b) = people[i], people[j]
-            ok = a[a["call"] == "ok"].join(b[b["call"] == "ok"], how="inner", lsuffix="_a", rsuffix="_b")
+            ok = a[a["call"] == "ok"].join(
+                b[b["call"] == "ok"], how="inner", lsuffix="_a", rsuffix="_b"
+            )
             if ok.empty:
                 if i == 0:
-                    return not_estimable("str", [Flag("no_reference_calls", "fail",
-                                                      f"no locus has a clean call (1-2 alleles) in both the recipient "
-                                                      f"and the {b_name} reference")])
+                    return not_estimable(
+                        "str",
+                        [
+                            Flag(
+                                "no_reference_calls",
+                                "fail",
+                                f"no locus has a clean call (1-2 alleles) in both the recipient "
+                                f"and the {b_name} reference",
+                            )
+                        ],
+                    )
                 continue
-            same = all(set(x) == set(y) for x, y in zip(ok["alleles_a"], ok["alleles_b"], strict=True))
+            same = all(
+                set(x) == set(y) for x, y in zip(ok["alleles_a"], ok["alleles_b"], strict=True)
+            )
             if same:
-                what = ("recipient and donor share the same alleles" if i == 0 and len(ids) == 1
-                        else f"the {a_name} and {b_name} references share the same alleles")
-                return not_estimable("str", [Flag("donor_identical_to_recipient" if i == 0 else "identical_donors",
-                                                  "fail", f"{what} at all {len(ok)} called loci; check that the donor "
-                                                  "reference is the MSC product, not the patient")])
+                what = (
+                    "recipient and donor share the same alleles"
+                    if i == 0 and len(ids) == 1
+                    else f"the {a_name} and {b_name} references share the same alleles"
+                )
+                return not_estimable(
+                    "str",
+                    [
+                        Flag(
+                            "donor_identical_to_recipient" if i == 0 else "identical_donors",
+                            "fail",
+                            f"{what} at all {len(ok)} called loci; check that the donor "
+                            "reference is the MSC product, not the patient",
+                        )
+                    ],
+                )
     return None
 
 
-def _locus(marker: str, classified: pd.DataFrame, rec: pd.DataFrame, donors: dict[str, pd.DataFrame],
-           s: StrSettings, threshold: float) -> Locus:
+def _locus(
+    marker: str,
+    classified: pd.DataFrame,
+    rec: pd.DataFrame,
+    donors: dict[str, pd.DataFrame],
+    s: StrSettings,
+    threshold: float,
+) -> Locus:
     peaks = classified[classified["marker"] == marker]
     r = rec.loc[marker] if marker in rec.index else None
     ds = {d: (c.loc[marker] if marker in c.index else None) for d, c in donors.items()}
@@ -179,136 +246,32 @@ def _locus(marker: str, classified: pd.DataFrame, rec: pd.DataFrame, donors: dic
     return loc
 
 
-def _sample_flags(loci: list[Locus], biopsy: pd.DataFrame, s: StrSettings, threshold: float) -> list[Flag]:
+def _sample_flags(
+    loci: list[Locus], biopsy: pd.DataFrame, s: StrSettings, threshold: float
+) -> list[Flag]:
     flags: list[Flag] = []
     odd = [loc for loc in loci if loc.unexplained and loc.status == "estimated"]
     if len(odd) >= 2:
         listed = "; ".join(f"{loc.marker}: {', '.join(loc.unexplained)}" for loc in odd)
-        flags.append(Flag("unexplained_alleles", "warning",
-                          f"alleles that no reference explains at {len(odd)} loci ({listed}): a third contributor "
-                          "(contamination, another donor) or a wrong reference"))
+        flags.append(
+            Flag(
+                "unexplained_alleles",
+                "warning",
+                f"alleles that no reference explains at {len(odd)} loci ({listed}): a third contributor "
+                "(contamination, another donor) or a wrong reference",
+            )
+        )
     if len(biopsy) and biopsy["area"].isna().all() and biopsy["height"].notna().any():
-        flags.append(Flag("heights_used", "info", "the export has no peak areas: peak heights are used"))
+        flags.append(
+            Flag("heights_used", "info", "the export has no peak areas: peak heights are used")
+        )
     if threshold > s.analytical_threshold:
-        flags.append(Flag("export_threshold", "info",
-                          f"the biopsy export holds no peak under {threshold:.0f} RFU: an absent allele is taken to be "
-                          "below that, not below the analytical threshold"))
+        flags.append(
+            Flag(
+                "export_threshold",
+                "info",
+                f"the biopsy export holds no peak under {threshold:.0f} RFU: an absent allele is taken to be "
+                "below that, not below the analytical threshold",
+            )
+        )
     return flags
-
-
-def _single(loci: list[Locus], s: StrSettings, flags: list[Flag]) -> ChimerismResult:
-    table = locus_table(loci)
-    valid = (table["status"] == "estimated") & (table["donor_fraction"].notna() | table["censored"])
-    if not valid.any():
-        table["used"] = False
-        reason = ("no informative locus has peaks in the biopsy" if (table["status"] != "not_informative").any()
-                  else "no informative locus")
-        return not_estimable("str", [*flags, Flag("no_biopsy_peaks", "fail", reason)], table, n_informative=0)
-    # the minor person (the donor below 50 %, the recipient above) must show an allele of
-    # its own, clear of the major's stutter: loci where it only shifts a dose (the
-    # donor-homozygous pattern for a minor donor, recipient-homozygous for a minor
-    # recipient) or sits in a stutter position are left out while 2 clean loci exist
-    minor_recipient = float(table.loc[valid, "donor_fraction"].median()) > 0.5
-    table["stutter_position"] = [bool(x) for x in (
-        [loc.recipient_stutter_position for loc in loci] if minor_recipient else table["stutter_position"])]
-    dose_only = "recipient_hom" if minor_recipient else "donor_hom"
-    clean = valid & ~table["stutter_position"] & ~table["saturated"] & (table["pattern"] != dose_only)
-    used = clean if clean.sum() >= 2 else valid & ~table["saturated"]
-    outlier = _outliers(table, used)
-    for _, r in table[outlier].iterrows():
-        flags.append(Flag("outlier_locus", "warning",
-                          f"locus estimate {_value_text(r)} is outside median +/- {OUTLIER_MAD} MAD", r["marker"]))
-    for _, r in table[table["saturated"] & valid].iterrows():
-        flags.append(Flag("saturated_locus", "warning", "a biopsy peak is above the saturation limit", r["marker"]))
-    used &= ~outlier
-    table["used"], table["outlier"] = used, outlier
-    _reasons(table, valid, used, outlier, s, dose_only)
-    obs = used & ~table["censored"]
-    cens = used & table["censored"]
-    # a bound at 0 % or 100 % is where the formula stops, not a censoring limit: a locus
-    # with no recipient allele reads "at least l", whatever the noise would do beyond 1
-    low = table.loc[cens, "lower_bound"].to_numpy(float)
-    high = table.loc[cens, "upper_bound"].to_numpy(float)
-    fit = censored_mean(table.loc[obs, "donor_fraction"].to_numpy(float), np.where(low <= 0, -np.inf, low),
-                        np.where(high >= 1, np.inf, high))
-    values = table.loc[obs, "donor_fraction"].to_numpy(float)
-    n = int(used.sum())
-    sd = float(values.std(ddof=1)) if len(values) > 1 else math.nan
-    lod = min(max(float(table.loc[used, "locus_lod"].median()), s.lod_floor) if used.any() else s.lod_floor, 1.0)
-    if lod >= WEAK_LOD:
-        flags.append(Flag("too_little_signal", "fail",
-                          f"the biopsy's peaks are too weak to bound the fraction (LoD {100 * lod:.0f} % from "
-                          f"{int(used.sum())} loci; {_set_aside(table)})"))
-        table["used"] = used
-        return not_estimable("str", flags, table, lod=lod, n_informative=int(used.sum()))
-    seen = int((used & (table["donor_peak_height"].fillna(0) > 0) & (table["donor_fraction"] > 0)).sum())
-    detected = seen >= 2 and fit.mean > lod
-    lower, upper = fit.lower, fit.upper
-    if n == 1:
-        flags.append(Flag("single_locus", "warning", "only one informative locus: no spread, no interval"))
-    if not detected:
-        # below its LoD, STR cannot bound the fraction more tightly than the LoD itself
-        lower, upper = 0.0, max(upper if not math.isnan(upper) else 0.0, lod)
-    if n < 3:
-        flags.append(Flag("few_informative_loci", "warning", f"only {n} informative loci used ({_set_aside(table)})"))
-    if fit.mean > 0.5:
-        flags.append(swapped_flag(fit.mean))
-    details = {"mean": fit.mean, "sd": sd, "cv": sd / fit.mean if fit.mean > 0 and len(values) > 1 else math.nan,
-               "loci_used": float(n), "loci_censored": float(cens.sum()), "loci_informative": float(valid.sum())}
-    return ChimerismResult(method="str", fraction=fit.mean, lower=lower, upper=upper, detected=detected, lod=lod,
-                           n_informative=n, flags=flags, markers=table, details=details)
-
-
-
-
-def _outliers(table: pd.DataFrame, used: pd.Series) -> pd.Series:
-    """Loci outside median +/- 3.5 MAD of the observed loci (a censored one by its whole interval)."""
-    observed = table.loc[used & ~table["censored"], "donor_fraction"]
-    if len(observed) < 3:
-        return pd.Series(False, index=table.index)
-    median = float(observed.median())
-    mad = max(float(stats.median_abs_deviation(observed, scale="normal")), MAD_FLOOR,
-              MAD_RELATIVE_FLOOR * abs(median))
-    lo, hi = median - OUTLIER_MAD * mad, median + OUTLIER_MAD * mad
-    value = table["donor_fraction"]
-    plain = used & ~table["censored"] & ((value < lo) | (value > hi))
-    censored = used & table["censored"] & ((table["upper_bound"] < lo) | (table["lower_bound"] > hi))
-    return plain | censored
-
-
-def _reasons(table: pd.DataFrame, valid: pd.Series, used: pd.Series, outlier: pd.Series, s: StrSettings,
-             dose_only: str) -> None:
-    """Status and reason of every estimated locus once the combination has chosen."""
-    for i in table.index[valid]:
-        r = table.loc[i]
-        if used[i]:
-            table.loc[i, ["status", "reason"]] = ["used", r["pattern"].replace("_", " ")
-                                                  + (" (an allele absent: censored)" if r["censored"] else "")]
-            continue
-        if outlier[i]:
-            why = f"outlier: {_value_text(r)} outside median +/- {OUTLIER_MAD} MAD"
-        elif r["saturated"]:
-            why = f"saturated: a biopsy peak above {s.saturation:.0f} RFU"
-        elif r["stutter_position"]:
-            minor, major = ("donor", "recipient") if dose_only == "donor_hom" else ("recipient", "donor")
-            why = f"a {minor} allele in a {major} allele's stutter position (used only without 2 clean loci)"
-        elif r["pattern"] == dose_only:
-            who = "donor" if dose_only == "donor_hom" else "recipient"
-            why = f"{who} homozygous: the minor person only shifts a dose; left out while 2 clean loci exist"
-        else:
-            why = "not used"
-        table.loc[i, ["status", "reason"]] = ["set_aside", why]
-
-
-def _value_text(r: pd.Series) -> str:
-    if r["censored"]:
-        return f"[{100 * r['lower_bound']:.2f}, {100 * r['upper_bound']:.2f}] %"
-    return f"{100 * r['donor_fraction']:.2f} %"
-
-
-def _set_aside(table: pd.DataFrame) -> str:
-    """A short list of the loci not used and why, for messages."""
-    aside = table[~table["used"] & (table["status"] != "not_informative")]
-    if aside.empty:
-        return "no locus set aside"
-    return "set aside: " + "; ".join(f"{r['marker']} ({r['reason']})" for _, r in aside.iterrows())

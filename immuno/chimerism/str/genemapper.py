@@ -28,7 +28,17 @@ import pandas as pd
 from immuno.chimerism.common.tables import delimited, file_decimal_style, norm, numbers, pick
 from immuno.errors import UserError
 
-PEAK_COLUMNS = ["sample_name", "sample_file", "marker", "allele", "size", "height", "area", "dye", "quality"]
+PEAK_COLUMNS = [
+    "sample_name",
+    "sample_file",
+    "marker",
+    "allele",
+    "size",
+    "height",
+    "area",
+    "dye",
+    "quality",
+]
 _STEM = re.compile(r"\.(fsa|hid|ab1)$", re.IGNORECASE)
 _SAMPLE = ("Sample File Name", "Sample File", "Sample Name", "Sample.Name", "SampleName", "Sample")
 _MARKER = ("Marker", "Locus")
@@ -37,9 +47,20 @@ _AREA = ("area", "peakarea")
 _HEIGHT = ("height", "peakheight")
 #: process quality values that set a locus aside or say something about its peaks
 _PQV_BOOL = ("OMIT", "AE")
-_PQV_FLAGS = {"OS": "off-scale", "SHP": "sharp peak (spike)", "SPU": "spectral pull-up", "XTLK": "crosstalk",
-              "SPA": "single peak artefact", "SP": "split peak", "BD": "broad peak", "OBA": "out-of-bin allele",
-              "PHR": "peak height ratio", "LPH": "low peak height", "AN": "allele number", "BIN": "out of bin"}
+_PQV_FLAGS = {
+    "OS": "off-scale",
+    "SHP": "sharp peak (spike)",
+    "SPU": "spectral pull-up",
+    "XTLK": "crosstalk",
+    "SPA": "single peak artefact",
+    "SP": "split peak",
+    "BD": "broad peak",
+    "OBA": "out-of-bin allele",
+    "PHR": "peak height ratio",
+    "LPH": "low peak height",
+    "AN": "allele number",
+    "BIN": "out of bin",
+}
 #: GeneMapper's genotype quality below which it fails a genotype
 GQ_FAIL = 0.25
 
@@ -87,9 +108,17 @@ def read_genemapper(path: str | Path) -> pd.DataFrame:
     path = Path(path)
     df = delimited(path)
     by_norm = {norm(c): c for c in df.columns}
-    ids = pick(df, path, {"sample_file": _SAMPLE, "sample_name": ("Sample Name", "Sample.Name", "SampleName"),
-                          "marker": _MARKER, "dye": ("Dye", "Dye/Sample Peak")},
-               optional=("sample_name", "dye"))
+    ids = pick(
+        df,
+        path,
+        {
+            "sample_file": _SAMPLE,
+            "sample_name": ("Sample Name", "Sample.Name", "SampleName"),
+            "marker": _MARKER,
+            "dye": ("Dye", "Dye/Sample Peak"),
+        },
+        optional=("sample_name", "dye"),
+    )
     if "dye" in ids:
         ids["dye"] = ids["dye"].str.split(",").str[0].str.strip().str.upper()
     ids["quality"] = _quality(df)
@@ -97,18 +126,26 @@ def read_genemapper(path: str | Path) -> pd.DataFrame:
     if "allele" in by_norm:
         numbered = {"": "allele"}
     elif any(re.fullmatch(r"allele\d+", k) for k in by_norm):
-        numbered = {str(i): f"allele{i}" for i in sorted(int(k[6:]) for k in by_norm if re.fullmatch(r"allele\d+", k))}
+        numbered = {
+            str(i): f"allele{i}"
+            for i in sorted(int(k[6:]) for k in by_norm if re.fullmatch(r"allele\d+", k))
+        }
     else:
         raise UserError.single(
-            str(path), f"no 'Allele' or 'Allele 1' column; the file has: {', '.join(df.columns)}",
-            hint="Export the Sample/Peak table or the genotypes table from GeneMapper.")
+            str(path),
+            f"no 'Allele' or 'Allele 1' column; the file has: {', '.join(df.columns)}",
+            hint="Export the Sample/Peak table or the genotypes table from GeneMapper.",
+        )
     columns = {i: _peak_columns(by_norm, i) for i in numbered}
     _refuse_renamed(df, path, columns)
     if "" in columns and not columns[""]["height"]:
         # one row per peak always carries its height; only a numbered genotype list may not
-        raise UserError.single(str(path), f"missing column height (any of: Height, Peak Height); the file has: "
-                               f"{', '.join(df.columns)}",
-                               hint="Export the Sample/Peak table with heights, or a genotypes table.")
+        raise UserError.single(
+            str(path),
+            f"missing column height (any of: Height, Peak Height); the file has: "
+            f"{', '.join(df.columns)}",
+            hint="Export the Sample/Peak table with heights, or a genotypes table.",
+        )
     sizes = [c["size"] for c in columns.values() if c.get("size")]
     style = file_decimal_style(df, sizes, path)
     parts = []
@@ -132,15 +169,24 @@ def read_genemapper(path: str | Path) -> pd.DataFrame:
         if label is None:
             peaks[key] = np.nan
             continue
-        peaks[key] = numbers(peaks[key], path, re.sub(r"\W?\d+$", "", label) or label,
-                             allow_missing=key != "height", style=style, rows=peaks["_row"].to_numpy())
+        peaks[key] = numbers(
+            peaks[key],
+            path,
+            re.sub(r"\W?\d+$", "", label) or label,
+            allow_missing=key != "height",
+            style=style,
+            rows=peaks["_row"].to_numpy(),
+        )
     if "dye" not in peaks:
         peaks["dye"] = ""
     if calls_only:
         # a genotype list: each allele once (homozygotes are often entered twice)
         peaks = peaks.drop_duplicates(["sample_name", "marker", "allele"])
-    out = peaks[PEAK_COLUMNS].sort_values(["sample_name", "marker", "size", "allele"], kind="stable",
-                                          na_position="last").reset_index(drop=True)
+    out = (
+        peaks[PEAK_COLUMNS]
+        .sort_values(["sample_name", "marker", "size", "allele"], kind="stable", na_position="last")
+        .reset_index(drop=True)
+    )
     # samples in the export without a single peak (a failed run, a negative control)
     out.attrs["samples_without_peaks"] = sorted(listed - set(out["sample_name"]))
     return out
@@ -148,13 +194,16 @@ def read_genemapper(path: str | Path) -> pd.DataFrame:
 
 def _peak_columns(by_norm: dict[str, str], i: str) -> dict[str, str | None]:
     """The size, height and area columns that go with allele column ``i`` ('' for a peak table)."""
+
     def find(names: tuple[str, ...]) -> str | None:
         return next((by_norm[n + i] for n in names if n + i in by_norm), None)
 
     return {"size": find(("size",)), "height": find(_HEIGHT), "area": find(_AREA)}
 
 
-def _refuse_renamed(df: pd.DataFrame, path: Path, columns: dict[str, dict[str, str | None]]) -> None:
+def _refuse_renamed(
+    df: pd.DataFrame, path: Path, columns: dict[str, dict[str, str | None]]
+) -> None:
     """A column that looks like areas or heights but is not read must not be ignored silently."""
     used = {c for col in columns.values() for c in col.values() if c}
     for key, names in (("area", _AREA), ("height", _HEIGHT)):
@@ -169,7 +218,8 @@ def _refuse_renamed(df: pd.DataFrame, path: Path, columns: dict[str, dict[str, s
                 f"looks like peak {key}s but is not named as GeneMapper names them "
                 f"({' or '.join(repr(x.title()) for x in ('Area', 'Peak Area') if key == 'area') or repr('Height')}"
                 f"{', numbered for a genotypes table' if len(columns) > 1 or '' not in columns else ''}); "
-                f"rename it{', or remove it to estimate from heights' if key == 'area' else ''}")
+                f"rename it{', or remove it to estimate from heights' if key == 'area' else ''}",
+            )
 
 
 def _quality(df: pd.DataFrame) -> pd.Series:

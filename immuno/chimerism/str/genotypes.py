@@ -25,18 +25,18 @@ STUTTER_FILTER = StrSettings.stutter_filter
 DEFAULT_STUTTER = StrSettings.default_stutter
 
 
-
-
 def stutter_position(allele: str) -> str | None:
     """The label one repeat below ``allele`` (its back-stutter position), or None."""
     return label_step(allele, -1)
 
 
-
-
-def call_str_genotype(peaks: pd.DataFrame, analytical_threshold: float | None = None,
-                      stutter_filter: float | None = None, saturation: float | None = None,
-                      settings: StrSettings | None = None) -> pd.DataFrame:
+def call_str_genotype(
+    peaks: pd.DataFrame,
+    analytical_threshold: float | None = None,
+    stutter_filter: float | None = None,
+    saturation: float | None = None,
+    settings: StrSettings | None = None,
+) -> pd.DataFrame:
     """Call STR alleles per locus from one reference sample's peaks.
 
     Parameters
@@ -71,8 +71,15 @@ def call_str_genotype(peaks: pd.DataFrame, analytical_threshold: float | None = 
     are of comparable height). An off-ladder peak that tall is an allele the ladder lacks.
     """
     s = settings or StrSettings()
-    overrides = {k: v for k, v in (("analytical_threshold", analytical_threshold), ("stutter_filter", stutter_filter),
-                                   ("saturation", saturation)) if v is not None}
+    overrides = {
+        k: v
+        for k, v in (
+            ("analytical_threshold", analytical_threshold),
+            ("stutter_filter", stutter_filter),
+            ("saturation", saturation),
+        )
+        if v is not None
+    }
     if overrides:
         s = dataclasses.replace(s, **overrides)
     rows = []
@@ -83,7 +90,9 @@ def call_str_genotype(peaks: pd.DataFrame, analytical_threshold: float | None = 
             rows.append(_call_list(str(marker), g))
         else:
             rows.append(_call_peaks(str(marker), g, s))
-    return pd.DataFrame(rows, columns=["marker", "alleles", "sizes", "stutter_ratio", "call", "saturated", "note"])
+    return pd.DataFrame(
+        rows, columns=["marker", "alleles", "sizes", "stutter_ratio", "call", "saturated", "note"]
+    )
 
 
 def _call_list(marker: str, g: pd.DataFrame) -> dict[str, Any]:
@@ -96,14 +105,23 @@ def _call_list(marker: str, g: pd.DataFrame) -> dict[str, Any]:
         call, note = "off_ladder", "the genotype list names an off-ladder allele without its size"
     elif len(alleles) > 2:
         call, note = "more_than_two", f"{len(alleles)} alleles listed ({', '.join(alleles)})"
-    return {"marker": marker, "alleles": tuple(alleles), "sizes": {}, "stutter_ratio": math.nan, "call": call,
-            "saturated": False, "note": note}
+    return {
+        "marker": marker,
+        "alleles": tuple(alleles),
+        "sizes": {},
+        "stutter_ratio": math.nan,
+        "call": call,
+        "saturated": False,
+        "note": note,
+    }
 
 
 def _call_peaks(marker: str, g: pd.DataFrame, s: StrSettings) -> dict[str, Any]:
     """A locus of one person's peaks: artefacts set aside, stutter told from alleles."""
     notes = [n for n in g.loc[g["kind"].isin(("pull_up", "spike", "plus_a")), "note"]]
-    cand = g[g["kind"].isin(("peak", "off_ladder"))].sort_values("height", ascending=False, kind="stable")
+    cand = g[g["kind"].isin(("peak", "off_ladder"))].sort_values(
+        "height", ascending=False, kind="stable"
+    )
     area = cand["area"].where(cand["area"].notna(), cand["height"])
     alleles: list[dict[str, Any]] = []
     stutters: list[float] = []
@@ -111,27 +129,48 @@ def _call_peaks(marker: str, g: pd.DataFrame, s: StrSettings) -> dict[str, Any]:
     for (_, p), a in zip(cand.iterrows(), area, strict=True):
         label = off_ladder_label(p["size"]) if p["allele"] == "OL" else str(p["allele"])
         called = pd.DataFrame(alleles, columns=["allele", "size", "height", "area"])
-        st = stutter_kind(label, float(p["size"]), float(p["height"]), called, s, marker) if len(called) else None
+        st = (
+            stutter_kind(label, float(p["size"]), float(p["height"]), called, s, marker)
+            if len(called)
+            else None
+        )
         if st is not None:
             parent = called[called["allele"] == st[1]].iloc[0]
             if st[0] == "back" and parent["height"] <= s.saturation:
                 stutters.append(float(a / parent["area"]))
             continue
         if p["height"] >= s.allele_min_ratio * tallest:
-            alleles.append({"allele": label, "size": float(p["size"]), "height": float(p["height"]), "area": float(a)})
+            alleles.append(
+                {
+                    "allele": label,
+                    "size": float(p["size"]),
+                    "height": float(p["height"]),
+                    "area": float(a),
+                }
+            )
         else:
             what = "off-ladder peak" if p["allele"] == "OL" else f"minor peak {label}"
-            notes.append(f"{what} ({p['height']:.0f} RFU, under {100 * s.allele_min_ratio:.0f} % of the tallest) "
-                         "set aside")
+            notes.append(
+                f"{what} ({p['height']:.0f} RFU, under {100 * s.allele_min_ratio:.0f} % of the tallest) "
+                "set aside"
+            )
     labels = sorted((a["allele"] for a in alleles), key=_allele_key)
     call = "ok" if labels else "no_peaks"
     if len(labels) > 2:
         call = "more_than_two"
-        notes.append(f"{len(labels)} alleles of comparable height ({', '.join(labels)}): a mixed or contaminated "
-                     "reference")
-    return {"marker": marker, "alleles": tuple(labels), "sizes": {a["allele"]: a["size"] for a in alleles},
-            "stutter_ratio": float(np.mean(stutters)) if stutters else math.nan, "call": call,
-            "saturated": bool((cand["height"] > s.saturation).any()), "note": "; ".join(notes)}
+        notes.append(
+            f"{len(labels)} alleles of comparable height ({', '.join(labels)}): a mixed or contaminated "
+            "reference"
+        )
+    return {
+        "marker": marker,
+        "alleles": tuple(labels),
+        "sizes": {a["allele"]: a["size"] for a in alleles},
+        "stutter_ratio": float(np.mean(stutters)) if stutters else math.nan,
+        "call": call,
+        "saturated": bool((cand["height"] > s.saturation).any()),
+        "note": "; ".join(notes),
+    }
 
 
 def _allele_key(a: str) -> tuple[float, str]:
@@ -139,9 +178,3 @@ def _allele_key(a: str) -> tuple[float, str]:
     if math.isnan(v) and a.startswith("OL@"):
         return (math.inf, a)
     return (math.inf if math.isnan(v) else v, a)
-
-
-
-
-
-

@@ -69,8 +69,15 @@ class Locus:
         return bool(self.absent) and math.isfinite(self.upper_bound)
 
 
-def analyse_locus(marker: str, peaks: pd.DataFrame, recipient: pd.Series, donors: dict[str, pd.Series],
-                  stutter: float, s: StrSettings, threshold: float) -> Locus:
+def analyse_locus(
+    marker: str,
+    peaks: pd.DataFrame,
+    recipient: pd.Series,
+    donors: dict[str, pd.Series],
+    stutter: float,
+    s: StrSettings,
+    threshold: float,
+) -> Locus:
     """Read one locus of a biopsy against its references.
 
     Parameters
@@ -96,8 +103,12 @@ def analyse_locus(marker: str, peaks: pd.DataFrame, recipient: pd.Series, donors
     bad = [(who, r) for who, r in refs.items() if r is None or r["call"] != "ok"]
     if bad:
         who, r = bad[0]
-        loc.reason = (f"{who} reference: not typed at this locus" if r is None
-                      else f"{who} reference: {r['call'].replace('_', ' ')}" + (f" ({r['note']})" if r["note"] else ""))
+        loc.reason = (
+            f"{who} reference: not typed at this locus"
+            if r is None
+            else f"{who} reference: {r['call'].replace('_', ' ')}"
+            + (f" ({r['note']})" if r["note"] else "")
+        )
         return loc
     loc.recipient = tuple(recipient["alleles"])
     loc.donors = {d: tuple(r["alleles"]) for d, r in donors.items()}
@@ -106,7 +117,11 @@ def analyse_locus(marker: str, peaks: pd.DataFrame, recipient: pd.Series, donors
         loc.status, loc.reason = "set_aside", "sex marker: not used for the fraction"
         return loc
     if all(set(a) == set(loc.recipient) for a in loc.donors.values()):
-        loc.status, loc.pattern, loc.reason = "not_informative", "identical", "recipient and donor share the same alleles"
+        loc.status, loc.pattern, loc.reason = (
+            "not_informative",
+            "identical",
+            "recipient and donor share the same alleles",
+        )
         return loc
     if len(loc.donors) == 1:
         loc.pattern = str_pattern(loc.recipient, next(iter(loc.donors.values())))
@@ -115,7 +130,9 @@ def analyse_locus(marker: str, peaks: pd.DataFrame, recipient: pd.Series, donors
     peaks = _match_off_ladder(peaks, refs, s)
     loc.notes += [n for n in peaks.loc[peaks["kind"].isin(ARTEFACTS + ("off_ladder",)), "note"]]
     suspect = peaks[peaks["kind"].isin(ARTEFACTS) & peaks["allele"].isin(contributors)]
-    specific = {a for a in contributors if sum(a in al for al in [loc.recipient, *loc.donors.values()]) == 1}
+    specific = {
+        a for a in contributors if sum(a in al for al in [loc.recipient, *loc.donors.values()]) == 1
+    }
     for _, p in suspect.iterrows():
         if p["allele"] in specific:
             loc.reason = f"allele {p['allele']} may be an artefact: {p['note']}"
@@ -126,34 +143,53 @@ def analyse_locus(marker: str, peaks: pd.DataFrame, recipient: pd.Series, donors
         return loc
     area = live["area"].where(live["area"].notna(), live["height"]).groupby(live["allele"]).sum()
     height = live.groupby("allele")["height"].sum()
-    ratio = float(np.nanmedian(live["area"] / live["height"])) if live["area"].notna().any() else 1.0
+    ratio = (
+        float(np.nanmedian(live["area"] / live["height"])) if live["area"].notna().any() else 1.0
+    )
     loc.threshold_area = threshold * ratio
     loc.saturated = bool((live["height"] > s.saturation).any())
     _unexplained(loc, live, contributors, s)
     raw = {a: float(area.get(a, 0.0)) for a in contributors}
     parent = {label_step(a, -1): a for a in contributors}
-    loc.areas = {a: max(raw[a] - stutter * raw[parent[a]], 0.0) if a in parent else raw[a] for a in contributors}
+    loc.areas = {
+        a: max(raw[a] - stutter * raw[parent[a]], 0.0) if a in parent else raw[a]
+        for a in contributors
+    }
     loc.absent = sorted(a for a in specific if raw[a] == 0.0)
     loc.per_copy_height = sum(float(height.get(a, 0.0)) for a in contributors) / 2
     loc.status, loc.reason = "estimated", "informative"
     if len(loc.donors) == 1:
         _single_donor(loc, raw, parent, height, s)
         if not math.isfinite(loc.fraction):
-            loc.status, loc.reason = "set_aside", "no signal at the alleles that tell recipient and donor apart"
+            loc.status, loc.reason = (
+                "set_aside",
+                "no signal at the alleles that tell recipient and donor apart",
+            )
     return loc
 
 
-def _match_off_ladder(peaks: pd.DataFrame, refs: dict[str, pd.Series], s: StrSettings) -> pd.DataFrame:
+def _match_off_ladder(
+    peaks: pd.DataFrame, refs: dict[str, pd.Series], s: StrSettings
+) -> pd.DataFrame:
     """Off-ladder peaks of the biopsy at the size of a reference's off-ladder allele take its label."""
-    sizes = {a: size for r in refs.values() for a, size in (r["sizes"] or {}).items() if a.startswith("OL@")}
+    sizes = {
+        a: size
+        for r in refs.values()
+        for a, size in (r["sizes"] or {}).items()
+        if a.startswith("OL@")
+    }
     if not sizes:
         return peaks
     peaks = peaks.copy()
-    for i, p in peaks[(peaks["allele"] == "OL") & peaks["kind"].isin(("off_ladder", "peak"))].iterrows():
+    for i, p in peaks[
+        (peaks["allele"] == "OL") & peaks["kind"].isin(("off_ladder", "peak"))
+    ].iterrows():
         match = [a for a, size in sizes.items() if abs(size - p["size"]) <= s.size_window]
         if match:
             peaks.loc[i, ["allele", "kind", "note"]] = [match[0], "peak", ""]
-    peaks.loc[peaks["allele"] == "OL", "allele"] = [off_ladder_label(x) for x in peaks.loc[peaks["allele"] == "OL", "size"]]
+    peaks.loc[peaks["allele"] == "OL", "allele"] = [
+        off_ladder_label(x) for x in peaks.loc[peaks["allele"] == "OL", "size"]
+    ]
     return peaks
 
 
@@ -161,32 +197,51 @@ def _unexplained(loc: Locus, live: pd.DataFrame, contributors: set[str], s: StrS
     """Peaks that are neither a contributor's allele nor its stutter."""
     parents = live[live["allele"].isin(contributors)][["allele", "size", "height"]]
     for _, p in live[~live["allele"].isin(contributors)].iterrows():
-        st = stutter_kind(str(p["allele"]), float(p["size"]), float(p["height"]), parents, s, loc.marker)
+        st = stutter_kind(
+            str(p["allele"]), float(p["size"]), float(p["height"]), parents, s, loc.marker
+        )
         if st is None:
             loc.unexplained.append(f"{p['allele']} ({p['height']:.0f} RFU)")
 
 
-def _single_donor(loc: Locus, raw: dict[str, float], parent: dict[str | None, str], height: pd.Series,
-                  s: StrSettings) -> None:
+def _single_donor(
+    loc: Locus,
+    raw: dict[str, float],
+    parent: dict[str | None, str],
+    height: pd.Series,
+    s: StrSettings,
+) -> None:
     """The pattern formula, its censoring interval, the stutter-position flag and the locus LoD."""
     rec, don = set(loc.recipient), set(next(iter(loc.donors.values())))
     donor_only = sorted(don - rec)
     # a minor person's allele in the stutter position of the major's: the donor's at low
     # fractions, the recipient's at high ones (the combination picks)
     loc.stutter_position = any(a in parent and parent[a] in rec for a in donor_only)
-    loc.recipient_stutter_position = any(a in parent and parent[a] in don for a in sorted(rec - don))
+    loc.recipient_stutter_position = any(
+        a in parent and parent[a] in don for a in sorted(rec - don)
+    )
     loc.fraction = pattern_fraction(loc.pattern, loc.areas, rec, don)
     if loc.absent and math.isfinite(loc.threshold_area):
         filled = {a: (loc.threshold_area if a in loc.absent else v) for a, v in loc.areas.items()}
         bounds = sorted([loc.fraction, pattern_fraction(loc.pattern, filled, rec, don)])
         loc.lower_bound, loc.upper_bound = bounds
     donor_heights = [float(height.get(a, 0.0)) for a in donor_only]
-    loc.donor_peak_height = max(donor_heights) if donor_heights and max(donor_heights) > 0 else math.nan
+    loc.donor_peak_height = (
+        max(donor_heights) if donor_heights and max(donor_heights) > 0 else math.nan
+    )
     donor_copies = 2 if len(don) == 1 else 1
     if donor_only:
-        noise = s.analytical_threshold + max((loc.stutter_ratio * float(height.get(parent[a], 0.0))
-                                              for a in donor_only if a in parent), default=0.0)
-        loc.locus_lod = noise / (loc.per_copy_height * donor_copies) if loc.per_copy_height > 0 else math.nan
+        noise = s.analytical_threshold + max(
+            (
+                loc.stutter_ratio * float(height.get(parent[a], 0.0))
+                for a in donor_only
+                if a in parent
+            ),
+            default=0.0,
+        )
+        loc.locus_lod = (
+            noise / (loc.per_copy_height * donor_copies) if loc.per_copy_height > 0 else math.nan
+        )
     else:
         loc.locus_lod = 0.05  # a dose shift of a shared allele is not seen below ~5 %
 
@@ -214,19 +269,53 @@ def pattern_fraction(pattern: str, areas: dict[str, float], rec: set[str], don: 
     return math.nan
 
 
-LOCUS_COLUMNS = ["marker", "status", "reason", "pattern", "recipient_alleles", "donor_alleles", "donor_fraction",
-                 "lower_bound", "upper_bound", "censored", "stutter_ratio", "stutter_position", "saturated",
-                 "donor_peak_height", "locus_lod", "used", "outlier", "unexplained", "notes"]
+LOCUS_COLUMNS = [
+    "marker",
+    "status",
+    "reason",
+    "pattern",
+    "recipient_alleles",
+    "donor_alleles",
+    "donor_fraction",
+    "lower_bound",
+    "upper_bound",
+    "censored",
+    "stutter_ratio",
+    "stutter_position",
+    "saturated",
+    "donor_peak_height",
+    "locus_lod",
+    "used",
+    "outlier",
+    "unexplained",
+    "notes",
+]
 
 
 def locus_table(loci: list[Locus]) -> pd.DataFrame:
     """The per-locus table (:data:`LOCUS_COLUMNS`) of analysed loci."""
-    rows = [{"marker": loc.marker, "status": loc.status, "reason": loc.reason, "pattern": loc.pattern,
-             "recipient_alleles": "/".join(loc.recipient),
-             "donor_alleles": " | ".join("/".join(a) for a in loc.donors.values()),
-             "donor_fraction": loc.fraction, "lower_bound": loc.lower_bound, "upper_bound": loc.upper_bound,
-             "censored": loc.censored, "stutter_ratio": loc.stutter_ratio, "stutter_position": loc.stutter_position,
-             "saturated": loc.saturated, "donor_peak_height": loc.donor_peak_height, "locus_lod": loc.locus_lod,
-             "used": False, "outlier": False, "unexplained": ", ".join(loc.unexplained),
-             "notes": "; ".join(loc.notes)} for loc in loci]
+    rows = [
+        {
+            "marker": loc.marker,
+            "status": loc.status,
+            "reason": loc.reason,
+            "pattern": loc.pattern,
+            "recipient_alleles": "/".join(loc.recipient),
+            "donor_alleles": " | ".join("/".join(a) for a in loc.donors.values()),
+            "donor_fraction": loc.fraction,
+            "lower_bound": loc.lower_bound,
+            "upper_bound": loc.upper_bound,
+            "censored": loc.censored,
+            "stutter_ratio": loc.stutter_ratio,
+            "stutter_position": loc.stutter_position,
+            "saturated": loc.saturated,
+            "donor_peak_height": loc.donor_peak_height,
+            "locus_lod": loc.locus_lod,
+            "used": False,
+            "outlier": False,
+            "unexplained": ", ".join(loc.unexplained),
+            "notes": "; ".join(loc.notes),
+        }
+        for loc in loci
+    ]
     return pd.DataFrame(rows, columns=LOCUS_COLUMNS)

@@ -24,7 +24,9 @@ from immuno.chimerism.str.peaks import StrSettings
 
 
 def _copies(alleles: tuple[str, ...], allele: str) -> float:
-    return 2.0 if len(set(alleles)) == 1 and allele in alleles else (1.0 if allele in alleles else 0.0)
+    return (
+        2.0 if len(set(alleles)) == 1 and allele in alleles else (1.0 if allele in alleles else 0.0)
+    )
 
 
 def _rows(loc: Locus, ids: list[str]) -> tuple[np.ndarray, np.ndarray]:
@@ -33,7 +35,12 @@ def _rows(loc: Locus, ids: list[str]) -> tuple[np.ndarray, np.ndarray]:
     total = sum(loc.areas.values())
     y = np.array([loc.areas[a] / total for a in alleles])
     c_r = np.array([_copies(loc.recipient, a) for a in alleles])
-    x = np.array([[(_copies(loc.donors[d], a) - _copies(loc.recipient, a)) / 2 for d in ids] for a in alleles])
+    x = np.array(
+        [
+            [(_copies(loc.donors[d], a) - _copies(loc.recipient, a)) / 2 for d in ids]
+            for a in alleles
+        ]
+    )
     return x, y - c_r / 2
 
 
@@ -46,8 +53,13 @@ def fit_fractions(loci: list[Locus], ids: list[str]) -> np.ndarray:
     f = res.x
     if f.sum() > 1.0:
         cons = {"type": "ineq", "fun": lambda v: 1.0 - v.sum()}
-        fit = optimize.minimize(lambda v: float(((x @ v - y) ** 2).sum()), f / f.sum(), method="SLSQP",
-                                bounds=[(0.0, 1.0)] * len(ids), constraints=[cons])
+        fit = optimize.minimize(
+            lambda v: float(((x @ v - y) ** 2).sum()),
+            f / f.sum(),
+            method="SLSQP",
+            bounds=[(0.0, 1.0)] * len(ids),
+            constraints=[cons],
+        )
         f = fit.x
     return np.asarray(f, float)
 
@@ -56,17 +68,34 @@ def estimate_mixture(loci: list[Locus], s: StrSettings, flags: list[Flag]) -> Ch
     """One fraction per donor from the estimated loci of a biopsy (see the module docstring)."""
     ids = list(next((loc.donors for loc in loci if loc.donors), {}))
     table = locus_table(loci)
-    usable = [loc for loc in loci if loc.status == "estimated" and not loc.saturated and sum(loc.areas.values()) > 0]
+    usable = [
+        loc
+        for loc in loci
+        if loc.status == "estimated" and not loc.saturated and sum(loc.areas.values()) > 0
+    ]
     for loc in loci:
         if loc.status == "estimated" and loc not in usable:
-            loc.status, loc.reason = "set_aside", "saturated" if loc.saturated else "no signal at its alleles"
+            loc.status, loc.reason = (
+                "set_aside",
+                "saturated" if loc.saturated else "no signal at its alleles",
+            )
     if len(usable) < 2:
         table = locus_table(loci)
-        return not_estimable("str", [*flags, Flag("few_informative_loci", "fail",
-                                                  f"{len(usable)} informative locus/loci with peaks; several donors "
-                                                  "need at least 2")], table)
+        return not_estimable(
+            "str",
+            [
+                *flags,
+                Flag(
+                    "few_informative_loci",
+                    "fail",
+                    f"{len(usable)} informative locus/loci with peaks; several donors "
+                    "need at least 2",
+                ),
+            ],
+            table,
+        )
     f = fit_fractions(usable, ids)
-    jack = np.array([fit_fractions(usable[:i] + usable[i + 1:], ids) for i in range(len(usable))])
+    jack = np.array([fit_fractions(usable[:i] + usable[i + 1 :], ids) for i in range(len(usable))])
     n = len(usable)
     se = np.sqrt((n - 1) / n * ((jack - jack.mean(axis=0)) ** 2).sum(axis=0))
     t = float(stats.t.ppf(0.975, n - 1))
@@ -76,29 +105,68 @@ def estimate_mixture(loci: list[Locus], s: StrSettings, flags: list[Flag]) -> Ch
     table["used"] = table["status"] == "used"
     components = []
     for k, d in enumerate(ids):
-        specific = [loc for loc in usable
-                    if set(loc.donors[d]) - set(loc.recipient) - set().union(*(loc.donors[o] for o in ids if o != d))]
-        seen = [loc for loc in specific
-                if any(loc.areas.get(a, 0.0) > 0 for a in set(loc.donors[d]) - set(loc.recipient))]
-        lods = [s.analytical_threshold / (loc.per_copy_height * max(_copies(loc.donors[d], a) for a in loc.donors[d]))
-                for loc in specific if loc.per_copy_height > 0]
+        specific = [
+            loc
+            for loc in usable
+            if set(loc.donors[d])
+            - set(loc.recipient)
+            - set().union(*(loc.donors[o] for o in ids if o != d))
+        ]
+        seen = [
+            loc
+            for loc in specific
+            if any(loc.areas.get(a, 0.0) > 0 for a in set(loc.donors[d]) - set(loc.recipient))
+        ]
+        lods = [
+            s.analytical_threshold
+            / (loc.per_copy_height * max(_copies(loc.donors[d], a) for a in loc.donors[d]))
+            for loc in specific
+            if loc.per_copy_height > 0
+        ]
         lod = max(float(np.median(lods)) if lods else 0.05, s.lod_floor)
         detected = len(seen) >= 2 and f[k] > lod
         lower, upper = max(f[k] - t * se[k], 0.0), min(f[k] + t * se[k], 1.0)
         own: list[Flag] = []
         if len(specific) < 2:
-            own.append(Flag("few_informative_loci", "warning",
-                            f"only {len(specific)} loci carry an allele of donor {d} that no other person has"))
+            own.append(
+                Flag(
+                    "few_informative_loci",
+                    "warning",
+                    f"only {len(specific)} loci carry an allele of donor {d} that no other person has",
+                )
+            )
         if not detected:
             lower, upper = 0.0, max(upper, lod)
-        components.append(ChimerismResult(method="str", fraction=float(f[k]), lower=lower, upper=upper,
-                                          detected=detected, lod=lod, n_informative=len(specific), flags=own,
-                                          markers=table, donor_id=d,
-                                          details={"se": float(se[k]), "loci_used": float(n),
-                                                   "loci_specific": float(len(specific))}))
+        components.append(
+            ChimerismResult(
+                method="str",
+                fraction=float(f[k]),
+                lower=lower,
+                upper=upper,
+                detected=detected,
+                lod=lod,
+                n_informative=len(specific),
+                flags=own,
+                markers=table,
+                donor_id=d,
+                details={
+                    "se": float(se[k]),
+                    "loci_used": float(n),
+                    "loci_specific": float(len(specific)),
+                },
+            )
+        )
     total = float(f.sum())
-    return ChimerismResult(method="str", fraction=total, lower=math.nan, upper=math.nan,
-                           detected=any(c.detected for c in components), lod=min(c.lod for c in components),
-                           n_informative=n, flags=flags, markers=table, components=components,
-                           details={"loci_used": float(n), "donors": float(len(ids))})
-
+    return ChimerismResult(
+        method="str",
+        fraction=total,
+        lower=math.nan,
+        upper=math.nan,
+        detected=any(c.detected for c in components),
+        lod=min(c.lod for c in components),
+        n_informative=n,
+        flags=flags,
+        markers=table,
+        components=components,
+        details={"loci_used": float(n), "donors": float(len(ids))},
+    )

@@ -86,8 +86,12 @@ class StrSettings:
     repeat_bp: dict[str, float] = field(default_factory=dict)
 
     @classmethod
-    def from_panel(cls, thresholds: dict[str, Any] | None = None, artefacts: dict[str, Any] | None = None,
-                   loci: list[dict[str, Any]] | None = None) -> StrSettings:
+    def from_panel(
+        cls,
+        thresholds: dict[str, Any] | None = None,
+        artefacts: dict[str, Any] | None = None,
+        loci: list[dict[str, Any]] | None = None,
+    ) -> StrSettings:
         """Settings from a panel's ``thresholds``, ``artefacts`` and ``loci`` sections."""
         values: dict[str, Any] = {}
         for section in (thresholds or {}, artefacts or {}):
@@ -95,9 +99,14 @@ class StrSettings:
         if "exclude_loci" in values:
             values["exclude_loci"] = tuple(str(x).upper() for x in values["exclude_loci"])
         loci = loci or []
-        values["locus_stutter"] = {str(loc["name"]).upper(): float(loc["stutter_ratio"])
-                                   for loc in loci if "stutter_ratio" in loc}
-        values["repeat_bp"] = {str(loc["name"]).upper(): float(loc["repeat_bp"]) for loc in loci if "repeat_bp" in loc}
+        values["locus_stutter"] = {
+            str(loc["name"]).upper(): float(loc["stutter_ratio"])
+            for loc in loci
+            if "stutter_ratio" in loc
+        }
+        values["repeat_bp"] = {
+            str(loc["name"]).upper(): float(loc["repeat_bp"]) for loc in loci if "repeat_bp" in loc
+        }
         return cls(**values)
 
     def repeat(self, marker: str) -> float:
@@ -143,15 +152,19 @@ def classify_peaks(peaks: pd.DataFrame, s: StrSettings) -> pd.DataFrame:
             if len(others) and height[i] <= s.pullup_ratio * height[others].max():
                 j = others[int(height[others].argmax())]
                 kind[i] = "pull_up"
-                note[i] = (f"pull-up at {size[i]:.1f} bp ({height[i]:.0f} RFU) from {marker[j]} {allele[j]} "
-                           f"({dye[j]}, {height[j]:.0f} RFU)")
+                note[i] = (
+                    f"pull-up at {size[i]:.1f} bp ({height[i]:.0f} RFU) from {marker[j]} {allele[j]} "
+                    f"({dye[j]}, {height[j]:.0f} RFU)"
+                )
                 continue
         same = sized[(dye[sized] == dye[i]) & (np.abs(np.abs(size[sized] - size[i]) - 1.0) <= 0.4)]
         if len(same) and height[i] <= s.plus_a_ratio * height[same].max():
             j = same[int(height[same].argmax())]
             kind[i] = "plus_a"
-            note[i] = (f"plus-A artefact at {size[i]:.1f} bp ({height[i]:.0f} RFU), 1 bp from {allele[j]} "
-                       f"({height[j]:.0f} RFU)")
+            note[i] = (
+                f"plus-A artefact at {size[i]:.1f} bp ({height[i]:.0f} RFU), 1 bp from {allele[j]} "
+                f"({height[j]:.0f} RFU)"
+            )
     ol = (kind == "peak") & (allele == "OL")
     for i in np.flatnonzero(ol):
         kind[i] = "off_ladder"
@@ -173,8 +186,9 @@ def label_step(allele: str, repeats: int) -> str | None:
     return str(int(moved)) if moved == int(moved) else f"{moved:.1f}"
 
 
-def stutter_kind(allele: str, size: float, height: float, parents: pd.DataFrame, s: StrSettings,
-                 marker: str) -> tuple[str, str] | None:
+def stutter_kind(
+    allele: str, size: float, height: float, parents: pd.DataFrame, s: StrSettings, marker: str
+) -> tuple[str, str] | None:
     """Whether a peak is stutter of a taller peak of its locus, and of which kind.
 
     ``parents`` holds the locus's candidate alleles (``allele``, ``size``, ``height``).
@@ -182,8 +196,11 @@ def stutter_kind(allele: str, size: float, height: float, parents: pd.DataFrame,
     ``stutter_filter``), ``forward`` (one above), ``double`` (two below) and ``half``
     (2 bp below, by size), the last two up to ``double_stutter_filter``.
     """
-    checks = ((-1, "back", s.stutter_filter), (1, "forward", s.forward_stutter_filter),
-              (-2, "double", s.double_stutter_filter))
+    checks = (
+        (-1, "back", s.stutter_filter),
+        (1, "forward", s.forward_stutter_filter),
+        (-2, "double", s.double_stutter_filter),
+    )
     for step, name, limit in checks:
         for _, p in parents.iterrows():
             if label_step(str(p["allele"]), step) == allele and height <= limit * p["height"]:
@@ -191,6 +208,9 @@ def stutter_kind(allele: str, size: float, height: float, parents: pd.DataFrame,
     if math.isfinite(size):
         half = s.repeat(marker) / 2
         for _, p in parents.iterrows():
-            if abs(float(p["size"]) - half - size) <= s.size_window and height <= s.double_stutter_filter * p["height"]:
+            if (
+                abs(float(p["size"]) - half - size) <= s.size_window
+                and height <= s.double_stutter_filter * p["height"]
+            ):
                 return "half", str(p["allele"])
     return None
