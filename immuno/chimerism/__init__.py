@@ -11,10 +11,12 @@ subpackage        owns
                   Clopper-Pearson), DNA-input confounders, delimited-text helpers, what STR
                   and NGS genotypes share (allele labels, informative markers)
 ``str/``          GeneMapper reader, peak classification and STR settings, STR genotype
-                  calls, the locus model and per-locus table, the estimate, several donors
+                  calls, the locus model and per-locus table, the loci combined into one
+                  donor's fraction, the estimate, several donors
 ``ngs/``          count and VCF readers, NGS genotype calls, the beta-binomial likelihood,
                   calibration, references, detection and LoB / LoD (they need the
-                  likelihood), the estimate, several donors, the estimate without references
+                  likelihood), the estimate, several donors (their likelihood and fit),
+                  the estimate without references
 ``dpcr/``         digital PCR vendor exports, the droplet estimate and its vendor check
 ``qpcr/``         the Ct table reader and the delta-delta-Ct estimate
 ``fish/``         the nucleus count reader and the XY-FISH estimate

@@ -8,8 +8,9 @@ the overdispersion rho and the fit of the donor fraction
 (:mod:`~immuno.chimerism.ngs.calibration`); the reference pair of recipient and donor
 (:mod:`~immuno.chimerism.ngs.references`); the detection test, limits of blank and
 detection, and the third-contributor test (:mod:`~immuno.chimerism.ngs.detection`); the
-one-donor estimate (:mod:`~immuno.chimerism.ngs.counts`), the several-donor fit
-(:mod:`~immuno.chimerism.ngs.mixture`) and the estimate without references
+one-donor estimate (:mod:`~immuno.chimerism.ngs.counts`), the several-donor estimate
+(:mod:`~immuno.chimerism.ngs.mixture`) on its likelihood and joint fit
+(:mod:`~immuno.chimerism.ngs.mixture_likelihood`) and the estimate without references
 (:mod:`~immuno.chimerism.ngs.genotype_free`). It stands on :mod:`immuno.chimerism.common`
 only and imports no other method.
 """

@@ -18,12 +18,9 @@ from typing import Any
 
 import pandas as pd
 
-from immuno.chimerism.dpcr.exports import read_ddpcr
-from immuno.chimerism.fish.nuclei import read_fish
 from immuno.chimerism.ngs.exports import is_vcf, read_marker_counts
 from immuno.chimerism.ngs.genotype_free import is_allele_matrix
-from immuno.chimerism.qpcr.ct import read_qpcr_ct
-from immuno.chimerism.str.genemapper import read_genemapper
+from immuno.chimerism.pipeline.readers import READERS
 from immuno.errors import UserError
 
 METHODS = ("str", "ngs", "ddpcr", "qpcr", "fish")
@@ -33,7 +30,6 @@ NEEDS_REFERENCES = {
     "ngs": ("recipient_reference", "donor_reference"),
     "qpcr": ("donor_reference",),
 }
-_READERS = {"str": read_genemapper, "ddpcr": read_ddpcr, "qpcr": read_qpcr_ct, "fish": read_fish}
 
 
 def sample_name(row: Mapping[str, Any]) -> str:
@@ -135,7 +131,7 @@ class FileCache:
             return read_marker_counts(path, sample_name=name)  # one sample per count table
         key = (str(path), method)
         if key not in self.tables:
-            self.tables[key] = _READERS.get(method, read_marker_counts)(path)
+            self.tables[key] = READERS.get(method, read_marker_counts)(path)
         table = self.tables[key]
         part = table[table["sample_name"] == name]
         if part.empty and table["sample_name"].nunique() == 1 and not row.get("sample_name"):

@@ -5,9 +5,11 @@ The reader of GeneMapper, GeneMapper ID-X and GeneMarker exports
 STR run, artefacts (pull-up, spikes, plus-A) and stutter
 (:mod:`~immuno.chimerism.str.peaks`); the reference genotype calls of recipient and
 donor (:mod:`~immuno.chimerism.str.genotypes`); one locus analysed against its references
-and the per-locus table (:mod:`~immuno.chimerism.str.loci`); the single-donor estimate
-over the loci (:mod:`~immuno.chimerism.str.fragments`) and the several-donor mixture fit
+and the per-locus table (:mod:`~immuno.chimerism.str.loci`); the loci of one donor
+combined into its fraction, with outliers and the reasons loci were left out
+(:mod:`~immuno.chimerism.str.combine`); the estimate of a biopsy from its peaks and
+references (:mod:`~immuno.chimerism.str.fragments`) and the several-donor mixture fit
 (:mod:`~immuno.chimerism.str.mixture`). The per-locus table lives with the locus model so
-that the estimate and the mixture both read it without importing each other. It stands on
-:mod:`immuno.chimerism.common` only and imports no other method.
+that the one-donor combination and the mixture both read it without importing each other.
+It stands on :mod:`immuno.chimerism.common` only and imports no other method.
 """
