@@ -72,7 +72,7 @@ class _SplitModule(ModuleType):
         super().__init__(
             name, f"Former module, now split into {', '.join(p.__name__ for p in parts)}."
         )
-        self.__parts__ = tuple(parts)
+        self._parts = tuple(parts)
         public = [getattr(p, "__all__", None) or _public(p) for p in parts]
         self.__all__ = sorted({n for names in public for n in names})
 
@@ -80,13 +80,13 @@ class _SplitModule(ModuleType):
         # the import system asks for __spec__, __loader__...: those are this module's own
         if name.startswith("__") and name.endswith("__"):
             raise AttributeError(name)
-        for part in self.__parts__:
+        for part in self._parts:
             if hasattr(part, name):
                 return getattr(part, name)
         raise AttributeError(f"module {self.__name__!r} has no attribute {name!r}")
 
     def __dir__(self) -> list[str]:
-        return sorted({*self.__dict__, *(n for p in self.__parts__ for n in dir(p))})
+        return sorted({*self.__dict__, *(n for p in self._parts for n in dir(p))})
 
 
 def _public(module: ModuleType) -> list[str]:

@@ -1,6 +1,6 @@
-"""The mean of per-locus values some of which are only known to lie in an interval.
+"""Intervals the methods share: a censored mean of per-locus values, a binomial proportion.
 
-A locus whose contributor-specific allele is absent does not say "0 %": it says the
+**Censored mean.** A locus whose contributor-specific allele is absent does not say "0 %": it says the
 fraction is below what a peak at the detection threshold would give (or, for the other
 person's allele, above). Treating it as 0 biases the mean down (at 23 % donor, loci where
 a large donor allele dropped out read 0 %); leaving it out biases it up at low levels
@@ -11,6 +11,10 @@ interval (a Tobit model). ``mu`` is the maximum-likelihood value within [0, 1]; 
 interval is where the profile log-likelihood (``sigma`` maximised) stays within
 ``t_{n-1, 0.975}^2 / 2`` of the maximum: with every locus observed this is exactly the
 familiar ``mean +/- t sd / sqrt(n)``.
+
+**Binomial proportion.** The exact (Clopper-Pearson) interval of ``k`` successes in ``n``
+trials, from beta quantiles: positive droplets among accepted ones (digital PCR), donor
+nuclei among nuclei scored (XY-FISH).
 """
 
 from __future__ import annotations
@@ -131,6 +135,22 @@ def censored_mean(observed: np.ndarray, lower: np.ndarray, upper: np.ndarray) ->
 
 
 def clopper_pearson(k: float, n: float, level: float = 0.95) -> tuple[float, float]:
+    """The exact (Clopper-Pearson) interval of a binomial proportion.
+
+    Parameters
+    ----------
+    k
+        Successes (positive partitions, donor nuclei).
+    n
+        Trials (accepted partitions, nuclei scored).
+    level
+        Two-sided coverage.
+
+    Returns
+    -------
+    tuple of float
+        ``(lower, upper)``; 0 when ``k`` is 0 and 1 when ``k`` is ``n``.
+    """
     a = (1 - level) / 2
     lo = float(stats.beta.ppf(a, k, n - k + 1)) if k > 0 else 0.0
     hi = float(stats.beta.ppf(1 - a, k + 1, n - k)) if k < n else 1.0
