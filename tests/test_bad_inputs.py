@@ -243,7 +243,7 @@ def process(batch_folder: Path, assay: str, out: Path) -> tuple[pd.DataFrame, pd
 
         process_batch(batch, out, plots=False)
     else:
-        from immuno.chimerism.outputs import process_batch
+        from immuno.chimerism.pipeline.outputs import process_batch
 
         process_batch(batch, out, plots=False)
     d = ROOM_DIRS[assay]

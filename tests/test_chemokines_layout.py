@@ -11,7 +11,7 @@ import warnings
 
 import pytest
 
-from immuno._moved import moved_paths
+from immuno._moved import moved_paths, split_paths
 
 from .room_layout import PACKAGE_ROOT, cycles, import_graph, imported_names, room_modules
 
@@ -19,7 +19,8 @@ ROOM = PACKAGE_ROOT / "immuno" / "chemokines"
 PACKAGE = "immuno.chemokines"
 #: each stage may import its own modules and the stages before it, never one after it
 LAYERS = ("io", "fit", "qc", "quantify", "pipeline")
-#: every module of the flat layout and where it went (``quantify`` became the stage itself)
+#: every module of the flat layout that moved whole and where it went (``quantify`` became
+#: the stage itself)
 FORMER = {
     "bioplex": "io.bioplex",
     "bioplex_xml": "io.bioplex_xml",
@@ -29,7 +30,6 @@ FORMER = {
     "msd": "io.msd",
     "plate": "io.plate",
     "qpcr_quantstudio": "io.quantstudio",
-    "qpcr_readers": "io.rdml",
     "readers": "io.readers",
     "xponent": "io.xponent",
     "xponent_blocks": "io.xponent_blocks",
@@ -45,6 +45,16 @@ FORMER = {
     "outputs": "pipeline.outputs",
     "plots": "pipeline.plots",
     "process": "pipeline.batch",
+}
+#: the former qPCR readers module held the RDML and the CFX reader: its names and their homes
+SPLIT = {
+    "qpcr_readers": {
+        "sniff_rdml": "io.rdml",
+        "read_rdml": "io.rdml",
+        "sniff_cfx": "io.cfx",
+        "sniff_cfx_sheets": "io.cfx",
+        "read_cfx": "io.cfx",
+    }
 }
 
 
@@ -190,7 +200,9 @@ def test_importing_the_room_loads_none_of_it() -> None:
 def test_every_moved_module_is_registered() -> None:
     registered = {old: new for old, new in moved_paths().items() if old.startswith(f"{PACKAGE}.")}
     assert registered == {f"{PACKAGE}.{old}": f"{PACKAGE}.{new}" for old, new in FORMER.items()}
-    assert not [old for old in FORMER if (ROOM / f"{old}.py").exists()]
+    split = {old: new for old, new in split_paths().items() if old.startswith(f"{PACKAGE}.")}
+    assert split == {f"{PACKAGE}.qpcr_readers": (f"{PACKAGE}.io.rdml", f"{PACKAGE}.io.cfx")}
+    assert not [old for old in [*FORMER, *SPLIT] if (ROOM / f"{old}.py").exists()]
 
 
 @pytest.mark.parametrize("old", sorted(FORMER))
@@ -207,6 +219,22 @@ def test_an_old_path_imports_the_new_module_with_a_warning(
         moved = importlib.import_module(f"{PACKAGE}.{old}")
     assert moved is new
     assert sys.modules[f"{PACKAGE}.{old}"] is new
+
+
+@pytest.mark.parametrize("old", sorted(SPLIT))
+def test_a_split_old_path_reaches_all_its_names_with_a_warning(
+    old: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import immuno.chemokines as chem
+
+    monkeypatch.setattr(chem, old, getattr(chem, old, None), raising=False)
+    monkeypatch.delitem(sys.modules, f"{PACKAGE}.{old}", raising=False)
+    with pytest.warns(DeprecationWarning, match=f"{PACKAGE}.{old} has been split into"):
+        former = importlib.import_module(f"{PACKAGE}.{old}")
+    for name, home in SPLIT[old].items():
+        assert getattr(former, name) is getattr(importlib.import_module(f"{PACKAGE}.{home}"), name)
+    with pytest.raises(AttributeError):
+        former.no_such_name  # noqa: B018
 
 
 def test_names_of_the_former_quantify_module_resolve_with_a_warning() -> None:

@@ -11,8 +11,8 @@ import pytest
 
 from immuno.batch import load_batch
 from immuno.chimerism import estimate_counts, estimate_ddpcr
-from immuno.chimerism.confounders import apply_input_limit, genome_equivalents
-from immuno.chimerism.process import estimate_batch
+from immuno.chimerism.common.confounders import apply_input_limit, genome_equivalents
+from immuno.chimerism.pipeline.process import estimate_batch
 from immuno.demo import make_demo_batch
 from immuno.demo.chimerism import simulate_marker_counts
 
@@ -25,7 +25,9 @@ def _table(n: np.ndarray, k: np.ndarray) -> pd.DataFrame:
     return pd.DataFrame({"marker": [f"m{i}" for i in range(len(n))], "depth": n, "alt_count": k})
 
 
-def _people(seed: int) -> tuple[np.random.Generator, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def _people(
+    seed: int,
+) -> tuple[np.random.Generator, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
     af = rng.uniform(0.2, 0.8, M)
     g_r = (rng.random((2, M)) < af).sum(0).astype(float)
@@ -88,10 +90,15 @@ def test_panel_dna_input_bounds_the_batch_lod(tmp_path: Path) -> None:
     shutil.copytree(PANELS, panels)
     for name, ng in (("chimerism_ngs48", 2), ("chimerism_str16", 1)):
         path = panels / f"{name}.yaml"
-        path.write_text(path.read_text(encoding="utf-8") + f"dna_input_ng: {ng}\n", encoding="utf-8")
+        path.write_text(
+            path.read_text(encoding="utf-8") + f"dna_input_ng: {ng}\n", encoding="utf-8"
+        )
     results = estimate_batch(load_batch(batch_dir, panels_dir=panels))
     truth = pd.read_csv(batch_dir / "truth.csv").set_index("sample_id")["value"]
-    by_panel = {"chimerism_ngs48": 3 / genome_equivalents(2), "chimerism_str16": 3 / genome_equivalents(1)}
+    by_panel = {
+        "chimerism_ngs48": 3 / genome_equivalents(2),
+        "chimerism_str16": 3 / genome_equivalents(1),
+    }
     for br in results:
         r = br.result
         # every LoD respects 3 donor genomes; where that binds, the flag names the input

@@ -18,7 +18,9 @@ PG_PER_GENOME = 6.6
 
 @pytest.fixture(scope="module")
 def chim_demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return make_demo_batch(tmp_path_factory.mktemp("dna") / "dna", seed=3, patients=3, assays=("chimerism",))
+    return make_demo_batch(
+        tmp_path_factory.mktemp("dna") / "dna", seed=3, patients=3, assays=("chimerism",)
+    )
 
 
 def _with_input(batch: Path, sample: str, value: str) -> None:
@@ -41,7 +43,11 @@ def test_low_input_raises_the_lod_and_is_flagged(chim_demo: Path, tmp_path: Path
     row = flags[(flags.sample_id == sample) & (flags.flag == "low_dna_input")]
     assert len(row) == 1 and "sample sheet" in row.reason.iloc[0]
     # the other biopsies keep their assay LoD, far below
-    others = m[(m.feature == "donor_fraction_lod") & (m.sample_id != sample) & (m.panel == "chimerism_ngs48")]
+    others = m[
+        (m.feature == "donor_fraction_lod")
+        & (m.sample_id != sample)
+        & (m.panel == "chimerism_ngs48")
+    ]
     assert (others.value < 1).all()
 
 
@@ -49,4 +55,6 @@ def test_input_must_be_a_positive_number(chim_demo: Path) -> None:
     _with_input(chim_demo, "P01-M1-BX-NGS", "twenty")
     with pytest.raises(UserError) as err:
         load_batch(chim_demo, panels_dir=PANELS)
-    assert any("column dna_input_ng" in p.where and "'twenty'" in p.what for p in err.value.problems)
+    assert any(
+        "column dna_input_ng" in p.where and "'twenty'" in p.what for p in err.value.problems
+    )

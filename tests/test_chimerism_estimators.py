@@ -17,8 +17,10 @@ from immuno.chimerism import (
     read_marker_counts,
     read_vcf,
 )
-from immuno.chimerism.ngs_mixture import estimate_counts_donors
-from immuno.chimerism.pcr import estimate_ddpcr, estimate_fish, estimate_qpcr
+from immuno.chimerism.dpcr.droplets import estimate_ddpcr
+from immuno.chimerism.fish.nuclei import estimate_fish
+from immuno.chimerism.ngs.mixture import estimate_counts_donors
+from immuno.chimerism.qpcr.ct import estimate_qpcr
 from immuno.demo.chimerism import design, simulate, simulate_marker_counts
 
 REAL = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "real" / "chimerism"
@@ -26,13 +28,21 @@ PATIENTS = [f"P{i:02d}" for i in range(1, 10)]
 
 
 def _peaks(locus_areas: dict[str, dict[str, float]]) -> pd.DataFrame:
-    rows = [{"marker": m, "allele": a, "height": area / 9, "area": area}
-            for m, alleles in locus_areas.items() for a, area in alleles.items()]
+    rows = [
+        {"marker": m, "allele": a, "height": area / 9, "area": area}
+        for m, alleles in locus_areas.items()
+        for a, area in alleles.items()
+    ]
     return pd.DataFrame(rows)
 
 
-def _mixture(rec: dict[str, tuple[str, ...]], don: dict[str, tuple[str, ...]], f: float,
-             per_copy: float = 18000.0, stutter: float = 0.0) -> pd.DataFrame:
+def _mixture(
+    rec: dict[str, tuple[str, ...]],
+    don: dict[str, tuple[str, ...]],
+    f: float,
+    per_copy: float = 18000.0,
+    stutter: float = 0.0,
+) -> pd.DataFrame:
     """Peaks of the dose model E[A_x] = S((1-f) c_R(x) + f c_D(x)), plus back-stutter."""
     out: dict[str, dict[str, float]] = {}
     for locus in rec:
@@ -87,8 +97,11 @@ def test_str_stutter_position_is_corrected_and_set_aside() -> None:
     rec = {"L1": ("12", "14"), "L2": ("10", "11"), "L3": ("8", "8"), "L4": ("20", "22")}
     don = {"L1": ("13", "14"), "L2": ("12", "13"), "L3": ("8", "10"), "L4": ("24", "25")}
     f = 0.08
-    result = estimate_str(_mixture(rec, don, f, stutter=0.07), _mixture(rec, don, 0.0, stutter=0.07),
-                          _mixture(rec, don, 1.0, stutter=0.07))
+    result = estimate_str(
+        _mixture(rec, don, f, stutter=0.07),
+        _mixture(rec, don, 0.0, stutter=0.07),
+        _mixture(rec, don, 1.0, stutter=0.07),
+    )
     loci = result.markers.set_index("marker")
     # donor 13 sits in the stutter of recipient 14: corrected with the recipient's own 7 %
     assert loci.loc["L1", "stutter_position"]
@@ -122,7 +135,10 @@ def test_demo_str_within_one_point_above_five_percent(demo: tuple[Path, pd.DataF
         peaks = read_genemapper(out / "chimerism" / f"{p}_STR_GeneMapper.txt")
         one = {tag: peaks[peaks["sample_name"] == f"{p}-{tag}-STR"] for tag in ("REC", "M1-BX")}
         # each lot's STR reference is its genotype list (homozygotes entered twice)
-        lots = {lot: read_genemapper(out / "chimerism" / f"{lot}_STR_profile.txt") for lot, _, _, _ in sim.donors()}
+        lots = {
+            lot: read_genemapper(out / "chimerism" / f"{lot}_STR_profile.txt")
+            for lot, _, _, _ in sim.donors()
+        }
         rows = truth[truth["sample_id"] == f"{p}-M1-BX-STR"].set_index("feature")["value"]
         if len(lots) > 1:
             result = estimate_str(one["M1-BX"], one["REC"], donors=lots)
@@ -153,16 +169,25 @@ def test_demo_counts_intervals_cover_truth(demo: tuple[Path, pd.DataFrame]) -> N
         p = sim.patient
         rows = truth[truth["sample_id"] == f"{p}-M1-BX-NGS"].set_index("feature")
         if len(sim.donors()) > 1:
-            result = estimate_counts_donors(counts(p, "M1-BX"), counts(p, "REC"),
-                                            {lot: counts(p, "DON" if i == 0 else f"DON{i + 1}")
-                                             for i, (lot, _, _, _) in enumerate(sim.donors())})
+            result = estimate_counts_donors(
+                counts(p, "M1-BX"),
+                counts(p, "REC"),
+                {
+                    lot: counts(p, "DON" if i == 0 else f"DON{i + 1}")
+                    for i, (lot, _, _, _) in enumerate(sim.donors())
+                },
+            )
             parts = [(c, rows.loc[f"donor_fraction_{c.donor_id}"]) for c in result.components]
         else:
             result = estimate_counts(counts(p, "M1-BX"), counts(p, "REC"), counts(p, "DON"))
             parts = [(result, rows.loc["donor_fraction"])]
         assert not result.failed, (p, result.summary())
         for part, row in parts:
-            assert 100 * part.lower <= row["value"] <= 100 * part.upper, (p, result.summary(), row["value"])
+            assert 100 * part.lower <= row["value"] <= 100 * part.upper, (
+                p,
+                result.summary(),
+                row["value"],
+            )
             if row["value"] == 0 or row["value"] > 100 * part.lod:
                 assert part.flag == row["flag"], (p, result.summary())
 
@@ -172,8 +197,11 @@ def test_allomix_ten_percent_admixture() -> None:
     folder = REAL / "allomix_synthetic"
     if not folder.is_dir():
         pytest.skip("../shared/data/real/chimerism not present")
-    result = estimate_counts(read_vcf(folder / "host_90_donor_10.vcf"), read_vcf(folder / "host.vcf"),
-                             read_vcf(folder / "donor.vcf"))
+    result = estimate_counts(
+        read_vcf(folder / "host_90_donor_10.vcf"),
+        read_vcf(folder / "host.vcf"),
+        read_vcf(folder / "donor.vcf"),
+    )
     assert abs(result.fraction - 0.10) <= 0.01, result.summary()
     assert result.lower <= 0.10 <= result.upper
     assert result.detected and not result.failed
@@ -207,7 +235,9 @@ def test_counts_bad_inputs_are_flagged_not_numbers() -> None:
     # keep only two informative markers: below the minimum of three
     few_markers = np.flatnonzero(g_r != g_d)[:2].tolist() + np.flatnonzero(g_r == g_d).tolist()
     keep = [f"m{i}" for i in few_markers]
-    few = estimate_counts(bx[bx["marker"].isin(keep)], rec[rec["marker"].isin(keep)], don[don["marker"].isin(keep)])
+    few = estimate_counts(
+        bx[bx["marker"].isin(keep)], rec[rec["marker"].isin(keep)], don[don["marker"].isin(keep)]
+    )
     assert few.failed and few.flags[0].flag == "too_few_informative_markers"
     assert few.measurement_rows()[0]["qc_pass"] is False
 
@@ -224,7 +254,9 @@ def test_counts_third_contributor_is_flagged() -> None:
     result = estimate_counts(swapped, rec, don)
     assert "third_contributor" in [f.flag for f in result.flags], result.summary()
     assert result.failed
-    honest = estimate_counts(_table(*simulate_marker_counts(rng, g_r, g_d, 0.03, depth, error)), rec, don)
+    honest = estimate_counts(
+        _table(*simulate_marker_counts(rng, g_r, g_d, 0.03, depth, error)), rec, don
+    )
     assert honest.detected and not honest.failed, honest.summary()
 
 
@@ -233,14 +265,20 @@ def test_summary_line_reads_like_a_result() -> None:
     g_r, g_d, depth, error = _pair(rng)
     rec = _table(*simulate_marker_counts(rng, g_r, g_r, 0, depth, error))
     don = _table(*simulate_marker_counts(rng, g_d, g_d, 0, depth, error))
-    found = estimate_counts(_table(*simulate_marker_counts(rng, g_r, g_d, 0.02, depth, error)), rec, don)
+    found = estimate_counts(
+        _table(*simulate_marker_counts(rng, g_r, g_d, 0.02, depth, error)), rec, don
+    )
     assert found.summary().startswith("donor ") and ", detected; LoD " in found.summary()
-    empty = estimate_counts(_table(*simulate_marker_counts(rng, g_r, g_d, 0.0, depth, error)), rec, don)
+    empty = estimate_counts(
+        _table(*simulate_marker_counts(rng, g_r, g_d, 0.0, depth, error)), rec, don
+    )
     assert not empty.detected
     assert empty.summary().startswith("donor not detected (< LoD ")
     rows = empty.measurement_rows()
     assert rows[0]["flag"] == "not_detected" and rows[0]["upper"] > 0
-    assert rows[1]["feature"] == "donor_fraction_lod" and rows[1]["value"] == pytest.approx(100 * empty.lod)
+    assert rows[1]["feature"] == "donor_fraction_lod" and rows[1]["value"] == pytest.approx(
+        100 * empty.lod
+    )
 
 
 @pytest.mark.real
@@ -254,7 +292,9 @@ def test_ddpcr_poisson_correction_pedini_table() -> None:
         lam_y = -math.log(1 - r["y_pos"] / n)
         lam_ref = -math.log(1 - r["rpp30_pos"] / n)
         expected = lam_y / (lam_ref / 2)  # one Y copy per male genome, two RPP30 copies
-        result = estimate_ddpcr(r["y_pos"], n, r["rpp30_pos"], n, target_copies=1, reference_copies=2)
+        result = estimate_ddpcr(
+            r["y_pos"], n, r["rpp30_pos"], n, target_copies=1, reference_copies=2
+        )
         assert result.fraction == pytest.approx(expected, rel=1e-12)
         assert result.lower <= result.fraction <= result.upper
         raw = 100 * result.details["raw_fraction"]
@@ -262,13 +302,19 @@ def test_ddpcr_poisson_correction_pedini_table() -> None:
             # the paper's % is the raw droplet ratio, which we reproduce to its rounding
             assert round(raw) == int(r["reported_pct"])
     control = table.iloc[0]
-    corrected = estimate_ddpcr(control["y_pos"], control["total_droplets"], control["rpp30_pos"], control["total_droplets"])
+    corrected = estimate_ddpcr(
+        control["y_pos"], control["total_droplets"], control["rpp30_pos"], control["total_droplets"]
+    )
     # the published 100 % control read 108 % raw; Poisson-corrected it is 86 %
     assert 100 * corrected.details["raw_fraction"] == pytest.approx(108.0, abs=0.1)
     assert 100 * corrected.fraction == pytest.approx(86.3, abs=0.1)
     one_droplet = table[(table["sample"] == "LabTurbo24") & (table["expected_pct"] == 1)].iloc[0]
-    low = estimate_ddpcr(one_droplet["y_pos"], one_droplet["total_droplets"], one_droplet["rpp30_pos"],
-                         one_droplet["total_droplets"])
+    low = estimate_ddpcr(
+        one_droplet["y_pos"],
+        one_droplet["total_droplets"],
+        one_droplet["rpp30_pos"],
+        one_droplet["total_droplets"],
+    )
     assert not low.detected  # 1 droplet: the paper's "<DL"
 
 
@@ -282,14 +328,23 @@ def test_ddpcr_blank_wells_set_the_limit() -> None:
 
 def test_qpcr_delta_delta_ct() -> None:
     # marker 10 cycles later than in the calibrator relative to the reference gene: 2^-10
-    result = estimate_qpcr([30.0, 30.2, 29.8], [22.0, 22.1, 21.9], [20.0, 20.1, 19.9], [22.0, 22.0, 22.0])
+    result = estimate_qpcr(
+        [30.0, 30.2, 29.8], [22.0, 22.1, 21.9], [20.0, 20.1, 19.9], [22.0, 22.0, 22.0]
+    )
     assert result.fraction == pytest.approx(2.0**-10, rel=1e-9)
     assert result.lower < result.fraction < result.upper
     assert not result.detected  # 0.098 % is below the assay's 0.1 % LoD
-    nine = estimate_qpcr([29.0, 29.1, 28.9], [22.0, 22.1, 21.9], [20.0, 20.1, 19.9], [22.0, 22.0, 22.0],
-                         efficiency=0.9)
+    nine = estimate_qpcr(
+        [29.0, 29.1, 28.9],
+        [22.0, 22.1, 21.9],
+        [20.0, 20.1, 19.9],
+        [22.0, 22.0, 22.0],
+        efficiency=0.9,
+    )
     assert nine.fraction == pytest.approx(1.9**-9, rel=1e-9) and nine.detected
-    silent = estimate_qpcr([math.nan] * 3, [22.0, 22.1, 21.9], [20.0, 20.1, 19.9], [22.0, 22.0, 22.0])
+    silent = estimate_qpcr(
+        [math.nan] * 3, [22.0, 22.1, 21.9], [20.0, 20.1, 19.9], [22.0, 22.0, 22.0]
+    )
     assert not silent.detected and not silent.failed and silent.upper == pytest.approx(0.001)
     assert silent.summary() == "donor not detected (< LoD 0.10 %)"
 
@@ -336,10 +391,15 @@ def test_str_outlier_and_saturated_loci_are_flagged_and_left_out() -> None:
     bx.loc[bump, "area"] *= 3
     # L1 saturates the camera
     bx.loc[bx["marker"] == "L1", "height"] = 32000.0
-    result = estimate_str(bx, _mixture(rec, don, 0.0, stutter=0.07), _mixture(rec, don, 1.0, stutter=0.07))
+    result = estimate_str(
+        bx, _mixture(rec, don, 0.0, stutter=0.07), _mixture(rec, don, 1.0, stutter=0.07)
+    )
     loci = result.markers.set_index("marker")
     assert loci.loc["L0", "outlier"] and not loci.loc["L0", "used"]
     assert loci.loc["L1", "saturated"] and not loci.loc["L1", "used"]
-    assert {(fl.flag, fl.target) for fl in result.flags} >= {("outlier_locus", "L0"), ("saturated_locus", "L1")}
+    assert {(fl.flag, fl.target) for fl in result.flags} >= {
+        ("outlier_locus", "L0"),
+        ("saturated_locus", "L1"),
+    }
     assert result.fraction == pytest.approx(f, abs=1e-9)
     assert result.n_informative == 6 and result.details["sd"] == pytest.approx(0.0, abs=1e-12)

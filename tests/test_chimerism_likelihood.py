@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from immuno.chimerism.likelihood import CHI2_95, BetaBinomialLikelihood, fit_fraction
+from immuno.chimerism.ngs.likelihood import CHI2_95, BetaBinomialLikelihood, fit_fraction
 from immuno.demo.chimerism import simulate_marker_counts
 
 MARKERS = 40

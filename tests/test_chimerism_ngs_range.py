@@ -7,9 +7,9 @@ import pandas as pd
 import pytest
 
 from immuno.chimerism import estimate_counts
-from immuno.chimerism.counts import reference_pair
-from immuno.chimerism.likelihood import BetaBinomialLikelihood, fit_fraction
-from immuno.chimerism.ngs_mixture import estimate_counts_donors
+from immuno.chimerism.ngs.likelihood import BetaBinomialLikelihood, fit_fraction
+from immuno.chimerism.ngs.mixture import estimate_counts_donors
+from immuno.chimerism.ngs.references import reference_pair
 from immuno.demo.chimerism import simulate_case, simulate_donors, simulate_marker_counts
 
 HIGH_LEVELS = (0.5, 0.9, 0.95, 0.99)
@@ -25,8 +25,16 @@ def high() -> pd.DataFrame:
     for level in HIGH_LEVELS:
         for _ in range(PER_LEVEL):
             r = estimate_counts(*simulate_case(rng, 48, level))
-            rows.append({"level": level, "fraction": r.fraction, "lower": r.lower, "upper": r.upper,
-                         "detected": r.detected, "flags": {f.flag for f in r.flags}})
+            rows.append(
+                {
+                    "level": level,
+                    "fraction": r.fraction,
+                    "lower": r.lower,
+                    "upper": r.upper,
+                    "detected": r.detected,
+                    "flags": {f.flag for f in r.flags},
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -43,7 +51,11 @@ def test_high_levels_are_estimated_within_one_point(high: pd.DataFrame) -> None:
 def test_high_levels_intervals_cover_and_hold_the_estimate(high: pd.DataFrame) -> None:
     inside = (high["lower"] <= high["fraction"]) & (high["fraction"] <= high["upper"])
     assert inside.all()  # never an estimate outside its own interval
-    covered = ((high["lower"] <= high["level"]) & (high["level"] <= high["upper"])).groupby(high["level"]).mean()
+    covered = (
+        ((high["lower"] <= high["level"]) & (high["level"] <= high["upper"]))
+        .groupby(high["level"])
+        .mean()
+    )
     assert (covered >= 0.84).all(), covered.to_dict()  # 25 draws: 0.84 is 2.5 SD below 0.95
     # a biopsy that is mostly donor matches the donor reference better: a swap is named
     mostly = high[high["level"] >= 0.9]
@@ -60,7 +72,9 @@ def test_maximiser_reaches_the_brute_force_maximum(fraction: float) -> None:
     n, k = simulate_marker_counts(rng, g_r, g_d, fraction, np.full(m, 1000.0), error)
     lik = BetaBinomialLikelihood(k, n, g_r, g_d, error)
     fit, prof = fit_fraction(lik)
-    grid = np.unique(np.concatenate([np.linspace(0, 1, 1001), fit.fraction + np.linspace(-0.01, 0.01, 201)]))
+    grid = np.unique(
+        np.concatenate([np.linspace(0, 1, 1001), fit.fraction + np.linspace(-0.01, 0.01, 201)])
+    )
     grid = grid[(grid >= 0) & (grid <= 1)]
     brute = lik.loglik(grid, RHO).max(axis=1)
     # no point of a dense (f, rho) grid beats the fit; the fit is on the grid's peak
@@ -145,8 +159,12 @@ def test_two_donors_each_within_one_point(fractions: tuple[float, float]) -> Non
         r = estimate_counts_donors(bx, rec, {"MSC01": donors[0], "MSC02": donors[1]})
         assert [c.donor_id for c in r.components] == ["MSC01", "MSC02"]
         rows = r.measurement_rows()
-        assert [row["feature"] for row in rows] == ["donor_fraction_MSC01", "donor_fraction_lod_MSC01",
-                                                    "donor_fraction_MSC02", "donor_fraction_lod_MSC02"]
+        assert [row["feature"] for row in rows] == [
+            "donor_fraction_MSC01",
+            "donor_fraction_lod_MSC01",
+            "donor_fraction_MSC02",
+            "donor_fraction_lod_MSC02",
+        ]
         for c, f in zip(r.components, fractions, strict=True):
             assert c.lower <= c.fraction <= c.upper
             assert c.detected

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from immuno.chimerism import read_marker_counts
-from immuno.chimerism.genotype_free import estimate_genotype_free
-from immuno.chimerism.single import guess_method
+from immuno.chimerism.ngs.genotype_free import estimate_genotype_free
+from immuno.chimerism.pipeline.readers import guess_method
 from immuno.cli import main
 
 pytestmark = pytest.mark.real
@@ -34,7 +34,16 @@ def test_wide_allele_table_read_by_content(results: Path) -> None:
     rs = counts.set_index("marker").loc["Chr7-1_rs6968649"]
     assert (rs["ref"], rs["alt"], rs["ref_count"], rs["alt_count"]) == ("A", "B", 8000, 959)
     every = read_marker_counts(results)
-    assert sorted(every["sample_name"].unique()) == ["ID16", "ID18", "ID19", "ID20", "ID21", "ID22", "ID30", "ID31"]
+    assert sorted(every["sample_name"].unique()) == [
+        "ID16",
+        "ID18",
+        "ID19",
+        "ID20",
+        "ID21",
+        "ID22",
+        "ID30",
+        "ID31",
+    ]
 
 
 @pytest.mark.parametrize("sample,known", [("ID30", 0.10), ("ID31", 0.05)])
@@ -45,13 +54,35 @@ def test_mock_mixtures_without_references(results: Path, sample: str, known: flo
     assert [f.flag for f in r.flags] == ["no_references"]
 
 
-def test_cli_without_references_keeps_names_inside(results: Path, tmp_path: Path,
-                                                   capsys: pytest.CaptureFixture[str]) -> None:
-    code = main(["chimerism", "estimate", "--sample", str(results), "--sample-name", "ID31", "--out",
-                 str(tmp_path / "refs")])
+def test_cli_without_references_keeps_names_inside(
+    results: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(
+        [
+            "chimerism",
+            "estimate",
+            "--sample",
+            str(results),
+            "--sample-name",
+            "ID31",
+            "--out",
+            str(tmp_path / "refs"),
+        ]
+    )
     assert code == 2 and "--without-references" in capsys.readouterr().err
-    code = main(["chimerism", "estimate", "--sample", str(results), "--sample-name", "ID31",
-                 "--without-references", "--out", str(tmp_path / "o")])
+    code = main(
+        [
+            "chimerism",
+            "estimate",
+            "--sample",
+            str(results),
+            "--sample-name",
+            "ID31",
+            "--without-references",
+            "--out",
+            str(tmp_path / "o"),
+        ]
+    )
     line = capsys.readouterr().out.splitlines()[0]
     assert code == 0 and line.startswith("donor 5.") and "no_references" in line
     saved = json.loads((tmp_path / "o" / "chimerism_result.json").read_text())

@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 
 from immuno.chimerism import estimate_str, read_genemapper
-from immuno.chimerism.genotypes import call_str_genotype
-from immuno.chimerism.str_peaks import StrSettings, classify_peaks
+from immuno.chimerism.str.genotypes import call_str_genotype
+from immuno.chimerism.str.peaks import StrSettings, classify_peaks
 
 pytestmark = pytest.mark.real
 
@@ -31,7 +31,8 @@ def str_dir(real_data: Path) -> Path:
 @pytest.fixture(scope="module")
 def set3(str_dir: Path) -> tuple:
     return read_genemapper(str_dir / "strvalidator_set3_GeneMapper_ESX17.txt"), read_genemapper(
-        str_dir / "strvalidator_ref3.txt")
+        str_dir / "strvalidator_ref3.txt"
+    )
 
 
 def _one(table, name: str):
@@ -69,7 +70,9 @@ def test_four_person_mixture_as_three_donors(str_dir: Path) -> None:
     assert abs(1 - sum(got.values()) - 0.35) <= 0.02
     assert all(c.lower <= c.fraction <= c.upper and c.detected for c in result.components)
     rows = result.measurement_rows()
-    assert {r["feature"] for r in rows} == {f"donor_fraction{s}_{d}" for d in donors for s in ("", "_lod")}
+    assert {r["feature"] for r in rows} == {
+        f"donor_fraction{s}_{d}" for d in donors for s in ("", "_lod")
+    }
 
 
 def test_reference_lists_homozygotes_once_or_twice(set3: tuple) -> None:
@@ -107,7 +110,9 @@ def _person(name: str) -> str:
 def test_set3_single_source_samples_against_their_profiles(set3: tuple) -> None:
     s3, ref = set3
     profiles = {p: _one(ref, p) for p in ("A2", "F2", "bc")}
-    samples = [n for n in sorted(s3["sample_name"].unique()) if re.search(r"A2|F2|bc", n, re.IGNORECASE)]
+    samples = [
+        n for n in sorted(s3["sample_name"].unique()) if re.search(r"A2|F2|bc", n, re.IGNORECASE)
+    ]
     # 32 in the export; 11-BC10 has not a single peak and is named as such
     assert len(samples) == 31 and s3.attrs["samples_without_peaks"] == ["02-Neg.ktr.__", "11-BC10"]
     right = {0.0: 0, 1.0: 0}
@@ -123,7 +128,10 @@ def test_set3_single_source_samples_against_their_profiles(set3: tuple) -> None:
         # as the donor: 100 % donor, or too weak to say (the last dilutions)
         as_donor = estimate_str(bx, profiles[other], profiles[who])
         if as_donor.failed:
-            assert "too_little_signal" in {f.flag for f in as_donor.flags}, (name, as_donor.summary())
+            assert "too_little_signal" in {f.flag for f in as_donor.flags}, (
+                name,
+                as_donor.summary(),
+            )
             weak += 1
             continue
         assert as_donor.detected and as_donor.upper >= 0.999, (name, as_donor.summary())
@@ -151,7 +159,9 @@ def test_polysat_genemapper4_quality_values(str_dir: Path) -> None:
     peaks = read_genemapper(str_dir / "polysat_GeneMapperCBA15.txt")
     assert peaks["sample_name"].nunique() == 20 and set(peaks["marker"]) == {"RhCBA15"}
     fcr1 = _one(peaks, "FCR1")
-    assert fcr1["area"].tolist() == [36717.0] and fcr1["height"].tolist() == [3281.0]  # 'Peak Area 1'
+    assert fcr1["area"].tolist() == [36717.0] and fcr1["height"].tolist() == [
+        3281.0
+    ]  # 'Peak Area 1'
     # the one genotype GeneMapper did not have edited carries its process quality values
     fcr7 = _one(peaks, "FCR7")["quality"].unique().tolist()
     assert fcr7 == ["single peak artefact; GQ 0.45"]

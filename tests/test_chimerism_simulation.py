@@ -29,8 +29,17 @@ def simulated() -> pd.DataFrame:
     for level in LEVELS:
         for _ in range(PER_LEVEL):
             r = estimate_counts(*simulate_case(rng, MARKERS, level))
-            rows.append({"level": level, "fraction": r.fraction, "lower": r.lower, "upper": r.upper,
-                         "detected": r.detected, "failed": r.failed, "lod": r.lod})
+            rows.append(
+                {
+                    "level": level,
+                    "fraction": r.fraction,
+                    "lower": r.lower,
+                    "upper": r.upper,
+                    "detected": r.detected,
+                    "failed": r.failed,
+                    "lod": r.lod,
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -41,7 +50,9 @@ def test_every_biopsy_gets_an_answer(simulated: pd.DataFrame) -> None:
 
 
 def test_interval_coverage_at_every_level(simulated: pd.DataFrame) -> None:
-    covered = (simulated["lower"] <= simulated["level"]) & (simulated["level"] <= simulated["upper"])
+    covered = (simulated["lower"] <= simulated["level"]) & (
+        simulated["level"] <= simulated["upper"]
+    )
     coverage = covered.groupby(simulated["level"]).mean()
     assert (coverage >= 0.90).all(), coverage.to_dict()
 
@@ -57,4 +68,7 @@ def test_estimates_unbiased_where_detectable(simulated: pd.DataFrame) -> None:
     for level in LEVELS[2:]:
         est = simulated.loc[simulated["level"] == level, "fraction"]
         # the mean of 100 estimates: within 3 standard errors of the truth
-        assert abs(est.mean() - level) <= 3 * est.std(ddof=1) / np.sqrt(len(est)), (level, est.mean())
+        assert abs(est.mean() - level) <= 3 * est.std(ddof=1) / np.sqrt(len(est)), (
+            level,
+            est.mean(),
+        )

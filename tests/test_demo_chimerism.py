@@ -48,7 +48,9 @@ def test_sheet_rows_and_truth(demo: tuple[Path, list[dict], list[dict]]) -> None
     assert (sheet.loc[sheet["role"] == "biopsy", "visit"] == "M1").all()
     assert (sheet.loc[sheet["role"] != "biopsy", "visit"] == "D0").all()
     assert set(sheet["panel"]) == {STR_PANEL, NGS_PANEL}
-    assert (sheet.loc[sheet["role"] != "recipient_reference", "donor_id"].str.startswith("MSC")).all()
+    assert (
+        sheet.loc[sheet["role"] != "recipient_reference", "donor_id"].str.startswith("MSC")
+    ).all()
     assert all((out / f).is_file() for f in sheet["file"])
     assert "P01-M1-BX-STR" in set(sheet["sample_id"]) and "P03-DON-NGS" in set(sheet["sample_id"])
     profiles = sheet[(sheet["panel"] == STR_PANEL) & (sheet["role"] == "donor_reference")]
@@ -76,14 +78,18 @@ def _person(peaks: pd.DataFrame, sample: str) -> pd.DataFrame:
     return peaks[peaks["sample_name"] == sample]
 
 
-def test_str_exports_parse_back_to_simulated_genotypes(demo: tuple[Path, list[dict], list[dict]]) -> None:
+def test_str_exports_parse_back_to_simulated_genotypes(
+    demo: tuple[Path, list[dict], list[dict]],
+) -> None:
     out, _, _ = demo
     d = design(11, PATIENTS)
     layouts = set()
     for sim in d.patients:
         path = out / "chimerism" / f"{sim.patient}_STR_GeneMapper.txt"
         head = path.read_text().splitlines()[0]
-        layouts.add("genotypes" if "Allele.1" in head else "decimal_comma" if ";" in head else "peaks")
+        layouts.add(
+            "genotypes" if "Allele.1" in head else "decimal_comma" if ";" in head else "peaks"
+        )
         peaks = read_genemapper(path)
         assert set(peaks["sample_name"]) == {f"{sim.patient}-{t}-STR" for t in ("REC", "M1-BX")}
         if ";" in head:
@@ -98,7 +104,11 @@ def test_str_exports_parse_back_to_simulated_genotypes(demo: tuple[Path, list[di
                 ol = [a for a in calls.loc[locus, "alleles"] if a.startswith("OL@")]
                 assert len(ol) == 1, calls.loc[locus]
                 expected.add(ol[0])
-            assert set(calls.loc[locus, "alleles"]) == expected, (sim.patient, locus, calls.loc[locus, "note"])
+            assert set(calls.loc[locus, "alleles"]) == expected, (
+                sim.patient,
+                locus,
+                calls.loc[locus, "note"],
+            )
         # measured back-stutter is the simulated locus ratio (10 % noise per peak)
         measured = calls["stutter_ratio"].dropna()
         simulated = pd.Series(d.stutter)[measured.index]
@@ -108,7 +118,12 @@ def test_str_exports_parse_back_to_simulated_genotypes(demo: tuple[Path, list[di
         pulled = 0
         for _, p in bx.nlargest(2, "height").iterrows():
             near = bx[(bx["dye"] == NEXT_DYE[p["dye"]]) & ((bx["size"] - p["size"]).abs() < 0.3)]
-            pulled += int(((near["height"] >= 0.015 * p["height"]) & (near["height"] <= 0.065 * p["height"])).any())
+            pulled += int(
+                (
+                    (near["height"] >= 0.015 * p["height"])
+                    & (near["height"] <= 0.065 * p["height"])
+                ).any()
+            )
         assert pulled >= 1, sim.patient
     assert layouts == {"peaks", "genotypes", "decimal_comma"}
 
@@ -160,7 +175,9 @@ def test_ngs_tables_parse_back(demo: tuple[Path, list[dict], list[dict]]) -> Non
     d = design(11, PATIENTS)
     suffixes = set()
     for sim in d.patients:
-        suffixes |= {p.name.split("-NGS")[1] for p in (out / "chimerism").glob(f"{sim.patient}-*-NGS.*")}
+        suffixes |= {
+            p.name.split("-NGS")[1] for p in (out / "chimerism").glob(f"{sim.patient}-*-NGS.*")
+        }
         for tag, dose in (("REC", sim.ngs_recipient), ("DON", sim.ngs_donor)):
             counts = _ngs(out, sim.patient, tag)
             assert counts["marker"].tolist() == d.ngs_markers

@@ -14,15 +14,16 @@ interface, imported on first use (PEP 562), so ``import immuno.chemokines`` cost
 until a function is called.
 
 The modules' former flat paths (``immuno.chemokines.curves`` and so on) still import, as
-the moved module itself with a :class:`DeprecationWarning`, until immuno 0.3.
+the moved module itself with a :class:`DeprecationWarning`, until immuno 0.3; the former
+``qpcr_readers``, split between the RDML and the CFX reader, gives the names of both.
 """
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from immuno._moved import register_moves
+from immuno._lazy import lazy_exports
+from immuno._moved import register_moves, register_splits
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and editors only
     from immuno.chemokines.checks import check_inputs as check_inputs
@@ -118,7 +119,6 @@ register_moves(
         "msd": "io.msd",
         "plate": "io.plate",
         "qpcr_quantstudio": "io.quantstudio",
-        "qpcr_readers": "io.rdml",
         "readers": "io.readers",
         "xponent": "io.xponent",
         "xponent_blocks": "io.xponent_blocks",
@@ -136,16 +136,8 @@ register_moves(
         "process": "pipeline.batch",
     },
 )
+# the former qPCR readers module held both the CFX and the RDML reader
+register_splits("immuno.chemokines", {"qpcr_readers": ["io.rdml", "io.cfx"]})
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value  # later look-ups skip this function
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *_EXPORTS])
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

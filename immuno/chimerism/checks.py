@@ -14,11 +14,13 @@ from typing import Any
 
 import pandas as pd
 
-from immuno.chimerism.inputs import METHODS, NEEDS_REFERENCES, FileCache, references
+from immuno.chimerism.pipeline.inputs import METHODS, NEEDS_REFERENCES, FileCache, references
 from immuno.errors import Problem, UserError
 
 
-def check_inputs(rows: pd.DataFrame, batch_root: str | Path, panels: Mapping[str, Any]) -> list[Problem]:
+def check_inputs(
+    rows: pd.DataFrame, batch_root: str | Path, panels: Mapping[str, Any]
+) -> list[Problem]:
     """Every problem with a batch's chimerism rows.
 
     Parameters
@@ -43,24 +45,42 @@ def check_inputs(rows: pd.DataFrame, batch_root: str | Path, panels: Mapping[str
         where = f"{sheet}: row {row.get('row', '?')}"
         panel = panels.get(row.get("panel", ""))
         if panel is None:
-            problems.append(Problem(f"{where}, column panel",
-                                    f"a chimerism row needs a chimerism panel (got {row.get('panel', '')!r})"))
+            problems.append(
+                Problem(
+                    f"{where}, column panel",
+                    f"a chimerism row needs a chimerism panel (got {row.get('panel', '')!r})",
+                )
+            )
             continue
         method = str(panel.get("method", ""))
         if method not in METHODS:
-            problems.append(Problem(f"{where}, column panel", f"panel {panel.name!r} has no genotyping method "
-                                    f"(expected method: one of {', '.join(METHODS)})"))
+            problems.append(
+                Problem(
+                    f"{where}, column panel",
+                    f"panel {panel.name!r} has no genotyping method "
+                    f"(expected method: one of {', '.join(METHODS)})",
+                )
+            )
             continue
         try:
             cache.sample(row, method)
         except UserError as exc:
-            problems.extend(Problem(f"{where}, column file: {p.where}", p.what) for p in exc.problems)
+            problems.extend(
+                Problem(f"{where}, column file: {p.where}", p.what) for p in exc.problems
+            )
         if row.get("role") == "biopsy":
             refs = references(rows, row)
             for role in NEEDS_REFERENCES.get(method, ()):
                 if refs[role] is None:
-                    what = (f"no donor_reference row with donor_id {row.get('donor_id', '')!r} and panel {row['panel']!r}"
-                            if role == "donor_reference" else
-                            f"no recipient_reference row for patient {row['patient_id']!r} with panel {row['panel']!r}")
-                    problems.append(Problem(f"{where} ({row['sample_id']})", f"{what}; a biopsy needs both references"))
+                    what = (
+                        f"no donor_reference row with donor_id {row.get('donor_id', '')!r} and panel {row['panel']!r}"
+                        if role == "donor_reference"
+                        else f"no recipient_reference row for patient {row['patient_id']!r} with panel {row['panel']!r}"
+                    )
+                    problems.append(
+                        Problem(
+                            f"{where} ({row['sample_id']})",
+                            f"{what}; a biopsy needs both references",
+                        )
+                    )
     return problems

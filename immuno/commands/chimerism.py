@@ -79,7 +79,7 @@ def locus_lines(result: Any) -> list[str]:
 def _cmd_estimate(args: argparse.Namespace) -> int:
     import pandas as pd
 
-    from immuno.chimerism.single import Exports, estimate_exports
+    from immuno.chimerism.pipeline.single import Exports, estimate_exports
     from immuno.io import write_json, write_text
 
     donors = list(args.donor or [])
@@ -117,7 +117,7 @@ _METHOD_OPTIONS = ("dna_input_ng", "target_assay", "reference_assay", "target_co
 
 
 def _cmd_process(args: argparse.Namespace) -> int:
-    from immuno.chimerism.outputs import process_batch
+    from immuno.chimerism.pipeline.outputs import process_batch
     from immuno.validate import validate_batch
 
     batch = validate_batch(args.batch, visits=args.visits, panels_dir=args.panels)

@@ -13,8 +13,9 @@ reads one FCS header does not pay for AnnData, numba or Pillow.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from immuno._lazy import lazy_exports
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and editors only
     from immuno.cytometry.analysis.acquisition_qc import AcquisitionQC as AcquisitionQC
@@ -298,14 +299,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value  # later look-ups skip this function
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *_EXPORTS])
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
