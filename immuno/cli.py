@@ -40,8 +40,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
-    from immuno.batch import write_sheet
-    from immuno.validate import validate_batch
+    from immuno.contract.batch import write_sheet
+    from immuno.contract.validate import validate_batch
 
     batch = validate_batch(args.batch, visits=args.visits, panels_dir=args.panels,
                            patient_id_pattern=args.patient_id_pattern)
@@ -54,7 +54,7 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from immuno.runner import run_workflow
+    from immuno.run.workflow import run_workflow
 
     return run_workflow(args.batches, results=args.results, cores=args.cores, panels=args.panels,
                         profile=args.profile, dry_run=args.dry_run, extra=args.rest,
@@ -62,7 +62,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_verify(args: argparse.Namespace) -> int:
-    from immuno.verify import verify_results
+    from immuno.run.verify import verify_results
 
     checked, differences = verify_results(args.results, args.inputs)
     for difference in differences:
@@ -75,11 +75,11 @@ def _cmd_verify(args: argparse.Namespace) -> int:
 
 
 def _cmd_step(args: argparse.Namespace) -> int:
-    from immuno.steps import run_step
+    from immuno.run.steps import run_step
 
     if not args.rest:
         raise RunError("immuno step: give the step's immuno command after --")
-    return run_step(args.rest, expect=args.expect, gather_from=args.gather, into=args.into,
+    return run_step(args.rest, main, expect=args.expect, gather_from=args.gather, into=args.into,
                     patient_id_pattern=args.patient_id_pattern, folders=args.folder, outputs=args.outputs)
 
 
@@ -88,8 +88,8 @@ def _cmd_collect(args: argparse.Namespace) -> int:
     from datetime import UTC, datetime
     from pathlib import Path
 
-    from immuno.collect import collect_batch
-    from immuno.steps import check_unchanged, parse_expectations
+    from immuno.run.collect import collect_batch
+    from immuno.run.steps import check_unchanged, parse_expectations
 
     sheet = Path(args.batch_dir) / "validation" / "samplesheet.csv"
     started = (datetime.fromtimestamp(sheet.stat().st_mtime, UTC).isoformat(timespec="seconds")
@@ -111,7 +111,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 
 def _cmd_study(args: argparse.Namespace) -> int:
-    from immuno.store import Study
+    from immuno.study import Study
 
     words = list(args.words)
     stats = bool(words) and words[0] == "stats"

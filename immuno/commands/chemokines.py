@@ -27,7 +27,7 @@ EXIT_NOT_QUANTIFIED = 3
 def _panel(name_or_path: str | None, panels_dir: str | None) -> Any:
     if not name_or_path:
         return None
-    from immuno.panels import find_panel, load_panel
+    from immuno.contract.panels import find_panel, load_panel
 
     path = Path(name_or_path)
     return load_panel(path) if path.suffix in (".yaml", ".yml") and path.exists() else find_panel(name_or_path, panels_dir)
@@ -83,8 +83,8 @@ def _print_qpcr(result: Any) -> None:
 def _cmd_quantify(args: argparse.Namespace) -> int:
     from immuno.chemokines.pipeline.batch import issue_flags, quantify_file
     from immuno.chemokines.quantify.multiplex import PlateResult
+    from immuno.contract.qc import flags_table, metrics_table
     from immuno.io import write_parquet
-    from immuno.qc import flags_table, metrics_table
 
     panel = _panel(args.panel, args.panels)
     plate, result = quantify_file(args.file, panel, args.layout, args.reference_gene, args.calibrator)
@@ -123,8 +123,8 @@ def _cmd_quantify(args: argparse.Namespace) -> int:
 
 
 def _cmd_process(args: argparse.Namespace) -> int:
-    from immuno.batch import load_batch
     from immuno.chemokines.pipeline.batch import process_batch
+    from immuno.contract.batch import load_batch
 
     batch = load_batch(args.batch, visits=args.visits, panels_dir=args.panels)
     table = process_batch(batch, args.out, history=args.history, plots=not args.no_plots)

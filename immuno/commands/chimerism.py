@@ -90,7 +90,7 @@ def _cmd_estimate(args: argparse.Namespace) -> int:
     options = {k: getattr(args, k) for k in _METHOD_OPTIONS}
     panel = None
     if args.panel:
-        from immuno.panels import find_panel, load_panel
+        from immuno.contract.panels import find_panel, load_panel
 
         panel = load_panel(args.panel) if Path(args.panel).is_file() else find_panel(args.panel, args.panels)
     result = estimate_exports(files, args.method, options, panel=panel)
@@ -118,7 +118,7 @@ _METHOD_OPTIONS = ("dna_input_ng", "target_assay", "reference_assay", "target_co
 
 def _cmd_process(args: argparse.Namespace) -> int:
     from immuno.chimerism.outputs import process_batch
-    from immuno.validate import validate_batch
+    from immuno.contract.validate import validate_batch
 
     batch = validate_batch(args.batch, visits=args.visits, panels_dir=args.panels)
     written = process_batch(batch, args.out, plots=not args.no_plots)

@@ -28,7 +28,7 @@ VISITS = ["D0", "D10", "M1"]
 
 
 def _batch(args: argparse.Namespace) -> Any:
-    from immuno.batch import load_batch
+    from immuno.contract.batch import load_batch
 
     return load_batch(args.batch, visits=args.visits, panels_dir=args.panels)
 
@@ -138,10 +138,10 @@ def _no_traceback(where: str, exc: Exception) -> UserError:
 
 
 def _cmd_ingest(args: argparse.Namespace) -> int:
+    from immuno.contract.panels import find_panel
     from immuno.cytometry.io.spillover import read_spillover_file
     from immuno.cytometry.pipeline.ingest import keep_layers, read_tube
     from immuno.errors import UserError
-    from immuno.panels import find_panel
 
     panel = find_panel(args.panel, args.panels)
     spill = read_spillover_file(args.compensation) if args.compensation else None

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from immuno.qc import MIN_GUIDE_RUNS, westgard
+from immuno.contract.qc import MIN_GUIDE_RUNS, westgard
 
 #: the columns of a control-chart table
 CHART_COLUMNS = ["batch_id", "sample_id", "series", "panel", "feature", "unit", "value", "mean", "sd", "z",

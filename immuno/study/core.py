@@ -8,10 +8,10 @@ from typing import Any
 
 import pandas as pd
 
+from immuno.contract.measurements import censored_substitute, flag_words
+from immuno.contract.qc import MIN_GUIDE_RUNS
 from immuno.errors import UserError
 from immuno.io import write_parquet
-from immuno.measurements import censored_substitute, flag_words
-from immuno.qc import MIN_GUIDE_RUNS
 from immuno.study import charts, matrix, stats
 from immuno.study.load import SAME, read_study
 

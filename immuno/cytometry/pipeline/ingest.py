@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from immuno.contract.panels import Panel, load_panel
 from immuno.cytometry.analysis.acquisition_qc import (
     FLAG_COLUMNS,
     AcquisitionQC,
@@ -52,7 +53,6 @@ from immuno.cytometry.pipeline.events import LAYERS, TubeEvents
 from immuno.cytometry.pipeline.tubes import fcs_dataset
 from immuno.errors import UserError
 from immuno.io import sha256_file
-from immuno.panels import Panel, load_panel
 
 if TYPE_CHECKING:  # AnnData is built only for callers that ask for one
     import anndata as ad
@@ -316,7 +316,7 @@ def ingest_sample(fcs_path: str | os.PathLike[str], panel: Panel | str | os.Path
     fcs_path
         The FCS file.
     panel
-        Its panel (a loaded :class:`~immuno.panels.Panel` or the YAML path).
+        Its panel (a loaded :class:`~immuno.contract.panels.Panel` or the YAML path).
     spill
         A spillover matrix to use instead of the panel's source (the batch's matrix from
         single stains).

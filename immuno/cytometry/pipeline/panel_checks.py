@@ -14,11 +14,11 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from immuno.contract.panels import Panel
 from immuno.cytometry.analysis.gating import ROOT, gate_names, resolve_dim
 from immuno.cytometry.analysis.populations import Population, population_specs
 from immuno.cytometry.io.markers import marker_problems, spellings
 from immuno.errors import Problem, UserError
-from immuno.panels import Panel
 
 __all__ = ["RESERVED_PREFIX", "ROOT", "channel_problems", "check_gate_specs", "check_headline", "gate_names",
            "gate_specs_of", "panel_lines", "panel_populations", "panel_problems", "placement_problems",

@@ -106,6 +106,7 @@ def warm(events: int = 3000) -> float:
     float
         Seconds taken.
     """
+    from immuno.contract.panels import load_panel
     from immuno.cytometry.analysis import order_stats
     from immuno.cytometry.engine.event_pass import gate_events
     from immuno.cytometry.engine.gate_tree import GateTree
@@ -114,7 +115,6 @@ def warm(events: int = 3000) -> float:
     from immuno.cytometry.io.spillover import spillover_from_keywords
     from immuno.cytometry.pipeline.batch import run_unit
     from immuno.cytometry.pipeline.tubes import SampleInfo
-    from immuno.panels import load_panel
 
     start = time.perf_counter()
     rng = np.random.default_rng(0)

@@ -15,11 +15,11 @@ from typing import Any
 
 import pandas as pd
 
-from immuno.batch import DEFAULT_VISITS, load_batch
+from immuno.contract.batch import DEFAULT_VISITS, load_batch
+from immuno.contract.measurements import concat_measurements
+from immuno.contract.qc import flags_table, metrics_table
 from immuno.io import write_parquet
-from immuno.measurements import concat_measurements
-from immuno.provenance import write_provenance
-from immuno.qc import flags_table, metrics_table
+from immuno.run.provenance import write_provenance
 
 #: results sub-folder of each assay
 ASSAY_DIRS = {"cytometry": "cytometry", "chemokine": "chemokines", "chimerism": "chimerism"}

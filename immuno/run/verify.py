@@ -14,7 +14,7 @@ from pathlib import Path
 
 from immuno.errors import UserError
 from immuno.io import sha256_file
-from immuno.provenance import output_files
+from immuno.run.provenance import output_files
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@ The sample sheet has one row per sample and data file. A multi-sample export (an
 xPONENT plate, a GeneMapper table) is named by every sample row on it, with
 ``sample_name`` giving the sample's name inside that file. This module checks the sheet
 itself (columns, codes, visits, paths, panels); the assay rooms check the contents of
-their files (see :func:`immuno.validate.validate_batch`). Every problem is collected and
+their files (see :func:`immuno.contract.validate.validate_batch`). Every problem is collected and
 reported at once, with the sheet row and column.
 """
 
@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from immuno.contract.panels import Panel, load_panel, panel_index
 from immuno.errors import Problem, UserError
-from immuno.panels import Panel, load_panel, panel_index
 
 SHEET_NAME = "samplesheet.csv"
 REQUIRED_COLUMNS = ("sample_id", "patient_id", "visit", "assay", "file")

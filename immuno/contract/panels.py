@@ -176,9 +176,9 @@ def load_panel(path: str | Path) -> Panel:
 def default_panels_dir() -> Path:
     """The project's ``panels/`` folder: shipped as ``immuno/data/panels`` in an installed
     package, beside the package in a source checkout."""
-    here = Path(__file__).resolve().parent
-    shipped = here / "data" / "panels"
-    return shipped if shipped.is_dir() else here.parent / "panels"
+    package = Path(__file__).resolve().parents[1]
+    shipped = package / "data" / "panels"
+    return shipped if shipped.is_dir() else package.parent / "panels"
 
 
 _NAME_LINE = re.compile(r"^name:\s*['\"]?([^'\"#\s]+)", re.MULTILINE)

@@ -1,6 +1,6 @@
 """Whole-batch validation: the sample sheet, the panels, and every data file's contents.
 
-Runs before any processing. The sheet checks live in :mod:`immuno.batch`; each assay room
+Runs before any processing. The sheet checks live in :mod:`immuno.contract.batch`; each assay room
 checks its own files (an FCS header has every panel channel, a plate export is readable,
 a biopsy has its references) through its ``checks.check_inputs`` function. All problems
 are gathered into one report.
@@ -12,7 +12,7 @@ import importlib
 from collections.abc import Sequence
 from pathlib import Path
 
-from immuno.batch import DEFAULT_VISITS, Batch, load_batch
+from immuno.contract.batch import DEFAULT_VISITS, Batch, load_batch
 from immuno.errors import Problem, UserError
 
 #: the room that checks each assay's files

@@ -16,7 +16,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from immuno.batch import Batch
+from immuno.contract.batch import Batch
 from immuno.io import sha256_file, write_json
 
 #: version of the results layout and table schemas; bump on any incompatible change

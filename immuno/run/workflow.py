@@ -31,17 +31,19 @@ BRACES = frozenset("{}")
 BRACES_WHAT = "the path holds '{' or '}', which Snakemake reads as wildcards; rename the folder"
 #: the run's input hashes, under the results folder
 MANIFEST = Path(".immuno") / "inputs.json"
+#: the installed package (``immuno/``), holding the shipped workflow and configuration
+PACKAGE_DIR = Path(__file__).resolve().parents[1]
 
 
 def project_root() -> Path:
     """The folder above the package: the source checkout, when running from one."""
-    return Path(__file__).resolve().parent.parent
+    return PACKAGE_DIR.parent
 
 
 def _shipped(packaged: str, checkout: str) -> Path:
     """A folder shipped inside the installed package, or its place in a source checkout."""
-    here = Path(__file__).resolve().parent
-    return here / packaged if (here / packaged).is_dir() else project_root() / checkout
+    shipped = PACKAGE_DIR / packaged
+    return shipped if shipped.is_dir() else project_root() / checkout
 
 
 def workflow_dir() -> Path:
@@ -115,7 +117,7 @@ def prepare_demo(config: dict[str, Any]) -> Path:
 
 def validate_batches(folders: Sequence[str | Path], config: dict[str, Any], panels: str | None) -> list[Any]:
     """Every batch validated, or one UserError listing every problem of every batch."""
-    from immuno.validate import validate_batch
+    from immuno.contract.validate import validate_batch
 
     problems: list[Problem] = []
     batches: dict[str, Any] = {}
@@ -144,7 +146,7 @@ def recover(results: Path) -> list[str]:
     """Remove what an interrupted run left in ``results`` (call only while holding its lock).
 
     The outputs of steps killed while writing them (their ``.running`` markers are left,
-    see :func:`immuno.steps.run_step`) and the temporary files of interrupted atomic
+    see :func:`immuno.run.steps.run_step`) and the temporary files of interrupted atomic
     writes (``.<name>.<random>.tmp``) are deleted, so Snakemake finds those outputs
     missing and reruns their jobs; Snakemake's own lock of the dead run is cleared by the
     caller.
@@ -154,7 +156,7 @@ def recover(results: Path) -> list[str]:
     list of str
         The files and folders removed.
     """
-    from immuno.steps import interrupted_outputs
+    from immuno.run.steps import interrupted_outputs
 
     removed = []
     for marker, output in interrupted_outputs(results):
@@ -179,7 +181,7 @@ def recover(results: Path) -> list[str]:
 def write_manifest(batches: Sequence[Any], path: Path) -> Path:
     """Hash every input file and panel of the batches once, for this run."""
     from immuno.io import write_json
-    from immuno.provenance import hash_files, input_files
+    from immuno.run.provenance import hash_files, input_files
 
     manifest = {"batches": {
         b.batch_id: {"folder": str(b.root), "inputs": hash_files(b.root, input_files(b)),
@@ -242,7 +244,7 @@ def run_workflow(batches: Sequence[str], results: str = "results", cores: int | 
         The results folder is in use by another run, or cannot be written.
     """
     config, lab = load_config(configfile)
-    from immuno.panels import default_panels_dir
+    from immuno.contract.panels import default_panels_dir
 
     chosen = panels or config.get("panels")
     panels_dir = str(Path(chosen).resolve() if chosen else default_panels_dir())
@@ -265,8 +267,8 @@ def run_workflow(batches: Sequence[str], results: str = "results", cores: int | 
 def _run_locked(out: Path, validated: list[Any], overrides: dict[str, Any], config: dict[str, Any],
                 cores: int | None, profile: str | None, dry_run: bool, extra: Sequence[str],
                 configfile: str | None) -> int:
-    from immuno import runlock
     from immuno.io import write_text
+    from immuno.run import lock as runlock
 
     lock = runlock.acquire(out)
     try:

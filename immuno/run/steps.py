@@ -6,17 +6,18 @@ hashes of the files its step reads (``--expect SHA256=PATH``) and runs the step 
 finished. A file changed in between (a plate re-exported during the run) fails the step
 with the reason, so no result is ever recorded under a hash it did not come from; the
 next run hashes the new file and redoes the step. The step itself is an ``immuno``
-command run in this same process (one Python start per job).
+command run in this same process (one Python start per job); the command line hands
+:func:`run_step` its own entry point, so this module never imports the command line.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
-from immuno.batch import PATIENT_ID_PATTERN_ENV
+from immuno.contract.batch import PATIENT_ID_PATTERN_ENV
 from immuno.errors import RunError
 from immuno.io import sha256_file
 
@@ -128,7 +129,8 @@ def interrupted_outputs(results: str | os.PathLike[str]) -> list[tuple[Path, Pat
     return sorted(found)
 
 
-def run_step(command: Sequence[str], expect: Sequence[str] = (), gather_from: Sequence[str] = (),
+def run_step(command: Sequence[str], run_command: Callable[[list[str]], int],
+             expect: Sequence[str] = (), gather_from: Sequence[str] = (),
              into: str | None = None, patient_id_pattern: str | None = None,
              folders: Sequence[str] = (), outputs: Sequence[str] = ()) -> int:
     """Run one workflow step: check its input files, run the ``immuno`` command, check again.
@@ -137,6 +139,9 @@ def run_step(command: Sequence[str], expect: Sequence[str] = (), gather_from: Se
     ----------
     command
         The ``immuno`` command line of the step (without ``immuno``).
+    run_command
+        Runs an ``immuno`` command line and returns its exit status: the command's own
+        entry point (:func:`immuno.cli.main`), handed over by the command line.
     expect
         ``SHA256=PATH`` of each file the step reads, as hashed when the run started.
     gather_from, into
@@ -157,8 +162,6 @@ def run_step(command: Sequence[str], expect: Sequence[str] = (), gather_from: Se
     int
         The command's exit status.
     """
-    from immuno.cli import main
-
     expected = parse_expectations(expect)
     if patient_id_pattern:
         os.environ[PATIENT_ID_PATTERN_ENV] = patient_id_pattern
@@ -170,7 +173,7 @@ def run_step(command: Sequence[str], expect: Sequence[str] = (), gather_from: Se
     try:
         if gather_from:
             gather(gather_from, into or ".")
-        status = main(list(command))
+        status = run_command(list(command))
         if status == 0:
             check_unchanged(expected, "after")
             for folder in folders:
