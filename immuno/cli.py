@@ -13,6 +13,10 @@ Problems a user can cause end with a list of what is wrong, what to do next, and
 status 2, never a traceback. A run that cannot go on for a reason outside the inputs
 (results folder in use, disk full, read-only or forbidden folder, an input changed during
 the run) ends with one line saying so, and exit status 1.
+
+Every subcommand imports what it runs in its own function ("kept off start-up"): each
+``immuno`` call builds the whole parser, and every workflow step is one, so none of them
+pays for numpy, pandas or the assay rooms unless it uses them.
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ ASSAY_COMMANDS = ("immuno.commands.cytometry", "immuno.commands.chemokines",
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from immuno.demo import make_demo_batch
+    from immuno.demo import make_demo_batch  # numpy, pandas: kept off start-up
 
     out = make_demo_batch(args.out, seed=args.seed, patients=args.patients, events=args.events,
                           overwrite=args.overwrite)
@@ -40,8 +44,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
-    from immuno.contract.batch import write_sheet
-    from immuno.contract.validate import validate_batch
+    from immuno.contract.batch import write_sheet  # pandas: kept off start-up
+    from immuno.contract.validate import validate_batch  # pandas, jsonschema: kept off start-up
 
     batch = validate_batch(args.batch, visits=args.visits, panels_dir=args.panels,
                            patient_id_pattern=args.patient_id_pattern)
@@ -54,7 +58,7 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from immuno.run.workflow import run_workflow
+    from immuno.run.workflow import run_workflow  # pandas, yaml: kept off start-up
 
     return run_workflow(args.batches, results=args.results, cores=args.cores, panels=args.panels,
                         profile=args.profile, dry_run=args.dry_run, extra=args.rest,
@@ -62,7 +66,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_verify(args: argparse.Namespace) -> int:
-    from immuno.run.verify import verify_results
+    from immuno.run.verify import verify_results  # pandas: kept off start-up
 
     checked, differences = verify_results(args.results, args.inputs)
     for difference in differences:
@@ -75,7 +79,7 @@ def _cmd_verify(args: argparse.Namespace) -> int:
 
 
 def _cmd_step(args: argparse.Namespace) -> int:
-    from immuno.run.steps import run_step
+    from immuno.run.steps import run_step  # pandas: kept off start-up
 
     if not args.rest:
         raise RunError("immuno step: give the step's immuno command after --")
@@ -84,34 +88,23 @@ def _cmd_step(args: argparse.Namespace) -> int:
 
 
 def _cmd_collect(args: argparse.Namespace) -> int:
-    import json
-    from datetime import UTC, datetime
-    from pathlib import Path
+    from immuno.run.collect import collect_step  # pandas: kept off start-up
 
-    from immuno.run.collect import collect_batch
-    from immuno.run.steps import check_unchanged, parse_expectations
-
-    sheet = Path(args.batch_dir) / "validation" / "samplesheet.csv"
-    started = (datetime.fromtimestamp(sheet.stat().st_mtime, UTC).isoformat(timespec="seconds")
-               if sheet.is_file() else None)
-    expected = parse_expectations(args.expect)
-    check_unchanged(expected, "before")
-    m = collect_batch(args.batch, args.batch_dir, panels_dir=args.panels, visits=args.visits,
-                      parameters=json.loads(args.parameters) if args.parameters else None,
-                      started=started, expected=expected)
+    m = collect_step(args.batch, args.batch_dir, panels_dir=args.panels, visits=args.visits,
+                     parameters=args.parameters, expect=args.expect)
     print(f"{len(m)} measurement rows written to {args.batch_dir}/measurements.parquet")
     return 0
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from immuno.report import build_report
+    from immuno.report import build_report  # matplotlib, jinja2: kept off start-up
 
     print(f"report written to {build_report(args.batch_dir, args.out)}")
     return 0
 
 
 def _cmd_study(args: argparse.Namespace) -> int:
-    from immuno.study import Study
+    from immuno.study import Study  # pandas, scipy: kept off start-up
 
     words = list(args.words)
     stats = bool(words) and words[0] == "stats"
@@ -132,12 +125,12 @@ def _cmd_study(args: argparse.Namespace) -> int:
     table = study.compare_visits(feature=args.feature, assay=args.assay, panel=args.panel,
                                  baseline=args.baseline, censored=args.censored)
     if args.out:
-        from immuno.io import write_text
+        from immuno.io import write_text  # pandas: kept off start-up
 
         write_text(table.to_csv(index=False, lineterminator="\n"), args.out)
         print(f"{len(table)} rows written to {args.out}")
     else:
-        import pandas as pd
+        import pandas as pd  # kept off start-up
 
         with pd.option_context("display.width", 200, "display.max_columns", 30, "display.max_rows", 500):
             print(table.drop(columns=["note"]).to_string(index=False, float_format=lambda v: f"{v:.4g}"))

@@ -27,6 +27,7 @@ EXIT_NOT_QUANTIFIED = 3
 def _panel(name_or_path: str | None, panels_dir: str | None) -> Any:
     if not name_or_path:
         return None
+    # pandas, jsonschema: kept off start-up
     from immuno.contract.panels import find_panel, load_panel
 
     path = Path(name_or_path)
@@ -38,7 +39,7 @@ def _fmt(x: float, spec: str = ".3g") -> str:
 
 
 def _print_multiplex(result: Any) -> None:
-    import pandas as pd
+    import pandas as pd  # kept off start-up
 
     samples = result.samples[result.samples["role"] == "unknown"] if len(result.samples) else pd.DataFrame()
     print(f"  {'analyte':<22} {'fit':<22} {'range (in well)':<22} {'in/<LLOQ/>ULOQ':<15} vendor: reproduced, "
@@ -81,10 +82,11 @@ def _print_qpcr(result: Any) -> None:
 
 
 def _cmd_quantify(args: argparse.Namespace) -> int:
+    # scipy, matplotlib: kept off start-up
     from immuno.chemokines.pipeline.batch import issue_flags, quantify_file
-    from immuno.chemokines.quantify.multiplex import PlateResult
-    from immuno.contract.qc import flags_table, metrics_table
-    from immuno.io import write_parquet
+    from immuno.chemokines.quantify.multiplex import PlateResult  # scipy: kept off start-up
+    from immuno.contract.qc import flags_table, metrics_table  # pandas: kept off start-up
+    from immuno.io import write_parquet  # pandas: kept off start-up
 
     panel = _panel(args.panel, args.panels)
     plate, result = quantify_file(args.file, panel, args.layout, args.reference_gene, args.calibrator)
@@ -102,6 +104,7 @@ def _cmd_quantify(args: argparse.Namespace) -> int:
         for name in ("curves", "samples", "standards", "vendor", "wells"):
             write_parquet(getattr(result, name), out / f"{name}.parquet")
         if not args.no_plots:
+            # matplotlib: only when asked for plots
             from immuno.chemokines.pipeline.outputs import write_curve_plots
 
             write_curve_plots(result, plate, out / "plots")
@@ -123,8 +126,9 @@ def _cmd_quantify(args: argparse.Namespace) -> int:
 
 
 def _cmd_process(args: argparse.Namespace) -> int:
+    # scipy, matplotlib: kept off start-up
     from immuno.chemokines.pipeline.batch import process_batch
-    from immuno.contract.batch import load_batch
+    from immuno.contract.batch import load_batch  # pandas, jsonschema: kept off start-up
 
     batch = load_batch(args.batch, visits=args.visits, panels_dir=args.panels)
     table = process_batch(batch, args.out, history=args.history, plots=not args.no_plots)
@@ -136,7 +140,7 @@ def _cmd_process(args: argparse.Namespace) -> int:
 
 
 def _cmd_formats(args: argparse.Namespace) -> int:
-    from immuno.chemokines.io.readers import SUPPORTED
+    from immuno.chemokines.io.readers import SUPPORTED  # pandas: kept off start-up
 
     del args
     for name in SUPPORTED:

@@ -77,10 +77,10 @@ def locus_lines(result: Any) -> list[str]:
 
 
 def _cmd_estimate(args: argparse.Namespace) -> int:
-    import pandas as pd
+    import pandas as pd  # kept off start-up
 
-    from immuno.chimerism.single import Exports, estimate_exports
-    from immuno.io import write_json, write_text
+    from immuno.chimerism.single import Exports, estimate_exports  # scipy: kept off start-up
+    from immuno.io import write_json, write_text  # pandas: kept off start-up
 
     donors = list(args.donor or [])
     files = Exports(sample=Path(args.sample), recipient=Path(args.recipient) if args.recipient else None,
@@ -90,6 +90,7 @@ def _cmd_estimate(args: argparse.Namespace) -> int:
     options = {k: getattr(args, k) for k in _METHOD_OPTIONS}
     panel = None
     if args.panel:
+        # pandas, jsonschema: kept off start-up
         from immuno.contract.panels import find_panel, load_panel
 
         panel = load_panel(args.panel) if Path(args.panel).is_file() else find_panel(args.panel, args.panels)
@@ -117,8 +118,8 @@ _METHOD_OPTIONS = ("dna_input_ng", "target_assay", "reference_assay", "target_co
 
 
 def _cmd_process(args: argparse.Namespace) -> int:
-    from immuno.chimerism.outputs import process_batch
-    from immuno.contract.validate import validate_batch
+    from immuno.chimerism.outputs import process_batch  # scipy, matplotlib: kept off start-up
+    from immuno.contract.validate import validate_batch  # pandas, jsonschema: kept off start-up
 
     batch = validate_batch(args.batch, visits=args.visits, panels_dir=args.panels)
     written = process_batch(batch, args.out, plots=not args.no_plots)

@@ -18,23 +18,26 @@ Handlers only parse arguments, call the library and print; a UserError reaches t
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from immuno.errors import UserError
+from immuno.errors import UserError
 
 VISITS = ["D0", "D10", "M1"]
 
 
 def _batch(args: argparse.Namespace) -> Any:
-    from immuno.contract.batch import load_batch
+    from immuno.contract.batch import load_batch  # pandas, jsonschema: kept off start-up
 
     return load_batch(args.batch, visits=args.visits, panels_dir=args.panels)
 
 
 def _cmd_compensation(args: argparse.Namespace) -> int:
+    # numpy, pandas: kept off start-up
     from immuno.cytometry.io.spillover import write_spillover_file
+
+    # numpy, pandas: kept off start-up
     from immuno.cytometry.pipeline.tubes import batch_spillover, needs_single_stains
 
     batch = _batch(args)
@@ -49,11 +52,10 @@ def _cmd_compensation(args: argparse.Namespace) -> int:
 
 
 def _cmd_process(args: argparse.Namespace) -> int:
+    # numpy, pandas: kept off start-up
     from immuno.cytometry.io.spillover import read_spillover_file
-    from immuno.cytometry.pipeline.batch import run_unit
-    from immuno.cytometry.pipeline.tubes import batch_samples
-    from immuno.errors import UserError
-
+    from immuno.cytometry.pipeline.batch import run_unit  # numba, anndata: kept off start-up
+    from immuno.cytometry.pipeline.tubes import batch_samples  # numpy, pandas: kept off start-up
     batch = _batch(args)
     infos = batch_samples(batch, list(dict.fromkeys(args.samples)), units=True)
     spill = None
@@ -87,9 +89,12 @@ def _cmd_process(args: argparse.Namespace) -> int:
 
 
 def _cmd_controls(args: argparse.Namespace) -> int:
+    # numpy, pandas: kept off start-up
     from immuno.cytometry.io.spillover import read_spillover_file
+
+    # numba, anndata: kept off start-up
     from immuno.cytometry.pipeline.batch import write_compensation_tubes
-    from immuno.io import write_json
+    from immuno.io import write_json  # pandas: kept off start-up
 
     batch = _batch(args)
     spill = read_spillover_file(args.compensation) if args.compensation else None
@@ -102,7 +107,10 @@ def _cmd_controls(args: argparse.Namespace) -> int:
 
 
 def _cmd_aggregate(args: argparse.Namespace) -> int:
+    # numba, anndata: kept off start-up
     from immuno.cytometry.pipeline.outputs import aggregate_batch
+
+    # pandas: kept off start-up
     from immuno.cytometry.pipeline.tubes import batch_samples, compensation_tubes, sample_table
 
     batch = _batch(args)
@@ -112,7 +120,7 @@ def _cmd_aggregate(args: argparse.Namespace) -> int:
 
 
 def _cmd_batch(args: argparse.Namespace) -> int:
-    from immuno.cytometry.pipeline.batch import process_batch
+    from immuno.cytometry.pipeline.batch import process_batch  # numba, anndata: kept off start-up
 
     batch = _batch(args)
     m = process_batch(batch, args.out, plots=not args.no_plots, gatingml=not args.no_gatingml,
@@ -122,7 +130,7 @@ def _cmd_batch(args: argparse.Namespace) -> int:
 
 
 def _cmd_warm(args: argparse.Namespace) -> int:
-    from immuno.cytometry.pipeline.warm import warm
+    from immuno.cytometry.pipeline.warm import warm  # numpy: kept off start-up
 
     seconds = warm()
     print(f"cytometry kernels compiled and cached ({seconds:.1f} s)")
@@ -131,18 +139,18 @@ def _cmd_warm(args: argparse.Namespace) -> int:
 
 def _no_traceback(where: str, exc: Exception) -> UserError:
     """An unexpected failure on a user's file, as one line (the file is named, no traceback)."""
-    from immuno.errors import UserError
-
     return UserError.single(where, f"could not be processed (unexpected {type(exc).__name__}: {exc})",
                             hint="This is a bug in immuno, not in your file: please report it with the file.")
 
 
 def _cmd_ingest(args: argparse.Namespace) -> int:
-    from immuno.contract.panels import find_panel
-    from immuno.cytometry.io.spillover import read_spillover_file
-    from immuno.cytometry.pipeline.ingest import keep_layers, read_tube
-    from immuno.errors import UserError
+    from immuno.contract.panels import find_panel  # pandas, jsonschema: kept off start-up
 
+    # numpy, pandas: kept off start-up
+    from immuno.cytometry.io.spillover import read_spillover_file
+
+    # numba, scipy: kept off start-up
+    from immuno.cytometry.pipeline.ingest import keep_layers, read_tube
     panel = find_panel(args.panel, args.panels)
     spill = read_spillover_file(args.compensation) if args.compensation else None
     try:
@@ -159,11 +167,8 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
 
 
 def _cmd_inspect(args: argparse.Namespace) -> int:
-    import sys
-
+    # numpy: kept off start-up
     from immuno.cytometry.io.inspect_fcs import describe_fcs, format_description, starter_channels
-    from immuno.errors import UserError
-
     failed = 0
     for n, path in enumerate(args.fcs):
         try:
@@ -204,11 +209,14 @@ def _template_listing(template: Any, stored: list[Any]) -> str:
 
 
 def _cmd_apply_template(args: argparse.Namespace) -> int:
-    from immuno.cytometry.io.fcs import read_fcs
+    from immuno.cytometry.io.fcs import read_fcs  # numpy: kept off start-up
+
+    # the FlowJo reader: kept off start-up
     from immuno.cytometry.io.template_files import sniff_template, stored_counts
+
+    # numba, flowkit: kept off start-up
     from immuno.cytometry.io.templates import read_template, template_counts
-    from immuno.errors import UserError
-    from immuno.io import write_text
+    from immuno.io import write_text  # pandas: kept off start-up
 
     template = read_template(args.template, sample_id=args.sample, group=args.group)
     stored = stored_counts(args.template) if sniff_template(args.template) == "flowjo" else []
@@ -232,7 +240,7 @@ def _cmd_apply_template(args: argparse.Namespace) -> int:
             print(f"  {r['gate']}: {r['count']} events ({r['pct_of_parent']:.2f} % of {r['parent']}){check}")
         tables.append(table.assign(file=Path(path).name))
     if args.out:
-        import pandas as pd
+        import pandas as pd  # kept off start-up
 
         write_text(pd.concat(tables).to_csv(index=False, lineterminator="\n"), args.out)
         print(f"counts written to {args.out}")
@@ -240,8 +248,9 @@ def _cmd_apply_template(args: argparse.Namespace) -> int:
 
 
 def _cmd_cluster(args: argparse.Namespace) -> int:
+    # anndata, scanpy: kept off start-up
     from immuno.cytometry.analysis.cluster import cluster_events, pool_events
-    from immuno.io import write_h5ad, write_parquet
+    from immuno.io import write_h5ad, write_parquet  # pandas: kept off start-up
 
     samples = {Path(p).stem: p for p in args.events}
     pooled = pool_events(samples, population=args.population, n_per_sample=args.per_sample, seed=args.seed)

@@ -22,6 +22,7 @@ import pandas as pd
 
 from immuno.contract.panels import Panel, load_panel, panel_index
 from immuno.errors import Problem, UserError
+from immuno.io import write_text
 
 SHEET_NAME = "samplesheet.csv"
 REQUIRED_COLUMNS = ("sample_id", "patient_id", "visit", "assay", "file")
@@ -315,8 +316,6 @@ def load_batch(folder: str | Path, visits: Sequence[str] = DEFAULT_VISITS,
 
 def write_sheet(rows: Sequence[dict[str, str]], path: str | Path) -> pd.DataFrame:
     """Write sample-sheet rows (dicts) as a CSV with the standard column order."""
-    from immuno.io import write_text
-
     df = pd.DataFrame(list(rows)).fillna("")
     cols = [c for c in (*REQUIRED_COLUMNS, *OPTIONAL_COLUMNS) if c in df.columns or c in REQUIRED_COLUMNS]
     for c in cols:

@@ -35,6 +35,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from immuno.errors import Problem, UserError
+
 #: the columns of measurements.parquet, in order
 COLUMNS: list[str] = [
     "batch_id", "sample_id", "patient_id", "visit", "assay", "panel", "feature",
@@ -89,7 +91,7 @@ def _normalise_flag(flag: Any, failed: bool, missing: bool) -> str:
 
 
 def _schema():
-    import pandera.pandas as pa
+    import pandera.pandas as pa  # pandera, slow to import: only when a table is checked
 
     def known_words(s: pd.Series) -> pd.Series:
         return s.map(lambda f: all(w in FLAGS for w in flag_words(f)))
@@ -138,7 +140,7 @@ def schema_problems(df: pd.DataFrame, limit: int = 10) -> list[str]:
     limit
         Roughly how many problems to list (the first failing row of each is quoted).
     """
-    import pandera.errors as pe
+    import pandera.errors as pe  # pandera: only when a table is checked (see _schema)
 
     try:
         schema().validate(df, lazy=True)
@@ -218,8 +220,6 @@ def check_measurements(df: pd.DataFrame, where: str) -> pd.DataFrame:
     immuno.errors.UserError
         Naming ``where`` and every rule the table breaks.
     """
-    from immuno.errors import Problem, UserError
-
     missing = [c for c in COLUMNS if c not in df.columns]
     problems = [f"missing column(s) {missing}"] if missing else schema_problems(df)
     if problems:

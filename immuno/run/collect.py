@@ -9,7 +9,9 @@ batch. Every file is written atomically.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +22,7 @@ from immuno.contract.measurements import concat_measurements
 from immuno.contract.qc import flags_table, metrics_table
 from immuno.io import write_parquet
 from immuno.run.provenance import write_provenance
+from immuno.run.steps import check_unchanged, parse_expectations
 
 #: results sub-folder of each assay
 ASSAY_DIRS = {"cytometry": "cytometry", "chemokine": "chemokines", "chimerism": "chimerism"}
@@ -88,3 +91,34 @@ def _recorded_inputs(root: Path, expected: Mapping[Path, str]) -> dict[str, dict
         if resolved.is_relative_to(root):
             inputs[resolved.relative_to(root).as_posix()] = {"sha256": digest, "bytes": resolved.stat().st_size}
     return inputs
+
+
+def collect_step(batch_folder: str | Path, batch_dir: str | Path, panels_dir: str | Path | None = None,
+                 visits: Sequence[str] = DEFAULT_VISITS, parameters: str | None = None,
+                 expect: Sequence[str] = ()) -> pd.DataFrame:
+    """The workflow's collect step: :func:`collect_batch` with what the run recorded.
+
+    Parameters
+    ----------
+    batch_folder, batch_dir, panels_dir, visits
+        As for :func:`collect_batch`.
+    parameters
+        The workflow configuration as JSON text (as the rule passes it), or None.
+    expect
+        ``SHA256=PATH`` of each input file as hashed when the run started; the files are
+        checked against them first, and the hashes recorded in provenance.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The merged measurement table.
+    """
+    # the batch's run started when its validation step wrote the validated sheet
+    sheet = Path(batch_dir) / "validation" / "samplesheet.csv"
+    started = (datetime.fromtimestamp(sheet.stat().st_mtime, UTC).isoformat(timespec="seconds")
+               if sheet.is_file() else None)
+    expected = parse_expectations(expect)
+    check_unchanged(expected, "before")
+    return collect_batch(batch_folder, batch_dir, panels_dir=panels_dir, visits=visits,
+                         parameters=json.loads(parameters) if parameters else None,
+                         started=started, expected=expected)

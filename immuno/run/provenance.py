@@ -9,6 +9,7 @@ verified (``immuno verify``) and an older results folder recognised rather than 
 
 from __future__ import annotations
 
+import json
 import platform
 import sys
 from datetime import UTC, datetime
@@ -119,8 +120,6 @@ def write_provenance(batch: Batch, path: str | Path, parameters: dict[str, Any] 
 
 def read_schema_version(results_dir: str | Path) -> str | None:
     """The schema version of a batch results folder, or None when it has no provenance."""
-    import json
-
     path = Path(results_dir) / "provenance.json"
     if not path.is_file():
         return None

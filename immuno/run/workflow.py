@@ -22,7 +22,14 @@ from typing import Any
 
 import yaml
 
+from immuno.contract.panels import default_panels_dir
+from immuno.contract.validate import validate_batch
+from immuno.demo import make_demo_batch
 from immuno.errors import Problem, RunError, UserError, describe_os_error
+from immuno.io import write_json, write_text
+from immuno.run import lock as runlock
+from immuno.run.provenance import hash_files, input_files
+from immuno.run.steps import interrupted_outputs
 
 #: names under the results folder that are not batches
 RESERVED = ("study", "logs")
@@ -103,8 +110,6 @@ def prepare_demo(config: dict[str, Any]) -> Path:
             shutil.rmtree(stale, ignore_errors=True)
     if (folder / "samplesheet.csv").is_file():
         return folder
-    from immuno.demo import make_demo_batch
-
     print(f"generating the demo batch in {folder} ...", file=sys.stderr)
     staging = folder.parent / f".{folder.name}.{os.getpid()}.tmp"
     shutil.rmtree(staging, ignore_errors=True)
@@ -117,8 +122,6 @@ def prepare_demo(config: dict[str, Any]) -> Path:
 
 def validate_batches(folders: Sequence[str | Path], config: dict[str, Any], panels: str | None) -> list[Any]:
     """Every batch validated, or one UserError listing every problem of every batch."""
-    from immuno.contract.validate import validate_batch
-
     problems: list[Problem] = []
     batches: dict[str, Any] = {}
     for folder in folders:
@@ -156,8 +159,6 @@ def recover(results: Path) -> list[str]:
     list of str
         The files and folders removed.
     """
-    from immuno.run.steps import interrupted_outputs
-
     removed = []
     for marker, output in interrupted_outputs(results):
         if output.is_dir():
@@ -180,9 +181,6 @@ def recover(results: Path) -> list[str]:
 
 def write_manifest(batches: Sequence[Any], path: Path) -> Path:
     """Hash every input file and panel of the batches once, for this run."""
-    from immuno.io import write_json
-    from immuno.run.provenance import hash_files, input_files
-
     manifest = {"batches": {
         b.batch_id: {"folder": str(b.root), "inputs": hash_files(b.root, input_files(b)),
                      "panels": {name: {"path": str(p.path.resolve()), "sha256": p.sha256}
@@ -244,8 +242,6 @@ def run_workflow(batches: Sequence[str], results: str = "results", cores: int | 
         The results folder is in use by another run, or cannot be written.
     """
     config, lab = load_config(configfile)
-    from immuno.contract.panels import default_panels_dir
-
     chosen = panels or config.get("panels")
     panels_dir = str(Path(chosen).resolve() if chosen else default_panels_dir())
     folders = list(batches) or list(lab.get("batches") or []) or [prepare_demo(config)]
@@ -267,9 +263,6 @@ def run_workflow(batches: Sequence[str], results: str = "results", cores: int | 
 def _run_locked(out: Path, validated: list[Any], overrides: dict[str, Any], config: dict[str, Any],
                 cores: int | None, profile: str | None, dry_run: bool, extra: Sequence[str],
                 configfile: str | None) -> int:
-    from immuno.io import write_text
-    from immuno.run import lock as runlock
-
     lock = runlock.acquire(out)
     try:
         if lock.stale:

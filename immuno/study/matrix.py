@@ -61,7 +61,7 @@ def to_anndata(m: pd.DataFrame, panel: str, features: list[str], missing: str = 
     duplicates
         Observation names that duplicate another batch's measurement (``obs["duplicate"]``).
     """
-    import anndata as ad
+    import anndata as ad  # anndata, slow to import: only for an AnnData export
 
     if missing not in ("move", "keep"):
         raise ValueError(f"missing must be 'move' or 'keep', not {missing!r}")

@@ -30,6 +30,7 @@ import json
 import os
 import re
 from collections.abc import Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -134,8 +135,6 @@ def resolve_spillover(fcs: FCSData, panel: Panel, spill: Spillover | None = None
 def _sha256_later(path: Path) -> Any:
     """The file's SHA-256 computed on another thread (hashing releases the GIL), so that
     reading the file twice costs no time beside the processing."""
-    from concurrent.futures import ThreadPoolExecutor
-
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sha256")
     future = pool.submit(sha256_file, path)
     pool.shutdown(wait=False)

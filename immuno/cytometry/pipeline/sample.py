@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from threadpoolctl import threadpool_limits
 
 from immuno.contract.panels import Panel
 from immuno.cytometry.analysis.acquisition_qc import qc_rows
@@ -225,8 +226,6 @@ def process_unit(info: SampleInfo, batch_spill: Spillover | None = None, *,
     list of SampleOutcome
         ``[tube, control]``; with ``emit``, without their per-event data.
     """
-    from threadpoolctl import threadpool_limits
-
     def done(outcome: SampleOutcome) -> SampleOutcome:
         if emit is not None:
             emit(outcome)
