@@ -44,8 +44,7 @@ class _MovedModules:
     def create_module(self, spec: importlib.machinery.ModuleSpec) -> ModuleType:
         new = self.moves[spec.name]
         warnings.warn(
-            f"{spec.name} has moved to {new}; the old path will be removed in immuno "
-            f"{REMOVED_IN}",
+            f"{spec.name} has moved to {new}; the old path will be removed in immuno {REMOVED_IN}",
             DeprecationWarning,
             stacklevel=2,
         )

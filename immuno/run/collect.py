@@ -31,13 +31,22 @@ ASSAY_DIRS = {"cytometry": "cytometry", "chemokine": "chemokines", "chimerism": 
 def assay_outputs(batch_dir: Path, assay: str) -> dict[str, Path]:
     """The three per-assay tables the merge reads, by kind."""
     d = batch_dir / ASSAY_DIRS[assay]
-    return {"measurements": d / f"{ASSAY_DIRS[assay]}_measurements.parquet",
-            "metrics": d / "qc_metrics.parquet", "flags": d / "qc_flags.parquet"}
+    return {
+        "measurements": d / f"{ASSAY_DIRS[assay]}_measurements.parquet",
+        "metrics": d / "qc_metrics.parquet",
+        "flags": d / "qc_flags.parquet",
+    }
 
 
-def collect_batch(batch_folder: str | Path, batch_dir: str | Path, panels_dir: str | Path | None = None,
-                  visits: Sequence[str] = DEFAULT_VISITS, parameters: dict[str, Any] | None = None,
-                  started: str | None = None, expected: Mapping[Path, str] | None = None) -> pd.DataFrame:
+def collect_batch(
+    batch_folder: str | Path,
+    batch_dir: str | Path,
+    panels_dir: str | Path | None = None,
+    visits: Sequence[str] = DEFAULT_VISITS,
+    parameters: dict[str, Any] | None = None,
+    started: str | None = None,
+    expected: Mapping[Path, str] | None = None,
+) -> pd.DataFrame:
     """Merge the assay tables of one batch and write its provenance.
 
     Parameters
@@ -75,10 +84,21 @@ def collect_batch(batch_folder: str | Path, batch_dir: str | Path, panels_dir: s
         flags.append(pd.read_parquet(files["flags"]))
     table = concat_measurements(measurements)
     write_parquet(table, out / "measurements.parquet")
-    write_parquet(metrics_table(pd.concat(metrics, ignore_index=True) if metrics else []), out / "qc" / "metrics.parquet")
-    write_parquet(flags_table(pd.concat(flags, ignore_index=True) if flags else []), out / "qc" / "flags.parquet")
-    write_provenance(batch, out / "provenance.json", parameters=parameters or {}, started=started,
-                     inputs=_recorded_inputs(batch.root, expected) if expected else None)
+    write_parquet(
+        metrics_table(pd.concat(metrics, ignore_index=True) if metrics else []),
+        out / "qc" / "metrics.parquet",
+    )
+    write_parquet(
+        flags_table(pd.concat(flags, ignore_index=True) if flags else []),
+        out / "qc" / "flags.parquet",
+    )
+    write_provenance(
+        batch,
+        out / "provenance.json",
+        parameters=parameters or {},
+        started=started,
+        inputs=_recorded_inputs(batch.root, expected) if expected else None,
+    )
     return table
 
 
@@ -89,13 +109,21 @@ def _recorded_inputs(root: Path, expected: Mapping[Path, str]) -> dict[str, dict
     for path, digest in expected.items():
         resolved = Path(path).resolve()
         if resolved.is_relative_to(root):
-            inputs[resolved.relative_to(root).as_posix()] = {"sha256": digest, "bytes": resolved.stat().st_size}
+            inputs[resolved.relative_to(root).as_posix()] = {
+                "sha256": digest,
+                "bytes": resolved.stat().st_size,
+            }
     return inputs
 
 
-def collect_step(batch_folder: str | Path, batch_dir: str | Path, panels_dir: str | Path | None = None,
-                 visits: Sequence[str] = DEFAULT_VISITS, parameters: str | None = None,
-                 expect: Sequence[str] = ()) -> pd.DataFrame:
+def collect_step(
+    batch_folder: str | Path,
+    batch_dir: str | Path,
+    panels_dir: str | Path | None = None,
+    visits: Sequence[str] = DEFAULT_VISITS,
+    parameters: str | None = None,
+    expect: Sequence[str] = (),
+) -> pd.DataFrame:
     """The workflow's collect step: :func:`collect_batch` with what the run recorded.
 
     Parameters
@@ -115,10 +143,19 @@ def collect_step(batch_folder: str | Path, batch_dir: str | Path, panels_dir: st
     """
     # the batch's run started when its validation step wrote the validated sheet
     sheet = Path(batch_dir) / "validation" / "samplesheet.csv"
-    started = (datetime.fromtimestamp(sheet.stat().st_mtime, UTC).isoformat(timespec="seconds")
-               if sheet.is_file() else None)
+    started = (
+        datetime.fromtimestamp(sheet.stat().st_mtime, UTC).isoformat(timespec="seconds")
+        if sheet.is_file()
+        else None
+    )
     expected = parse_expectations(expect)
     check_unchanged(expected, "before")
-    return collect_batch(batch_folder, batch_dir, panels_dir=panels_dir, visits=visits,
-                         parameters=json.loads(parameters) if parameters else None,
-                         started=started, expected=expected)
+    return collect_batch(
+        batch_folder,
+        batch_dir,
+        panels_dir=panels_dir,
+        visits=visits,
+        parameters=json.loads(parameters) if parameters else None,
+        started=started,
+        expected=expected,
+    )

@@ -33,7 +33,12 @@ def parse_expectations(items: Sequence[str]) -> dict[Path, str]:
     expected: dict[Path, str] = {}
     for item in items:
         digest, sep, path = item.partition("=")
-        if not sep or len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest) or not path:
+        if (
+            not sep
+            or len(digest) != 64
+            or any(c not in "0123456789abcdef" for c in digest)
+            or not path
+        ):
             raise RunError(f"--expect {item!r}: expected SHA256=PATH")
         expected[Path(path)] = digest
     return expected
@@ -49,8 +54,10 @@ def changed_files(expected: Mapping[Path, str]) -> list[str]:
             changes.append(f"{path} was removed since the run started")
             continue
         if now != digest:
-            changes.append(f"{path} changed since the run started (SHA-256 {digest[:12]}... when the run "
-                           f"started, {now[:12]}... now)")
+            changes.append(
+                f"{path} changed since the run started (SHA-256 {digest[:12]}... when the run "
+                f"started, {now[:12]}... now)"
+            )
     return changes
 
 
@@ -66,9 +73,11 @@ def check_unchanged(expected: Mapping[Path, str], when: str) -> None:
     """
     changes = changed_files(expected)
     if changes:
-        raise RunError(f"{'; '.join(changes)}: this step's results would not match the files recorded "
-                       f"in provenance ({when} the step ran), so they are not kept; run the same command "
-                       "again to process the files as they are now")
+        raise RunError(
+            f"{'; '.join(changes)}: this step's results would not match the files recorded "
+            f"in provenance ({when} the step ran), so they are not kept; run the same command "
+            "again to process the files as they are now"
+        )
 
 
 def gather(sources: Sequence[str | os.PathLike[str]], into: str | os.PathLike[str]) -> int:
@@ -125,14 +134,20 @@ def interrupted_outputs(results: str | os.PathLike[str]) -> list[tuple[Path, Pat
     found = []
     for marker in Path(results).rglob(f".*{RUNNING}"):
         if ".snakemake" not in marker.parts and marker.is_file():
-            found.append((marker, marker.parent / marker.name[1: -len(RUNNING)]))
+            found.append((marker, marker.parent / marker.name[1 : -len(RUNNING)]))
     return sorted(found)
 
 
-def run_step(command: Sequence[str], run_command: Callable[[list[str]], int],
-             expect: Sequence[str] = (), gather_from: Sequence[str] = (),
-             into: str | None = None, patient_id_pattern: str | None = None,
-             folders: Sequence[str] = (), outputs: Sequence[str] = ()) -> int:
+def run_step(
+    command: Sequence[str],
+    run_command: Callable[[list[str]], int],
+    expect: Sequence[str] = (),
+    gather_from: Sequence[str] = (),
+    into: str | None = None,
+    patient_id_pattern: str | None = None,
+    folders: Sequence[str] = (),
+    outputs: Sequence[str] = (),
+) -> int:
     """Run one workflow step: check its input files, run the ``immuno`` command, check again.
 
     Parameters
