@@ -3,7 +3,7 @@
 #
 # How the rules call the library. `{STEP} --outputs ... --expect ... -- COMMAND ...` runs the
 # `immuno` COMMAND after checking that every file the step reads still has the SHA-256
-# that `immuno run` recorded when the run started (immuno.steps). The hashes are params,
+# that `immuno run` recorded when the run started (immuno.run.steps). The hashes are params,
 # so a file edited with its modification time kept still reruns the jobs that read it.
 # Every file a rule writes is a declared output, or lies inside a declared directory
 # output; per-job folders live under <results>/<batch>/.jobs/ and are linked into the
@@ -20,7 +20,7 @@ from pathlib import Path
 import pandas as pd
 from snakemake.utils import validate
 
-from immuno.panels import default_panels_dir
+from immuno.contract.panels import default_panels_dir
 
 
 def q(text):
@@ -185,7 +185,7 @@ def cytometry_unit_rows(wildcards):
 @functools.cache
 def cytometry_needs_compensation(batch):
     """True when a panel of the batch's gated tubes computes compensation from single stains."""
-    from immuno.panels import load_panel, panel_index
+    from immuno.contract.panels import load_panel, panel_index
 
     index = panel_index(PANELS)
     names = set(cytometry_rows(batch)["panel"]) & set(index)
