@@ -76,9 +76,11 @@ def test_the_graph_sees_deferred_imports_old_paths_and_not_type_checking(tmp_pat
 
 
 def test_the_moves_read_from_the_source_are_the_ones_registered_at_run_time() -> None:
-    for package in ("immuno", "immuno.chemokines", "immuno.chimerism", "immuno.cytometry"):
-        importlib.import_module(package)
-    assert registered_moves(package_modules()) == moved_paths()
+    modules = package_modules()
+    for name, path in modules.items():
+        if "register_moves(" in path.read_text(encoding="utf-8"):
+            importlib.import_module(name)  # the moves are registered when it is imported
+    assert registered_moves(modules) == moved_paths()
 
 
 def test_no_import_cycle_anywhere_not_even_through_a_deferred_import() -> None:
