@@ -11,6 +11,7 @@ from __future__ import annotations
 import ast
 import io
 import tokenize
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from .room_layout import PACKAGE_ROOT, import_sites, owning_module, room_modules
@@ -64,13 +65,34 @@ def resolve(name: str, moves: dict[str, str]) -> str:
     return name if old is None else moves[old] + name[len(old) :]
 
 
-def package_graph(modules: dict[str, Path], moves: dict[str, str]) -> dict[str, set[str]]:
-    """Module -> the modules of ``modules`` it imports, at any depth (old paths resolved)."""
+def package_graph(
+    modules: dict[str, Path],
+    moves: dict[str, str],
+    by_name: Mapping[str, Iterable[str]] | None = None,
+) -> dict[str, set[str]]:
+    """Module -> the modules of ``modules`` it imports, at any depth (old paths resolved).
+
+    ``by_name``: the modules a module imports by name at run time (``importlib``), which
+    no import statement shows (see :func:`imports_by_name`).
+    """
     graph: dict[str, set[str]] = {}
     for name, path in modules.items():
         targets = {owning_module(resolve(s.name, moves), modules) for s in import_sites(path)}
+        targets |= {owning_module(t, modules) for t in (by_name or {}).get(name, ())}
         graph[name] = {t for t in targets if t is not None and t != name}
     return graph
+
+
+def imports_by_name() -> dict[str, set[str]]:
+    """The package's imports by name: the assay subcommands the CLI registers and the
+    rooms' input checks the whole-batch validation runs."""
+    import immuno.cli
+    import immuno.contract.validate
+
+    return {
+        "immuno.cli": set(immuno.cli.ASSAY_COMMANDS),
+        "immuno.contract.validate": set(immuno.contract.validate.ROOM_CHECKS.values()),
+    }
 
 
 def _comment_lines(source: str) -> set[int]:

@@ -8,6 +8,7 @@ YAML files against their schemas with line-numbered errors. :mod:`~immuno.contra
 is the measurement table every assay writes and the study reads (columns, the flag
 vocabulary, ``qc_pass`` from the flags, one unit per feature, conversion of older
 schemas), and :mod:`~immuno.contract.qc` the QC metrics and flags tables (and the
-Westgard rules the control charts share). Nothing here imports an assay room, the run or
-the command line.
+Westgard rules the control charts share). Nothing here imports the run or the command
+line; the assay rooms' checks are imported by name, by the whole-batch check only, when
+the batch holds the room's assay.
 """
