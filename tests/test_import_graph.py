@@ -25,6 +25,7 @@ from .room_layout import cycles, import_sites
 TOP_LEVEL = {
     "__init__.py",
     "__main__.py",
+    "_lazy.py",
     "_moved.py",
     "cli.py",
     "errors.py",
