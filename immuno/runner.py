@@ -176,17 +176,15 @@ def recover(results: Path) -> list[str]:
     return removed
 
 
-def write_manifest(batches: Sequence[Any], path: Path) -> Path:
-    """Hash every input file and panel of the batches once, for this run."""
-    from immuno.io import write_json
+def input_manifest(batches: Sequence[Any]) -> dict[str, Any]:
+    """Every input file and panel of the batches with its SHA-256, hashed once for this run."""
     from immuno.provenance import hash_files, input_files
 
-    manifest = {"batches": {
+    return {"batches": {
         b.batch_id: {"folder": str(b.root), "inputs": hash_files(b.root, input_files(b)),
                      "panels": {name: {"path": str(p.path.resolve()), "sha256": p.sha256}
                                 for name, p in sorted(b.panels.items())}}
         for b in batches}}
-    return write_json(manifest, path)
 
 
 def _failed_steps(results: Path, since: float) -> list[str]:
@@ -266,7 +264,8 @@ def _run_locked(out: Path, validated: list[Any], overrides: dict[str, Any], conf
                 cores: int | None, profile: str | None, dry_run: bool, extra: Sequence[str],
                 configfile: str | None) -> int:
     from immuno import runlock
-    from immuno.io import write_text
+    from immuno.io import write_json, write_text
+    from immuno.stamps import STAMPS, write_stamps
 
     lock = runlock.acquire(out)
     try:
@@ -275,7 +274,11 @@ def _run_locked(out: Path, validated: list[Any], overrides: dict[str, Any], conf
                   f"({runlock.describe(lock.stale)})", file=sys.stderr)
         for path in recover(out):
             print(f"removed {path} (left half-written by an interrupted step)", file=sys.stderr)
-        write_manifest(validated, out / MANIFEST)
+        manifest = input_manifest(validated)
+        write_json(manifest, out / MANIFEST)
+        # the rules' rerun triggers: a stamp is newer than a job's outputs exactly when a
+        # file the job reads changed content since (immuno.stamps)
+        write_stamps(manifest, out / STAMPS)
         cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(workflow_dir() / "Snakefile"),
                "--directory", str(out), "--cores", str(cores or os.cpu_count() or 1),
                "--show-failed-logs", "--rerun-incomplete", "--keep-going"]
