@@ -29,6 +29,7 @@ from immuno.errors import Problem, RunError, UserError, describe_os_error
 from immuno.io import write_json, write_text
 from immuno.run import lock as runlock
 from immuno.run.provenance import hash_files, input_files
+from immuno.run.stamps import STAMPS, write_stamps
 from immuno.run.steps import interrupted_outputs
 
 #: names under the results folder that are not batches
@@ -201,9 +202,9 @@ def recover(results: Path) -> list[str]:
     return removed
 
 
-def write_manifest(batches: Sequence[Any], path: Path) -> Path:
-    """Hash every input file and panel of the batches once, for this run."""
-    manifest = {
+def input_manifest(batches: Sequence[Any]) -> dict[str, Any]:
+    """Every input file and panel of the batches with its SHA-256, hashed once for this run."""
+    return {
         "batches": {
             b.batch_id: {
                 "folder": str(b.root),
@@ -216,7 +217,6 @@ def write_manifest(batches: Sequence[Any], path: Path) -> Path:
             for b in batches
         }
     }
-    return write_json(manifest, path)
 
 
 def _failed_steps(results: Path, since: float) -> list[str]:
@@ -329,7 +329,11 @@ def _run_locked(
             )
         for path in recover(out):
             print(f"removed {path} (left half-written by an interrupted step)", file=sys.stderr)
-        write_manifest(validated, out / MANIFEST)
+        manifest = input_manifest(validated)
+        write_json(manifest, out / MANIFEST)
+        # the rules' rerun triggers: a stamp is newer than a job's outputs exactly when a
+        # file the job reads changed content since (immuno.run.stamps)
+        write_stamps(manifest, out / STAMPS)
         cmd = [
             sys.executable,
             "-m",
