@@ -47,8 +47,12 @@ def check_inputs(
     for (file, layout), group in rows.groupby(["file", "layout"], sort=True):
         first = group["row"].iloc[0]
         where = f"samplesheet.csv: row {first}, column file ({file})"
+        # a LEGENDplex plate is classified with its panel's beads (one panel per plate)
+        named = group["panel"].iloc[0]
         try:
-            plate = read_plate(root / file, root / layout if layout else None)
+            plate = read_plate(
+                root / file, root / layout if layout else None, panels.get(named) if named else None
+            )
         except UserError as exc:
             problems += [
                 Problem(where, f"{p.where}: {p.what}" if p.where else p.what) for p in exc.problems
