@@ -54,6 +54,8 @@ _MERGED_SPREAD = 2.5
 _MIN_POPULATION = 10
 #: fits use at most this many events (a seeded sample); every event is then classified
 _MAX_FIT_EVENTS = 50_000
+#: the starts of the scatter-group fit are compared on this many events
+_START_EVENTS = 3_000
 
 BEAD_COLUMNS = [
     "group",
@@ -158,7 +160,7 @@ def _fit_sample(n: int, rng: np.random.Generator) -> np.ndarray:
     return np.sort(rng.choice(n, _MAX_FIT_EVENTS, replace=False))
 
 
-def _groups(z: np.ndarray, n_groups: int, seed: int, where: str, n_init: int = 4) -> np.ndarray:
+def _groups(z: np.ndarray, n_groups: int, seed: int, where: str, n_init: int = 3) -> np.ndarray:
     """Per event, the index of its scatter group (in order of forward scatter) or -1."""
     rng = np.random.default_rng(seed)
     fit = z[_fit_sample(len(z), rng)]
@@ -173,7 +175,10 @@ def _groups(z: np.ndarray, n_groups: int, seed: int, where: str, n_init: int = 4
     if len(peaks) >= n_groups:
         starts.append(np.vstack([np.array([p.position for p in peaks[:n_groups]]), centre]))
     starts += [np.vstack([kmeans_pp(fit, n_groups, rng), centre]) for _ in range(n_init)]
-    mix = max((fit_em(fit, s, cov0) for s in starts), key=lambda m: m.log_likelihood)
+    # every start is run on a sample of the events, the best one then on all of them
+    few = fit[np.sort(rng.choice(len(fit), min(len(fit), _START_EVENTS), replace=False))]
+    best = max((fit_em(few, s, cov0) for s in starts), key=lambda m: m.log_likelihood)
+    mix = fit_em(fit, best.means, best.covariances, background=float(best.weights[-1]))
     # the bead groups are the densest components (weight over spread); the other is debris
     density = mix.weights[:-1] / np.sqrt(np.linalg.det(mix.covariances))
     keep = np.sort(np.argsort(-density)[:n_groups])

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 #: EM stops when the mean log-likelihood per event improves by less than this
-_TOL = 1e-7
+_TOL = 1e-6
 _MAX_ITER = 300
 #: smallest variance kept, in squared log10 units: a population of identical values
 #: (saturated events) must not collapse a component to a point
@@ -52,17 +52,12 @@ class Mixture:
     log_likelihood: float
 
     def _log_parts(self, x: np.ndarray) -> np.ndarray:
-        n, d = x.shape
-        k = self.means.shape[0]
-        out = np.empty((n, k + 1))
-        for j in range(k):
-            cov = self.covariances[j]
-            chol = np.linalg.cholesky(cov)
-            diff = np.linalg.solve(chol, (x - self.means[j]).T)
-            maha = np.sum(diff**2, axis=0)
-            logdet = 2.0 * np.sum(np.log(np.diag(chol)))
-            out[:, j] = np.log(self.weights[j]) - 0.5 * (maha + logdet + d * np.log(2 * np.pi))
-        out[:, k] = np.log(max(self.weights[k], 1e-300)) + np.log(self.background_density)
+        d = x.shape[1]
+        maha = self.mahalanobis2(x)
+        _sign, logdet = np.linalg.slogdet(self.covariances)
+        out = np.empty((x.shape[0], maha.shape[1] + 1))
+        out[:, :-1] = np.log(self.weights[:-1]) - 0.5 * (maha + logdet + d * np.log(2 * np.pi))
+        out[:, -1] = np.log(max(self.weights[-1], 1e-300)) + np.log(self.background_density)
         return out
 
     def posteriors(self, x: np.ndarray) -> np.ndarray:
@@ -74,11 +69,11 @@ class Mixture:
 
     def mahalanobis2(self, x: np.ndarray) -> np.ndarray:
         """``(n, k)`` squared Mahalanobis distance of each event to each component."""
+        inverse = np.linalg.inv(self.covariances)
         out = np.empty((x.shape[0], self.means.shape[0]))
         for j in range(self.means.shape[0]):
-            chol = np.linalg.cholesky(self.covariances[j])
-            diff = np.linalg.solve(chol, (x - self.means[j]).T)
-            out[:, j] = np.sum(diff**2, axis=0)
+            diff = x - self.means[j]
+            out[:, j] = np.einsum("ni,ij,nj->n", diff, inverse[j], diff)
         return out
 
 

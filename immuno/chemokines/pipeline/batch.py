@@ -34,7 +34,7 @@ from immuno.chemokines.quantify.multiplex import PlateResult, analyte_map, quant
 from immuno.chemokines.quantify.qpcr_run import RunResult, expression_table, quantify_run
 from immuno.chemokines.quantify.scores import derived_scores
 from immuno.errors import UserError
-from immuno.io import sha256_file, write_h5ad, write_parquet
+from immuno.io import sha256_path, write_h5ad, write_parquet
 from immuno.measurements import measurement_table
 from immuno.qc import flags_table, metrics_table
 
@@ -384,7 +384,7 @@ def _write(
         concentrations_anndata(
             samples,
             bid,
-            {str(f): sha256_file(batch.root / f) for f in sorted(set(rows["file"]))},
+            {str(f): sha256_path(batch.root / f) for f in sorted(set(rows["file"]))},
             {n: p.sha256 for n, p in batch.panels.items() if p.assay == ASSAY},
         ),
         out / "concentrations.h5ad",
