@@ -2,7 +2,8 @@
 
 ``make_demo_batch(out)`` writes, for several patients at D0/D10/M1, FCS files (ICS pairs,
 surface tubes, single stains, an unstained tube, a reference control), an xPONENT plate
-export, GeneMapper STR exports and NGS marker counts, the sample sheet, and ``truth.csv``
+export and a LEGENDplex plate (a folder of per-well bead FCS files with its layout),
+GeneMapper STR exports and NGS marker counts, the sample sheet, and ``truth.csv``
 holding every simulated true value the pipeline reports. Same seed, same bytes.
 
 The analysis rooms never import this package: they must not see the simulator's truth.
@@ -59,7 +60,8 @@ def make_demo_batch(out: str | Path, seed: int = DEFAULT_SEED, patients: int = D
     pathlib.Path
         The batch folder.
     """
-    from immuno.demo import chemokines, chimerism, cytometry  # heavy; only when generating
+    # heavy; only when generating
+    from immuno.demo import chemokines, chimerism, cytometry, legendplex
 
     out = Path(out)
     if patients < 1:
@@ -81,6 +83,10 @@ def make_demo_batch(out: str | Path, seed: int = DEFAULT_SEED, patients: int = D
             r, t = simulators[assay].simulate(tmp, seed, codes, visits, events)
             rows += r
             truth += t
+            if assay == "chemokine":  # the same patients' serum on a LEGENDplex plate
+                r, t = legendplex.simulate(tmp, seed, chemokines.K_STREAM, codes, visits)
+                rows += r
+                truth += t
         write_sheet(rows, tmp / SHEET_NAME)
         table = pd.DataFrame(truth)
         for col in TRUTH_COLUMNS:

@@ -256,8 +256,7 @@ def _export(plate_id: str, wells: pd.DataFrame, curves: pd.DataFrame, quirks: bo
 
 def simulate(out: Path, seed: int, patients: list[str], visits: list[str],
              events: int) -> tuple[list[dict], list[dict]]:
-    """Write the demo chemokine plate(s) under ``out/chemokine/``, and the LEGENDplex plate
-    of :mod:`immuno.demo.legendplex`.
+    """Write the demo chemokine plate(s) under ``out/chemokine/``.
 
     Returns
     -------
@@ -296,11 +295,7 @@ def simulate(out: Path, seed: int, patients: list[str], visits: list[str],
             sheet.append({"sample_id": s, "patient_id": patient, "visit": visit, "assay": "chemokine",
                           "file": rel, "panel": PANEL, "plate": plate_id, "sample_name": s})
             truth += _truth_rows(s, conc)
-    # the same patients' serum on a LEGENDplex plate, read on the flow cytometer
-    from immuno.demo import legendplex  # FCS writing; the Luminex plates above do not need it
-
-    lp_sheet, lp_truth = legendplex.simulate(out, seed, K_STREAM, patients, visits)
-    return sheet + lp_sheet, truth + lp_truth
+    return sheet, truth
 
 
 def _truth_rows(sample: str, conc: dict[tuple[str, str], float]) -> list[dict]:
