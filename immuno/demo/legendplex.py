@@ -197,7 +197,7 @@ def simulate(
         write_fcs(out / folder / f"{PLATE_ID}-{well}.fcs", events, CHANNELS, MARKERS, keywords,
                   ranges=[8388608.0] * 8 + [900.0])  # fmt: skip
         cells = [
-            "" if isinstance(x, float) and math.isnan(x) else f"{x:g}"
+            "" if isinstance(x, float) and math.isnan(x) else f"{x:.12g}"
             for x in (level, expected, dilution)
         ]
         lines.append(",".join([well, name, role, *cells]))

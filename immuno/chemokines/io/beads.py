@@ -50,6 +50,11 @@ _BEAD_SD = 3.0
 #: a bead population at least this many times as spread as the median bead of its group
 #: is two populations merged, or none
 _MERGED_SPREAD = 2.5
+#: a bead population's density peak falls by at least this share of its height on both
+#: sides (beads of one group are well apart); a wiggle on a broad cloud of cells does not
+_MIN_PROMINENCE = 0.3
+#: the dye mixture is fitted on events within this many bandwidths of a bead's peak
+_FIT_WINDOW = 6.0
 #: a population of fewer events than this is not a bead population
 _MIN_POPULATION = 10
 #: fits use at most this many events (a seeded sample); every event is then classified
@@ -226,7 +231,8 @@ def _beads_in_group(
     peaks = [
         p
         for p in density_peaks_1d(v, bandwidth)
-        if np.sum(np.abs(v - p.position[0]) < 2 * bandwidth) >= _MIN_POPULATION
+        if p.prominence >= _MIN_PROMINENCE * p.height
+        and np.sum(np.abs(v - p.position[0]) < 2 * bandwidth) >= _MIN_POPULATION
     ]
     if len(peaks) < n_beads:
         raise UserError.single(
@@ -236,8 +242,11 @@ def _beads_in_group(
             "or two are merged)",
         )
     centres = np.sort([p.position[0] for p in peaks[:n_beads]])
+    # fitted on the events near the chosen peaks only: a dye-negative cloud or doublets
+    # beyond the ladder would otherwise widen the nearest bead to reach them
+    near = np.min(np.abs(v[:, None] - centres[None, :]), axis=1) <= _FIT_WINDOW * bandwidth
     mix = fit_em(
-        v[:, None], centres[:, None], np.full((n_beads, 1, 1), bandwidth**2), background=0.1
+        v[near, None], centres[:, None], np.full((n_beads, 1, 1), bandwidth**2), background=0.1
     )
     means = mix.means[:, 0]
     sds = np.sqrt(mix.covariances[:, 0, 0])

@@ -153,6 +153,9 @@ class Peak:
 
     position: np.ndarray
     height: float
+    #: how far the density falls, on the higher of its two sides, before rising to another
+    #: peak (1-D only): a tight population stands out by nearly its whole height
+    prominence: float = float("nan")
 
 
 def density_peaks_1d(v: np.ndarray, bandwidth: float) -> list[Peak]:
@@ -169,7 +172,17 @@ def density_peaks_1d(v: np.ndarray, bandwidth: float) -> list[Peak]:
     centres = 0.5 * (edges[:-1] + edges[1:])
     inner = (dens[1:-1] > dens[:-2]) & (dens[1:-1] >= dens[2:])
     idx = np.flatnonzero(inner) + 1
-    peaks = [Peak(np.array([centres[i]]), float(dens[i])) for i in idx]
+    peaks = []
+    for i in idx:
+        # the lowest point on each side before the density climbs above this peak again
+        left = dens[: i + 1][::-1]
+        right = dens[i:]
+        sides = []
+        for side in (left, right):
+            higher = np.flatnonzero(side > dens[i])
+            stop = higher[0] if len(higher) else len(side)
+            sides.append(float(side[:stop].min()))
+        peaks.append(Peak(np.array([centres[i]]), float(dens[i]), float(dens[i] - max(sides))))
     return sorted(peaks, key=lambda p: -p.height)
 
 
