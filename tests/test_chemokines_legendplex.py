@@ -247,7 +247,7 @@ def test_a_plate_of_no_readable_well_exits_2_with_one_line(
 @pytest.fixture(scope="module")
 def demo_plate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[dict], list[dict]]:
     out = tmp_path_factory.mktemp("legendplex")
-    sheet, truth = demo.simulate(out, 11, 2, ["P01", "P02"], ["D0", "D10", "M1"])
+    sheet, truth = demo.simulate(out, 11, ["P01", "P02"], ["D0", "D10", "M1"])
     return out, sheet, truth
 
 
@@ -255,7 +255,7 @@ def test_demo_plate_is_deterministic_and_laid_out(
     demo_plate: tuple[Path, list[dict], list[dict]], tmp_path: Path
 ) -> None:
     out, sheet, truth = demo_plate
-    again, truth2 = demo.simulate(tmp_path, 11, 2, ["P01", "P02"], ["D0", "D10", "M1"])
+    again, truth2 = demo.simulate(tmp_path, 11, ["P01", "P02"], ["D0", "D10", "M1"])
     assert again == sheet and truth2 == truth
     folder = out / sheet[0]["file"]
     assert sha256_tree(folder) == sha256_tree(tmp_path / sheet[0]["file"])

@@ -35,9 +35,14 @@ def patient_codes(n: int) -> list[str]:
     return [f"P{i:02d}" for i in range(1, n + 1)]
 
 
-def make_demo_batch(out: str | Path, seed: int = DEFAULT_SEED, patients: int = DEFAULT_PATIENTS,
-                    events: int = DEFAULT_EVENTS, assays: tuple[str, ...] = ("cytometry", "chemokine", "chimerism"),
-                    overwrite: bool = False) -> Path:
+def make_demo_batch(
+    out: str | Path,
+    seed: int = DEFAULT_SEED,
+    patients: int = DEFAULT_PATIENTS,
+    events: int = DEFAULT_EVENTS,
+    assays: tuple[str, ...] = ("cytometry", "chemokine", "legendplex", "chimerism"),
+    overwrite: bool = False,
+) -> Path:
     """Write the demo batch folder.
 
     Parameters
@@ -51,7 +56,8 @@ def make_demo_batch(out: str | Path, seed: int = DEFAULT_SEED, patients: int = D
     events
         Events per cytometry tube.
     assays
-        Which assays to simulate.
+        Which assays to simulate (``legendplex``: the chemokine assay's LEGENDplex plate, the
+        same patients' serum read on the flow cytometer).
     overwrite
         Replace an existing folder.
 
@@ -78,22 +84,25 @@ def make_demo_batch(out: str | Path, seed: int = DEFAULT_SEED, patients: int = D
     try:
         rows: list[dict[str, str]] = []
         truth: list[dict[str, object]] = []
-        simulators = {"cytometry": cytometry, "chemokine": chemokines, "chimerism": chimerism}
+        simulators = {
+            "cytometry": cytometry,
+            "chemokine": chemokines,
+            "legendplex": legendplex,
+            "chimerism": chimerism,
+        }
         for assay in assays:
             r, t = simulators[assay].simulate(tmp, seed, codes, visits, events)
             rows += r
             truth += t
-            if assay == "chemokine":  # the same patients' serum on a LEGENDplex plate
-                r, t = legendplex.simulate(tmp, seed, chemokines.K_STREAM, codes, visits)
-                rows += r
-                truth += t
         write_sheet(rows, tmp / SHEET_NAME)
         table = pd.DataFrame(truth)
         for col in TRUTH_COLUMNS:
             if col not in table.columns:
                 table[col] = ""
         table = table[TRUTH_COLUMNS]
-        write_text(table.to_csv(index=False, lineterminator="\n", float_format="%.10g"), tmp / "truth.csv")
+        write_text(
+            table.to_csv(index=False, lineterminator="\n", float_format="%.10g"), tmp / "truth.csv"
+        )
         if out.exists():
             shutil.rmtree(out)
         os.replace(tmp, out)

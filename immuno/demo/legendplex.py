@@ -22,7 +22,7 @@ import numpy as np
 from immuno.cytometry.io.fcs_write import write_fcs
 from immuno.io import write_text
 
-K_SUBSTREAM = 1  # under the chemokine stream: the Luminex plates' numbers stay as they were
+K_STREAM = 4  # its own stream: the other simulators' numbers stay as they were
 PANEL = "legendplex_proinflammatory_chemokine_13"
 PLATE_ID = "LEGENDPLEX_PLATE_01"
 UNIT = "pg/mL"
@@ -140,15 +140,19 @@ def _well_events(rng: np.random.Generator, reporter: dict[str, float], order: in
 
 
 def simulate(
-    out: Path, seed: int, stream: int, patients: list[str], visits: list[str]
+    out: Path, seed: int, patients: list[str], visits: list[str], events: int = 0
 ) -> tuple[list[dict], list[dict]]:
     """Write the LEGENDplex plate folder and its layout under ``out/chemokine/``.
 
     Returns
     -------
     (sheet rows, truth rows)
+        Sheet rows (assay chemokine) name the plate folder and its layout relative to
+        ``out``; truth rows hold every true serum concentration with the censoring flag the
+        standard range implies.
     """
-    rng = np.random.default_rng([seed, stream, K_SUBSTREAM])
+    del events  # cytometry only; a well's events follow the kit's beads
+    rng = np.random.default_rng([seed, K_STREAM])
     samples = [f"{p}-{v}-SERUM" for p in patients for v in visits]
     curves = {
         bead: {
