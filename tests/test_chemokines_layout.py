@@ -145,7 +145,10 @@ def _allowed_exception(path: Path, target: str) -> bool:
 def test_the_one_exception_is_used_as_documented() -> None:
     path = ROOM / "io" / "legendplex.py"
     targets = [t for t, _ in imported_names(path) if t.startswith("immuno.cytometry")]
-    assert targets == ["immuno.cytometry.io.fcs.read_fcs"]
+    assert sorted(targets) == [
+        "immuno.cytometry.io.fcs.read_fcs",
+        "immuno.cytometry.io.fcs.read_fcs_header",
+    ]
     assert "immuno.cytometry.io.fcs" in (ast.get_docstring(ast.parse(path.read_text())) or "")
 
 

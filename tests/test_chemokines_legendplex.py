@@ -290,3 +290,62 @@ def test_demo_plate_quantifies_to_its_truth(
     censored = got[got["flag"] != ""]
     assert censored["value"].isna().all()  # never replaced by a number
     assert censored["extrapolated"].map(math.isfinite).any()
+
+
+# --- a LEGENDplex plate in a batch -------------------------------------------------------
+
+
+def _batch(tmp_path: Path) -> Path:
+    from immuno.batch import write_sheet
+
+    folder = tmp_path / "B22"
+    sheet, _truth = demo.simulate(folder, 5, ["P01"], ["D0", "D10", "M1"])
+    write_sheet(sheet, folder / "samplesheet.csv")
+    return folder
+
+
+def test_a_batch_with_a_legendplex_plate(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from immuno.chemokines import process_batch
+    from immuno.provenance import hash_files, input_files
+    from immuno.validate import validate_batch
+
+    folder = _batch(tmp_path)
+    plate_dir = folder / "chemokine" / demo.PLATE_ID
+    batch = validate_batch(folder)  # a folder is a chemokine row's file
+    hashes = hash_files(batch.root, input_files(batch))
+    rel = f"chemokine/{demo.PLATE_ID}"
+    assert hashes[rel]["sha256"] == sha256_tree(plate_dir)
+    assert hashes[rel]["bytes"] == sum(p.stat().st_size for p in plate_dir.iterdir())
+    # validation reads each well's header: a file without the bead channels is named
+    write_fcs(plate_dir / "tube-H12.fcs", np.ones((500, 2)), ["FSC-H", "SSC-H"], [None, None])
+    assert main(["validate", str(folder)]) == 2
+    err = capsys.readouterr().err
+    (line,) = [ln for ln in err.splitlines() if ln.startswith("- ")]
+    assert "well H12 (tube-H12.fcs): not a LEGENDplex bead file: no channel FSC-A" in line
+    # a cell tube under the bead channels passes the header check and fails alone when run
+    (plate_dir / "tube-H12.fcs").unlink()
+    _lymphocytes(plate_dir / "tube-H12.fcs")
+    batch = validate_batch(folder)
+    table = process_batch(batch, tmp_path / "out", plots=False)
+    flags = pd.read_parquet(tmp_path / "out" / "qc_flags.parquet")
+    bad = flags[flags["flag"] == "plate_well_unreadable"]
+    assert len(bad) == 1 and "well H12 (tube-H12.fcs): bead group" in bad["reason"].iloc[0]
+    assert table["sample_id"].nunique() == 3 and table["value"].notna().sum() > 30
+    assert set(table["panel"]) == {demo.PANEL} and set(table["unit"]) == {"pg/mL"}
+    beads = pd.read_parquet(tmp_path / "out" / "beads.parquet")
+    assert len(beads) == 13 * 24 and beads["events"].min() >= 100
+
+
+def test_only_a_chemokine_row_may_name_a_folder(tmp_path: Path) -> None:
+    from immuno.batch import load_batch
+
+    folder = _batch(tmp_path)
+    sheet = pd.read_csv(folder / "samplesheet.csv", dtype=str, keep_default_na=False)
+    sheet.loc[0, "assay"] = "chimerism"
+    sheet.to_csv(folder / "samplesheet.csv", index=False)
+    with pytest.raises(UserError) as err:
+        load_batch(folder)
+    text = str(err.value)
+    assert "row 2, column file" in text and "is a folder; expected a file" in text

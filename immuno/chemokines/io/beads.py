@@ -262,6 +262,37 @@ def _beads_in_group(
     return labels, sds[order]
 
 
+def check_header(channels: list[str], n_events: int, bead_map: BeadMap, where: str) -> None:
+    """What a well's header alone tells: the panel's channels are there, and enough events.
+
+    Raises
+    ------
+    UserError
+        Naming the well: a channel missing (not a bead file) or too few events.
+    """
+    missing = [
+        c
+        for c in (
+            *bead_map.scatter_channels,
+            bead_map.classification_channel,
+            bead_map.reporter_channel,
+        )
+        if c not in channels
+    ]
+    if missing:
+        raise UserError.single(
+            where,
+            f"not a LEGENDplex bead file: no channel {', '.join(missing)} "
+            f"(it has {', '.join(channels)})",
+        )
+    need = len(bead_map.beads) * _MIN_POPULATION
+    if n_events < need:
+        raise UserError.single(
+            where,
+            f"{n_events} events, too few to classify {len(bead_map.beads)} beads (at least {need})",
+        )
+
+
 def classify_events(
     events: np.ndarray,
     channels: list[str],
@@ -298,27 +329,8 @@ def classify_events(
         Naming the well: a channel missing (not a bead file), too few events, a bead
         population missing or two merged.
     """
-    missing = [
-        c
-        for c in (
-            *bead_map.scatter_channels,
-            bead_map.classification_channel,
-            bead_map.reporter_channel,
-        )
-        if c not in channels
-    ]
-    if missing:
-        raise UserError.single(
-            where,
-            f"not a LEGENDplex bead file: no channel {', '.join(missing)} "
-            f"(it has {', '.join(channels)})",
-        )
     n = int(events.shape[0])
-    need = len(bead_map.beads) * _MIN_POPULATION
-    if n < need:
-        raise UserError.single(
-            where, f"{n} events, too few to classify {len(bead_map.beads)} beads (at least {need})"
-        )
+    check_header(channels, n, bead_map, where)
     col = {c: channels.index(c) for c in channels}
     z = _log10(events[:, [col[bead_map.scatter_channels[0]], col[bead_map.scatter_channels[1]]]])
     dye = _log10(events[:, col[bead_map.classification_channel]])

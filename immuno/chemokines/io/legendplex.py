@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from immuno.chemokines.io.beads import BEAD_COLUMNS, BeadMap, classify_events
+from immuno.chemokines.io.beads import BEAD_COLUMNS, BeadMap, check_header, classify_events
 from immuno.chemokines.io.layout import apply_layout, read_layout
 from immuno.chemokines.io.plate import (
     PlateData,
@@ -44,7 +44,7 @@ from immuno.chemokines.io.plate import (
     normal_well,
     slug,
 )
-from immuno.cytometry.io.fcs import read_fcs
+from immuno.cytometry.io.fcs import read_fcs, read_fcs_header
 from immuno.errors import Problem, UserError
 
 _WELL = re.compile(r"(?:^|[^A-Za-z0-9])([A-Pa-p])0?(\d{1,2})$")
@@ -96,7 +96,11 @@ def _expected(wells: pd.DataFrame, bead_spec: dict[str, Any]) -> pd.DataFrame:
 
 
 def read_legendplex(
-    path: str | Path, panel: Any, layout: str | Path | None = None, seed: int = 0
+    path: str | Path,
+    panel: Any,
+    layout: str | Path | None = None,
+    seed: int = 0,
+    headers_only: bool = False,
 ) -> tuple[PlateData, pd.DataFrame]:
     """Read a LEGENDplex plate folder.
 
@@ -110,6 +114,11 @@ def read_legendplex(
         Plate layout naming each well's sample and role (standards, blanks).
     seed
         Seed of the bead classification (see :func:`classify_events`).
+    headers_only
+        Read only each file's HEADER and TEXT and check that it has the panel's channels
+        and enough events, without classifying (for ``immuno validate``: fast, and a well
+        whose beads cannot be told apart still fails only its own samples when the plate
+        is processed). The rows then carry no MFI.
 
     Returns
     -------
@@ -139,7 +148,7 @@ def read_legendplex(
     for file in files:
         where = f"well {file.stem} ({file.name})"
         try:
-            fcs = read_fcs(file)
+            fcs = read_fcs_header(file) if headers_only else read_fcs(file)
         except UserError as exc:
             well = normal_well(file.stem)
             reason = "; ".join(p.what for p in exc.problems)
@@ -158,8 +167,12 @@ def read_legendplex(
         for key, name in (("$CYT", "instrument"), ("$CYTSN", "serial_number")):
             if fcs.keywords.get(key):
                 meta.setdefault(name, fcs.keywords[key].strip())
-        assert fcs.events is not None
         try:
+            if headers_only:
+                check_header(fcs.channels, fcs.n_events, bead_map, where)
+                records += _rows(bead_map, well, file.stem, math.nan, None, "")
+                continue
+            assert fcs.events is not None
             found = classify_events(fcs.events, fcs.channels, bead_map, seed=seed, where=where)
         except UserError as exc:
             reason = "; ".join(p.what for p in exc.problems)
@@ -168,7 +181,7 @@ def read_legendplex(
             continue
         beads.append(found.table.assign(well=well, file=file.name))
         records += _rows(bead_map, well, file.stem, math.nan, found.table, "")
-    if all(r["problem"] for r in records):
+    if not records or all(r["problem"] for r in records):
         raise UserError(
             [Problem(f"{folder}: {i.where}", i.what) for i in issues],
             hint="No well of the plate could be read: check the files and the panel's beads.",
