@@ -16,7 +16,7 @@ from typing import Any
 import pandas as pd
 
 from immuno.batch import DEFAULT_VISITS, load_batch
-from immuno.io import write_parquet
+from immuno.io import size_of, write_parquet
 from immuno.measurements import concat_measurements
 from immuno.provenance import write_provenance
 from immuno.qc import flags_table, metrics_table
@@ -80,11 +80,12 @@ def collect_batch(batch_folder: str | Path, batch_dir: str | Path, panels_dir: s
 
 
 def _recorded_inputs(root: Path, expected: Mapping[Path, str]) -> dict[str, dict[str, Any]]:
-    """The batch's input files among ``expected``, keyed by their path in the batch folder."""
+    """The batch's input files among ``expected``, keyed by their path in the batch folder (a
+    folder input with the bytes of all its files)."""
     root = root.resolve()
     inputs = {}
     for path, digest in expected.items():
         resolved = Path(path).resolve()
         if resolved.is_relative_to(root):
-            inputs[resolved.relative_to(root).as_posix()] = {"sha256": digest, "bytes": resolved.stat().st_size}
+            inputs[resolved.relative_to(root).as_posix()] = {"sha256": digest, "bytes": size_of(resolved)}
     return inputs

@@ -152,9 +152,11 @@ def register(subparsers: Any) -> None:
     q = sub.add_parser("quantify", help="quantify one plate export on its own (no batch)",
                        epilog="Exit status: 0 quantified, 2 the file cannot be read (every problem listed), "
                               "3 read but nothing could be quantified (the reason is printed).")
-    q.add_argument("file", help="plate export (xPONENT, Intelliflex, Bio-Plex, MSD, CFX, QuantStudio, RDML)")
+    q.add_argument("file", help="plate export (xPONENT, Intelliflex, Bio-Plex, MSD, CFX, QuantStudio, RDML) "
+                   "or a LEGENDplex plate folder of per-well FCS files")
     q.add_argument("--layout", default=None, help="plate layout file naming the sample in each well")
-    q.add_argument("--panel", default=None, help="panel name (in --panels) or YAML file mapping analytes")
+    q.add_argument("--panel", default=None, help="panel name (in --panels) or YAML file mapping analytes "
+                   "(a LEGENDplex plate needs one with a beads: section)")
     q.add_argument("--panels", default=None, help="panels folder (default: the project's panels/)")
     q.add_argument("--reference-gene", action="append", default=None, metavar="GENE",
                    help="qPCR: normalise on this target (repeat for several; default: the panel's, or the "

@@ -27,7 +27,6 @@ neighbours (two merged, or no bead at all).
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -380,9 +379,3 @@ def classify_events(
             f"fewer than {_MIN_POPULATION}",
         )
     return WellBeads(table=table, labels=labels, n_events=n)
-
-
-def natural_key(bead: str) -> tuple[str, int]:
-    """``A10`` after ``A9``: bead IDs sorted as LEGENDplex numbers them."""
-    m = re.fullmatch(r"([A-Za-z]*)(\d+)", bead)
-    return (m.group(1), int(m.group(2))) if m else (bead, 0)
