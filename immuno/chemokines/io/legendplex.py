@@ -26,7 +26,6 @@ reader kept here (tests/test_chemokines_layout.py allows this import, here only)
 
 from __future__ import annotations
 
-import math
 import re
 from pathlib import Path
 from typing import Any
@@ -146,14 +145,14 @@ def read_legendplex(
     starts: dict[str, str] = {}
     meta: dict[str, str] = {}
     for file in files:
-        where = f"well {file.stem} ({file.name})"
         try:
             fcs = read_fcs_header(file) if headers_only else read_fcs(file)
         except UserError as exc:
-            well = normal_well(file.stem)
+            well = well_name(file, {}) or file.stem
+            where = f"well {well} ({file.name})"
             reason = "; ".join(p.what for p in exc.problems)
             issues.append(PlateIssue("well_unreadable", where, reason, well=well))
-            records += _rows(bead_map, well, file.stem, math.nan, None, reason)
+            records += _rows(bead_map, well, file.stem, None, reason)
             continue
         well = well_name(file, fcs.keywords) or file.stem
         where = f"well {well} ({file.name})"
@@ -170,17 +169,17 @@ def read_legendplex(
         try:
             if headers_only:
                 check_header(fcs.channels, fcs.n_events, bead_map, where)
-                records += _rows(bead_map, well, file.stem, math.nan, None, "")
+                records += _rows(bead_map, well, file.stem, None, "")
                 continue
             assert fcs.events is not None
             found = classify_events(fcs.events, fcs.channels, bead_map, seed=seed, where=where)
         except UserError as exc:
             reason = "; ".join(p.what for p in exc.problems)
             issues.append(PlateIssue("well_unreadable", where, reason, well=well))
-            records += _rows(bead_map, well, file.stem, math.nan, None, reason)
+            records += _rows(bead_map, well, file.stem, None, reason)
             continue
         beads.append(found.table.assign(well=well, file=file.name))
-        records += _rows(bead_map, well, file.stem, math.nan, found.table, "")
+        records += _rows(bead_map, well, file.stem, found.table, "")
     if not records or all(r["problem"] for r in records):
         raise UserError(
             [Problem(f"{folder}: {i.where}", i.what) for i in issues],
@@ -212,7 +211,6 @@ def _rows(
     bead_map: BeadMap,
     well: str,
     name: str,
-    order: float,
     table: pd.DataFrame | None,
     problem: str,
 ) -> list[dict[str, Any]]:
@@ -225,7 +223,7 @@ def _rows(
         rows.append(
             {
                 "well": well,
-                "acquisition_order": order,
+                "acquisition_order": np.nan,  # set once every well's start time is known
                 "sample_name": name,
                 "role": role,
                 "standard_level": level,

@@ -277,7 +277,9 @@ def process_batch(
             )
         )
         if len(plate.beads):
-            parts["beads"].append(plate.beads.assign(plate_id=plate.plate_id, panel=panel_name))
+            # the per-well file names stay in the batch (a lab may name them after samples)
+            beads = plate.beads.drop(columns=["file"], errors="ignore")
+            parts["beads"].append(beads.assign(plate_id=plate.plate_id, panel=panel_name))
         if isinstance(result, PlateResult):
             parts["curves"].append(result.curves.assign(panel=panel_name))
             parts["standards"].append(result.standards)
