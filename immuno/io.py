@@ -75,3 +75,31 @@ def sha256_file(path: str | os.PathLike[str]) -> str:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def sha256_tree(path: str | os.PathLike[str]) -> str:
+    """The SHA-256 of a folder as a tree of its files: one ``<relative POSIX path>\\0<file
+    SHA-256>\\n`` line per file, in path order, hashed. Hidden files and folders (a desktop's
+    ``.DS_Store``, a sync tool's bookkeeping) are left out; renaming, adding, removing or
+    editing any other file changes the digest."""
+    root = Path(path)
+    digest = hashlib.sha256()
+    for file in sorted(p for p in root.rglob("*") if p.is_file()):
+        rel = file.relative_to(root)
+        if any(part.startswith(".") for part in rel.parts):
+            continue
+        digest.update(f"{rel.as_posix()}\0{sha256_file(file)}\n".encode())
+    return digest.hexdigest()
+
+
+def sha256_path(path: str | os.PathLike[str]) -> str:
+    """:func:`sha256_file` of a file, :func:`sha256_tree` of a folder (a LEGENDplex plate)."""
+    return sha256_tree(path) if Path(path).is_dir() else sha256_file(path)
+
+
+def size_of(path: str | os.PathLike[str]) -> int:
+    """Bytes of a file, or of every file under a folder."""
+    p = Path(path)
+    if p.is_dir():
+        return sum(f.stat().st_size for f in p.rglob("*") if f.is_file())
+    return p.stat().st_size

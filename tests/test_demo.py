@@ -43,8 +43,13 @@ def test_demo_holds_every_assay_and_truth(small_demo: Path) -> None:
         assert len(rows) > 0, (assay, feature)
         assert set(rows.sample_id) <= set(sheet.sample_id)
     assert (truth.feature.str.startswith("spillover:")).any()
-    # every file the sheet names exists, and nothing outside the sheet is data
-    assert all((small_demo / f).is_file() for f in sheet.file)
+    # every file the sheet names exists, and nothing outside the sheet is data; the one
+    # folder is the LEGENDplex plate, one FCS file per well
+    folders = {f for f in sheet.file if (small_demo / f).is_dir()}
+    assert all((small_demo / f).is_file() for f in set(sheet.file) - folders)
+    assert folders == {"chemokine/LEGENDPLEX_PLATE_01"}
+    assert len(list((small_demo / "chemokine/LEGENDPLEX_PLATE_01").glob("*.fcs"))) == 30
+    assert all((small_demo / f).is_file() for f in sheet.layout if f)
 
 
 def test_cli_demo_refuses_to_overwrite(small_demo: Path, capsys: pytest.CaptureFixture[str]) -> None:

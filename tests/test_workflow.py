@@ -142,10 +142,15 @@ def test_study_store_reads_every_batch(workflow_run: Path) -> None:
     pd.testing.assert_frame_equal(pd.read_parquet(results / "study" / "measurements.parquet"), batch)
     by_sql = study.sql("select count(*) as n from measurements where assay = 'chimerism'")
     assert int(by_sql.n[0]) == int((batch.assay == "chimerism").sum())
-    adata = study.to_anndata("chemokine")
-    assert adata.n_obs == batch[batch.assay == "chemokine"].sample_id.nunique()
+    # one panel at a time: the Luminex plate and the LEGENDplex plate hold other samples
+    luminex = batch[(batch.assay == "chemokine") & (batch.panel == "chemokine_demo")]
+    adata = study.to_anndata("chemokine", panel="chemokine_demo")
+    assert adata.n_obs == luminex.sample_id.nunique()
     assert "CXCL10" in adata.var_names
-    change = study.change_from_baseline("chemokine")
+    legendplex = batch[batch.panel == "legendplex_proinflammatory_chemokine_13"]
+    lp = study.to_anndata("chemokine", panel="legendplex_proinflammatory_chemokine_13")
+    assert lp.n_obs == legendplex.sample_id.nunique() > 0 and lp.n_vars == 13
+    change = study.change_from_baseline("chemokine", panel="chemokine_demo")
     d0 = change[(change.visit == "D0") & change.value.notna()]
     assert len(d0) and (d0.change == 0).all()
 

@@ -24,7 +24,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from immuno.io import sha256_file
+from immuno.io import sha256_file, sha256_path
 
 #: a batch folder name no shell may see unquoted; each PWNED file would prove a command ran
 HOSTILE = "b 'q\" $(touch PWNED1) ; touch PWNED2 ; `touch PWNED3` & é ü"
@@ -98,7 +98,8 @@ def test_every_step_reads_files_checked_against_the_runs_hashes(
                 if " -m immuno step " in line and not line.lstrip().startswith("reason")]
     assert commands
     sheet = pd.read_csv(hostile / "samplesheet.csv", dtype=str, keep_default_na=False)
-    expected = {str(hostile / f): sha256_file(hostile / f) for f in set(sheet["file"])}
+    # a LEGENDplex plate is a folder, hashed as the tree of its files
+    expected = {str(hostile / f): sha256_path(hostile / f) for f in set(sheet["file"])}
     expected[str(hostile / "samplesheet.csv")] = sha256_file(hostile / "samplesheet.csv")
     seen: set[str] = set()
     for argv in commands:

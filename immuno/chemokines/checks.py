@@ -2,8 +2,9 @@
 
 Each plate export must be readable as a supported format and sound: no well listed twice
 or outside the plate, no cell that is not a number, decimal separators that can be told,
-standards with expected concentrations (multiplex), a way to normalise (qPCR: reference
-genes from the panel or stated in the export). Every sample the sheet places on a plate
+standards with expected concentrations (multiplex; a LEGENDplex plate folder: every well
+file's header has the panel's bead channels and enough events), a way to normalise
+(qPCR: reference genes from the panel or stated in the export). Every sample the sheet places on a plate
 must be found there by its ``sample_name`` (default: ``sample_id``). Notes about an
 export (a sheet left aside, decimal commas read as decimals) are not problems.
 """
@@ -15,7 +16,8 @@ from typing import Any
 
 import pandas as pd
 
-from immuno.chemokines.io.readers import read_plate
+from immuno.chemokines.io.legendplex import read_legendplex
+from immuno.chemokines.io.readers import detect_format, read_plate
 from immuno.chemokines.qc.integrity import all_issues
 from immuno.errors import Problem, UserError
 
@@ -47,8 +49,17 @@ def check_inputs(
     for (file, layout), group in rows.groupby(["file", "layout"], sort=True):
         first = group["row"].iloc[0]
         where = f"samplesheet.csv: row {first}, column file ({file})"
+        # a LEGENDplex plate is classified with its panel's beads (one panel per plate)
+        named = group["panel"].iloc[0]
+        panel = panels.get(named) if named else None
+        lay = root / layout if layout else None
         try:
-            plate = read_plate(root / file, root / layout if layout else None)
+            if (root / file).is_dir() and detect_format(root / file) == "legendplex":
+                # headers only: classifying every well's beads is the processing's work, and
+                # a well whose beads cannot be told apart fails only its own samples there
+                plate, _ = read_legendplex(root / file, panel, lay, headers_only=True)
+            else:
+                plate = read_plate(root / file, lay, panel)
         except UserError as exc:
             problems += [
                 Problem(where, f"{p.where}: {p.what}" if p.where else p.what) for p in exc.problems

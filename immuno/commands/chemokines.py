@@ -197,13 +197,18 @@ def register(subparsers: Any) -> None:
         "3 read but nothing could be quantified (the reason is printed).",
     )
     q.add_argument(
-        "file", help="plate export (xPONENT, Intelliflex, Bio-Plex, MSD, CFX, QuantStudio, RDML)"
+        "file",
+        help="plate export (xPONENT, Intelliflex, Bio-Plex, MSD, CFX, QuantStudio, RDML) "
+        "or a LEGENDplex plate folder of per-well FCS files",
     )
     q.add_argument(
         "--layout", default=None, help="plate layout file naming the sample in each well"
     )
     q.add_argument(
-        "--panel", default=None, help="panel name (in --panels) or YAML file mapping analytes"
+        "--panel",
+        default=None,
+        help="panel name (in --panels) or YAML file mapping analytes "
+        "(a LEGENDplex plate needs one with a beads: section)",
     )
     q.add_argument("--panels", default=None, help="panels folder (default: the project's panels/)")
     q.add_argument(

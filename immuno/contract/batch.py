@@ -190,7 +190,7 @@ def _check_columns(df: pd.DataFrame, path: Path) -> list[Problem]:
 
 
 def _check_file(
-    root: Path, value: str, where: str, column: str
+    root: Path, value: str, where: str, column: str, folder_ok: bool = False
 ) -> tuple[Path | None, Problem | None]:
     if not value:
         return None, Problem(
@@ -205,6 +205,11 @@ def _check_file(
     target = (root / rel).resolve()
     if not target.is_relative_to(root.resolve()):
         return None, Problem(where, f"column {column!r}: {value!r} points outside the batch folder")
+    if folder_ok and target.is_dir():
+        return target, None  # a LEGENDplex plate: the folder of its per-well FCS files
+    if target.is_dir():
+        return None, Problem(where, f"column {column!r}: {value!r} is a folder; expected a file "
+                             "(only a chemokine row's file may be a folder: a LEGENDplex plate)")
     if not target.is_file():
         return None, Problem(
             where, f"column {column!r}: file {value!r} not found in the batch folder"
@@ -269,7 +274,8 @@ def _check_rows(
             bad("visit", f"{visit!r} is not an allowed visit ({', '.join(visits)}){hint}")
         elif not visit and not batch_control:
             bad("visit", f"empty; expected one of {', '.join(visits)}")
-        _, problem = _check_file(root, r["file"], f"{where}, column file", "file")
+        _, problem = _check_file(root, r["file"], f"{where}, column file", "file",
+                                 folder_ok=assay == "chemokine")
         if problem:
             problems.append(Problem(problem.where, problem.what))
         panel = r.get("panel", "")

@@ -2,7 +2,8 @@
 
 ``make_demo_batch(out)`` writes, for several patients at D0/D10/M1, FCS files (ICS pairs,
 surface tubes, single stains, an unstained tube, a reference control), an xPONENT plate
-export, GeneMapper STR exports and NGS marker counts, the sample sheet, and ``truth.csv``
+export and a LEGENDplex plate (a folder of per-well bead FCS files with its layout),
+GeneMapper STR exports and NGS marker counts, the sample sheet, and ``truth.csv``
 holding every simulated true value the pipeline reports. Same seed, same bytes.
 
 The analysis rooms never import this package: they must not see the simulator's truth.
@@ -34,9 +35,14 @@ def patient_codes(n: int) -> list[str]:
     return [f"P{i:02d}" for i in range(1, n + 1)]
 
 
-def make_demo_batch(out: str | Path, seed: int = DEFAULT_SEED, patients: int = DEFAULT_PATIENTS,
-                    events: int = DEFAULT_EVENTS, assays: tuple[str, ...] = ("cytometry", "chemokine", "chimerism"),
-                    overwrite: bool = False) -> Path:
+def make_demo_batch(
+    out: str | Path,
+    seed: int = DEFAULT_SEED,
+    patients: int = DEFAULT_PATIENTS,
+    events: int = DEFAULT_EVENTS,
+    assays: tuple[str, ...] = ("cytometry", "chemokine", "legendplex", "chimerism"),
+    overwrite: bool = False,
+) -> Path:
     """Write the demo batch folder.
 
     Parameters
@@ -50,7 +56,8 @@ def make_demo_batch(out: str | Path, seed: int = DEFAULT_SEED, patients: int = D
     events
         Events per cytometry tube.
     assays
-        Which assays to simulate.
+        Which assays to simulate (``legendplex``: the chemokine assay's LEGENDplex plate, the
+        same patients' serum read on the flow cytometer).
     overwrite
         Replace an existing folder.
 
@@ -59,7 +66,8 @@ def make_demo_batch(out: str | Path, seed: int = DEFAULT_SEED, patients: int = D
     pathlib.Path
         The batch folder.
     """
-    from immuno.demo import chemokines, chimerism, cytometry  # heavy; only when generating
+    # heavy; only when generating
+    from immuno.demo import chemokines, chimerism, cytometry, legendplex
 
     out = Path(out)
     if patients < 1:
@@ -76,7 +84,12 @@ def make_demo_batch(out: str | Path, seed: int = DEFAULT_SEED, patients: int = D
     try:
         rows: list[dict[str, str]] = []
         truth: list[dict[str, object]] = []
-        simulators = {"cytometry": cytometry, "chemokine": chemokines, "chimerism": chimerism}
+        simulators = {
+            "cytometry": cytometry,
+            "chemokine": chemokines,
+            "legendplex": legendplex,
+            "chimerism": chimerism,
+        }
         for assay in assays:
             r, t = simulators[assay].simulate(tmp, seed, codes, visits, events)
             rows += r
@@ -87,7 +100,9 @@ def make_demo_batch(out: str | Path, seed: int = DEFAULT_SEED, patients: int = D
             if col not in table.columns:
                 table[col] = ""
         table = table[TRUTH_COLUMNS]
-        write_text(table.to_csv(index=False, lineterminator="\n", float_format="%.10g"), tmp / "truth.csv")
+        write_text(
+            table.to_csv(index=False, lineterminator="\n", float_format="%.10g"), tmp / "truth.csv"
+        )
         if out.exists():
             shutil.rmtree(out)
         os.replace(tmp, out)

@@ -20,7 +20,7 @@ import pandas as pd
 from immuno.contract.batch import DEFAULT_VISITS, load_batch
 from immuno.contract.measurements import concat_measurements
 from immuno.contract.qc import flags_table, metrics_table
-from immuno.io import write_parquet
+from immuno.io import size_of, write_parquet
 from immuno.run.provenance import write_provenance
 from immuno.run.steps import check_unchanged, parse_expectations
 
@@ -103,7 +103,8 @@ def collect_batch(
 
 
 def _recorded_inputs(root: Path, expected: Mapping[Path, str]) -> dict[str, dict[str, Any]]:
-    """The batch's input files among ``expected``, keyed by their path in the batch folder."""
+    """The batch's input files among ``expected``, keyed by their path in the batch folder (a
+    folder input with the bytes of all its files)."""
     root = root.resolve()
     inputs = {}
     for path, digest in expected.items():
@@ -111,7 +112,7 @@ def _recorded_inputs(root: Path, expected: Mapping[Path, str]) -> dict[str, dict
         if resolved.is_relative_to(root):
             inputs[resolved.relative_to(root).as_posix()] = {
                 "sha256": digest,
-                "bytes": resolved.stat().st_size,
+                "bytes": size_of(resolved),
             }
     return inputs
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from immuno.contract.batch import Batch
-from immuno.io import sha256_file, write_json
+from immuno.io import sha256_path, size_of, write_json
 
 #: version of the results layout and table schemas; bump on any incompatible change
 SCHEMA_VERSION = (
@@ -64,10 +64,10 @@ def input_files(batch: Batch) -> list[str]:
 
 
 def hash_files(root: Path, relative: list[str]) -> dict[str, dict[str, Any]]:
-    """``{relative path: {"sha256", "bytes"}}`` of files under ``root``."""
+    """``{relative path: {"sha256", "bytes"}}`` of files under ``root``; a folder input (a
+    LEGENDplex plate) is hashed as the tree of its files (:func:`immuno.io.sha256_tree`)."""
     return {
-        rel: {"sha256": sha256_file(root / rel), "bytes": (root / rel).stat().st_size}
-        for rel in relative
+        rel: {"sha256": sha256_path(root / rel), "bytes": size_of(root / rel)} for rel in relative
     }
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from immuno.contract.batch import PATIENT_ID_PATTERN_ENV
 from immuno.errors import RunError
-from immuno.io import sha256_file
+from immuno.io import sha256_path
 
 
 def parse_expectations(items: Sequence[str]) -> dict[Path, str]:
@@ -49,7 +49,7 @@ def changed_files(expected: Mapping[Path, str]) -> list[str]:
     changes = []
     for path, digest in sorted(expected.items()):
         try:
-            now = sha256_file(path)
+            now = sha256_path(path)  # a folder input (LEGENDplex plate) as its tree
         except FileNotFoundError:
             changes.append(f"{path} was removed since the run started")
             continue

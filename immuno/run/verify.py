@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from immuno.errors import UserError
-from immuno.io import sha256_file
+from immuno.io import sha256_path
 from immuno.run.provenance import output_files
 
 
@@ -47,9 +47,9 @@ def _compare(root: Path, recorded: dict[str, dict], kind: str) -> list[Differenc
     differences = []
     for rel, entry in sorted(recorded.items()):
         path = root / rel
-        if not path.is_file():
+        if not path.exists():
             differences.append(Difference(path, f"{kind} file missing"))
-        elif sha256_file(path) != entry.get("sha256"):
+        elif sha256_path(path) != entry.get("sha256"):  # a folder input hashed as its tree
             differences.append(
                 Difference(path, f"{kind} file changed (SHA-256 differs from provenance)")
             )

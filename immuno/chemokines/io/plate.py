@@ -110,7 +110,8 @@ class PlateData:
         path), or of the file name.
     format
         Which reader produced it (``xponent``, ``intelliflex``, ``bioplex``,
-        ``bioplex_xml``, ``msd``, ``methodical_mind``, ``cfx``, ``quantstudio``, ``rdml``).
+        ``bioplex_xml``, ``msd``, ``methodical_mind``, ``cfx``, ``quantstudio``, ``rdml``,
+        ``legendplex``).
     kind
         ``multiplex`` (wells follow :data:`WELL_COLUMNS`) or ``qpcr`` (:data:`QPCR_COLUMNS`).
     wells
@@ -134,6 +135,10 @@ class PlateData:
     negative_beads
         Analytes that are blank / negative-control bead regions: used for background,
         never fitted.
+    beads
+        Bead populations found per well when the plate was classified from events
+        (LEGENDplex: well, file, group, bead, analyte, events, medians and reporter CV);
+        empty for plate exports.
     """
 
     plate_id: str
@@ -152,6 +157,7 @@ class PlateData:
     rows: int = 8
     columns: int = 12
     negative_beads: list[str] = field(default_factory=list)
+    beads: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     @property
     def analytes(self) -> list[str]:

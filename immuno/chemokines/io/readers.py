@@ -3,8 +3,10 @@
 The file name never decides: a ``.csv`` can be an xPONENT, Intelliflex, MSD or CFX
 export, a ``.txt`` a QuantStudio or Methodical Mind export, an ``.xlsx`` a Bio-Plex, MSD,
 QuantStudio or CFX workbook (recognised by the tables its sheets hold), a zip an RDML
-file. What is not a plate export (a LEGENDplex FCS file, a bead map, an unanalysed run
-file) gets one clear line saying what it is and what was expected.
+file. A folder is a LEGENDplex plate when it holds per-well FCS files (bead arrays read
+on a flow cytometer, :mod:`~immuno.chemokines.io.legendplex`; they need the panel's
+``beads:`` section). What is not a plate export (a single FCS file, a bead map, an
+unanalysed run file) gets one clear line saying what it is and what was expected.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from immuno.chemokines.io import (
     bioplex_xml,
     cfx,
     intelliflex,
+    legendplex,
     msd,
     quantstudio,
     rdml,
@@ -39,6 +42,7 @@ SUPPORTED = (
     "Bio-Rad CFX CSV and tables (.xlsx)",
     "QuantStudio / ViiA 7 text and Excel, Design & Analysis Excel",
     "RDML (plain or zipped)",
+    "LEGENDplex plate: a folder of per-well FCS files (with a panel's beads: section)",
 )
 _HINT = "Export the plate from the instrument software in one of these formats (immuno chemokines formats)."
 
@@ -92,7 +96,7 @@ def _classify_excel(path: Path, sheets: dict[str, pd.DataFrame]) -> str:
 def detect_format(path: str | Path, _cache: dict[str, Any] | None = None) -> str:
     """The export format of a file from its content: ``xponent``, ``intelliflex``,
     ``bioplex``, ``bioplex_xml``, ``msd``, ``methodical_mind``, ``cfx``, ``quantstudio``
-    or ``rdml``.
+    ``rdml``, or ``legendplex`` for a folder of per-well FCS files.
 
     Raises
     ------
@@ -101,6 +105,13 @@ def detect_format(path: str | Path, _cache: dict[str, Any] | None = None) -> str
         looks like when that is known, e.g. a LEGENDplex FCS file).
     """
     path = Path(path)
+    if path.is_dir():
+        if legendplex.sniff_folder(path):
+            return "legendplex"
+        raise _unsupported(
+            path,
+            "a folder without FCS files; a folder is read as a LEGENDplex plate (per-well FCS)",
+        )
     if not path.is_file():
         raise UserError.single(str(path), "file not found")
     if path.stat().st_size == 0:
@@ -110,9 +121,9 @@ def detect_format(path: str | Path, _cache: dict[str, Any] | None = None) -> str
     if raw.startswith(b"FCS2.") or raw.startswith(b"FCS3."):
         raise _unsupported(
             path,
-            "a flow cytometry (FCS) file, e.g. LEGENDplex beads: its bead populations must be "
-            "gated before they give analyte signals, which this room does not do; expected a plate "
-            "export (analyse LEGENDplex data in its own software and export the results)",
+            "a flow cytometry (FCS) file, e.g. LEGENDplex beads: a LEGENDplex plate is read as "
+            "the folder of its per-well FCS files, with a plate layout and a panel whose beads: "
+            "section names the bead populations; expected a plate export or such a folder",
         )
     excel = raw.startswith(b"\xd0\xcf\x11\xe0")
     if raw.startswith(b"PK"):
@@ -150,17 +161,24 @@ def detect_format(path: str | Path, _cache: dict[str, Any] | None = None) -> str
     raise _unsupported(path, "unknown plate export format; supported: " + ", ".join(SUPPORTED))
 
 
-def read_plate(path: str | Path, layout: str | Path | None = None) -> PlateData:
+def read_plate(
+    path: str | Path, layout: str | Path | None = None, panel: Any = None, seed: int = 0
+) -> PlateData:
     """Read a plate export of any supported format.
 
     Parameters
     ----------
     path
-        The export file.
+        The export file, or the folder of a LEGENDplex plate.
     layout
         Optional plate layout (grid or long table, see
         :func:`immuno.chemokines.io.layout.read_layout`); its sample names and roles replace
         the export's, for labs that rename samples.
+    panel
+        The chemokine panel; a LEGENDplex plate needs its ``beads:`` section, the other
+        formats do not read it.
+    seed
+        Seed of the LEGENDplex bead classification.
 
     Returns
     -------
@@ -169,6 +187,10 @@ def read_plate(path: str | Path, layout: str | Path | None = None) -> PlateData:
     path = Path(path)
     cache: dict[str, Any] = {}
     fmt = detect_format(path, cache)
+    if fmt == "legendplex":
+        plate, beads = legendplex.read_legendplex(path, panel, layout, seed)
+        plate.beads = beads
+        return plate
     readers = {
         "xponent": xponent.read_xponent,
         "intelliflex": intelliflex.read_intelliflex,

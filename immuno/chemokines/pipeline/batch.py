@@ -8,7 +8,8 @@ R^2, LLOQ/ULOQ, anchor points, the vendor's curve and the agreement with it),
 ``standards.parquet`` (per standard level recovery), ``samples.parquet`` (per sample and
 analyte, with the extrapolated value of censored ones), ``vendor.parquet`` (every vendor
 value beside its reproduction and our refit), ``cq.parquet`` (qPCR runs' Cq tables),
-``concentrations.h5ad`` and ``plots/``. A plate that cannot be read fails its own samples
+``beads.parquet`` (LEGENDplex plates: every well's bead populations, events, reporter
+median and CV), ``concentrations.h5ad`` and ``plots/``. A plate that cannot be read fails its own samples
 (reason in the QC flags); the other plates finish.
 """
 
@@ -35,7 +36,7 @@ from immuno.chemokines.quantify.scores import derived_scores
 from immuno.contract.measurements import measurement_table
 from immuno.contract.qc import flags_table, metrics_table
 from immuno.errors import UserError
-from immuno.io import sha256_file, write_h5ad, write_parquet
+from immuno.io import sha256_path, write_h5ad, write_parquet
 
 
 def quantify_file(
@@ -65,7 +66,7 @@ def quantify_file(
         :class:`~immuno.chemokines.quantify.qpcr_run.RunResult` for qPCR runs; both have
         ``metrics``, ``flags``, ``issues`` and ``quantified``.
     """
-    plate = read_plate(path, layout)
+    plate = read_plate(path, layout, panel)
     if plate.kind == "qpcr":
         return plate, quantify_run(plate, panel, reference_genes, calibrator)
     return plate, quantify_plate(plate, panel)
@@ -227,7 +228,7 @@ def process_batch(
     metrics: list[dict] = []
     flags: list[dict] = []
     parts: dict[str, list[pd.DataFrame]] = {
-        k: [] for k in ("wells", "curves", "standards", "samples", "vendor", "cq")
+        k: [] for k in ("wells", "curves", "standards", "samples", "vendor", "cq", "beads")
     }
     lj: list[dict] = []
     for (file, layout, panel_name), group in rows.groupby(["file", "layout", "panel"], sort=True):
@@ -275,6 +276,10 @@ def process_batch(
                 file=file,
             )
         )
+        if len(plate.beads):
+            # the per-well file names stay in the batch (a lab may name them after samples)
+            beads = plate.beads.drop(columns=["file"], errors="ignore")
+            parts["beads"].append(beads.assign(plate_id=plate.plate_id, panel=panel_name))
         if isinstance(result, PlateResult):
             parts["curves"].append(result.curves.assign(panel=panel_name))
             parts["standards"].append(result.standards)
@@ -374,14 +379,14 @@ def _write(
         flags_table([{**x, "batch_id": bid, "assay": ASSAY} for x in flags]),
         out / "qc_flags.parquet",
     )
-    for name in ("wells", "curves", "standards", "vendor", "cq"):
+    for name in ("wells", "curves", "standards", "vendor", "cq", "beads"):
         write_frame([p for p in parts[name] if len(p)], out / f"{name}.parquet")
     samples = write_frame(parts["samples"], out / "samples.parquet")
     write_h5ad(
         concentrations_anndata(
             samples,
             bid,
-            {str(f): sha256_file(batch.root / f) for f in sorted(set(rows["file"]))},
+            {str(f): sha256_path(batch.root / f) for f in sorted(set(rows["file"]))},
             {n: p.sha256 for n, p in batch.panels.items() if p.assay == ASSAY},
         ),
         out / "concentrations.h5ad",
