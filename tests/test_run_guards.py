@@ -7,6 +7,7 @@ import contextlib
 import errno
 import json
 import re
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -200,9 +201,12 @@ def test_names_are_not_patient_codes(small_demo: Path, tmp_path: Path, code: str
     sheet = pd.read_csv(small_demo / "samplesheet.csv", dtype=str, keep_default_na=False)
     sheet = sheet[sheet["assay"] == "chemokine"].copy()
     sheet.loc[sheet.index[0], "patient_id"] = code
-    for f in set(sheet["file"]):
+    for f in (set(sheet["file"]) | set(sheet["layout"])) - {""}:
         (folder / f).parent.mkdir(parents=True, exist_ok=True)
-        (folder / f).write_bytes((small_demo / f).read_bytes())
+        if (small_demo / f).is_dir():  # a LEGENDplex plate: a folder of per-well files
+            shutil.copytree(small_demo / f, folder / f)
+        else:
+            (folder / f).write_bytes((small_demo / f).read_bytes())
     write_sheet(sheet.to_dict("records"), folder / "samplesheet.csv")
     with pytest.raises(UserError) as info:
         load_batch(folder)
