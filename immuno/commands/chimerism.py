@@ -42,7 +42,7 @@ def result_json(result: Any, inputs: dict[str, Any]) -> dict[str, Any]:
     rows = result.measurement_rows()
     out: dict[str, Any] = {"method": result.method, "summary": result.summary(), "flag": result.flag,
                            "estimable": not result.failed, "p_value": result.p_value,
-                           "informative": result.n_informative,
+                           "informative": result.n_informative, "interval_method": result.interval_method,
                            "flags": [vars(f) for f in result.all_flags()], "details": result.details,
                            "inputs": inputs}
     if result.components:

@@ -35,7 +35,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import optimize, special
+from scipy import optimize, special, stats
 
 #: the interval method, as the result states it
 INTERVAL_METHOD = "profile_likelihood_net_background"
@@ -48,6 +48,10 @@ MIN_DISPERSION_SITES = 5
 #: the f grid that brackets the maximum (log-spaced near 0, then linear)
 F_GRID = np.unique(np.concatenate([[0.0], np.logspace(-6, -1, 21), np.linspace(0.1, 1.0, 19)]))
 _EPS = 1e-9
+#: the prior's largest concentration (pseudo-reads): where the sites agree to within their
+#: reads, the marginal likelihood grows without bound; 1e5 already ties every site to the
+#: common level (sd 7 % of a 0.2 % rate) and keeps the profile's sums exact to 1e-9
+_LOG_MAX_CONCENTRATION = math.log(1e5)
 _NEWTON_STEPS = 40
 
 
@@ -96,7 +100,7 @@ def fit_background_prior(x: np.ndarray, m: np.ndarray) -> BackgroundPrior:
 
     def neg(params: np.ndarray) -> float:
         mu = special.expit(params[0])
-        conc = math.exp(params[1])
+        conc = math.exp(min(params[1], _LOG_MAX_CONCENTRATION))
         a, b = max(mu * conc, 1.0), max((1 - mu) * conc, 1.0)
         ll = (
             special.gammaln(x + a)
@@ -110,7 +114,8 @@ def fit_background_prior(x: np.ndarray, m: np.ndarray) -> BackgroundPrior:
     res = optimize.minimize(
         neg, start, method="Nelder-Mead", options={"xatol": 1e-4, "fatol": 1e-6}
     )
-    mu, conc = float(special.expit(res.x[0])), float(math.exp(res.x[1]))
+    mu = float(special.expit(res.x[0]))
+    conc = float(math.exp(min(res.x[1], _LOG_MAX_CONCENTRATION)))
     return BackgroundPrior(max(mu * conc, 1.0), max((1 - mu) * conc, 1.0), int(len(m)))
 
 
@@ -250,15 +255,15 @@ def dispersion(
     prior: BackgroundPrior,
     fraction: float,
 ) -> tuple[float, int]:
-    """The sample's overdispersion from its non-informative sites, and how many there were.
+    """The sample's overdispersion from its recipient-homozygous sites, and how many there were.
 
-    At a site where recipient and donor are homozygous for the same allele the biopsy
-    shows only background, the recipient's and (at the estimated fraction) the donor's:
-    its foreign reads ``k`` of ``n`` are compared with the rate the references predict
-    (the recipient's ``x`` of ``m`` with the prior, the donor's ``y`` of ``t``). Pearson's
-    statistic, with a variance that includes those rates' own uncertainty, over its
-    degrees of freedom; never below 1, and 1 with fewer than
-    :data:`MIN_DISPERSION_SITES` sites.
+    Each site's foreign reads ``k`` of ``n`` are compared with the rate its references
+    predict at the estimated fraction: the recipient's ``x`` of ``m`` (with the prior) for
+    the background, the donor's ``y`` of ``t`` for the donor's share. At the
+    non-informative sites (recipient and donor homozygous for the same allele) that is
+    the background alone. Pearson's statistic, with a variance that includes those rates'
+    own uncertainty, over its degrees of freedom (one fraction fitted); never below 1, and
+    1 with fewer than :data:`MIN_DISPERSION_SITES` sites.
     """
     keep = (n > 0) & (m > 0) & (t > 0)
     k, n, x, m, y, t = k[keep], n[keep], x[keep], m[keep], y[keep], t[keep]
@@ -272,11 +277,14 @@ def dispersion(
         (1 - fraction) ** 2 * b_r * (1 - b_r) / depth + fraction**2 * b_d * (1 - b_d) / (t + 1.0)
     )
     stat = float(((k - n * rate) ** 2 / var).sum())
-    return max(stat / len(k), 1.0), int(len(k))
+    return max(stat / (len(k) - 1), 1.0), int(len(k))
 
 
 def fit_net(
-    lik: NetLikelihood, phi: float = 1.0, genome_equivalents: float | None = None
+    lik: NetLikelihood,
+    phi: float = 1.0,
+    genome_equivalents: float | None = None,
+    df: int | None = None,
 ) -> NetFit:
     """Maximise the profile over [0, 1], its quasi-likelihood interval, the test and limits.
 
@@ -289,6 +297,10 @@ def fit_net(
         are scaled by it.
     genome_equivalents
         Input DNA, when known: the LoD is then at least 3 / GE.
+    df
+        Degrees of freedom of ``phi`` when it was estimated: the drop, the test and the
+        limits then use F(1, df) and Student's t instead of chi2_1 and the normal, as
+        quasi-likelihood does for an estimated dispersion (None: ``phi`` is known).
 
     Notes
     -----
@@ -317,14 +329,20 @@ def fit_net(
     known_f = np.concatenate([F_GRID, fine])
     known_v = np.concatenate([values, fine_values])
     stat = max(2 * (l_max - float(values[0])), 0.0) / phi
-    p_value = 0.5 * float(special.erfc(math.sqrt(stat / 2))) if f_hat > 0 else 1.0
-    target = l_max - phi * CHI2_95 / 2
+    if df is None:
+        p_value = 0.5 * float(special.erfc(math.sqrt(stat / 2)))
+        drop, z = CHI2_95 / 2, Z95
+    else:
+        p_value = 0.5 * float(stats.f.sf(stat, 1, df))
+        drop, z = float(stats.f.isf(0.05, 1, df)) / 2, float(stats.t.isf(0.05, df))
+    p_value = p_value if f_hat > 0 else 1.0
+    target = l_max - phi * drop
     lower = _end(lik, f_hat, target, known_f, known_v, side=-1)
     upper = _end(lik, f_hat, target, known_f, known_v, side=1)
-    lob = Z95 / math.sqrt(max(lik.information(0.0, phi), 1e-300))
+    lob = z / math.sqrt(max(lik.information(0.0, phi), 1e-300))
     lod = lob
     for _ in range(50):
-        new = lob + Z95 / math.sqrt(max(lik.information(min(lod, 1.0), phi), 1e-300))
+        new = lob + z / math.sqrt(max(lik.information(min(lod, 1.0), phi), 1e-300))
         if abs(new - lod) < 1e-10:
             break
         lod = new
@@ -356,7 +374,11 @@ def _end(
     for _ in range(2):
         grid = np.linspace(near, far, 17)
         v = lik.profile(grid)
-        k = int(np.argmax(v < target))  # the first point beyond the drop (grid[0] is inside)
+        # the first point beyond the drop (grid[0] is inside, grid[-1] beyond, up to the
+        # last digits of the profile)
+        k = max(int(np.argmax(v < target)), 1) if (v < target).any() else len(grid) - 1
         near, far = float(grid[k - 1]), float(grid[k])
         v_near, v_far = float(v[k - 1]), float(v[k])
+    if v_far >= v_near:
+        return near
     return near + (target - v_near) / (v_far - v_near) * (far - near)

@@ -23,6 +23,7 @@ from scipy import special
 
 from immuno.chimerism.common.confounders import apply_input_limit
 from immuno.chimerism.common.result import ChimerismResult, Flag, not_estimable, swapped_flag
+from immuno.chimerism.ngs.background import INTERVAL_METHOD
 from immuno.chimerism.ngs.calibration import RHO_PRIOR_SD, sandwich_ratio
 from immuno.chimerism.ngs.detection import (
     detection_test,
@@ -32,6 +33,7 @@ from immuno.chimerism.ngs.detection import (
 )
 from immuno.chimerism.ngs.genotypes import MIN_DEPTH
 from immuno.chimerism.ngs.likelihood import CHI2_95, BetaBinomialLikelihood, fit_fraction, interval
+from immuno.chimerism.ngs.net import estimate_net, foreign
 from immuno.chimerism.ngs.references import ALPHA, ReferencePair, reference_pair
 
 MIN_INFORMATIVE = 3
@@ -58,6 +60,7 @@ def estimate_counts(
     min_depth: int = MIN_DEPTH,
     genome_equivalents: float | None = None,
     third_party_allele_frequency: float = 0.5,
+    model: str = "net",
 ) -> ChimerismResult:
     """Estimate the donor fraction of a biopsy from NGS allele counts.
 
@@ -86,6 +89,13 @@ def estimate_counts(
         a ``low_dna_input`` warning when that is what limits it).
     third_party_allele_frequency
         Allele frequency assumed for an unknown contributor in the third-contributor check.
+    model
+        ``net`` (default): at the recipient-homozygous markers, the fraction net of each
+        marker's own background with the references' reads in the fit
+        (:mod:`immuno.chimerism.ngs.background`; interval method
+        ``profile_likelihood_net_background``); ``beta_binomial``: the beta-binomial
+        fit with per-marker error rates and a sandwich-widened profile interval
+        (``profile_likelihood_sandwich``), which is also used with ``markers="all"``.
 
     Returns
     -------
@@ -191,6 +201,20 @@ def estimate_counts(
                 f"only {n_used} informative markers (< {WARN_INFORMATIVE})",
             )
         )
+    if model not in ("net", "beta_binomial"):
+        raise ValueError(f"model must be 'net' or 'beta_binomial', not {model!r}")
+    if model == "net" and markers == "recipient_hom" and pair.background_prior is not None:
+        return _net_result(
+            pair,
+            cols,
+            out,
+            use,
+            companions,
+            flags,
+            alpha,
+            genome_equivalents,
+            third_party_allele_frequency,
+        )
     fitted = use | companions
     lik = BetaBinomialLikelihood(*(cols[c][fitted] for c in _LIK_COLUMNS))
     prior = (pair.log_rho, RHO_PRIOR_SD) if pair.log_rho is not None else None
@@ -276,6 +300,97 @@ def estimate_counts(
         flags=flags,
         markers=_with(table, out),
         details=details,
+        interval_method="profile_likelihood_sandwich",
+    )
+    return apply_input_limit(result, genome_equivalents, "given DNA input")
+
+
+def _net_result(
+    pair: ReferencePair,
+    cols: dict[str, np.ndarray],
+    out: dict[str, np.ndarray],
+    use: np.ndarray,
+    companions: np.ndarray,
+    flags: list[Flag],
+    alpha: float,
+    genome_equivalents: float | None,
+    allele_frequency: float,
+) -> ChimerismResult:
+    """The estimate net of each marker's background, from the recipient-homozygous markers
+    (:mod:`immuno.chimerism.ngs.background`), with the same checks as the beta-binomial fit."""
+    table = pair.table
+    g_r = cols["g_recipient"]
+    k = foreign(cols["depth"], cols["alt_count"], g_r)
+    assert pair.background_prior is not None
+    net = estimate_net(table, k, cols["depth"], use, companions, pair.background_prior)
+    fit = net.fit
+    flags = [*flags, *net.flags]
+    # the read-level overdispersion of the references, for the checks on other alleles
+    rho = 10.0**pair.log_rho if pair.log_rho is not None else math.inf
+    details: dict[str, float] = {
+        **net.details,
+        "rho": rho,
+        "p_value": fit.p_value,
+        "poisson_p": _pooled_poisson(cols, use),
+        "markers_called": float(pair.markers_called),
+        **pair.details,
+    }
+    detected = bool(fit.p_value < alpha and fit.fraction > fit.lob)
+    flags.extend(_unexplained(cols, companions, rho, details))
+    if detected:
+        hom = np.isin(g_r, (0, 2)) & (cols["depth"] > 0)
+        llr = third_contributor_llr(
+            *(cols[c][hom] for c in _LIK_COLUMNS),
+            fraction=fit.fraction,
+            rho=rho,
+            allele_frequency=allele_frequency,
+        )
+        details["third_contributor_llr"] = llr
+        if llr > THIRD_CONTRIBUTOR_LLR:
+            confirmed = details.get("unexplained_p", 0.0) < CORROBORATION_ALPHA
+            flags.append(
+                Flag(
+                    "third_contributor",
+                    "fail" if confirmed else "warning",
+                    f"the non-recipient reads fit an unknown third person better than the "
+                    f"MSC donor (log-likelihood ratio {llr:.1f}"
+                    + (
+                        ""
+                        if confirmed
+                        else "; not confirmed by reads where recipient and donor agree"
+                    )
+                    + "); suspect contamination or a sample swap",
+                )
+            )
+    if fit.fraction > 0.5:
+        flags.append(swapped_flag(fit.fraction))
+    out["expected_vaf"] = np.where(g_r == 0, net.expected_foreign, 1 - net.expected_foreign)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        share = np.where(
+            use,
+            (
+                k / cols["depth"]
+                - table["recipient_foreign"].to_numpy(float)
+                / table["recipient_depth"].to_numpy(float)
+            )
+            / (table["donor_foreign"].to_numpy(float) / table["donor_depth"].to_numpy(float)),
+            np.nan,
+        )
+    out["marker_fraction"] = share
+    result = ChimerismResult(
+        method="ngs",
+        fraction=fit.fraction,
+        lower=fit.lower,
+        upper=fit.upper,
+        detected=detected,
+        lod=fit.lod,
+        lob=fit.lob,
+        p_value=fit.p_value,
+        n_informative=int(use.sum()),
+        flags=flags,
+        markers=_with(table, out),
+        details=details,
+        interval_method=INTERVAL_METHOD,
     )
     return apply_input_limit(result, genome_equivalents, "given DNA input")
 

@@ -10,11 +10,25 @@ recipient reference (with its pure-recipient replicates) and in the donor refere
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
-from immuno.chimerism.ngs.background import BackgroundPrior, fit_background_prior
+from immuno.chimerism.common.result import Flag
+from immuno.chimerism.ngs.background import (
+    MIN_BACKGROUND_SITES,
+    MIN_DISPERSION_SITES,
+    BackgroundPrior,
+    NetFit,
+    NetLikelihood,
+    dispersion,
+    fit_background_prior,
+    fit_net,
+)
+
+#: overdispersion above which the widening is reported as a flag
+WIDENING_NOTE = 1.2
 
 #: the columns :func:`foreign_reads` adds
 FOREIGN_COLUMNS = ("recipient_depth", "recipient_foreign", "donor_depth", "donor_foreign")
@@ -66,3 +80,119 @@ def background_prior(table: pd.DataFrame) -> BackgroundPrior:
     m = table["recipient_depth"].to_numpy(float)[hom]
     x = table["recipient_foreign"].to_numpy(float)[hom]
     return fit_background_prior(x, m)
+
+
+@dataclass
+class NetEstimate:
+    """One biopsy's fit net of background, and what a reader must know about its inputs."""
+
+    fit: NetFit
+    expected_foreign: np.ndarray
+    flags: list[Flag]
+    details: dict[str, float]
+
+
+def estimate_net(
+    table: pd.DataFrame,
+    foreign_k: np.ndarray,
+    depth: np.ndarray,
+    use: np.ndarray,
+    companions: np.ndarray,
+    prior: BackgroundPrior,
+    genome_equivalents: float | None = None,
+) -> NetEstimate:
+    """Fit one biopsy net of background (:mod:`immuno.chimerism.ngs.background`).
+
+    Parameters
+    ----------
+    table
+        The reference pair's table with :data:`FOREIGN_COLUMNS`.
+    foreign_k, depth
+        The biopsy's reads of the allele the recipient lacks, and its depth, per marker.
+    use, companions
+        The informative recipient-homozygous markers, and the non-informative ones
+        (recipient and donor homozygous for the same allele) that give the overdispersion.
+    prior
+        The run's background prior.
+    genome_equivalents
+        Input DNA, when known.
+
+    Returns
+    -------
+    NetEstimate
+        The fit (at the sample's overdispersion), the expected foreign-read fraction at
+        every used marker, the flags on doubtful inputs and the numbers behind them.
+    """
+    cols = {c: table[c].to_numpy(float) for c in FOREIGN_COLUMNS}
+    lik = NetLikelihood(
+        foreign_k[use],
+        depth[use],
+        cols["recipient_foreign"][use],
+        cols["recipient_depth"][use],
+        cols["donor_foreign"][use],
+        cols["donor_depth"][use],
+        prior,
+    )
+    first = fit_net(lik, 1.0, genome_equivalents)
+    # every recipient-homozygous marker at the first fit: the non-informative ones show
+    # the background alone, the informative ones the background and the donor's share
+    sites_used = use | companions
+    phi, sites = dispersion(
+        foreign_k[sites_used],
+        depth[sites_used],
+        cols["recipient_foreign"][sites_used],
+        cols["recipient_depth"][sites_used],
+        cols["donor_foreign"][sites_used],
+        cols["donor_depth"][sites_used],
+        prior,
+        first.fraction,
+    )
+    # phi is estimated from these sites (one fraction fitted): its own noise is in the
+    # F and t references of the interval, the test and the limits
+    fit = (
+        fit_net(lik, phi, genome_equivalents, df=sites - 1)
+        if sites >= MIN_DISPERSION_SITES
+        else first
+    )
+    b, a = (v[0] for v in lik.nuisance(np.array([fit.fraction])))
+    flags = []
+    if prior.sites < MIN_BACKGROUND_SITES:
+        flags.append(
+            Flag(
+                "background_from_few_sites",
+                "warning",
+                f"the background level rests on {prior.sites} recipient-homozygous reference "
+                f"marker(s) (< {MIN_BACKGROUND_SITES}): the interval and the LoB may be too narrow",
+            )
+        )
+    if sites < MIN_DISPERSION_SITES:
+        flags.append(
+            Flag(
+                "overdispersion_not_estimated",
+                "info",
+                f"{sites} recipient-homozygous marker(s) with reads (< {MIN_DISPERSION_SITES}): "
+                "the sample's overdispersion could not be read, the interval assumes none",
+            )
+        )
+    elif phi > WIDENING_NOTE:
+        flags.append(
+            Flag(
+                "interval_widened",
+                "info",
+                f"the biopsy's reads scatter {phi:.2f} times more than its references predict "
+                "(Pearson): the interval is widened by that much",
+            )
+        )
+    details = {
+        "phi": phi,
+        "dispersion_sites": float(sites),
+        "background_sites": float(prior.sites),
+        "background_level": prior.mean,
+        "background_alpha": prior.alpha,
+        "background_beta": prior.beta,
+        "loglik": fit.loglik,
+        "lr_statistic": fit.lr_statistic,
+    }
+    expected = np.full(len(table), np.nan)
+    expected[use] = (1 - fit.fraction) * b + fit.fraction * a
+    return NetEstimate(fit, expected, flags, details)
