@@ -8,8 +8,8 @@ ID18, ID19 and ID20 share one genotype, so ID18 stands for the three). For every
 replicate each person's reads are split by binomial thinning (p = 1/2 per read) into a
 *reference* half and a *mixture* half, so that the references the estimator types and
 the biopsy it fits never share a read. The biopsy is then drawn from the two mixture
-halves by thinning each site's reads so that the donor's share of the reads is the
-level (all the recipient's mixture-half reads where the donor's suffice). Pairs are
+halves: at each site a depth, a binomial number of donor reads at the level, and that
+many reads drawn without replacement from each half (:func:`mixture`). Pairs are
 taken in turn, both ways (host as recipient and as donor).
 
 Per level (0.1 to 50 %, and 0 % for the pure recipient) and per model: the median bias
@@ -71,29 +71,33 @@ def split(counts: pd.DataFrame, rng: np.random.Generator) -> tuple[pd.DataFrame,
 def mixture(
     recipient: pd.DataFrame, donor: pd.DataFrame, fraction: float, rng: np.random.Generator
 ) -> pd.DataFrame:
-    """A biopsy whose reads are ``fraction`` the donor's at every site, thinned from both.
+    """A biopsy whose reads at every site come from the donor with probability ``fraction``.
 
-    At each site the biopsy's depth is the largest the two samples allow at that share:
-    ``c = min(H / (1 - f), D / f)`` for ``H`` and ``D`` reads; each read of the recipient
-    is kept with probability ``(1 - f) c / H``, each of the donor with ``f c / D``.
+    At each site the biopsy's depth is ``N = 0.8 min(H / (1 - f), D / f)`` for ``H`` and
+    ``D`` reads in the two mixture halves (the 0.8 leaves room for the draw), the number
+    of donor reads is ``Binomial(N, f)`` as in a real library, and that many reads are
+    drawn without replacement from the donor's half (the rest from the recipient's): the
+    alleles of a subsample of a binomial sample are binomial at the person's own share.
+    Drawing each half's reads independently with fixed probabilities instead would fix
+    the donor's share of every site at nearly exactly ``f`` at high levels (too little
+    spread).
     """
-    h = recipient["depth"].to_numpy(float)
-    d = donor.set_index("marker")["depth"].reindex(recipient["marker"]).fillna(0.0).to_numpy(float)
+    rec = recipient.set_index("marker")
+    don = donor.set_index("marker").reindex(rec.index).fillna(0.0)
+    h, d = rec["depth"].to_numpy(float), don["depth"].to_numpy(float)
     with np.errstate(divide="ignore", invalid="ignore"):
-        c = np.minimum(
+        room = np.minimum(
             h / (1 - fraction) if fraction < 1 else np.inf, d / fraction if fraction > 0 else np.inf
         )
-        keep_h = np.nan_to_num(np.clip((1 - fraction) * c / h, 0.0, 1.0))
-        keep_d = (
-            np.nan_to_num(np.clip(fraction * c / d, 0.0, 1.0)) if fraction > 0 else np.zeros(len(h))
-        )
-    don = donor.set_index("marker").reindex(recipient["marker"]).fillna(0.0)
-    ref = rng.binomial(recipient["ref_count"].to_numpy(np.int64), keep_h) + rng.binomial(
-        don["ref_count"].to_numpy(np.int64), keep_d
-    )
-    alt = rng.binomial(recipient["alt_count"].to_numpy(np.int64), keep_h) + rng.binomial(
-        don["alt_count"].to_numpy(np.int64), keep_d
-    )
+    depth = np.floor(0.8 * np.nan_to_num(room, posinf=0.0)).astype(np.int64)
+    from_donor = np.minimum(rng.binomial(depth, fraction), d.astype(np.int64))
+    from_recipient = np.minimum(depth - from_donor, h.astype(np.int64))
+    ref, alt = np.zeros(len(h), np.int64), np.zeros(len(h), np.int64)
+    for part, take in ((rec, from_recipient), (don, from_donor)):
+        a, r = part["alt_count"].to_numpy(np.int64), part["ref_count"].to_numpy(np.int64)
+        drawn = rng.hypergeometric(a, r, take) if len(a) else a
+        alt += drawn
+        ref += take - drawn
     return _counts(recipient, ref, alt)
 
 
