@@ -113,7 +113,7 @@ def _cmd_estimate(args: argparse.Namespace) -> int:
 #: method settings of ``estimate`` (their option names with dashes)
 _METHOD_OPTIONS = ("dna_input_ng", "target_assay", "reference_assay", "target_copies", "reference_copies",
                    "marker_target", "reference_target", "efficiency", "lod", "background", "analytical_threshold",
-                   "without_references")
+                   "without_references", "ngs_model")
 
 
 def _cmd_process(args: argparse.Namespace) -> int:
@@ -162,6 +162,9 @@ def register(subparsers: Any) -> None:
     e.add_argument("--without-references", action="store_true",
                    help="ngs: no recipient or donor export; the recipient is read from the sample (the major "
                         "contributor) and the donor's alleles are unknown (a warning says so)")
+    e.add_argument("--ngs-model", choices=["beta_binomial", "net"], default=None,
+                   help="ngs, one donor: beta_binomial (default) or net, the fit net of each marker's own "
+                        "background calibrated on mixtures of real reads (docs/chimerism.md)")
     e.add_argument("--dna-input-ng", type=float, default=None,
                    help="DNA per reaction (ng; str, ngs): the LoD is then at least 3 donor genomes")
     e.add_argument("--target-assay", default=None, help="ddpcr: the donor-specific assay (e.g. SRY)")

@@ -133,6 +133,10 @@ class NetLikelihood:
         The donor reference's foreign reads and depth there.
     prior
         The background prior.
+    phi
+        The sample's overdispersion (>= 1): the reads' log-likelihood is divided by it
+        (quasi-likelihood), the prior's is not, so a sample whose reads scatter more
+        leans more on the run's common background level.
     """
 
     k: np.ndarray
@@ -142,16 +146,22 @@ class NetLikelihood:
     y: np.ndarray
     t: np.ndarray
     prior: BackgroundPrior
+    phi: float = 1.0
 
     def __post_init__(self) -> None:
         # shape terms of the background's and the donor share's own likelihoods (+0.5 on
         # the donor's counts keeps its share off 0 and 1 where every read agrees)
-        self._ab = self.x + self.prior.alpha - 1.0
-        self._bb = self.m - self.x + self.prior.beta - 1.0
-        self._ya = self.y + 0.5
-        self._yb = self.t - self.y + 0.5
-        self._b0 = (self.x + self.prior.alpha) / (self.m + self.prior.alpha + self.prior.beta)
-        self._a0 = self._ya / (self.t + 1.0)
+        # quasi-likelihood: every sample's reads count 1 / phi each, the prior does not
+        q = 1.0 / self.phi
+        self._ab = q * self.x + self.prior.alpha - 1.0
+        self._bb = q * (self.m - self.x) + self.prior.beta - 1.0
+        self._ya = q * self.y + 0.5
+        self._yb = q * (self.t - self.y) + 0.5
+        self._k, self._nk = q * self.k, q * (self.n - self.k)
+        self._b0 = (q * self.x + self.prior.alpha) / (
+            q * self.m + self.prior.alpha + self.prior.beta
+        )
+        self._a0 = self._ya / (q * self.t + 1.0)
 
     def nuisance(
         self, f: np.ndarray, start: tuple[np.ndarray, np.ndarray] | None = None
@@ -170,7 +180,7 @@ class NetLikelihood:
             a = np.broadcast_to(self._a0, shape).copy()
         else:
             b, a = (np.array(v, float) for v in start)
-        k, nk = self.k, self.n - self.k
+        k, nk = self._k, self._nk
         for _ in range(_NEWTON_STEPS):
             r = np.clip((1 - f) * b + f * a, _EPS, 1 - _EPS)
             s = k / r - nk / (1 - r)
@@ -206,28 +216,28 @@ class NetLikelihood:
             + self._bb * np.log1p(-b)
             + self._ya * np.log(a)
             + self._yb * np.log1p(-a)
-            + special.xlogy(self.k, r)
-            + special.xlog1py(self.n - self.k, -r)
+            + special.xlogy(self._k, r)
+            + special.xlog1py(self._nk, -r)
         )
         return ll.sum(axis=1)
 
-    def information(self, f: float, phi: float = 1.0) -> float:
-        """Efficient Fisher information of ``f`` (the nuisances' share removed), over ``phi``."""
+    def information(self, f: float) -> float:
+        """Efficient Fisher information of ``f`` (the nuisances' share removed)."""
         # at the references' own rates (posterior means): a site whose profiled background
         # tends to 0 would claim unlimited information
         b, a = self._b0, self._a0
         r = np.clip((1 - f) * b + f * a, _EPS, 1 - _EPS)
-        w = self.n / (r * (1 - r))
+        w = self.n / self.phi / (r * (1 - r))
         # expected information of (f, b, a) per site; b's and a's own from their references
         # and the prior (its pseudo-depth), read as binomial information
-        ib = (self.m + self.prior.alpha + self.prior.beta) / (b * (1 - b))
-        ia = (self.t + 1.0) / (a * (1 - a))
+        ib = (self.m / self.phi + self.prior.alpha + self.prior.beta) / (b * (1 - b))
+        ia = (self.t / self.phi + 1.0) / (a * (1 - a))
         iff = w * (a - b) ** 2
         ifb, ifa = w * (a - b) * (1 - f), w * (a - b) * f
         ibb, iaa, iab = ib + w * (1 - f) ** 2, ia + w * f**2, w * f * (1 - f)
         det = ibb * iaa - iab**2
         schur = iff - (ifb**2 * iaa - 2 * ifb * ifa * iab + ifa**2 * ibb) / det
-        return float(np.maximum(schur, 0.0).sum()) / phi
+        return float(np.maximum(schur, 0.0).sum())
 
 
 @dataclass(frozen=True)
@@ -282,7 +292,6 @@ def dispersion(
 
 def fit_net(
     lik: NetLikelihood,
-    phi: float = 1.0,
     genome_equivalents: float | None = None,
     df: int | None = None,
 ) -> NetFit:
@@ -292,13 +301,10 @@ def fit_net(
     ----------
     lik
         The biopsy's likelihood net of background.
-    phi
-        The sample's overdispersion (>= 1): the interval's drop and the test statistic
-        are scaled by it.
     genome_equivalents
         Input DNA, when known: the LoD is then at least 3 / GE.
     df
-        Degrees of freedom of ``phi`` when it was estimated: the drop, the test and the
+        Degrees of freedom of the likelihood's ``phi`` when it was estimated: the drop, the test and the
         limits then use F(1, df) and Student's t instead of chi2_1 and the normal, as
         quasi-likelihood does for an estimated dispersion (None: ``phi`` is known).
 
@@ -328,7 +334,7 @@ def fit_net(
                 f_hat, l_max = cand, value
     known_f = np.concatenate([F_GRID, fine])
     known_v = np.concatenate([values, fine_values])
-    stat = max(2 * (l_max - float(values[0])), 0.0) / phi
+    stat = max(2 * (l_max - float(values[0])), 0.0)
     if df is None:
         p_value = 0.5 * float(special.erfc(math.sqrt(stat / 2)))
         drop, z = CHI2_95 / 2, Z95
@@ -336,19 +342,19 @@ def fit_net(
         p_value = 0.5 * float(stats.f.sf(stat, 1, df))
         drop, z = float(stats.f.isf(0.05, 1, df)) / 2, float(stats.t.isf(0.05, df))
     p_value = p_value if f_hat > 0 else 1.0
-    target = l_max - phi * drop
+    target = l_max - drop
     lower = _end(lik, f_hat, target, known_f, known_v, side=-1)
     upper = _end(lik, f_hat, target, known_f, known_v, side=1)
-    lob = z / math.sqrt(max(lik.information(0.0, phi), 1e-300))
+    lob = z / math.sqrt(max(lik.information(0.0), 1e-300))
     lod = lob
     for _ in range(50):
-        new = lob + z / math.sqrt(max(lik.information(min(lod, 1.0), phi), 1e-300))
+        new = lob + z / math.sqrt(max(lik.information(min(lod, 1.0)), 1e-300))
         if abs(new - lod) < 1e-10:
             break
         lod = new
     if genome_equivalents:
         lod = max(lod, 3.0 / genome_equivalents)
-    return NetFit(f_hat, lower, upper, l_max, stat, p_value, phi, min(lob, 1.0), min(lod, 1.0))
+    return NetFit(f_hat, lower, upper, l_max, stat, p_value, lik.phi, min(lob, 1.0), min(lod, 1.0))
 
 
 def _end(

@@ -60,7 +60,7 @@ def estimate_counts(
     min_depth: int = MIN_DEPTH,
     genome_equivalents: float | None = None,
     third_party_allele_frequency: float = 0.5,
-    model: str = "net",
+    model: str = "beta_binomial",
 ) -> ChimerismResult:
     """Estimate the donor fraction of a biopsy from NGS allele counts.
 
@@ -90,12 +90,14 @@ def estimate_counts(
     third_party_allele_frequency
         Allele frequency assumed for an unknown contributor in the third-contributor check.
     model
-        ``net`` (default): at the recipient-homozygous markers, the fraction net of each
-        marker's own background with the references' reads in the fit
-        (:mod:`immuno.chimerism.ngs.background`; interval method
-        ``profile_likelihood_net_background``); ``beta_binomial``: the beta-binomial
-        fit with per-marker error rates and a sandwich-widened profile interval
-        (``profile_likelihood_sandwich``), which is also used with ``markers="all"``.
+        ``beta_binomial`` (default): the beta-binomial fit with per-marker error rates
+        and a sandwich-widened profile interval (interval method
+        ``profile_likelihood_sandwich``); ``net``: at the recipient-homozygous markers,
+        the fraction net of each marker's own background with the references' reads in
+        the fit (:mod:`immuno.chimerism.ngs.background`; interval method
+        ``profile_likelihood_net_background``), calibrated on mixtures of real reads
+        (``benchmarks/ngs_calibration.py``); with ``markers="all"`` the beta-binomial
+        fit is used whatever the model.
 
     Returns
     -------

@@ -74,12 +74,13 @@ def foreign_reads(
     table["donor_depth"], table["donor_foreign"] = t, foreign(t, dalt, g_r)
 
 
-def background_prior(table: pd.DataFrame) -> BackgroundPrior:
-    """The run's background prior from the recipient's reads at its homozygous markers."""
+def background_prior(table: pd.DataFrame, phi: float = 1.0) -> BackgroundPrior:
+    """The run's background prior from the recipient's reads at its homozygous markers
+    (each read counting ``1 / phi`` where the reads are overdispersed by ``phi``)."""
     hom = np.isin(table["g_recipient"].to_numpy(float), (0.0, 2.0))
     m = table["recipient_depth"].to_numpy(float)[hom]
     x = table["recipient_foreign"].to_numpy(float)[hom]
-    return fit_background_prior(x, m)
+    return fit_background_prior(x / phi, m / phi)
 
 
 @dataclass
@@ -124,16 +125,16 @@ def estimate_net(
         every used marker, the flags on doubtful inputs and the numbers behind them.
     """
     cols = {c: table[c].to_numpy(float) for c in FOREIGN_COLUMNS}
-    lik = NetLikelihood(
+    lik_args = (
         foreign_k[use],
         depth[use],
         cols["recipient_foreign"][use],
         cols["recipient_depth"][use],
         cols["donor_foreign"][use],
         cols["donor_depth"][use],
-        prior,
     )
-    first = fit_net(lik, 1.0, genome_equivalents)
+    lik = NetLikelihood(*lik_args, prior)
+    first = fit_net(lik, genome_equivalents)
     # every recipient-homozygous marker at the first fit: the non-informative ones show
     # the background alone, the informative ones the background and the donor's share
     sites_used = use | companions
@@ -147,13 +148,16 @@ def estimate_net(
         prior,
         first.fraction,
     )
-    # phi is estimated from these sites (one fraction fitted): its own noise is in the
-    # F and t references of the interval, the test and the limits
-    fit = (
-        fit_net(lik, phi, genome_equivalents, df=sites - 1)
-        if sites >= MIN_DISPERSION_SITES
-        else first
-    )
+    fit = first
+    if sites >= MIN_DISPERSION_SITES:
+        if phi > 1.0:
+            # the reference's reads scatter as the biopsy's do: the prior is refitted on
+            # their effective counts, and every read counts 1 / phi
+            prior = background_prior(table, phi)
+            lik = NetLikelihood(*lik_args, prior, phi)
+        # phi is estimated from these sites (one fraction fitted): its own noise is in the
+        # F and t references of the interval, the test and the limits
+        fit = fit_net(lik, genome_equivalents, df=sites - 1)
     b, a = (v[0] for v in lik.nuisance(np.array([fit.fraction])))
     flags = []
     if prior.sites < MIN_BACKGROUND_SITES:
