@@ -17,6 +17,7 @@ import pandas as pd
 
 from immuno.chimerism.common.result import Flag
 from immuno.chimerism.ngs.background import (
+    F_GRID,
     MIN_BACKGROUND_SITES,
     MIN_DISPERSION_SITES,
     BackgroundPrior,
@@ -25,6 +26,7 @@ from immuno.chimerism.ngs.background import (
     dispersion,
     fit_background_prior,
     fit_net,
+    maximise,
 )
 
 #: overdispersion above which the widening is reported as a flag
@@ -134,7 +136,7 @@ def estimate_net(
         cols["donor_depth"][use],
     )
     lik = NetLikelihood(*lik_args, prior)
-    first = fit_net(lik, genome_equivalents)
+    first = maximise(lik)
     # every recipient-homozygous marker at the first fit: the non-informative ones show
     # the background alone, the informative ones the background and the donor's share
     sites_used = use | companions
@@ -148,16 +150,20 @@ def estimate_net(
         prior,
         first.fraction,
     )
-    fit = first
-    if sites >= MIN_DISPERSION_SITES:
-        if phi > 1.0:
-            # the reference's reads scatter as the biopsy's do: the prior is refitted on
-            # their effective counts, and every read counts 1 / phi
-            prior = background_prior(table, phi)
-            lik = NetLikelihood(*lik_args, prior, phi)
-        # phi is estimated from these sites (one fraction fitted): its own noise is in the
-        # F and t references of the interval, the test and the limits
-        fit = fit_net(lik, genome_equivalents, df=sites - 1)
+    peak = first
+    if sites >= MIN_DISPERSION_SITES and phi > 1.0:
+        # the reference's reads scatter as the biopsy's do: the prior is refitted on
+        # their effective counts, and every read counts 1 / phi
+        prior = background_prior(table, phi)
+        lik = NetLikelihood(*lik_args, prior, phi)
+        # the maximum moves little: searched between the first fit's neighbouring points
+        j = int(np.searchsorted(F_GRID, first.fraction))
+        bracket = (float(F_GRID[max(j - 2, 0)]), float(F_GRID[min(j + 1, len(F_GRID) - 1)]))
+        peak = maximise(lik, bracket)
+    # phi is estimated from these sites (one fraction fitted): its own noise is in the
+    # F and t references of the interval, the test and the limits
+    df = sites - 1 if sites >= MIN_DISPERSION_SITES else None
+    fit = fit_net(lik, genome_equivalents, df=df, peak=peak)
     b, a = (v[0] for v in lik.nuisance(np.array([fit.fraction])))
     flags = []
     if prior.sites < MIN_BACKGROUND_SITES:
