@@ -64,7 +64,9 @@ class BackgroundPrior:
     Attributes
     ----------
     alpha, beta
-        The prior's shape (``alpha >= 1``, so that its mode is a rate, not 0).
+        The prior's shape, ``1 + level c`` and ``1 + (1 - level) c`` for a concentration
+        ``c``: its mode is the run's level, so the site rates (maximised, not averaged,
+        in the profile) are shrunk towards that level and not below it.
     sites
         Recipient-homozygous reference sites it was fitted on.
     """
@@ -74,9 +76,9 @@ class BackgroundPrior:
     sites: int
 
     @property
-    def mean(self) -> float:
-        """The run's background level."""
-        return self.alpha / (self.alpha + self.beta)
+    def level(self) -> float:
+        """The run's background level (the prior's mode)."""
+        return (self.alpha - 1.0) / (self.alpha + self.beta - 2.0)
 
 
 def fit_background_prior(x: np.ndarray, m: np.ndarray) -> BackgroundPrior:
@@ -90,7 +92,7 @@ def fit_background_prior(x: np.ndarray, m: np.ndarray) -> BackgroundPrior:
     Returns
     -------
     BackgroundPrior
-        The pooled rate as its mean, and the concentration that maximises the marginal
+        The pooled rate as its mode, and the concentration that maximises the marginal
         (beta-binomial) likelihood of the sites' reads on a grid of 41 values from 1 to
         :data:`_LOG_MAX_CONCENTRATION` (a quarter decade apart, refined by a parabola);
         with fewer than 3 sites with reads a weak prior at the pooled rate.
@@ -100,10 +102,10 @@ def fit_background_prior(x: np.ndarray, m: np.ndarray) -> BackgroundPrior:
     pooled = (x.sum() + 0.5) / (m.sum() + 1.0) if len(m) else 1e-3
     if len(m) < 3:
         # too few sites to tell their spread: a weak prior (two pseudo-reads' worth)
-        return BackgroundPrior(1.0, max(1.0 / pooled - 1.0, 1.0), int(len(m)))
+        return BackgroundPrior(1.0 + 2.0 * pooled, 1.0 + 2.0 * (1 - pooled), int(len(m)))
     log_conc = np.linspace(0.0, _LOG_MAX_CONCENTRATION, 41)[:, None]
     conc = np.exp(log_conc)
-    a, b = np.maximum(pooled * conc, 1.0), np.maximum((1 - pooled) * conc, 1.0)
+    a, b = 1.0 + pooled * conc, 1.0 + (1 - pooled) * conc
     ll = (
         special.gammaln(x + a)
         + special.gammaln(m - x + b)
@@ -118,7 +120,7 @@ def fit_background_prior(x: np.ndarray, m: np.ndarray) -> BackgroundPrior:
         if curv < 0:
             best += 0.5 * (left - right) / curv * float(log_conc[1, 0] - log_conc[0, 0])
     c = math.exp(best)
-    return BackgroundPrior(max(pooled * c, 1.0), max((1 - pooled) * c, 1.0), int(len(m)))
+    return BackgroundPrior(1.0 + pooled * c, 1.0 + (1 - pooled) * c, int(len(m)))
 
 
 @dataclass
@@ -184,22 +186,27 @@ class NetLikelihood:
         else:
             b, a = (np.array(v, float) for v in start)
         k, nk = self._k, self._nk
+        ab, bb, ya, yb = self._ab, self._bb, self._ya, self._yb
+        g, g2, f2, fg = 1 - f, (1 - f) ** 2, f**2, f * (1 - f)
         for _ in range(_NEWTON_STEPS):
-            r = np.minimum(np.maximum((1 - f) * b + f * a, _EPS), 1 - _EPS)
-            s = k / r - nk / (1 - r)
-            w = k / r**2 + nk / (1 - r) ** 2
-            gb = self._ab / b - self._bb / (1 - b) + (1 - f) * s
-            ga = self._ya / a - self._yb / (1 - a) + f * s
-            hbb = -self._ab / b**2 - self._bb / (1 - b) ** 2 - (1 - f) ** 2 * w
-            haa = -self._ya / a**2 - self._yb / (1 - a) ** 2 - f**2 * w
-            hab = -f * (1 - f) * w
-            det = hbb * haa - hab**2
-            db = -(haa * gb - hab * ga) / det
+            # written for few temporaries: this loop is the whole cost of a fit
+            r = np.maximum(g * b + f * a, _EPS)
+            ir, ir1 = 1 / r, 1 / (1 - r)
+            kr, nr = k * ir, nk * ir1
+            s = kr - nr
+            w = kr * ir + nr * ir1
+            ib, ib1, ia, ia1 = 1 / b, 1 / (1 - b), 1 / a, 1 / (1 - a)
+            gb = ab * ib - bb * ib1 + g * s
+            ga = ya * ia - yb * ia1 + f * s
+            hbb = -(ab * ib * ib + bb * ib1 * ib1) - g2 * w
+            haa = -(ya * ia * ia + yb * ia1 * ia1) - f2 * w
+            hab = -fg * w
+            det = hbb * haa - hab * hab
+            step_b = b - (haa * gb - hab * ga) / det
             # where b is held back (a site whose background tends to 0) a takes its own
             # step given b: the joint step assumed a move of b that is not made
-            new_b = np.minimum(np.maximum(b + db, np.maximum(0.1 * b, 1e-12)), 0.5 * (1 + b))
-            held = new_b != b + db
-            da = np.where(held, -ga / haa, -(hbb * ga - hab * gb) / det)
+            new_b = np.minimum(np.maximum(step_b, np.maximum(0.1 * b, 1e-12)), 0.5 * (1 + b))
+            da = np.where(new_b != step_b, -ga / haa, -(hbb * ga - hab * gb) / det)
             new_a = np.minimum(np.maximum(a + da, 0.1 * a), 0.5 * (1 + a))
             moved = max(
                 float(np.abs(new_b - b).max(initial=0.0)), float(np.abs(new_a - a).max(initial=0.0))

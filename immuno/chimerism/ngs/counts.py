@@ -327,8 +327,14 @@ def _net_result(
     net = estimate_net(table, k, cols["depth"], use, companions, pair.background_prior)
     fit = net.fit
     flags = [*flags, *net.flags]
-    # the read-level overdispersion of the references, for the checks on other alleles
-    rho = 10.0**pair.log_rho if pair.log_rho is not None else math.inf
+    # the reads' overdispersion for the checks on other alleles: the sample's own (phi
+    # read as a beta-binomial rho at its mean depth) where it shows one, else the
+    # references'
+    phi = net.details["phi"]
+    if phi > 1.0:
+        rho = float(cols["depth"][use].mean()) / (phi - 1.0)
+    else:
+        rho = 10.0**pair.log_rho if pair.log_rho is not None else math.inf
     details: dict[str, float] = {
         **net.details,
         "rho": rho,

@@ -197,7 +197,7 @@ def estimate_net(
         "phi": phi,
         "dispersion_sites": float(sites),
         "background_sites": float(prior.sites),
-        "background_level": prior.mean,
+        "background_level": prior.level,
         "background_alpha": prior.alpha,
         "background_beta": prior.beta,
         "loglik": fit.loglik,
