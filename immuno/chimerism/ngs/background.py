@@ -19,14 +19,18 @@ recipient-homozygous site ties each ``b_i`` to that level as far as the sites ag
 leaves a site that is truly noisier its own rate. The estimate is thereby net of every
 site's background and its uncertainty is in the profile.
 
-The sample's own overdispersion ``phi`` is read from its non-informative sites (where
-recipient and donor are homozygous for the same allele: the biopsy shows there only the
-background its reference predicts): Pearson's statistic over its degrees of freedom,
-never below 1. The 95 % interval is the profile-likelihood interval for that
-quasi-likelihood (the ends where the profile drops by ``phi * 3.841 / 2``), and the
-detection test is the boundary likelihood-ratio test with the statistic divided by
-``phi``. LoB and LoD follow CLSI EP17 from this sample's own efficient information at
-``f = 0`` and at the LoD (the background's uncertainty included).
+The sample's own overdispersion ``phi`` is read from its recipient-homozygous sites at
+the first fit (:func:`dispersion`; at the non-informative ones, where recipient and donor
+share a homozygous genotype, the biopsy shows only the background its reference
+predicts): Pearson's statistic over its degrees of freedom, never below 1. The reads then
+count ``1 / phi`` each in the likelihood (quasi-likelihood; the prior, refitted on the
+references' effective counts, is not scaled). The 95 % interval is the profile
+likelihood interval of that quasi-likelihood, its drop ``F(0.95; 1, df) / 2`` for the
+estimated ``phi`` (``chi2_1`` when ``phi`` is not estimated), and the detection test is
+the boundary likelihood-ratio test against the same reference. LoB and LoD follow CLSI
+EP17 from this sample's own efficient information at ``f = 0`` and at the LoD (the
+background's uncertainty included). The interval method is stated in every result as
+:data:`INTERVAL_METHOD`.
 """
 
 from __future__ import annotations

@@ -3,8 +3,9 @@
 :func:`foreign_reads` adds to a reference pair's table, at every recipient-homozygous
 marker, the reads of the allele the recipient lacks (the *foreign* allele) in the
 recipient reference (with its pure-recipient replicates) and in the donor reference;
-:func:`background_prior` fits the run's background prior on them. The fit itself is
-:mod:`immuno.chimerism.ngs.background`.
+:func:`background_prior` fits the run's background prior on them, and
+:func:`estimate_net` fits one biopsy with them (the model is
+:mod:`immuno.chimerism.ngs.background`) and names any doubtful input.
 """
 
 from __future__ import annotations
