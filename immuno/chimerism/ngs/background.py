@@ -59,6 +59,9 @@ _LOG_MAX_CONCENTRATION = math.log(1e5)
 #: Newton steps at most: from each reference's own rate 8 give the fraction and its
 #: interval to 5 significant digits on real and simulated panels
 _NEWTON_STEPS = 12
+#: points of each refining pass (the maximum's and each interval end's, twice): an end is
+#: then placed within 1/64 of its grid step before the linear interpolation
+_FINE = 9
 
 
 @dataclass(frozen=True)
@@ -328,9 +331,10 @@ def maximise(lik: NetLikelihood, bracket: tuple[float, float] | None = None) -> 
     """The f in [0, 1] where the profile peaks.
 
     The best point of :data:`F_GRID` (or the given ``bracket``, e.g. a previous fit's),
-    refined on 17 points between its neighbours and by a parabola through the best three
-    of them: the profile is smooth and unimodal in f, and each pass profiles all its
-    points at once (a scalar optimiser would profile one point per call).
+    refined twice on :data:`_FINE` points between the best point's neighbours, and by a
+    parabola through the best three of the last pass: the profile is smooth and unimodal
+    in f, and each pass profiles all its points at once (a scalar optimiser would profile
+    one point per call).
     """
     if bracket is None:
         grid_f, grid_v = F_GRID, lik.profile(F_GRID)
@@ -338,21 +342,25 @@ def maximise(lik: NetLikelihood, bracket: tuple[float, float] | None = None) -> 
         lo, hi = float(F_GRID[max(j - 1, 0)]), float(F_GRID[min(j + 1, len(F_GRID) - 1)])
     else:
         (lo, hi), grid_f, grid_v = bracket, np.array([0.0]), lik.profile(np.array([0.0]))
-    fine = np.linspace(lo, hi, 17)
-    fine_values = lik.profile(fine, warm=bracket is None)
-    i = int(fine_values.argmax())
+    known_f, known_v = [grid_f], [grid_v]
+    for _ in range(2):
+        # two passes: the bracket's points, then the neighbours of the best of them
+        fine = np.linspace(lo, hi, _FINE)
+        fine_values = lik.profile(fine, warm=True)
+        known_f.append(fine)
+        known_v.append(fine_values)
+        i = int(fine_values.argmax())
+        lo, hi = float(fine[max(i - 1, 0)]), float(fine[min(i + 1, _FINE - 1)])
     f_hat, l_max = float(fine[i]), float(fine_values[i])
     if 0 < i < len(fine) - 1:
         left, mid, right = fine_values[i - 1 : i + 2]
         curv = left - 2 * mid + right
         if curv < 0:
-            # the parabola's vertex (its value: the profile is quadratic to ~1e-4 there)
+            # the parabola's vertex (its value: the profile is quadratic to ~1e-6 there)
             shift = 0.5 * (left - right) / curv
             f_hat = float(fine[i] + shift * (fine[1] - fine[0]))
             l_max = float(mid - (left - right) ** 2 / (8 * curv))
-    return Maximum(
-        f_hat, l_max, np.concatenate([grid_f, fine]), np.concatenate([grid_v, fine_values])
-    )
+    return Maximum(f_hat, l_max, np.concatenate(known_f), np.concatenate(known_v))
 
 
 def fit_net(
@@ -380,7 +388,7 @@ def fit_net(
     Notes
     -----
     Each interval end is bracketed by the evaluated points on either side of the drop
-    and narrowed 16-fold twice (both ends in the same passes) before a linear
+    and narrowed 8-fold twice (both ends in the same passes) before a linear
     interpolation.
     """
     peak = maximise(lik) if peak is None else peak
@@ -418,10 +426,9 @@ def _ends(
     if missing:
         # a ladder beyond the estimate on the sides where no evaluated point lies beyond
         # the drop yet (after a search in a narrow bracket)
-        width = max(f_hat, 1e-6)
         ladder = {
-            -1: f_hat - width * np.array([0.25, 0.5, 0.75, 0.9, 1.0]),
-            1: f_hat + width * np.array([0.25, 0.5, 1.0, 2.0, 4.0, 10.0, 100.0]),
+            -1: f_hat * np.array([0.9, 0.75, 0.5, 0.25, 0.0]),
+            1: f_hat + (1 - f_hat) * np.logspace(-6, 0, 13),
         }
         extra = np.clip(np.concatenate([ladder[side] for side in missing]), 0.0, 1.0)
         known_f = np.concatenate([known_f, extra])
@@ -447,12 +454,12 @@ def _ends(
     for _ in range(2):
         if not open_:
             break
-        grids = [np.linspace(*brackets[k], 17) for k in open_]  # type: ignore[misc]
-        v_all = lik.profile(np.concatenate(grids), warm=True).reshape(len(open_), 17)
+        grids = [np.linspace(*brackets[k], _FINE) for k in open_]  # type: ignore[misc]
+        v_all = lik.profile(np.concatenate(grids), warm=True).reshape(len(open_), _FINE)
         for k, grid, v in zip(open_, grids, v_all, strict=True):
             # the first point beyond the drop (grid[0] inside, grid[-1] beyond, to the
             # last digits of the profile)
-            j = max(int(np.argmax(v < target)), 1) if (v < target).any() else 16
+            j = max(int(np.argmax(v < target)), 1) if (v < target).any() else _FINE - 1
             brackets[k] = (float(grid[j - 1]), float(grid[j]))
             values[k] = (float(grid[j - 1]), float(grid[j]), float(v[j - 1]), float(v[j]))
     ends = []
