@@ -191,7 +191,7 @@ def estimate_net(
                 "interval_widened",
                 "info",
                 f"the biopsy's reads scatter {phi:.2f} times more than its references predict "
-                "(Pearson): the interval is widened by that much",
+                "(Pearson): each read counts 1 / phi, the interval about sqrt(phi) times wider",
             )
         )
     details = {
