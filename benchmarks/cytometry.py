@@ -171,8 +171,8 @@ def _control_of(path: Path) -> Path:
 
 
 def _pair(path: Path | str, panel: Path) -> Any:
+    from immuno.contract.panels import load_panel
     from immuno.cytometry.pipeline.tubes import SampleInfo
-    from immuno.panels import load_panel
 
     path, ics = Path(path), load_panel(panel)
     control = SampleInfo("BENCH-UNSTIM", _control_of(path), ics, patient_id="B01", visit="D0", tube="unstimulated",

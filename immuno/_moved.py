@@ -17,9 +17,7 @@ naming them all.
 from __future__ import annotations
 
 import importlib
-import importlib.abc
 import importlib.machinery
-import importlib.util
 import sys
 import warnings
 from types import ModuleType
@@ -28,19 +26,27 @@ from types import ModuleType
 REMOVED_IN = "0.3"
 
 
-class _MovedModules(importlib.abc.MetaPathFinder, importlib.abc.Loader):
-    """Finds a moved module under its old name and loads the module at its new name."""
+class _MovedModules:
+    """Finds a moved module under its old name and loads the module at its new name.
+
+    A meta path finder and loader by protocol (``find_spec``, ``create_module``,
+    ``exec_module``) rather than by subclassing :mod:`importlib.abc`: that module imports
+    :mod:`importlib.resources` and more, and ``import immuno`` registers this finder, so
+    every ``immuno`` command would pay for them at start-up.
+    """
 
     def __init__(self) -> None:
         self.moves: dict[str, str] = {}
         self.splits: dict[str, tuple[str, ...]] = {}
+        #: the moved module's own spec, by old path, while the old path is being imported
+        self._specs: dict[str, importlib.machinery.ModuleSpec] = {}
 
     def find_spec(
         self, fullname: str, path: object = None, target: ModuleType | None = None
     ) -> importlib.machinery.ModuleSpec | None:
         if fullname not in self.moves and fullname not in self.splits:
             return None
-        return importlib.util.spec_from_loader(fullname, self)
+        return importlib.machinery.ModuleSpec(fullname, self)
 
     def create_module(self, spec: importlib.machinery.ModuleSpec) -> ModuleType:
         if spec.name in self.splits:
@@ -58,11 +64,15 @@ class _MovedModules(importlib.abc.MetaPathFinder, importlib.abc.Loader):
             DeprecationWarning,
             stacklevel=2,
         )
-        return importlib.import_module(new)
+        module = importlib.import_module(new)
+        self._specs[spec.name] = module.__spec__
+        return module
 
     def exec_module(self, module: ModuleType) -> None:
-        # the module was executed under its new name already
-        return None
+        # the module was executed under its new name already; the import system has just
+        # set the old path's spec on it, so give it back its own (reload, tools reading
+        # ``__spec__.name`` and the module's files must see the new path)
+        module.__spec__ = self._specs.pop(module.__spec__.name, module.__spec__)
 
 
 class _SplitModule(ModuleType):

@@ -51,7 +51,7 @@ def lean_batch(small_demo: Path, tmp_path_factory: pytest.TempPathFactory) -> Pa
     """
     import pandas as pd
 
-    from immuno.batch import write_sheet
+    from immuno.contract.batch import write_sheet
 
     dest = tmp_path_factory.mktemp("lean") / "lean"
     shutil.copytree(small_demo, dest)

@@ -1,12 +1,14 @@
 """What the layout tests of an assay room read from its source: modules and their imports.
 
 An assay room cut by stage (docs/architecture.md, 2.1 and 2.2) is checked on its source,
-not by importing it, so an import deferred into a function body counts like any other.
+not by importing it, so an import deferred into a function body counts like any other;
+``tests/import_graph.py`` reads the whole package the same way.
 """
 
 from __future__ import annotations
 
 import ast
+from dataclasses import dataclass
 from pathlib import Path
 
 PACKAGE_ROOT = Path(__file__).resolve().parents[1]
@@ -24,33 +26,59 @@ def room_modules(room: Path) -> dict[str, Path]:
 
 
 def _type_checking_only(node: ast.AST) -> bool:
-    return (
-        isinstance(node, ast.If)
-        and isinstance(node.test, ast.Name)
-        and node.test.id == "TYPE_CHECKING"
+    test = node.test if isinstance(node, ast.If) else None
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
     )
 
 
-def imported_names(path: Path) -> list[tuple[str, int]]:
-    """Every dotted name a file imports at any depth, with its line.
+@dataclass(frozen=True)
+class ImportSite:
+    """One name an import statement brings in.
+
+    ``deferred`` says the statement lies in a function body (it runs when the function is
+    first called, not when the module is imported); ``line`` and ``last`` are the first and
+    last lines of the statement.
+    """
+
+    name: str
+    line: int
+    deferred: bool
+    last: int
+
+
+def import_sites(path: Path) -> list[ImportSite]:
+    """Every dotted name a file imports at any depth, deferred imports marked as such.
 
     ``from a.b import c`` gives ``a.b.c`` (``c`` may be a module or a name in ``a.b``:
     :func:`owning_module` tells which). Imports under ``if TYPE_CHECKING:`` are left out:
-    they never run.
+    they never run. Relative imports are left out too (the project writes none).
     """
-    found: list[tuple[str, int]] = []
-    stack: list[ast.AST] = [ast.parse(path.read_text(encoding="utf-8"))]
+    found: list[ImportSite] = []
+    stack: list[tuple[ast.AST, bool]] = [(ast.parse(path.read_text(encoding="utf-8")), False)]
     while stack:
-        node = stack.pop()
+        node, in_function = stack.pop()
         for child in ast.iter_child_nodes(node):
             if _type_checking_only(child):
                 continue
+            last = getattr(child, "end_lineno", None) or getattr(child, "lineno", 0)
             if isinstance(child, ast.ImportFrom) and child.module and child.level == 0:
-                found += [(f"{child.module}.{alias.name}", child.lineno) for alias in child.names]
+                found += [
+                    ImportSite(f"{child.module}.{alias.name}", child.lineno, in_function, last)
+                    for alias in child.names
+                ]
             elif isinstance(child, ast.Import):
-                found += [(alias.name, child.lineno) for alias in child.names]
-            stack.append(child)
-    return sorted(found, key=lambda item: item[1])
+                found += [
+                    ImportSite(alias.name, child.lineno, in_function, last) for alias in child.names
+                ]
+            function = isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda)
+            stack.append((child, in_function or function))
+    return sorted(found, key=lambda site: (site.line, site.name))
+
+
+def imported_names(path: Path) -> list[tuple[str, int]]:
+    """Every dotted name a file imports at any depth, with its line (see :func:`import_sites`)."""
+    return [(site.name, site.line) for site in import_sites(path)]
 
 
 def owning_module(name: str, modules: dict[str, Path]) -> str | None:

@@ -9,6 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from immuno.contract.panels import load_panel
+from immuno.contract.qc import flags_table, metrics_table
 from immuno.cytometry.analysis.acquisition_qc import (
     _gate_limit,
     acquisition_qc,
@@ -19,8 +21,6 @@ from immuno.cytometry.analysis.acquisition_qc import (
 from immuno.cytometry.engine.gate_tree import GateTree
 from immuno.cytometry.io.fcs import read_fcs
 from immuno.demo import cytometry as demo
-from immuno.panels import load_panel
-from immuno.qc import flags_table, metrics_table
 
 PANELS = Path(__file__).resolve().parents[1] / "panels"
 

@@ -205,9 +205,9 @@ def test_control_percentile_gate_needs_a_control_tube() -> None:
 def test_panel_mistakes_name_the_file_line_and_name(tmp_path) -> None:
     from pathlib import Path
 
+    from immuno.contract.panels import load_panel
     from immuno.cytometry.pipeline.sample import panel_populations
     from immuno.errors import UserError
-    from immuno.panels import load_panel
 
     source = Path(__file__).resolve().parents[1] / "panels" / "cytometry_ics_demo.yaml"
     text = source.read_text().replace('IL4_CD4: {expr: "CD4 & IL4 & !IFNg"',
@@ -233,9 +233,9 @@ def test_panel_mistakes_name_the_file_line_and_name(tmp_path) -> None:
 def test_headline_names_are_checked(tmp_path) -> None:
     from pathlib import Path
 
+    from immuno.contract.panels import load_panel
     from immuno.cytometry.pipeline.sample import panel_populations
     from immuno.errors import UserError
-    from immuno.panels import load_panel
 
     source = Path(__file__).resolve().parents[1] / "panels" / "cytometry_surface_demo.yaml"
     text = source.read_text().replace("Treg: {population: Treg, of: CD4,", "Treg: {population: Treg, of: CD4T,")

@@ -21,10 +21,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from immuno.batch import load_batch
 from immuno.cli import main
+from immuno.contract.batch import load_batch
+from immuno.contract.validate import validate_batch
 from immuno.errors import UserError
-from immuno.validate import validate_batch
 
 SHEET = "samplesheet.csv"
 PLATE = "chemokine/CHEMO_PLATE_01.csv"

@@ -9,10 +9,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from immuno.batch import load_batch
 from immuno.cli import main
+from immuno.contract.batch import load_batch
+from immuno.contract.validate import validate_batch
 from immuno.errors import UserError
-from immuno.validate import validate_batch
 
 PANELS = Path(__file__).resolve().parents[1] / "panels"
 
@@ -177,6 +177,6 @@ def test_missing_sheet_and_folder(tmp_path: Path) -> None:
 
 
 def test_visits_sort_in_time() -> None:
-    from immuno.batch import visit_sort_key
+    from immuno.contract.batch import visit_sort_key
 
     assert sorted(["M1", "D10", "X", "D0", "W2", "Y1"], key=visit_sort_key) == ["D0", "D10", "W2", "M1", "Y1", "X"]

@@ -13,15 +13,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from immuno.batch import load_batch
 from immuno.chemokines import process_batch, quantify_plate, read_plate
 from immuno.chemokines.checks import check_inputs
 from immuno.chemokines.qc.integrity import all_issues
 from immuno.cli import main
+from immuno.contract.batch import load_batch
+from immuno.contract.panels import find_panel
 from immuno.demo import chemokines as demo
 from immuno.demo import make_demo_batch
 from immuno.errors import UserError
-from immuno.panels import find_panel
 
 SAMPLES = ["P01-D0-PLASMA", "P01-D10-PLASMA", "P01-M1-PLASMA"]
 

@@ -178,9 +178,9 @@ def test_cq_table_always_written_and_options_for_normalisation(
 
 
 def test_a_qpcr_batch_may_rely_on_the_files_endogenous_control(tmp_path: Path) -> None:
-    from immuno.batch import load_batch
     from immuno.chemokines import process_batch
     from immuno.chemokines.checks import check_inputs
+    from immuno.contract.batch import load_batch
 
     folder = tmp_path / "qbatch"
     (folder / "qpcr").mkdir(parents=True)

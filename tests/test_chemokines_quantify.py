@@ -10,7 +10,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from immuno.batch import load_batch
 from immuno.chemokines import (
     levey_jennings,
     process_batch,
@@ -20,9 +19,10 @@ from immuno.chemokines import (
 )
 from immuno.chemokines.checks import check_inputs
 from immuno.cli import main
+from immuno.contract.batch import load_batch
+from immuno.contract.panels import find_panel
 from immuno.demo import chemokines as demo
 from immuno.demo import make_demo_batch
-from immuno.panels import find_panel
 
 VISITS = ["D0", "D10", "M1"]
 

@@ -11,11 +11,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from immuno.batch import load_batch
 from immuno.chemokines import derived_scores, process_batch
 from immuno.chemokines.quantify.scores import substitute
+from immuno.contract.batch import load_batch
+from immuno.contract.panels import find_panel
 from immuno.demo import make_demo_batch
-from immuno.panels import find_panel
 
 
 def _rows(sample: str, values: dict[str, tuple[float, str]]) -> list[dict]:

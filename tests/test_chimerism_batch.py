@@ -9,10 +9,10 @@ import anndata as ad
 import pandas as pd
 import pytest
 
-from immuno.batch import load_batch
 from immuno.chimerism.checks import check_inputs
 from immuno.chimerism.pipeline.outputs import process_batch
 from immuno.cli import main
+from immuno.contract.batch import load_batch
 from immuno.demo import make_demo_batch
 
 PANELS = Path(__file__).resolve().parents[1] / "panels"

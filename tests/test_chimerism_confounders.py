@@ -9,10 +9,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from immuno.batch import load_batch
 from immuno.chimerism import estimate_counts, estimate_ddpcr
 from immuno.chimerism.common.confounders import apply_input_limit, genome_equivalents
 from immuno.chimerism.pipeline.process import estimate_batch
+from immuno.contract.batch import load_batch
 from immuno.demo import make_demo_batch
 from immuno.demo.chimerism import simulate_marker_counts
 

@@ -7,8 +7,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from immuno.batch import load_batch
 from immuno.chimerism import process_batch
+from immuno.contract.batch import load_batch
 from immuno.demo import make_demo_batch
 from immuno.errors import UserError
 

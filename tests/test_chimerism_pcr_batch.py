@@ -9,11 +9,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from immuno.batch import load_batch
 from immuno.chimerism import check_inputs, process_batch
 from immuno.cli import main
+from immuno.contract.batch import load_batch
+from immuno.contract.panels import load_panel
 from immuno.errors import UserError
-from immuno.panels import load_panel
 
 REAL = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "real" / "chimerism"
 

@@ -12,7 +12,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from immuno.batch import load_batch
+from immuno.contract.batch import load_batch
+from immuno.contract.panels import load_panel
 from immuno.cytometry.checks import check_inputs
 from immuno.cytometry.engine.compensation import Spillover, compensate
 from immuno.cytometry.io.fcs import read_fcs, write_fcs
@@ -22,7 +23,6 @@ from immuno.demo import cytometry as demo
 from immuno.demo import make_demo_batch
 from immuno.errors import UserError
 from immuno.io import sha256_file, write_h5ad
-from immuno.panels import load_panel
 
 PANELS = Path(__file__).resolve().parents[1] / "panels"
 ICS = PANELS / "cytometry_ics_demo.yaml"

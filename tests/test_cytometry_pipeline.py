@@ -10,9 +10,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from immuno.batch import load_batch, write_sheet
+from immuno.contract.batch import load_batch, write_sheet
+from immuno.contract.measurements import COLUMNS
 from immuno.cytometry import batch_samples, process_batch, process_sample
-from immuno.measurements import COLUMNS
 
 PROJECT = Path(__file__).resolve().parents[1]
 #: per-event files index events by number; AnnData says so when it reads them

@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from immuno.batch import load_batch, write_sheet
 from immuno.cli import main
+from immuno.contract.batch import load_batch, write_sheet
 from immuno.cytometry import process_batch
 
 PROJECT = Path(__file__).resolve().parents[1]

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from immuno.cli import main
-from immuno.store import Study
+from immuno.study import Study
 
 from .browser import open_page
 from .test_store import _batch

@@ -9,14 +9,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from immuno.batch import load_batch
 from immuno.cli import main
+from immuno.contract.batch import load_batch
+from immuno.contract.panels import find_panel, load_panel
 from immuno.cytometry import batch_samples, process_unit
 from immuno.cytometry.io.fcs import read_fcs, write_fcs
 from immuno.cytometry.io.markers import check_markers, informative, pns_matches
 from immuno.cytometry.pipeline.panel_checks import panel_problems
 from immuno.errors import UserError
-from immuno.panels import find_panel, load_panel
 
 PROJECT = Path(__file__).resolve().parents[1]
 SURFACE = PROJECT / "panels" / "cytometry_surface_demo.yaml"
@@ -137,7 +137,7 @@ def test_a_wrong_marker_fails_its_sample_only(demo_copy: Path) -> None:
     )
     batch = load_batch(demo_copy)
     with pytest.raises(UserError) as err:
-        from immuno.validate import validate_batch
+        from immuno.contract.validate import validate_batch
 
         validate_batch(demo_copy)
     assert any(

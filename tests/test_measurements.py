@@ -8,9 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from immuno.contract.measurements import COLUMNS, concat_measurements, measurement_table
+from immuno.contract.qc import flags_table
 from immuno.io import atomic_path, write_parquet
-from immuno.measurements import COLUMNS, concat_measurements, measurement_table
-from immuno.qc import flags_table
 
 
 def test_measurement_table_normalises_and_sorts() -> None:
@@ -114,7 +114,7 @@ def test_flag_detail_after_colon_is_allowed() -> None:
 
 
 def test_schema_1_0_tables_are_converted_by_the_stated_rule() -> None:
-    from immuno.measurements import upgrade_measurements
+    from immuno.contract.measurements import upgrade_measurements
 
     old = pd.DataFrame([_row(sample_id="S1", flag=None), _row(sample_id="S2", flag=""),
                         _row(sample_id="S3", value=np.nan, flag="<LLOQ", upper=2.0, qc_pass=False),
@@ -129,7 +129,7 @@ def test_schema_1_0_tables_are_converted_by_the_stated_rule() -> None:
 
 
 def test_censored_substitute_rule() -> None:
-    from immuno.measurements import censored_substitute
+    from immuno.contract.measurements import censored_substitute
 
     m = measurement_table([_row(sample_id="S1", value=np.nan, flag="<LLOQ", upper=3.0),
                            _row(sample_id="S2", value=np.nan, flag=">ULOQ", lower=900.0),

@@ -34,6 +34,7 @@ def test_example_notebook_runs_on_the_demo(
     assert "D0->D10" in text and "AnnData object" in text and "X_pca" in text
 
 
+@pytest.mark.slow
 def test_documented_notebook_examples_run_on_the_demo(
     demo_results: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

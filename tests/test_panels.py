@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from immuno.contract.panels import load_panel, panel_index
 from immuno.errors import UserError
-from immuno.panels import load_panel, panel_index
 
 PANELS = Path(__file__).resolve().parents[1] / "panels"
 

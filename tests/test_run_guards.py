@@ -16,8 +16,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from immuno import runlock
-from immuno.batch import (
+from immuno.cli import main
+from immuno.contract.batch import (
     ASSAYS,
     CODE,
     DEFAULT_PATIENT_ID_PATTERN,
@@ -28,11 +28,11 @@ from immuno.batch import (
     load_batch,
     write_sheet,
 )
-from immuno.cli import main
 from immuno.errors import RunError, UserError
 from immuno.io import sha256_file
-from immuno.runner import recover
-from immuno.steps import check_unchanged, gather, parse_expectations, run_step, running_marker
+from immuno.run import lock as runlock
+from immuno.run.steps import check_unchanged, gather, parse_expectations, run_step, running_marker
+from immuno.run.workflow import recover
 
 from .conftest import PROJECT
 
@@ -82,8 +82,7 @@ def test_recovery_removes_interrupted_writes_only(tmp_path: Path) -> None:
     assert not stale.exists() and kept.exists()
 
 
-def test_the_outputs_of_a_killed_step_are_removed_by_the_next_run(tmp_path: Path,
-                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_outputs_of_a_killed_step_are_removed_by_the_next_run(tmp_path: Path) -> None:
     room = tmp_path / "b" / "chemokines"
     seen = {}
 
@@ -93,9 +92,8 @@ def test_the_outputs_of_a_killed_step_are_removed_by_the_next_run(tmp_path: Path
         seen["marked"] = running_marker(room).is_file()
         raise KeyboardInterrupt  # stands for the kill: nothing after this line runs in a real kill
 
-    monkeypatch.setattr("immuno.cli.main", step_killed_halfway)
     with pytest.raises(KeyboardInterrupt):
-        run_step(["chemokines", "process"], outputs=[str(room)])
+        run_step(["chemokines", "process"], step_killed_halfway, outputs=[str(room)])
     assert seen["marked"]
     running_marker(room).touch()  # what a kill -9 leaves (the finally clause never runs)
     finished = tmp_path / "b" / "chimerism"
@@ -106,8 +104,7 @@ def test_the_outputs_of_a_killed_step_are_removed_by_the_next_run(tmp_path: Path
 
 # --- input hashes -----------------------------------------------------------------------
 
-def test_expectations_are_checked_before_and_after_the_step(tmp_path: Path,
-                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+def test_expectations_are_checked_before_and_after_the_step(tmp_path: Path) -> None:
     data = tmp_path / "plate.csv"
     data.write_text("a,b\n1,2\n")
     expect = [f"{sha256_file(data)}={data}"]
@@ -117,9 +114,8 @@ def test_expectations_are_checked_before_and_after_the_step(tmp_path: Path,
         data.write_text("a,b\n1,3\n")  # re-exported while the step runs
         return 0
 
-    monkeypatch.setattr("immuno.cli.main", step_that_sees_the_file_change)
     with pytest.raises(RunError, match=r"plate.csv changed since the run started .* \(after the step ran\)"):
-        run_step(["anything"], expect=expect)
+        run_step(["anything"], step_that_sees_the_file_change, expect=expect)
 
 
 def test_a_step_on_a_changed_file_fails_in_one_line_and_writes_nothing(

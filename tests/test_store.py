@@ -9,11 +9,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from immuno.contract.measurements import measurement_table
 from immuno.errors import UserError
 from immuno.io import write_parquet
-from immuno.measurements import measurement_table
-from immuno.provenance import SCHEMA_VERSION
-from immuno.store import Study
+from immuno.run.provenance import SCHEMA_VERSION
+from immuno.study import Study
 
 
 def _batch(results: Path, batch: str, started: str, th1: float, patient_values: dict[str, float],
@@ -208,7 +208,7 @@ def test_wide_never_pools_two_panels_under_one_name(tmp_path: Path) -> None:
 
 
 def test_sheet_supersedes_column_is_checked_and_kept(demo_copy: Path, tmp_path: Path) -> None:
-    from immuno.batch import load_batch, write_sheet
+    from immuno.contract.batch import load_batch, write_sheet
 
     sheet = pd.read_csv(demo_copy / "samplesheet.csv", dtype=str, keep_default_na=False)
     sheet["supersedes"] = ""

@@ -11,11 +11,10 @@ import pytest
 from scipy import stats as sps
 
 from immuno.cli import main
+from immuno.contract.measurements import measurement_table
 from immuno.io import write_parquet
-from immuno.measurements import measurement_table
-from immuno.provenance import SCHEMA_VERSION
-from immuno.store import Study
-from immuno.study import benjamini_hochberg, hodges_lehmann
+from immuno.run.provenance import SCHEMA_VERSION
+from immuno.study import Study, benjamini_hochberg, hodges_lehmann
 
 D0 = [10.0, 12.0, 9.0, 15.0, 11.0, 14.0, 8.0, 13.0]
 D10 = [7.0, 11.5, 4.0, 10.0, 10.2, 6.0, 7.5, 9.0]

@@ -251,9 +251,9 @@ def test_a_panel_takes_its_gates_from_a_workspace(real_data: Path, tmp_path: Pat
 
     import pandas as pd
 
-    from immuno.batch import load_batch
+    from immuno.contract.batch import load_batch
+    from immuno.contract.validate import validate_batch
     from immuno.cytometry import process_batch
-    from immuno.validate import validate_batch
 
     panels, batch = tmp_path / "panels", tmp_path / "batch"
     panels.mkdir()

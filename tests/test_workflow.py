@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from immuno.cli import main
-from immuno.measurements import COLUMNS
+from immuno.contract.measurements import COLUMNS
 
 from .conftest import PROJECT, SMALL_DEMO
 
@@ -132,7 +132,7 @@ def test_run_refuses_a_bad_batch_and_writes_nothing(demo_copy: Path, tmp_path: P
 
 @pytest.mark.slow
 def test_study_store_reads_every_batch(workflow_run: Path) -> None:
-    from immuno.store import Study
+    from immuno.study import Study
 
     results = workflow_run / "results"
     study = Study(results)
@@ -162,7 +162,7 @@ def test_report_is_self_contained(workflow_run: Path) -> None:
 
 def test_older_results_schema_is_recognised(tmp_path: Path) -> None:
     from immuno.errors import UserError
-    from immuno.store import Study
+    from immuno.study import Study
 
     batch = tmp_path / "old"
     batch.mkdir()

@@ -34,6 +34,7 @@ if DEMO.get("make") and DEMO.get("folder") in config["batches"]:
 checkpoint validate_batch:
     input:
         sheet=lambda wc: f"{batch_folder(wc)}/samplesheet.csv",
+        stamps=lambda wc: stamps(wc),
     output:
         sheet=f"{RESULTS}/{{batch}}/validation/samplesheet.csv",
     log:
@@ -55,6 +56,7 @@ rule collect_batch:
     input:
         sheet=rules.validate_batch.output.sheet,
         rooms=room_dirs,
+        stamps=lambda wc: stamps(wc, validated_sheet(wc)),
     output:
         measurements=f"{RESULTS}/{{batch}}/measurements.parquet",
         metrics=f"{RESULTS}/{{batch}}/qc/metrics.parquet",

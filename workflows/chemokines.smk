@@ -8,6 +8,7 @@ rule chemokines_batch:
     input:
         sheet=f"{RESULTS}/{{batch}}/validation/samplesheet.csv",
         plates=lambda wc: data_files(wc, chemokine_rows(wc)),
+        stamps=lambda wc: stamps(wc, chemokine_rows(wc)),
     output:
         directory(f"{RESULTS}/{{batch}}/chemokines"),
     log:

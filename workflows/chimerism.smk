@@ -8,6 +8,7 @@ rule chimerism_batch:
     input:
         sheet=f"{RESULTS}/{{batch}}/validation/samplesheet.csv",
         exports=lambda wc: data_files(wc, chimerism_rows(wc)),
+        stamps=lambda wc: stamps(wc, chimerism_rows(wc)),
     output:
         directory(f"{RESULTS}/{{batch}}/chimerism"),
     log:

@@ -3,15 +3,16 @@
 #
 # How the rules call the library. `{STEP} --outputs ... --expect ... -- COMMAND ...` runs the
 # `immuno` COMMAND after checking that every file the step reads still has the SHA-256
-# that `immuno run` recorded when the run started (immuno.steps). The hashes are params,
-# so a file edited with its modification time kept still reruns the jobs that read it.
+# that `immuno run` recorded when the run started (immuno.run.steps). Each rule also takes the
+# content stamps of the files it reads as inputs (`stamps`, immuno.run.stamps): a file edited
+# with its modification time kept reruns exactly the jobs that read it.
 # Every file a rule writes is a declared output, or lies inside a declared directory
 # output; per-job folders live under <results>/<batch>/.jobs/ and are linked into the
 # room folders by the room's batch rule.
 
 import functools
+import io
 import json
-import os
 import re
 import shlex
 import sys
@@ -20,7 +21,8 @@ from pathlib import Path
 import pandas as pd
 from snakemake.utils import validate
 
-from immuno.panels import default_panels_dir
+from immuno.contract.panels import default_panels_dir
+from immuno.run.stamps import stamp_path
 
 
 def q(text):
@@ -54,6 +56,8 @@ def _manifest():
 
 
 MANIFEST = _manifest()
+# the content stamps `immuno run` keeps beside the manifest (immuno.run.stamps)
+STAMPS = str(Path(config["inputs"]).parent / "stamps") if config.get("inputs") else None
 
 wildcard_constraints:
     batch="|".join(re.escape(b) for b in BATCHES) or "NOBATCH",
@@ -75,15 +79,16 @@ def validated_sheet(batch):
     callers select from it, never change it (one copy serves every rule)."""
     batch = getattr(batch, "batch", batch)
     path = checkpoints.validate_batch.get(batch=batch).output.sheet
-    st = os.stat(path)
-    return _read_validated_sheet(path, st.st_mtime_ns, st.st_size)
+    return _read_validated_sheet(path, Path(path).read_bytes())
 
 
 @functools.cache
-def _read_validated_sheet(path, mtime_ns, size):
-    """The sheet as written by validation, checked against its schema once per version of
-    the file (input functions ask for it many times per job while the DAG is built)."""
-    sheet = pd.read_csv(path, dtype=str, keep_default_na=False)
+def _read_validated_sheet(path, content):
+    """The sheet as written by validation, checked against its schema once per content of
+    the file (input functions ask for it many times per job while the DAG is built). Keyed
+    by the bytes, not the file's time and size: a sheet rewritten within the clock's
+    resolution, with the same length, must not be served from the cache."""
+    sheet = pd.read_csv(io.BytesIO(content), dtype=str, keep_default_na=False)
     validate(sheet, SHEET_SCHEMA, set_default=False)
     return sheet
 
@@ -100,9 +105,9 @@ def data_files(wildcards, rows):
     return [str(folder / name) for name in sorted(names)]
 
 
-def expect(wildcards, rows=None, panels=True, sheet=True):
-    """`SHA256=PATH` of the sheet, the rows' data files and their panels, as hashed when
-    the run started (empty without `immuno run`'s hashes)."""
+def _hashed_inputs(wildcards, rows=None, panels=True, sheet=True):
+    """(sha256, path, stamp) of the sheet, the rows' data files and their panels, as hashed
+    when the run started (nothing without `immuno run`'s hashes)."""
     entry = MANIFEST.get(wildcards.batch)
     if not entry:
         return []
@@ -110,11 +115,25 @@ def expect(wildcards, rows=None, panels=True, sheet=True):
     names = ["samplesheet.csv"] if sheet else []
     if rows is not None:
         names += list(rows["file"]) + ([x for x in rows["layout"] if x] if "layout" in rows else [])
-    found = [f"{entry['inputs'][n]['sha256']}={folder / n}" for n in names if n in entry["inputs"]]
+    found = [(entry["inputs"][n]["sha256"], str(folder / n), stamp_path(STAMPS, wildcards.batch, "inputs", n))
+             for n in names if n in entry["inputs"]]
     if rows is not None and panels:
-        found += [f"{entry['panels'][p]['sha256']}={entry['panels'][p]['path']}"
+        found += [(entry["panels"][p]["sha256"], entry["panels"][p]["path"],
+                   stamp_path(STAMPS, wildcards.batch, "panels", p))
                   for p in set(rows["panel"]) if p in entry["panels"]]
-    return sorted(set(found))
+    return found
+
+
+def expect(wildcards, rows=None, panels=True, sheet=True):
+    """`SHA256=PATH` of the files a job reads (see `_hashed_inputs`): the step checks them."""
+    return sorted({f"{digest}={path}" for digest, path, _ in _hashed_inputs(wildcards, rows, panels, sheet)})
+
+
+def stamps(wildcards, rows=None, panels=True, sheet=True):
+    """The content stamps of the files a job reads (see `_hashed_inputs`): its rerun
+    triggers, newer than its outputs exactly when one of the files changed content since
+    (immuno.run.stamps)."""
+    return sorted({str(stamp) for _, _, stamp in _hashed_inputs(wildcards, rows, panels, sheet)})
 
 
 def room_dirs(wildcards):
@@ -185,7 +204,7 @@ def cytometry_unit_rows(wildcards):
 @functools.cache
 def cytometry_needs_compensation(batch):
     """True when a panel of the batch's gated tubes computes compensation from single stains."""
-    from immuno.panels import load_panel, panel_index
+    from immuno.contract.panels import load_panel, panel_index
 
     index = panel_index(PANELS)
     names = set(cytometry_rows(batch)["panel"]) & set(index)

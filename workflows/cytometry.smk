@@ -13,6 +13,7 @@ rule cytometry_compensation:
     input:
         sheet=f"{RESULTS}/{{batch}}/validation/samplesheet.csv",
         fcs=lambda wc: data_files(wc, cytometry_control_rows(wc.batch)),
+        stamps=lambda wc: stamps(wc, cytometry_control_rows(wc.batch)),
     output:
         directory(f"{RESULTS}/{{batch}}/.jobs/cytometry/compensation"),
     log:
@@ -37,6 +38,7 @@ rule cytometry_patient:
         unpack(compensation_inputs),
         sheet=f"{RESULTS}/{{batch}}/validation/samplesheet.csv",
         fcs=lambda wc: data_files(wc, cytometry_unit_rows(wc)),
+        stamps=lambda wc: stamps(wc, cytometry_unit_rows(wc)),
     output:
         directory(f"{RESULTS}/{{batch}}/.jobs/cytometry/patients/{{patient}}"),
     log:
@@ -60,6 +62,7 @@ rule cytometry_controls:
         unpack(compensation_inputs),
         sheet=f"{RESULTS}/{{batch}}/validation/samplesheet.csv",
         fcs=lambda wc: data_files(wc, cytometry_control_rows(wc.batch)),
+        stamps=lambda wc: stamps(wc, cytometry_control_rows(wc.batch)),
     output:
         directory(f"{RESULTS}/{{batch}}/.jobs/cytometry/controls"),
     log:
@@ -81,6 +84,7 @@ rule cytometry_batch:
     input:
         sheet=f"{RESULTS}/{{batch}}/validation/samplesheet.csv",
         jobs=cytometry_job_dirs,
+        stamps=lambda wc: stamps(wc),
     output:
         directory(f"{RESULTS}/{{batch}}/cytometry"),
     log:

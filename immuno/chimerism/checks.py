@@ -1,6 +1,6 @@
 """Batch validation of chimerism rows: readable files, expected columns, complete references.
 
-Called by :func:`immuno.validate.validate_batch` before anything runs, so a lab scientist
+Called by :func:`immuno.contract.validate.validate_batch` before anything runs, so a lab scientist
 sees every problem at once: a GeneMapper export without an Area column, a sample name
 missing from its export, a biopsy without its recipient or donor reference, a panel
 without a genotyping method.

@@ -11,13 +11,13 @@ from pathlib import Path
 
 import pandas as pd
 
+from immuno.contract.panels import Panel
 from immuno.cytometry.io.fcs import FCSData, read_fcs_header
 from immuno.cytometry.io.markers import marker_error
 from immuno.cytometry.io.spillover import read_spillover_file, spillover_from_keywords
 from immuno.cytometry.pipeline.panel_checks import panel_problems
 from immuno.cytometry.pipeline.tubes import COMPENSATION_TUBES, fcs_dataset
 from immuno.errors import Problem, UserError
-from immuno.panels import Panel
 
 SHEET_NAME = "samplesheet.csv"
 

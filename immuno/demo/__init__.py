@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from immuno.batch import DEFAULT_VISITS, SHEET_NAME, write_sheet
+from immuno.contract.batch import DEFAULT_VISITS, SHEET_NAME, write_sheet
 from immuno.errors import UserError
 from immuno.io import write_text
 

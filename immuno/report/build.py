@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import matplotlib
+import pandas as pd
 
 matplotlib.use("Agg")  # no display on lab servers and cluster nodes
 
@@ -13,6 +14,7 @@ from immuno.io import write_text  # noqa: E402
 from immuno.report import sections  # noqa: E402
 from immuno.report.html import environment, table_html  # noqa: E402
 from immuno.report.status import ASSAYS, assay_counts, batch_level_flags, pass_fail_matrix  # noqa: E402
+from immuno.study.load import read_batch  # noqa: E402
 
 
 def build_report(batch_dir: str | Path, out: str | Path | None = None) -> Path:
@@ -36,10 +38,6 @@ def build_report(batch_dir: str | Path, out: str | Path | None = None) -> Path:
         The folder is not a complete batch results folder, or its measurement table
         breaks the schema (and has no conversion rule).
     """
-    import pandas as pd
-
-    from immuno.study.load import read_batch
-
     batch_dir = Path(batch_dir)
     needed = [batch_dir / "measurements.parquet", batch_dir / "qc" / "metrics.parquet",
               batch_dir / "qc" / "flags.parquet", batch_dir / "provenance.json"]

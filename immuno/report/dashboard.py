@@ -20,6 +20,8 @@ import pandas as pd  # noqa: E402
 from immuno.errors import UserError  # noqa: E402
 from immuno.io import write_text  # noqa: E402
 from immuno.report.html import environment, figure_png, fmt_number, table_html  # noqa: E402
+from immuno.study.charts import trajectory_figure  # noqa: E402
+from immuno.study.matrix import ordered_visits  # noqa: E402
 
 
 def _batches(study: Any) -> pd.DataFrame:
@@ -40,9 +42,6 @@ def _batches(study: Any) -> pd.DataFrame:
 
 
 def _trajectories(study: Any) -> list[dict[str, Any]]:
-    from immuno.study.charts import trajectory_figure
-    from immuno.study.matrix import ordered_visits
-
     out = []
     t = study.trajectories()
     visits = ordered_visits(t.visit.astype(str))

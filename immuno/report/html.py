@@ -21,7 +21,7 @@ def figure_png(fig: Any) -> str:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=DPI, bbox_inches="tight")
     try:
-        import matplotlib.pyplot as plt
+        import matplotlib.pyplot as plt  # pyplot, slow to import: only to close a figure it made
 
         plt.close(fig)
     except Exception:  # noqa: BLE001 - a Figure not made by pyplot needs no closing

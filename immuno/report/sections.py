@@ -11,10 +11,11 @@ from typing import Any
 
 import pandas as pd
 
-from immuno.batch import visit_sort_key
-from immuno.measurements import flag_words
+from immuno.contract.batch import visit_sort_key
+from immuno.contract.measurements import censored_substitute, flag_words
 from immuno.report.html import figure_png, file_png, fmt_number, table_html
 from immuno.report.status import sample_status
+from immuno.study.charts import trajectory_figure
 
 ASSAY_DIRS = {"cytometry": "cytometry", "chemokine": "chemokines", "chimerism": "chimerism"}
 
@@ -62,9 +63,6 @@ def headline(m: pd.DataFrame) -> pd.DataFrame:
 def trajectories(m: pd.DataFrame) -> str | None:
     """Per-patient values by visit for every headline feature of one panel (censored at
     their substitute, hollow); None when no patient has a value."""
-    from immuno.measurements import censored_substitute
-    from immuno.study.charts import trajectory_figure
-
     p = m[~m.control & m.qc_pass].copy()
     p["used"] = censored_substitute(p.value, p.flag, p.lower, p.upper)
     p["censored"] = p.value.isna() & p.used.notna()

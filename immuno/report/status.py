@@ -13,8 +13,8 @@ from typing import Any
 
 import pandas as pd
 
-from immuno.batch import visit_sort_key
-from immuno.measurements import flag_words
+from immuno.contract.batch import visit_sort_key
+from immuno.contract.measurements import flag_words
 
 ASSAYS = ("cytometry", "chemokine", "chimerism")
 #: matrix cell status, worst first

@@ -14,8 +14,19 @@ from them (adding batch B never rewrites batch A). In a notebook::
     study.control_chart("cytometry").figure    # reference control across batches
 """
 
+from immuno.contract.measurements import COLUMNS
 from immuno.study.core import Study
-from immuno.study.load import batch_dirs, read_study
+from immuno.study.load import READABLE_SCHEMAS, batch_dirs, read_study
 from immuno.study.stats import benjamini_hochberg, hodges_lehmann, paired_change
 
-__all__ = ["Study", "batch_dirs", "read_study", "benjamini_hochberg", "hodges_lehmann", "paired_change"]
+__all__ = [
+    "Study",
+    "batch_dirs",
+    "read_study",
+    "benjamini_hochberg",
+    "hodges_lehmann",
+    "paired_change",
+    # the columns of the measurement table and the results schemas the study reads
+    "COLUMNS",
+    "READABLE_SCHEMAS",
+]

@@ -6,6 +6,7 @@ figure, so a notebook shows the picture and the numbers stay one attribute away.
 
 from __future__ import annotations
 
+import io
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -13,7 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from immuno.qc import MIN_GUIDE_RUNS, westgard
+from immuno.contract.qc import MIN_GUIDE_RUNS, westgard
 
 #: the columns of a control-chart table
 CHART_COLUMNS = ["batch_id", "sample_id", "series", "panel", "feature", "unit", "value", "mean", "sd", "z",
@@ -30,8 +31,6 @@ class Chart:
     figure: Any
 
     def _repr_png_(self) -> bytes | None:  # notebooks show the figure
-        import io
-
         if self.figure is None:
             return None
         buf = io.BytesIO()
@@ -80,7 +79,7 @@ def levey_jennings(values: pd.DataFrame, order: list[str], guide_runs: int = MIN
 def chart_figure(table: pd.DataFrame, order: list[str], title: str, max_series: int = 24):
     """Small multiples, one per series: value by batch with mean, ±2 SD and ±3 SD lines
     and each point coloured by its Westgard status (violated rules written beside it)."""
-    from matplotlib.figure import Figure
+    from matplotlib.figure import Figure  # matplotlib: only when a chart is drawn
 
     series = list(dict.fromkeys(table["series"]))[:max_series]
     n = max(1, len(series))
@@ -119,8 +118,8 @@ def chart_figure(table: pd.DataFrame, order: list[str], title: str, max_series: 
 def trajectory_figure(t: pd.DataFrame, visits: list[str], title: str = ""):
     """Per-patient lines across visits, one panel per (panel, feature); censored values
     (drawn at their substitute) are hollow markers and failed values are left out."""
-    import matplotlib
-    from matplotlib.figure import Figure
+    import matplotlib  # matplotlib: only when a chart is drawn
+    from matplotlib.figure import Figure  # matplotlib: only when a chart is drawn
 
     keys = list(dict.fromkeys(zip(t["panel"], t["feature"], strict=True)))
     n = max(1, len(keys))

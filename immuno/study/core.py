@@ -8,10 +8,10 @@ from typing import Any
 
 import pandas as pd
 
+from immuno.contract.measurements import censored_substitute, flag_words
+from immuno.contract.qc import MIN_GUIDE_RUNS
 from immuno.errors import UserError
 from immuno.io import write_parquet
-from immuno.measurements import censored_substitute, flag_words
-from immuno.qc import MIN_GUIDE_RUNS
 from immuno.study import charts, matrix, stats
 from immuno.study.load import SAME, read_study
 
@@ -147,7 +147,7 @@ class Study:
         read (and checked) once, so a query never re-reads the Parquet files.
         """
         if self._con is None:
-            import duckdb
+            import duckdb  # only when SQL is asked for
 
             self._con = duckdb.connect()
             for name, df in (("measurements", self._tables.measurements), ("qc_metrics", self._tables.qc_metrics),
@@ -378,6 +378,7 @@ class Study:
         write_parquet(self._tables.qc_flags, study / "qc_flags.parquet")
         write_parquet(self._tables.duplicates, study / "duplicates.parquet")
         if dashboard:
+            # matplotlib, jinja2: only when the dashboard is rebuilt, never for a notebook
             from immuno.report.dashboard import build_dashboard
 
             build_dashboard(self, study / "dashboard.html")

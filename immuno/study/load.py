@@ -3,7 +3,7 @@
 Each batch folder under ``results/`` is read once: its ``provenance.json`` gives the
 results schema version; a file of the current version is checked against the
 measurement schema, a file of an older version that has a conversion rule is converted
-(:func:`immuno.measurements.upgrade_measurements`), anything else is refused with the
+(:func:`immuno.contract.measurements.upgrade_measurements`), anything else is refused with the
 file named. Then re-runs are applied: a sample-sheet row with ``supersedes: <batch>``
 replaces that batch's rows of the same patient, visit, assay and panel. What remains
 duplicated across batches is listed, never resolved silently.
@@ -17,10 +17,14 @@ from pathlib import Path
 
 import pandas as pd
 
+from immuno.contract.measurements import (
+    check_measurements,
+    concat_measurements,
+    upgrade_measurements,
+)
+from immuno.contract.qc import flags_table, metrics_table
 from immuno.errors import Problem, UserError
-from immuno.measurements import check_measurements, concat_measurements, upgrade_measurements
-from immuno.provenance import SCHEMA_VERSION
-from immuno.qc import flags_table, metrics_table
+from immuno.run.provenance import SCHEMA_VERSION
 
 #: schema versions read as they are, and older ones converted on reading
 READABLE_SCHEMAS = (SCHEMA_VERSION,)

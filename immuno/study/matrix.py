@@ -1,7 +1,7 @@
 """Samples x features matrices of one panel: the wide table and AnnData for scanpy.
 
 Censored values get a stated substitute in ``X`` (LLOQ/2 below, ULOQ above, see
-:func:`immuno.measurements.censored_substitute`); the stored values stay in the layer
+:func:`immuno.contract.measurements.censored_substitute`); the stored values stay in the layer
 ``value_raw`` (NaN where censored), with ``censored`` and ``qc_pass`` layers beside.
 A feature that has no value at all for some sample (failed, not estimable, a score of
 unquantified inputs) cannot be substituted: by default it is moved out of ``X`` into
@@ -18,8 +18,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from immuno.batch import visit_sort_key
-from immuno.measurements import censored_substitute, flag_words
+from immuno.contract.batch import visit_sort_key
+from immuno.contract.measurements import censored_substitute, flag_words
 
 LOG = logging.getLogger("immuno.study")
 #: the rule written into every AnnData's uns
@@ -61,7 +61,7 @@ def to_anndata(m: pd.DataFrame, panel: str, features: list[str], missing: str = 
     duplicates
         Observation names that duplicate another batch's measurement (``obs["duplicate"]``).
     """
-    import anndata as ad
+    import anndata as ad  # anndata, slow to import: only for an AnnData export
 
     if missing not in ("move", "keep"):
         raise ValueError(f"missing must be 'move' or 'keep', not {missing!r}")

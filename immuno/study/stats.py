@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from immuno.measurements import censored_substitute, flag_words
+from immuno.contract.measurements import censored_substitute, flag_words
 
 #: the columns of :func:`paired_change`
 STAT_COLUMNS = ["assay", "panel", "feature", "unit", "contrast", "n_pairs", "n_censored_pairs",

@@ -32,10 +32,10 @@ from immuno.chemokines.qc.westgard import levey_jennings
 from immuno.chemokines.quantify.multiplex import PlateResult, analyte_map, quantify_plate
 from immuno.chemokines.quantify.qpcr_run import RunResult, expression_table, quantify_run
 from immuno.chemokines.quantify.scores import derived_scores
+from immuno.contract.measurements import measurement_table
+from immuno.contract.qc import flags_table, metrics_table
 from immuno.errors import UserError
 from immuno.io import sha256_file, write_h5ad, write_parquet
-from immuno.measurements import measurement_table
-from immuno.qc import flags_table, metrics_table
 
 
 def quantify_file(
@@ -204,7 +204,7 @@ def process_batch(
     Parameters
     ----------
     batch
-        A validated :class:`immuno.batch.Batch`.
+        A validated :class:`immuno.contract.batch.Batch`.
     out_dir
         The room folder, e.g. ``results/<batch>/chemokines``.
     history

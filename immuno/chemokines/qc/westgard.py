@@ -11,7 +11,7 @@ from typing import Any
 
 import pandas as pd
 
-from immuno.qc import MIN_GUIDE_RUNS, westgard
+from immuno.contract.qc import MIN_GUIDE_RUNS, westgard
 
 MIN_GUIDE = MIN_GUIDE_RUNS
 

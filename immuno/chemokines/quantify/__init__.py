@@ -27,8 +27,8 @@ def __getattr__(name: str) -> object:
     # deferred: the stage package itself imports nothing until an old name is asked for
     import warnings
 
-    from immuno._moved import REMOVED_IN
-    from immuno.chemokines.quantify import multiplex
+    from immuno._moved import REMOVED_IN  # the stage package imports nothing until asked
+    from immuno.chemokines.quantify import multiplex  # likewise: only for a former name
 
     warnings.warn(
         f"{__name__}.{name} has moved to {multiplex.__name__}.{name}; the old path will be "

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-#: the substitutes for censored values, as documented in the README
+#: the substitutes for censored values, as documented in docs/chemokines.md
 SUBSTITUTE = {"<LLOQ": "LLOQ/2", ">ULOQ": "ULOQ"}
 RATIO = "Th1_Th2_chemokine_ratio"
 

@@ -20,11 +20,11 @@ _FORMER = ("DDPCR_COLUMNS", "PARTITION_NL", "QIACUITY_PARTITIONS", "read_ddpcr")
 def __getattr__(name: str) -> object:
     if name not in _FORMER:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    # deferred: the method package itself imports nothing until an old name is asked for
-    import warnings
+    # deferred, the three of them: the method package imports nothing until an old name is asked for
+    import warnings  # deferred: see above
 
-    from immuno._moved import REMOVED_IN
-    from immuno.chimerism.dpcr import exports
+    from immuno._moved import REMOVED_IN  # deferred: see above
+    from immuno.chimerism.dpcr import exports  # deferred: see above
 
     warnings.warn(
         f"{__name__}.{name} has moved to {exports.__name__}.{name}; the old path will be "

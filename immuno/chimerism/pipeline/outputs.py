@@ -31,8 +31,8 @@ from immuno.chimerism.pipeline.process import (
 )
 from immuno.errors import UserError
 from immuno.io import write_h5ad, write_parquet, write_text
-from immuno.measurements import measurement_table
-from immuno.qc import flags_table, metrics_table
+from immuno.contract.measurements import measurement_table
+from immuno.contract.qc import flags_table, metrics_table
 
 SCHEMA_VERSION = 1
 
@@ -43,7 +43,7 @@ def process_batch(batch: Any, out_dir: str | Path, plots: bool = True) -> dict[s
     Parameters
     ----------
     batch
-        A loaded batch (:func:`immuno.batch.load_batch`).
+        A loaded batch (:func:`immuno.contract.batch.load_batch`).
     out_dir
         The batch's chimerism results folder.
     plots

@@ -29,7 +29,7 @@ from immuno.chimerism.qpcr.ct import estimate_qpcr
 from immuno.chimerism.str.fragments import estimate_str
 from immuno.chimerism.str.peaks import StrSettings
 from immuno.errors import UserError
-from immuno.panels import Panel
+from immuno.contract.panels import Panel
 
 #: pure-recipient replicates needed before per-marker background errors replace the consensus
 MIN_REPLICATES = 3
@@ -183,7 +183,7 @@ def _estimate(
 
 
 def estimate_batch(batch: Any) -> list[BiopsyResult]:
-    """Estimate every biopsy of a batch (``immuno.batch.Batch``), in sheet order."""
+    """Estimate every biopsy of a batch (``immuno.contract.batch.Batch``), in sheet order."""
     rows = batch.rows("chimerism")
     cache = FileCache.for_rows(batch.root, rows)
     out = []

@@ -386,7 +386,7 @@ def qc_rows(result: AcquisitionQC, batch_id: str, sample_id: str, panel: str) ->
     Returns
     -------
     metrics, flags
-        Rows for :func:`immuno.qc.metrics_table` and :func:`immuno.qc.flags_table`.
+        Rows for :func:`immuno.contract.qc.metrics_table` and :func:`immuno.contract.qc.flags_table`.
     """
     base = {"batch_id": batch_id, "sample_id": sample_id, "assay": "cytometry", "panel": panel}
     n = result.n_events

@@ -141,7 +141,7 @@ def cluster_events(pooled: ad.AnnData, *, markers: Sequence[str] | None = None, 
     -------
     Clustering
     """
-    import scanpy as sc
+    import scanpy as sc  # scanpy, slow to import: only when events are clustered
 
     use = list(markers) if markers is not None else list(pooled.var_names)
     missing = [m for m in use if m not in pooled.var_names]

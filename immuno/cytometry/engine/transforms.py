@@ -17,6 +17,7 @@ import math
 from typing import Any
 
 import numpy as np
+from flowutils import transforms as fu
 
 from immuno.cytometry.engine.logicle import (
     LogicleTransform,
@@ -162,15 +163,11 @@ class HyperlogTransform(Transform):
         self.t, self.w, self.m, self.a = float(t), float(w), float(m), float(a)
 
     def apply(self, x: np.ndarray) -> np.ndarray:
-        from flowutils import transforms as fu
-
         return fu._hyperlog(_as_float64(x).ravel(), self.t, self.m, self.w, self.a).reshape(
             np.shape(x)
         )
 
     def inverse(self, y: np.ndarray) -> np.ndarray:
-        from flowutils import transforms as fu
-
         return fu._hyperlog_inverse(
             _as_float64(y).ravel(), self.t, self.m, self.w, self.a
         ).reshape(np.shape(y))

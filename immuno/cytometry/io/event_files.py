@@ -28,6 +28,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from immuno.io import atomic_path
+
 __all__ = ["COMPRESSION", "write_events_h5ad"]
 
 #: the filter settings of every dataset holding events; level 1 is as small as level 4
@@ -110,10 +112,8 @@ def write_events_h5ad(path: str | os.PathLike[str], x: np.ndarray, *,
     Path
         ``path``.
     """
-    import h5py
-    from anndata.io import write_elem
-
-    from immuno.io import atomic_path
+    import h5py  # h5py, anndata: slow to import; only when an event file is written
+    from anndata.io import write_elem  # anndata: only when an event file is written
 
     n = x.shape[0]
     with atomic_path(path) as tmp, h5py.File(tmp, "w", libver=LIBVER) as f:

@@ -219,7 +219,7 @@ class GatingDocument:
 
 
 def _transform_from_flowkit(xform: Any, where: str) -> Transform | RatioSpec:
-    from flowkit import transforms as fk
+    from flowkit import transforms as fk  # FlowKit, slow to import: only when a gating file is read
 
     if isinstance(xform, fk.RatioTransform):
         return RatioSpec(xform.dimensions[0], xform.dimensions[1], float(xform.param_a),
@@ -259,7 +259,9 @@ def document_from_flowkit(strategy: Any, source: str = "", sample_id: str | None
         Transforms referenced by id but held outside the strategy (FlowJo workspaces keep
         them per sample).
     """
-    from flowkit import gates as fkg
+    from flowkit import gates as fkg  # FlowKit, slow to import: only when a gating file is read
+
+    # FlowKit, slow to import: only when a gating file is read
     from flowkit.exceptions import QuadrantReferenceError
 
     where = source or "gating document"
@@ -353,7 +355,7 @@ def read_gatingml(path: str | os.PathLike[str]) -> GatingDocument:
     UserError
         When the file is missing, is not GatingML 2.0, or uses something unsupported.
     """
-    import flowkit
+    import flowkit  # FlowKit, slow to import: only when a gating file is read
 
     p = Path(path)
     if not p.is_file():

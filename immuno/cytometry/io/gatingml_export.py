@@ -50,7 +50,7 @@ INSIDE_SUFFIX = "_inside"
 
 
 def _flowkit_transform(tr: Transform) -> Any:
-    from flowkit import transforms as fk
+    from flowkit import transforms as fk  # FlowKit, slow to import: only to write GatingML
 
     if isinstance(tr, LinearTransform):
         return fk.LinearTransform(param_t=tr.t, param_a=tr.a)
@@ -100,7 +100,7 @@ def write_gatingml(gates: Sequence[Gate], transforms: Mapping[str, Transform | N
     Path
         The written file.
     """
-    import flowkit as fk
+    import flowkit as fk  # FlowKit, slow to import: only to write GatingML
 
     raw_ids = {g.gate_id for g in raw_gates}
     if root is not None:

@@ -99,7 +99,7 @@ def stored_counts(path: str | os.PathLike[str]) -> list[StoredSample]:
     UserError
         When the file is not a readable FlowJo 10 workspace.
     """
-    from lxml import etree
+    from lxml import etree  # lxml: only when a FlowJo workspace is read
 
     p = Path(path)
     if sniff_template(p) != "flowjo":

@@ -68,7 +68,7 @@ def read_template(path: str | os.PathLike[str], sample_id: str | None = None,
     p = Path(path)
     if sniff_template(p) == "gatingml":
         return read_gatingml(p)
-    import flowkit as fk
+    import flowkit as fk  # FlowKit, slow to import: only for a FlowJo workspace
 
     try:
         with warnings.catch_warnings():

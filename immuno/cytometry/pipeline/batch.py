@@ -87,7 +87,7 @@ def process_batch(batch: Any, out_dir: str | Path, *, sample_ids: list[str] | No
     Parameters
     ----------
     batch
-        A loaded batch (:func:`immuno.batch.load_batch`).
+        A loaded batch (:func:`immuno.contract.batch.load_batch`).
     out_dir
         The batch's cytometry results folder (``results/<batch>/cytometry``).
     sample_ids

@@ -119,7 +119,7 @@ class TubeEvents:
 
     def to_anndata(self) -> Any:
         """The events as an in-memory AnnData (string event index, as AnnData requires)."""
-        import anndata as ad
+        import anndata as ad  # anndata, slow to import: only for an in-memory AnnData
 
         obs = pd.DataFrame({k: f() for k, f in self.obs_columns().items()})
         obs.index = pd.RangeIndex(self.n_events, name="event").astype(str)

@@ -30,12 +30,14 @@ import json
 import os
 import re
 from collections.abc import Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
+from immuno.contract.panels import Panel, load_panel
 from immuno.cytometry.analysis.acquisition_qc import (
     FLAG_COLUMNS,
     AcquisitionQC,
@@ -52,7 +54,6 @@ from immuno.cytometry.pipeline.events import LAYERS, TubeEvents
 from immuno.cytometry.pipeline.tubes import fcs_dataset
 from immuno.errors import UserError
 from immuno.io import sha256_file
-from immuno.panels import Panel, load_panel
 
 if TYPE_CHECKING:  # AnnData is built only for callers that ask for one
     import anndata as ad
@@ -134,8 +135,6 @@ def resolve_spillover(fcs: FCSData, panel: Panel, spill: Spillover | None = None
 def _sha256_later(path: Path) -> Any:
     """The file's SHA-256 computed on another thread (hashing releases the GIL), so that
     reading the file twice costs no time beside the processing."""
-    from concurrent.futures import ThreadPoolExecutor
-
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sha256")
     future = pool.submit(sha256_file, path)
     pool.shutdown(wait=False)
@@ -316,7 +315,7 @@ def ingest_sample(fcs_path: str | os.PathLike[str], panel: Panel | str | os.Path
     fcs_path
         The FCS file.
     panel
-        Its panel (a loaded :class:`~immuno.panels.Panel` or the YAML path).
+        Its panel (a loaded :class:`~immuno.contract.panels.Panel` or the YAML path).
     spill
         A spillover matrix to use instead of the panel's source (the batch's matrix from
         single stains).

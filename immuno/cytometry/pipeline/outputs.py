@@ -33,6 +33,8 @@ import anndata as ad
 import numpy as np
 import pandas as pd
 
+from immuno.contract.measurements import concat_measurements, measurement_table
+from immuno.contract.qc import flags_table, metrics_table
 from immuno.cytometry.analysis.acquisition_qc import keep_gates
 from immuno.cytometry.analysis.populations import population_gates
 from immuno.cytometry.engine import gates as gate_model
@@ -43,8 +45,6 @@ from immuno.cytometry.pipeline.panel_checks import panel_populations
 from immuno.cytometry.pipeline.plots import plot_gating
 from immuno.errors import UserError
 from immuno.io import write_h5ad, write_json, write_parquet
-from immuno.measurements import concat_measurements, measurement_table
-from immuno.qc import flags_table, metrics_table
 
 if TYPE_CHECKING:
     from immuno.cytometry.pipeline.sample import SampleOutcome

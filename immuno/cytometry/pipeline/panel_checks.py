@@ -14,11 +14,14 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import yaml
+
+from immuno.contract.panels import Panel
 from immuno.cytometry.analysis.gating import ROOT, gate_names, resolve_dim
 from immuno.cytometry.analysis.populations import Population, population_specs
 from immuno.cytometry.io.markers import marker_problems, spellings
+from immuno.cytometry.io.templates import panel_template, template_channels, template_gate_specs
 from immuno.errors import Problem, UserError
-from immuno.panels import Panel
 
 __all__ = ["RESERVED_PREFIX", "ROOT", "channel_problems", "check_gate_specs", "check_headline", "gate_names",
            "gate_specs_of", "panel_lines", "panel_populations", "panel_problems", "placement_problems",
@@ -34,8 +37,6 @@ def panel_lines(path: str | Path) -> dict[str, int]:
         ``"gates[i].dividers[j]"``, ``"populations.<name>"``, ``"headline.<feature>"`` and
         every top-level key -> 1-based line.
     """
-    import yaml
-
     try:
         root = yaml.compose(Path(path).read_text(encoding="utf-8"), Loader=yaml.SafeLoader)
     except (OSError, yaml.YAMLError):
@@ -218,8 +219,6 @@ def placement_problems(gate_specs: Sequence[Mapping[str, Any]], where: str,
 
 def gate_specs_of(panel: Panel) -> list[dict[str, Any]]:
     """The panel's gates: its ``gates:`` list, or its template's gates as specs."""
-    from immuno.cytometry.io.templates import panel_template, template_gate_specs
-
     template = panel_template(panel) if panel.get("template") else None
     return template_gate_specs(template) if template is not None else list(panel.get("gates") or [])
 
@@ -228,8 +227,6 @@ def _gates_of(panel: Panel, lines: Mapping[str, int]) -> tuple[list[dict[str, An
     """The gate specs populations and headline features may use, and the template's problems."""
     if not panel.get("template"):
         return list(panel.get("gates") or []), []
-    from immuno.cytometry.io.templates import panel_template, template_channels, template_gate_specs
-
     loc = _loc(str(panel.path), lines, "template", "template")
     if panel.get("gates"):
         return [], [Problem(loc, "the panel has both `template:` and `gates:`; its gates come from one of them "

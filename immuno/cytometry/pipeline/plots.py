@@ -155,7 +155,7 @@ def _clip(a: tuple[float, float], b: tuple[float, float],
 
 def _panel(events: np.ndarray, index: Mapping[str, int], gate: Any, memberships: Mapping[str, np.ndarray],
            labels: Mapping[str, str], fonts: tuple[Any, Any], lut: np.ndarray) -> Any:
-    from PIL import Image, ImageDraw
+    from PIL import Image, ImageDraw  # Pillow: only when a figure is drawn (never with --no-plots)
 
     small, normal = fonts
     width, height = PANEL
@@ -242,7 +242,7 @@ def plot_gating(events: np.ndarray, channels: Sequence[str], gates: Sequence[Any
     title
         Figure title (the sample id; never a patient name).
     """
-    from PIL import Image, ImageDraw, ImageFont
+    from PIL import Image, ImageDraw, ImageFont  # Pillow: only when a figure is drawn
 
     labels = labels or {}
     fonts = (ImageFont.load_default(size=10), ImageFont.load_default(size=11))

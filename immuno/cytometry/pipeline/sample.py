@@ -25,7 +25,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from threadpoolctl import threadpool_limits
 
+from immuno.contract.panels import Panel
 from immuno.cytometry.analysis.acquisition_qc import qc_rows
 from immuno.cytometry.analysis.gating import (
     ROOT,
@@ -52,7 +54,6 @@ from immuno.cytometry.pipeline.panel_checks import gate_specs_of, panel_populati
 from immuno.cytometry.pipeline.sample_rows import measurement_rows, sample_qc_rows
 from immuno.cytometry.pipeline.tubes import ASSAY, SampleInfo, fcs_dataset
 from immuno.errors import UserError
-from immuno.panels import Panel
 
 __all__ = ["SampleOutcome", "fail_outcome", "ingest_only", "process_sample", "process_unit"]
 
@@ -225,8 +226,6 @@ def process_unit(info: SampleInfo, batch_spill: Spillover | None = None, *,
     list of SampleOutcome
         ``[tube, control]``; with ``emit``, without their per-event data.
     """
-    from threadpoolctl import threadpool_limits
-
     def done(outcome: SampleOutcome) -> SampleOutcome:
         if emit is not None:
             emit(outcome)

@@ -14,10 +14,10 @@ from typing import Any
 
 import pandas as pd
 
+from immuno.contract.panels import Panel
 from immuno.cytometry.engine.compensation import Spillover
 from immuno.cytometry.io.spillover import spillover_from_control_files
 from immuno.errors import UserError
-from immuno.panels import Panel
 
 ASSAY = "cytometry"
 #: tubes that only serve compensation and are not gated
@@ -53,7 +53,7 @@ def batch_samples(batch: Any, sample_ids: list[str] | None = None, units: bool =
     Parameters
     ----------
     batch
-        A loaded :class:`immuno.batch.Batch`.
+        A loaded :class:`immuno.contract.batch.Batch`.
     sample_ids
         Only these samples (default: all gated tubes, in sheet order).
     units

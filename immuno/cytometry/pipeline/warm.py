@@ -18,6 +18,17 @@ from pathlib import Path
 
 import numpy as np
 
+from immuno.contract.panels import load_panel
+from immuno.cytometry.analysis import order_stats
+from immuno.cytometry.engine.event_pass import gate_events
+from immuno.cytometry.engine.gate_tree import GateTree
+from immuno.cytometry.engine.gates import RectangleGate
+from immuno.cytometry.io.fcs import read_fcs
+from immuno.cytometry.io.fcs_write import format_spillover, write_fcs
+from immuno.cytometry.io.spillover import spillover_from_keywords
+from immuno.cytometry.pipeline.batch import run_unit
+from immuno.cytometry.pipeline.tubes import SampleInfo
+
 __all__ = ["warm"]
 
 _CHANNELS = ["FSC-A", "FSC-H", "SSC-A", "SSC-H", "Time", "CD3-A", "CD4-A", "CD8-A", "IFNG-A"]
@@ -77,8 +88,6 @@ headline:
 
 
 def _write_tube(path: Path, rng: np.random.Generator, n: int) -> None:
-    from immuno.cytometry.io.fcs_write import format_spillover, write_fcs
-
     events = np.empty((n, len(_CHANNELS)), dtype=np.float32)
     events[:, 0] = rng.normal(80000, 15000, n)
     events[:, 1] = events[:, 0] * rng.normal(0.85, 0.02, n)
@@ -106,16 +115,6 @@ def warm(events: int = 3000) -> float:
     float
         Seconds taken.
     """
-    from immuno.cytometry.analysis import order_stats
-    from immuno.cytometry.engine.event_pass import gate_events
-    from immuno.cytometry.engine.gate_tree import GateTree
-    from immuno.cytometry.engine.gates import RectangleGate
-    from immuno.cytometry.io.fcs import read_fcs
-    from immuno.cytometry.io.spillover import spillover_from_keywords
-    from immuno.cytometry.pipeline.batch import run_unit
-    from immuno.cytometry.pipeline.tubes import SampleInfo
-    from immuno.panels import load_panel
-
     start = time.perf_counter()
     rng = np.random.default_rng(0)
     with tempfile.TemporaryDirectory(prefix="immuno-warm-") as tmp:

@@ -75,8 +75,10 @@ def describe(record: dict[str, Any]) -> str:
     """A run as one phrase: pid, host, start time, working folder and command."""
     if "unreadable" in record:
         return "a run whose lock record is unreadable"
-    return (f"pid {record.get('pid')} on {record.get('host')}, started {record.get('started')} "
-            f"in {record.get('cwd')}: {record.get('command')}")
+    return (
+        f"pid {record.get('pid')} on {record.get('host')}, started {record.get('started')} "
+        f"in {record.get('cwd')}: {record.get('command')}"
+    )
 
 
 def acquire(results: str | os.PathLike[str], command: str | None = None) -> RunLock:
@@ -108,12 +110,18 @@ def acquire(results: str | os.PathLike[str], command: str | None = None) -> RunL
     except BlockingIOError:
         record = _read_record(fd) or {}
         os.close(fd)
-        raise RunError(f"the results folder {Path(results)} is in use by another run ({describe(record)}); "
-                       "wait for it to finish, or stop it, then run the same command again") from None
+        raise RunError(
+            f"the results folder {Path(results)} is in use by another run ({describe(record)}); "
+            "wait for it to finish, or stop it, then run the same command again"
+        ) from None
     stale = _read_record(fd)
-    record = {"pid": os.getpid(), "host": socket.gethostname(),
-              "started": datetime.now(UTC).isoformat(timespec="seconds"), "cwd": os.getcwd(),
-              "command": command or " ".join(["immuno", *sys.argv[1:]])}
+    record = {
+        "pid": os.getpid(),
+        "host": socket.gethostname(),
+        "started": datetime.now(UTC).isoformat(timespec="seconds"),
+        "cwd": os.getcwd(),
+        "command": command or " ".join(["immuno", *sys.argv[1:]]),
+    }
     os.ftruncate(fd, 0)
     os.lseek(fd, 0, os.SEEK_SET)
     os.write(fd, json.dumps(record, sort_keys=True).encode() + b"\n")

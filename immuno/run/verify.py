@@ -14,7 +14,7 @@ from pathlib import Path
 
 from immuno.errors import UserError
 from immuno.io import sha256_file
-from immuno.provenance import output_files
+from immuno.run.provenance import output_files
 
 
 @dataclass(frozen=True)
@@ -35,8 +35,11 @@ def batch_results(results: str | Path) -> list[Path]:
         return [root]
     found = sorted(p.parent for p in root.glob("*/provenance.json"))
     if not found:
-        raise UserError.single(str(root), "no provenance.json here nor in its sub-folders: not a results folder "
-                               "of a finished batch")
+        raise UserError.single(
+            str(root),
+            "no provenance.json here nor in its sub-folders: not a results folder "
+            "of a finished batch",
+        )
     return found
 
 
@@ -47,11 +50,15 @@ def _compare(root: Path, recorded: dict[str, dict], kind: str) -> list[Differenc
         if not path.is_file():
             differences.append(Difference(path, f"{kind} file missing"))
         elif sha256_file(path) != entry.get("sha256"):
-            differences.append(Difference(path, f"{kind} file changed (SHA-256 differs from provenance)"))
+            differences.append(
+                Difference(path, f"{kind} file changed (SHA-256 differs from provenance)")
+            )
     return differences
 
 
-def verify_batch(batch_dir: str | Path, inputs: str | Path | None = None) -> tuple[int, list[Difference]]:
+def verify_batch(
+    batch_dir: str | Path, inputs: str | Path | None = None
+) -> tuple[int, list[Difference]]:
     """Re-hash one batch's outputs (and inputs) against its provenance.
 
     Parameters
@@ -70,14 +77,23 @@ def verify_batch(batch_dir: str | Path, inputs: str | Path | None = None) -> tup
     try:
         prov = json.loads((root / "provenance.json").read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
-        raise UserError.single(str(root / "provenance.json"), f"cannot read provenance ({exc})") from None
+        raise UserError.single(
+            str(root / "provenance.json"), f"cannot read provenance ({exc})"
+        ) from None
     if "outputs" not in prov:
-        return 0, [Difference(root / "provenance.json", "records no output hashes (written by an older immuno); "
-                              "run the batch again to verify it")]
+        return 0, [
+            Difference(
+                root / "provenance.json",
+                "records no output hashes (written by an older immuno); "
+                "run the batch again to verify it",
+            )
+        ]
     outputs = prov["outputs"]
     differences = _compare(root, outputs, "output")
     for rel in sorted(set(output_files(root)) - set(outputs)):
-        differences.append(Difference(root / rel, "not recorded in provenance (written after the batch finished)"))
+        differences.append(
+            Difference(root / rel, "not recorded in provenance (written after the batch finished)")
+        )
     checked = len(outputs)
     if inputs is not None:
         differences += _compare(Path(inputs), prov.get("inputs", {}), "input")
@@ -85,7 +101,9 @@ def verify_batch(batch_dir: str | Path, inputs: str | Path | None = None) -> tup
     return checked, differences
 
 
-def verify_results(results: str | Path, inputs: Sequence[str | Path] = ()) -> tuple[int, list[Difference]]:
+def verify_results(
+    results: str | Path, inputs: Sequence[str | Path] = ()
+) -> tuple[int, list[Difference]]:
     """Verify every batch of a results folder; ``inputs`` are batch folders matched by name.
 
     Returns
@@ -102,7 +120,9 @@ def verify_results(results: str | Path, inputs: Sequence[str | Path] = ()) -> tu
     folders = {Path(f).resolve().name: Path(f) for f in inputs}
     unknown = sorted(set(folders) - set(batches))
     if unknown:
-        raise UserError.single(str(folders[unknown[0]]), f"no results of batch {unknown[0]!r} in {results}")
+        raise UserError.single(
+            str(folders[unknown[0]]), f"no results of batch {unknown[0]!r} in {results}"
+        )
     checked, differences = 0, []
     for name, batch_dir in sorted(batches.items()):
         n, diffs = verify_batch(batch_dir, folders.get(name))

@@ -72,8 +72,11 @@ HEADER_KEYS = ("name", "assay", "version", "description")
 @cache
 def _schemas(assay: str) -> tuple[dict[str, Any], ...]:
     folder = resources.files("immuno.data.panel_schemas")
-    names = sorted(f.name for f in folder.iterdir()
-                   if f.name.startswith(assay) and f.name.endswith(".schema.json"))
+    names = sorted(
+        f.name
+        for f in folder.iterdir()
+        if f.name.startswith(assay) and f.name.endswith(".schema.json")
+    )
     return tuple(json.loads(folder.joinpath(n).read_text()) for n in names)
 
 
@@ -84,7 +87,9 @@ def _node_line(root: yaml.Node, path: list[Any]) -> int | None:
     for step in path:
         if isinstance(node, yaml.MappingNode):
             nxt = next((v for k, v in node.value if k.value == step), None)
-        elif isinstance(node, yaml.SequenceNode) and isinstance(step, int) and step < len(node.value):
+        elif (
+            isinstance(node, yaml.SequenceNode) and isinstance(step, int) and step < len(node.value)
+        ):
             nxt = node.value[step]
         else:
             nxt = None
@@ -102,8 +107,12 @@ def yaml_error(path: Path, exc: yaml.YAMLError) -> UserError:
     problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
     context = getattr(exc, "context", None)
     what = f"not valid YAML: {problem}" + (f" ({context})" if context else "")
-    return UserError.single(where, what, hint="Fix the YAML syntax (indentation, ':' after keys, closing "
-                            "brackets and quotes) at that line and run again.")
+    return UserError.single(
+        where,
+        what,
+        hint="Fix the YAML syntax (indentation, ':' after keys, closing "
+        "brackets and quotes) at that line and run again.",
+    )
 
 
 def read_panel_yaml(path: Path) -> tuple[dict[str, Any], yaml.Node]:
@@ -118,7 +127,9 @@ def read_panel_yaml(path: Path) -> tuple[dict[str, Any], yaml.Node]:
     except yaml.YAMLError as exc:
         raise yaml_error(path, exc) from None
     if not isinstance(data, dict) or node is None:
-        raise UserError.single(str(path), "a panel must be a YAML mapping with name, assay and version")
+        raise UserError.single(
+            str(path), "a panel must be a YAML mapping with name, assay and version"
+        )
     return data, node
 
 
@@ -128,7 +139,11 @@ def validate_panel_data(data: dict[str, Any], node: yaml.Node, path: Path) -> li
     assay = data.get("assay")
     if assay not in ASSAYS:
         line = _node_line(node, ["assay"])
-        return [Problem(f"{path}: line {line}: assay", f"got {assay!r}, expected one of {', '.join(ASSAYS)}")]
+        return [
+            Problem(
+                f"{path}: line {line}: assay", f"got {assay!r}, expected one of {', '.join(ASSAYS)}"
+            )
+        ]
     for key in ("name", "version"):
         if key not in data:
             problems.append(Problem(f"{path}: line 1", f"missing required key {key!r}"))
@@ -138,9 +153,15 @@ def validate_panel_data(data: dict[str, Any], node: yaml.Node, path: Path) -> li
         declared |= set(schema.get("properties", {}))
         errors.extend(jsonschema.Draft202012Validator(schema).iter_errors(data))
     for key in sorted(set(data) - declared):
-        problems.append(Problem(f"{path}: line {_node_line(node, [key])}: {key}",
-                                f"unknown key for a {assay} panel (expected one of {', '.join(sorted(declared))})"))
-    for err in sorted(errors, key=lambda e: (_node_line(node, list(e.absolute_path)) or 0, e.message)):
+        problems.append(
+            Problem(
+                f"{path}: line {_node_line(node, [key])}: {key}",
+                f"unknown key for a {assay} panel (expected one of {', '.join(sorted(declared))})",
+            )
+        )
+    for err in sorted(
+        errors, key=lambda e: (_node_line(node, list(e.absolute_path)) or 0, e.message)
+    ):
         loc = list(err.absolute_path)
         key = ".".join(str(p) for p in loc) or "(top level)"
         problems.append(Problem(f"{path}: line {_node_line(node, loc)}: {key}", err.message))
@@ -169,16 +190,22 @@ def load_panel(path: str | Path) -> Panel:
     problems = validate_panel_data(data, node, path)
     if problems:
         raise UserError(problems, hint=f"Fix the panel file {path} and run again.")
-    return Panel(name=str(data["name"]), assay=str(data["assay"]), version=int(data["version"]),
-                 path=path, sha256=sha256_file(path), spec=data)
+    return Panel(
+        name=str(data["name"]),
+        assay=str(data["assay"]),
+        version=int(data["version"]),
+        path=path,
+        sha256=sha256_file(path),
+        spec=data,
+    )
 
 
 def default_panels_dir() -> Path:
     """The project's ``panels/`` folder: shipped as ``immuno/data/panels`` in an installed
     package, beside the package in a source checkout."""
-    here = Path(__file__).resolve().parent
-    shipped = here / "data" / "panels"
-    return shipped if shipped.is_dir() else here.parent / "panels"
+    package = Path(__file__).resolve().parents[1]
+    shipped = package / "data" / "panels"
+    return shipped if shipped.is_dir() else package.parent / "panels"
 
 
 _NAME_LINE = re.compile(r"^name:\s*['\"]?([^'\"#\s]+)", re.MULTILINE)
@@ -215,5 +242,8 @@ def find_panel(name: str, panels_dir: str | Path | None = None) -> Panel:
     index = panel_index(panels_dir)
     if name not in index:
         known = ", ".join(sorted(index)) or "none"
-        raise UserError.single(f"panel {name!r}", f"no panel with this name in {panels_dir or default_panels_dir()} (known: {known})")
+        raise UserError.single(
+            f"panel {name!r}",
+            f"no panel with this name in {panels_dir or default_panels_dir()} (known: {known})",
+        )
     return load_panel(index[name])

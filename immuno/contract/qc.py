@@ -16,11 +16,27 @@ import numpy as np
 import pandas as pd
 
 METRIC_COLUMNS: list[str] = [
-    "batch_id", "sample_id", "assay", "panel", "check", "target", "value",
-    "lower_limit", "upper_limit", "passed", "detail",
+    "batch_id",
+    "sample_id",
+    "assay",
+    "panel",
+    "check",
+    "target",
+    "value",
+    "lower_limit",
+    "upper_limit",
+    "passed",
+    "detail",
 ]
 FLAG_COLUMNS: list[str] = [
-    "batch_id", "sample_id", "assay", "panel", "target", "flag", "severity", "reason",
+    "batch_id",
+    "sample_id",
+    "assay",
+    "panel",
+    "target",
+    "flag",
+    "severity",
+    "reason",
 ]
 #: flag severities, from informative to blocking
 SEVERITIES = ("info", "warning", "fail")
@@ -44,8 +60,9 @@ def metrics_table(rows: pd.DataFrame | Iterable[Mapping[str, Any]]) -> pd.DataFr
     for col in set(METRIC_COLUMNS) - set(_METRIC_FLOATS) - {"passed"}:
         df[col] = df[col].astype("string")
     df["passed"] = df["passed"].astype("boolean")
-    return df.sort_values(["batch_id", "assay", "sample_id", "check", "target"],
-                          kind="stable", na_position="first").reset_index(drop=True)
+    return df.sort_values(
+        ["batch_id", "assay", "sample_id", "check", "target"], kind="stable", na_position="first"
+    ).reset_index(drop=True)
 
 
 def flags_table(rows: pd.DataFrame | Iterable[Mapping[str, Any]]) -> pd.DataFrame:
@@ -61,8 +78,9 @@ def flags_table(rows: pd.DataFrame | Iterable[Mapping[str, Any]]) -> pd.DataFram
         raise ValueError(f"unknown flag severity {sorted(bad)}; expected one of {SEVERITIES}")
     for col in FLAG_COLUMNS:
         df[col] = df[col].astype("string")
-    return df.sort_values(["batch_id", "assay", "sample_id", "flag", "target"],
-                          kind="stable", na_position="first").reset_index(drop=True)
+    return df.sort_values(
+        ["batch_id", "assay", "sample_id", "flag", "target"], kind="stable", na_position="first"
+    ).reset_index(drop=True)
 
 
 #: Levey-Jennings guide sets need at least this many earlier runs

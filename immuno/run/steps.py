@@ -6,17 +6,18 @@ hashes of the files its step reads (``--expect SHA256=PATH``) and runs the step 
 finished. A file changed in between (a plate re-exported during the run) fails the step
 with the reason, so no result is ever recorded under a hash it did not come from; the
 next run hashes the new file and redoes the step. The step itself is an ``immuno``
-command run in this same process (one Python start per job).
+command run in this same process (one Python start per job); the command line hands
+:func:`run_step` its own entry point, so this module never imports the command line.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
-from immuno.batch import PATIENT_ID_PATTERN_ENV
+from immuno.contract.batch import PATIENT_ID_PATTERN_ENV
 from immuno.errors import RunError
 from immuno.io import sha256_file
 
@@ -32,7 +33,12 @@ def parse_expectations(items: Sequence[str]) -> dict[Path, str]:
     expected: dict[Path, str] = {}
     for item in items:
         digest, sep, path = item.partition("=")
-        if not sep or len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest) or not path:
+        if (
+            not sep
+            or len(digest) != 64
+            or any(c not in "0123456789abcdef" for c in digest)
+            or not path
+        ):
             raise RunError(f"--expect {item!r}: expected SHA256=PATH")
         expected[Path(path)] = digest
     return expected
@@ -48,8 +54,10 @@ def changed_files(expected: Mapping[Path, str]) -> list[str]:
             changes.append(f"{path} was removed since the run started")
             continue
         if now != digest:
-            changes.append(f"{path} changed since the run started (SHA-256 {digest[:12]}... when the run "
-                           f"started, {now[:12]}... now)")
+            changes.append(
+                f"{path} changed since the run started (SHA-256 {digest[:12]}... when the run "
+                f"started, {now[:12]}... now)"
+            )
     return changes
 
 
@@ -65,9 +73,11 @@ def check_unchanged(expected: Mapping[Path, str], when: str) -> None:
     """
     changes = changed_files(expected)
     if changes:
-        raise RunError(f"{'; '.join(changes)}: this step's results would not match the files recorded "
-                       f"in provenance ({when} the step ran), so they are not kept; run the same command "
-                       "again to process the files as they are now")
+        raise RunError(
+            f"{'; '.join(changes)}: this step's results would not match the files recorded "
+            f"in provenance ({when} the step ran), so they are not kept; run the same command "
+            "again to process the files as they are now"
+        )
 
 
 def gather(sources: Sequence[str | os.PathLike[str]], into: str | os.PathLike[str]) -> int:
@@ -124,19 +134,29 @@ def interrupted_outputs(results: str | os.PathLike[str]) -> list[tuple[Path, Pat
     found = []
     for marker in Path(results).rglob(f".*{RUNNING}"):
         if ".snakemake" not in marker.parts and marker.is_file():
-            found.append((marker, marker.parent / marker.name[1: -len(RUNNING)]))
+            found.append((marker, marker.parent / marker.name[1 : -len(RUNNING)]))
     return sorted(found)
 
 
-def run_step(command: Sequence[str], expect: Sequence[str] = (), gather_from: Sequence[str] = (),
-             into: str | None = None, patient_id_pattern: str | None = None,
-             folders: Sequence[str] = (), outputs: Sequence[str] = ()) -> int:
+def run_step(
+    command: Sequence[str],
+    run_command: Callable[[list[str]], int],
+    expect: Sequence[str] = (),
+    gather_from: Sequence[str] = (),
+    into: str | None = None,
+    patient_id_pattern: str | None = None,
+    folders: Sequence[str] = (),
+    outputs: Sequence[str] = (),
+) -> int:
     """Run one workflow step: check its input files, run the ``immuno`` command, check again.
 
     Parameters
     ----------
     command
         The ``immuno`` command line of the step (without ``immuno``).
+    run_command
+        Runs an ``immuno`` command line and returns its exit status: the command's own
+        entry point (:func:`immuno.cli.main`), handed over by the command line.
     expect
         ``SHA256=PATH`` of each file the step reads, as hashed when the run started.
     gather_from, into
@@ -157,8 +177,6 @@ def run_step(command: Sequence[str], expect: Sequence[str] = (), gather_from: Se
     int
         The command's exit status.
     """
-    from immuno.cli import main
-
     expected = parse_expectations(expect)
     if patient_id_pattern:
         os.environ[PATIENT_ID_PATTERN_ENV] = patient_id_pattern
@@ -170,7 +188,7 @@ def run_step(command: Sequence[str], expect: Sequence[str] = (), gather_from: Se
     try:
         if gather_from:
             gather(gather_from, into or ".")
-        status = main(list(command))
+        status = run_command(list(command))
         if status == 0:
             check_unchanged(expected, "after")
             for folder in folders:

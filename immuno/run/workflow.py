@@ -22,7 +22,15 @@ from typing import Any
 
 import yaml
 
+from immuno.contract.panels import default_panels_dir
+from immuno.contract.validate import validate_batch
+from immuno.demo import make_demo_batch
 from immuno.errors import Problem, RunError, UserError, describe_os_error
+from immuno.io import write_json, write_text
+from immuno.run import lock as runlock
+from immuno.run.provenance import hash_files, input_files
+from immuno.run.stamps import STAMPS, write_stamps
+from immuno.run.steps import interrupted_outputs
 
 #: names under the results folder that are not batches
 RESERVED = ("study", "logs")
@@ -31,17 +39,19 @@ BRACES = frozenset("{}")
 BRACES_WHAT = "the path holds '{' or '}', which Snakemake reads as wildcards; rename the folder"
 #: the run's input hashes, under the results folder
 MANIFEST = Path(".immuno") / "inputs.json"
+#: the installed package (``immuno/``), holding the shipped workflow and configuration
+PACKAGE_DIR = Path(__file__).resolve().parents[1]
 
 
 def project_root() -> Path:
     """The folder above the package: the source checkout, when running from one."""
-    return Path(__file__).resolve().parent.parent
+    return PACKAGE_DIR.parent
 
 
 def _shipped(packaged: str, checkout: str) -> Path:
     """A folder shipped inside the installed package, or its place in a source checkout."""
-    here = Path(__file__).resolve().parent
-    return here / packaged if (here / packaged).is_dir() else project_root() / checkout
+    shipped = PACKAGE_DIR / packaged
+    return shipped if shipped.is_dir() else project_root() / checkout
 
 
 def workflow_dir() -> Path:
@@ -101,42 +111,60 @@ def prepare_demo(config: dict[str, Any]) -> Path:
             shutil.rmtree(stale, ignore_errors=True)
     if (folder / "samplesheet.csv").is_file():
         return folder
-    from immuno.demo import make_demo_batch
-
     print(f"generating the demo batch in {folder} ...", file=sys.stderr)
     staging = folder.parent / f".{folder.name}.{os.getpid()}.tmp"
     shutil.rmtree(staging, ignore_errors=True)
-    made = make_demo_batch(staging / folder.name, seed=int(demo.get("seed", 20261126)),
-                           patients=int(demo.get("patients", 4)), events=int(demo.get("events", 20000)))
+    made = make_demo_batch(
+        staging / folder.name,
+        seed=int(demo.get("seed", 20261126)),
+        patients=int(demo.get("patients", 4)),
+        events=int(demo.get("events", 20000)),
+    )
     os.replace(made, folder)
     staging.rmdir()
     return folder
 
 
-def validate_batches(folders: Sequence[str | Path], config: dict[str, Any], panels: str | None) -> list[Any]:
+def validate_batches(
+    folders: Sequence[str | Path], config: dict[str, Any], panels: str | None
+) -> list[Any]:
     """Every batch validated, or one UserError listing every problem of every batch."""
-    from immuno.validate import validate_batch
-
     problems: list[Problem] = []
     batches: dict[str, Any] = {}
     for folder in folders:
         try:
-            batch = validate_batch(folder, visits=config["visits"], panels_dir=panels,
-                                   patient_id_pattern=config.get("patient_id_pattern"))
+            batch = validate_batch(
+                folder,
+                visits=config["visits"],
+                panels_dir=panels,
+                patient_id_pattern=config.get("patient_id_pattern"),
+            )
         except UserError as exc:
             problems += exc.problems
             continue
         if batch.batch_id in batches:
-            problems.append(Problem(str(folder), f"batch id {batch.batch_id!r} (the folder name) is also "
-                                    f"the name of {batches[batch.batch_id].root}; batch folders need distinct names"))
+            problems.append(
+                Problem(
+                    str(folder),
+                    f"batch id {batch.batch_id!r} (the folder name) is also "
+                    f"the name of {batches[batch.batch_id].root}; batch folders need distinct names",
+                )
+            )
         elif batch.batch_id in RESERVED or batch.batch_id.startswith("."):
-            problems.append(Problem(str(folder), f"a batch folder cannot be called {batch.batch_id!r}: the "
-                                    "results folder uses that name; rename the folder"))
+            problems.append(
+                Problem(
+                    str(folder),
+                    f"a batch folder cannot be called {batch.batch_id!r}: the "
+                    "results folder uses that name; rename the folder",
+                )
+            )
         elif BRACES.intersection(str(batch.root)):
             problems.append(Problem(str(folder), BRACES_WHAT))
         batches[batch.batch_id] = batch
     if problems:
-        raise UserError(problems, hint="Fix the problems above and run again; nothing was processed.")
+        raise UserError(
+            problems, hint="Fix the problems above and run again; nothing was processed."
+        )
     return [batches[k] for k in sorted(batches)]
 
 
@@ -144,7 +172,7 @@ def recover(results: Path) -> list[str]:
     """Remove what an interrupted run left in ``results`` (call only while holding its lock).
 
     The outputs of steps killed while writing them (their ``.running`` markers are left,
-    see :func:`immuno.steps.run_step`) and the temporary files of interrupted atomic
+    see :func:`immuno.run.steps.run_step`) and the temporary files of interrupted atomic
     writes (``.<name>.<random>.tmp``) are deleted, so Snakemake finds those outputs
     missing and reruns their jobs; Snakemake's own lock of the dead run is cleared by the
     caller.
@@ -154,8 +182,6 @@ def recover(results: Path) -> list[str]:
     list of str
         The files and folders removed.
     """
-    from immuno.steps import interrupted_outputs
-
     removed = []
     for marker, output in interrupted_outputs(results):
         if output.is_dir():
@@ -176,17 +202,21 @@ def recover(results: Path) -> list[str]:
     return removed
 
 
-def write_manifest(batches: Sequence[Any], path: Path) -> Path:
-    """Hash every input file and panel of the batches once, for this run."""
-    from immuno.io import write_json
-    from immuno.provenance import hash_files, input_files
-
-    manifest = {"batches": {
-        b.batch_id: {"folder": str(b.root), "inputs": hash_files(b.root, input_files(b)),
-                     "panels": {name: {"path": str(p.path.resolve()), "sha256": p.sha256}
-                                for name, p in sorted(b.panels.items())}}
-        for b in batches}}
-    return write_json(manifest, path)
+def input_manifest(batches: Sequence[Any]) -> dict[str, Any]:
+    """Every input file and panel of the batches with its SHA-256, hashed once for this run."""
+    return {
+        "batches": {
+            b.batch_id: {
+                "folder": str(b.root),
+                "inputs": hash_files(b.root, input_files(b)),
+                "panels": {
+                    name: {"path": str(p.path.resolve()), "sha256": p.sha256}
+                    for name, p in sorted(b.panels.items())
+                },
+            }
+            for b in batches
+        }
+    }
 
 
 def _failed_steps(results: Path, since: float) -> list[str]:
@@ -196,17 +226,28 @@ def _failed_steps(results: Path, since: float) -> list[str]:
         try:
             if log.stat().st_mtime < since:
                 continue
-            tail = [ln for ln in log.read_text(encoding="utf-8", errors="replace").splitlines() if ln.strip()]
+            tail = [
+                ln
+                for ln in log.read_text(encoding="utf-8", errors="replace").splitlines()
+                if ln.strip()
+            ]
         except OSError:
             continue
         if tail and tail[-1].startswith("error: "):
-            lines.append(f"  {log.relative_to(results)}: {tail[-1][len('error: '):]}")
+            lines.append(f"  {log.relative_to(results)}: {tail[-1][len('error: ') :]}")
     return lines
 
 
-def run_workflow(batches: Sequence[str], results: str = "results", cores: int | None = None,
-                 panels: str | None = None, profile: str | None = None, dry_run: bool = False,
-                 extra: Sequence[str] = (), configfile: str | None = None) -> int:
+def run_workflow(
+    batches: Sequence[str],
+    results: str = "results",
+    cores: int | None = None,
+    panels: str | None = None,
+    profile: str | None = None,
+    dry_run: bool = False,
+    extra: Sequence[str] = (),
+    configfile: str | None = None,
+) -> int:
     """Run the workflow on batch folders, or on the demo batch.
 
     Parameters
@@ -242,8 +283,6 @@ def run_workflow(batches: Sequence[str], results: str = "results", cores: int | 
         The results folder is in use by another run, or cannot be written.
     """
     config, lab = load_config(configfile)
-    from immuno.panels import default_panels_dir
-
     chosen = panels or config.get("panels")
     panels_dir = str(Path(chosen).resolve() if chosen else default_panels_dir())
     folders = list(batches) or list(lab.get("batches") or []) or [prepare_demo(config)]
@@ -251,10 +290,17 @@ def run_workflow(batches: Sequence[str], results: str = "results", cores: int | 
     out = Path(results).resolve()
     if BRACES.intersection(str(out)):
         raise UserError.single(str(out), BRACES_WHAT)
-    overrides = {"results": str(out), "panels": panels_dir, "batches": [str(b.root) for b in validated],
-                 "demo": {"make": False}, "inputs": str(out / MANIFEST)}
+    overrides = {
+        "results": str(out),
+        "panels": panels_dir,
+        "batches": [str(b.root) for b in validated],
+        "demo": {"make": False},
+        "inputs": str(out / MANIFEST),
+    }
     try:
-        return _run_locked(out, validated, overrides, config, cores, profile, dry_run, extra, configfile)
+        return _run_locked(
+            out, validated, overrides, config, cores, profile, dry_run, extra, configfile
+        )
     except OSError as exc:
         message = describe_os_error(exc)
         if message is None:
@@ -262,41 +308,75 @@ def run_workflow(batches: Sequence[str], results: str = "results", cores: int | 
         raise RunError(f"cannot write the results folder {out}: {message}") from None
 
 
-def _run_locked(out: Path, validated: list[Any], overrides: dict[str, Any], config: dict[str, Any],
-                cores: int | None, profile: str | None, dry_run: bool, extra: Sequence[str],
-                configfile: str | None) -> int:
-    from immuno import runlock
-    from immuno.io import write_text
-
+def _run_locked(
+    out: Path,
+    validated: list[Any],
+    overrides: dict[str, Any],
+    config: dict[str, Any],
+    cores: int | None,
+    profile: str | None,
+    dry_run: bool,
+    extra: Sequence[str],
+    configfile: str | None,
+) -> int:
     lock = runlock.acquire(out)
     try:
         if lock.stale:
-            print(f"recovering the results folder after a run that stopped without finishing "
-                  f"({runlock.describe(lock.stale)})", file=sys.stderr)
+            print(
+                f"recovering the results folder after a run that stopped without finishing "
+                f"({runlock.describe(lock.stale)})",
+                file=sys.stderr,
+            )
         for path in recover(out):
             print(f"removed {path} (left half-written by an interrupted step)", file=sys.stderr)
-        write_manifest(validated, out / MANIFEST)
-        cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(workflow_dir() / "Snakefile"),
-               "--directory", str(out), "--cores", str(cores or os.cpu_count() or 1),
-               "--show-failed-logs", "--rerun-incomplete", "--keep-going"]
+        manifest = input_manifest(validated)
+        write_json(manifest, out / MANIFEST)
+        # the rules' rerun triggers: a stamp is newer than a job's outputs exactly when a
+        # file the job reads changed content since (immuno.run.stamps)
+        write_stamps(manifest, out / STAMPS)
+        cmd = [
+            sys.executable,
+            "-m",
+            "snakemake",
+            "--snakefile",
+            str(workflow_dir() / "Snakefile"),
+            "--directory",
+            str(out),
+            "--cores",
+            str(cores or os.cpu_count() or 1),
+            "--show-failed-logs",
+            "--rerun-incomplete",
+            "--keep-going",
+        ]
         if profile:
             cmd += ["--workflow-profile", str(profile_dir(profile))]
         overrides_file = out / ".immuno" / "config.yaml"
         write_text(yaml.safe_dump(overrides, sort_keys=True), overrides_file)
         # the workflow reads its default configuration itself; then the lab's, then this run's
-        configs = ["--configfile", *([str(Path(configfile).resolve())] if configfile else []), str(overrides_file)]
-        if (out / ".snakemake" / "locks").is_dir() and any((out / ".snakemake" / "locks").iterdir()):
+        configs = [
+            "--configfile",
+            *([str(Path(configfile).resolve())] if configfile else []),
+            str(overrides_file),
+        ]
+        if (out / ".snakemake" / "locks").is_dir() and any(
+            (out / ".snakemake" / "locks").iterdir()
+        ):
             # Snakemake's own lock of a dead run: no live run holds ours, so none is using it
             subprocess.run([*cmd, "--unlock", *configs], capture_output=True, check=False)
         started = time.time()
         # the Snakemake process inherits the lock: it stays held while Snakemake lives
-        status = subprocess.call([*cmd, *(["--dry-run"] if dry_run else []), *extra, *configs],
-                                 pass_fds=(lock.fd,))
+        status = subprocess.call(
+            [*cmd, *(["--dry-run"] if dry_run else []), *extra, *configs], pass_fds=(lock.fd,)
+        )
     finally:
         lock.release()
     if status != 0:
         failed = _failed_steps(out, started)
-        print(f"\nThe workflow stopped (exit status {status}). The log of each failed step is shown above "
-              f"and kept under {out}/<batch>/logs/." + ("\nFailed steps:\n" + "\n".join(failed) if failed else "")
-              + "\nFinished steps are kept: fix the cause and run the same command again.", file=sys.stderr)
+        print(
+            f"\nThe workflow stopped (exit status {status}). The log of each failed step is shown above "
+            f"and kept under {out}/<batch>/logs/."
+            + ("\nFailed steps:\n" + "\n".join(failed) if failed else "")
+            + "\nFinished steps are kept: fix the cause and run the same command again.",
+            file=sys.stderr,
+        )
     return status

@@ -35,10 +35,24 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from immuno.errors import Problem, UserError
+
 #: the columns of measurements.parquet, in order
 COLUMNS: list[str] = [
-    "batch_id", "sample_id", "patient_id", "visit", "assay", "panel", "feature",
-    "value", "unit", "lower", "upper", "flag", "qc_pass", "control",
+    "batch_id",
+    "sample_id",
+    "patient_id",
+    "visit",
+    "assay",
+    "panel",
+    "feature",
+    "value",
+    "unit",
+    "lower",
+    "upper",
+    "flag",
+    "qc_pass",
+    "control",
 ]
 #: the columns that identify a row
 KEY: list[str] = ["batch_id", "sample_id", "assay", "panel", "feature"]
@@ -65,8 +79,17 @@ FAILING: frozenset[str] = frozenset(w for w, (failing, _) in FLAGS.items() if fa
 #: the censoring words, and the substitute rule :func:`censored_substitute` applies
 CENSORED: tuple[str, str] = ("<LLOQ", ">ULOQ")
 
-_STRING_COLUMNS = ["batch_id", "sample_id", "patient_id", "visit", "assay", "panel",
-                   "feature", "unit", "flag"]
+_STRING_COLUMNS = [
+    "batch_id",
+    "sample_id",
+    "patient_id",
+    "visit",
+    "assay",
+    "panel",
+    "feature",
+    "unit",
+    "flag",
+]
 _FLOAT_COLUMNS = ["value", "lower", "upper"]
 _BOOL_COLUMNS = ["qc_pass", "control"]
 
@@ -77,7 +100,11 @@ def flag_words(flag: str) -> list[str]:
 
 
 def _normalise_flag(flag: Any, failed: bool, missing: bool) -> str:
-    raw = "" if flag is None or (isinstance(flag, float) and np.isnan(flag)) or flag is pd.NA else str(flag)
+    raw = (
+        ""
+        if flag is None or (isinstance(flag, float) and np.isnan(flag)) or flag is pd.NA
+        else str(flag)
+    )
     words = sorted({w.strip() for w in raw.split(";") if w.strip()})
     bases = {w.split(":", 1)[0] for w in words}
     if failed and not bases & FAILING:
@@ -89,32 +116,59 @@ def _normalise_flag(flag: Any, failed: bool, missing: bool) -> str:
 
 
 def _schema():
-    import pandera.pandas as pa
+    import pandera.pandas as pa  # pandera, slow to import: only when a table is checked
 
     def known_words(s: pd.Series) -> pd.Series:
         return s.map(lambda f: all(w in FLAGS for w in flag_words(f)))
 
     text = {c: pa.Column("string", nullable=False) for c in _STRING_COLUMNS}
-    text["flag"] = pa.Column("string", pa.Check(known_words, element_wise=False,
-                                                error=f"flag words must be in the vocabulary {sorted(FLAGS)}"),
-                             nullable=False)
+    text["flag"] = pa.Column(
+        "string",
+        pa.Check(
+            known_words,
+            element_wise=False,
+            error=f"flag words must be in the vocabulary {sorted(FLAGS)}",
+        ),
+        nullable=False,
+    )
     for c in ("batch_id", "sample_id", "assay", "feature", "unit"):
-        text[c] = pa.Column("string", pa.Check.str_length(min_value=1, error=f"{c} must not be empty"), nullable=False)
+        text[c] = pa.Column(
+            "string",
+            pa.Check.str_length(min_value=1, error=f"{c} must not be empty"),
+            nullable=False,
+        )
     checks = [
-        pa.Check(lambda d: d["qc_pass"] == ~d["flag"].map(lambda f: bool(set(flag_words(f)) & FAILING)).astype(bool),
-                 error="qc_pass must be False exactly when a flag word is failing"),
-        pa.Check(lambda d: d["value"].notna() | (d["flag"] != ""), error="a missing value needs a flag saying why"),
+        pa.Check(
+            lambda d: (
+                d["qc_pass"]
+                == ~d["flag"].map(lambda f: bool(set(flag_words(f)) & FAILING)).astype(bool)
+            ),
+            error="qc_pass must be False exactly when a flag word is failing",
+        ),
+        pa.Check(
+            lambda d: d["value"].notna() | (d["flag"] != ""),
+            error="a missing value needs a flag saying why",
+        ),
         pa.Check(lambda d: ~(d["lower"] > d["upper"]), error="lower must not exceed upper"),
         pa.Check(lambda d: ~d["control"] | (d["visit"] == ""), error="control rows have no visit"),
-        pa.Check(lambda d: d["control"] | ((d["visit"] != "") & (d["patient_id"] != "")),
-                 error="rows of patient samples need a patient_id and a visit"),
-        pa.Check(lambda d: d.groupby(["assay", "panel", "feature"])["unit"].transform("nunique") <= 1,
-                 error="one (assay, panel, feature) has one unit"),
+        pa.Check(
+            lambda d: d["control"] | ((d["visit"] != "") & (d["patient_id"] != "")),
+            error="rows of patient samples need a patient_id and a visit",
+        ),
+        pa.Check(
+            lambda d: d.groupby(["assay", "panel", "feature"])["unit"].transform("nunique") <= 1,
+            error="one (assay, panel, feature) has one unit",
+        ),
         pa.Check(lambda d: ~d.duplicated(KEY, keep=False), error=f"rows share a key {KEY}"),
     ]
-    columns = {**text, **{c: pa.Column("float64", nullable=True) for c in _FLOAT_COLUMNS},
-               **{c: pa.Column("bool", nullable=False) for c in _BOOL_COLUMNS}}
-    return pa.DataFrameSchema({c: columns[c] for c in COLUMNS}, checks=checks, strict=True, ordered=True)
+    columns = {
+        **text,
+        **{c: pa.Column("float64", nullable=True) for c in _FLOAT_COLUMNS},
+        **{c: pa.Column("bool", nullable=False) for c in _BOOL_COLUMNS},
+    }
+    return pa.DataFrameSchema(
+        {c: columns[c] for c in COLUMNS}, checks=checks, strict=True, ordered=True
+    )
 
 
 _SCHEMA = None
@@ -138,7 +192,7 @@ def schema_problems(df: pd.DataFrame, limit: int = 10) -> list[str]:
     limit
         Roughly how many problems to list (the first failing row of each is quoted).
     """
-    import pandera.errors as pe
+    import pandera.errors as pe  # pandera: only when a table is checked (see _schema)
 
     try:
         schema().validate(df, lazy=True)
@@ -153,7 +207,7 @@ def schema_problems(df: pd.DataFrame, limit: int = 10) -> list[str]:
             if rows and isinstance(df.index, pd.RangeIndex) and set(KEY) <= set(df.columns):
                 example = f", e.g. {df.loc[rows[0], KEY].tolist()}"
             out.append(f"{col}: {check} ({len(rows) or len(g)} row(s){example})")
-        return out[:limit * 3]
+        return out[: limit * 3]
         return out
     return []
 
@@ -197,9 +251,16 @@ def measurement_table(rows: pd.DataFrame | Iterable[Mapping[str, Any]]) -> pd.Da
         df[col] = pd.to_numeric(df[col], errors="raise").astype("float64")
     for col in _STRING_COLUMNS:
         df[col] = df[col].astype("string").fillna("").str.strip()
-    room_pass = df["qc_pass"].astype("boolean").fillna(True).astype(bool)  # unsaid: the room did not fail it
-    df["flag"] = pd.array([_normalise_flag(f, not ok, missing) for f, ok, missing
-                           in zip(df["flag"], room_pass, df["value"].isna(), strict=True)], dtype="string")
+    room_pass = (
+        df["qc_pass"].astype("boolean").fillna(True).astype(bool)
+    )  # unsaid: the room did not fail it
+    df["flag"] = pd.array(
+        [
+            _normalise_flag(f, not ok, missing)
+            for f, ok, missing in zip(df["flag"], room_pass, df["value"].isna(), strict=True)
+        ],
+        dtype="string",
+    )
     df["qc_pass"] = ~df["flag"].map(lambda f: bool(set(flag_words(f)) & FAILING)).astype(bool)
     given = df["control"].astype("boolean")
     df["control"] = given.fillna(pd.Series(df["visit"] == "", index=df.index)).astype(bool)
@@ -218,13 +279,13 @@ def check_measurements(df: pd.DataFrame, where: str) -> pd.DataFrame:
     immuno.errors.UserError
         Naming ``where`` and every rule the table breaks.
     """
-    from immuno.errors import Problem, UserError
-
     missing = [c for c in COLUMNS if c not in df.columns]
     problems = [f"missing column(s) {missing}"] if missing else schema_problems(df)
     if problems:
-        raise UserError([Problem(where, p) for p in problems],
-                        hint="The file does not follow the measurement schema; re-run that batch with this immuno.")
+        raise UserError(
+            [Problem(where, p) for p in problems],
+            hint="The file does not follow the measurement schema; re-run that batch with this immuno.",
+        )
     return df
 
 
@@ -268,8 +329,9 @@ def concat_measurements(tables: Iterable[pd.DataFrame]) -> pd.DataFrame:
     return measurement_table(pd.concat(parts, ignore_index=True))
 
 
-def censored_substitute(value: pd.Series, flag: pd.Series, lower: pd.Series,
-                        upper: pd.Series) -> pd.Series:
+def censored_substitute(
+    value: pd.Series, flag: pd.Series, lower: pd.Series, upper: pd.Series
+) -> pd.Series:
     """Values with censored ones replaced by a stated substitute.
 
     ``<LLOQ`` becomes LLOQ/2 (the row's ``upper``, the limit it lies below, halved);
