@@ -15,8 +15,9 @@ subpackage        owns
                   donor's fraction, the estimate, several donors
 ``ngs/``          count and VCF readers, NGS genotype calls, the beta-binomial likelihood,
                   calibration, references, detection and LoB / LoD (they need the
-                  likelihood), the estimate, several donors (their likelihood and fit),
-                  the estimate without references
+                  likelihood), the estimate, the fit net of each marker's background,
+                  several donors (their likelihood and fit), the estimate without
+                  references
 ``dpcr/``         digital PCR vendor exports, the droplet estimate and its vendor check
 ``qpcr/``         the Ct table reader and the delta-delta-Ct estimate
 ``fish/``         the nucleus count reader and the XY-FISH estimate

@@ -47,6 +47,7 @@ def result_json(result: Any, inputs: dict[str, Any]) -> dict[str, Any]:
         "estimable": not result.failed,
         "p_value": result.p_value,
         "informative": result.n_informative,
+        "interval_method": result.interval_method,
         "flags": [vars(f) for f in result.all_flags()],
         "details": result.details,
         "inputs": inputs,
@@ -161,6 +162,7 @@ _METHOD_OPTIONS = (
     "background",
     "analytical_threshold",
     "without_references",
+    "ngs_model",
 )
 
 
@@ -250,6 +252,13 @@ def register(subparsers: Any) -> None:
         action="store_true",
         help="ngs: no recipient or donor export; the recipient is read from the sample (the major "
         "contributor) and the donor's alleles are unknown (a warning says so)",
+    )
+    e.add_argument(
+        "--ngs-model",
+        choices=["beta_binomial", "net"],
+        default=None,
+        help="ngs, one donor: beta_binomial (default) or net, the fit net of each marker's own "
+        "background calibrated on mixtures of real reads (docs/chimerism.md)",
     )
     e.add_argument(
         "--dna-input-ng",

@@ -58,6 +58,10 @@ class ChimerismResult:
     components
         With several donors: one result per donor (``donor_id`` set); the biopsy's own
         ``fraction`` is then their sum, and its flags those that concern the whole sample.
+    interval_method
+        How ``lower`` and ``upper`` were computed (e.g.
+        ``profile_likelihood_net_background``; see docs/chimerism.md); empty where the
+        method does not say.
     """
 
     method: str
@@ -74,6 +78,7 @@ class ChimerismResult:
     details: dict[str, Any] = field(default_factory=dict)
     donor_id: str = ""
     components: list[ChimerismResult] = field(default_factory=list)
+    interval_method: str = ""
 
     @property
     def estimable(self) -> bool:

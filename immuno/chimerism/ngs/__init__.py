@@ -8,7 +8,11 @@ the overdispersion rho and the fit of the donor fraction
 (:mod:`~immuno.chimerism.ngs.calibration`); the reference pair of recipient and donor
 (:mod:`~immuno.chimerism.ngs.references`); the detection test, limits of blank and
 detection, and the third-contributor test (:mod:`~immuno.chimerism.ngs.detection`); the
-one-donor estimate (:mod:`~immuno.chimerism.ngs.counts`), the several-donor estimate
+one-donor estimate (:mod:`~immuno.chimerism.ngs.counts`) and the checks it shares with
+the others (:mod:`~immuno.chimerism.ngs.marker_checks`); the fit net of each marker's
+background (:mod:`~immuno.chimerism.ngs.background`, with the references' reads from
+:mod:`~immuno.chimerism.ngs.net` and its result from
+:mod:`~immuno.chimerism.ngs.net_estimate`); the several-donor estimate
 (:mod:`~immuno.chimerism.ngs.mixture`) on its likelihood and joint fit
 (:mod:`~immuno.chimerism.ngs.mixture_likelihood`) and the estimate without references
 (:mod:`~immuno.chimerism.ngs.genotype_free`). It stands on :mod:`immuno.chimerism.common`

@@ -19,29 +19,32 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
-from scipy import special
 
 from immuno.chimerism.common.confounders import apply_input_limit
 from immuno.chimerism.common.result import ChimerismResult, Flag, not_estimable, swapped_flag
 from immuno.chimerism.ngs.calibration import RHO_PRIOR_SD, sandwich_ratio
 from immuno.chimerism.ngs.detection import (
     detection_test,
-    excess_reads,
     limits,
     third_contributor_llr,
 )
 from immuno.chimerism.ngs.genotypes import MIN_DEPTH
 from immuno.chimerism.ngs.likelihood import CHI2_95, BetaBinomialLikelihood, fit_fraction, interval
+from immuno.chimerism.ngs.marker_checks import (
+    LIK_COLUMNS,
+    MIN_INFORMATIVE,
+    THIRD_CONTRIBUTOR_LLR,
+    aligned_reads,
+    background_rel_se,
+    pooled_poisson,
+    third_contributor_flag,
+    unexplained_alleles,
+    with_columns,
+)
+from immuno.chimerism.ngs.net_estimate import net_result
 from immuno.chimerism.ngs.references import ALPHA, ReferencePair, reference_pair
 
-MIN_INFORMATIVE = 3
 WARN_INFORMATIVE = 5
-#: log-likelihood advantage of an unknown contributor over the donor that raises the flag
-THIRD_CONTRIBUTOR_LLR = math.log(100.0)
-#: one-sided level of the test for reads of alleles that no reference carries
-UNEXPLAINED_ALPHA = 0.001
-#: level at which those reads confirm a third contributor suggested by the likelihood ratio
-CORROBORATION_ALPHA = 0.05
 #: sandwich variance ratio above which the widening is reported as a flag
 WIDENING_NOTE = 1.2
 
@@ -58,6 +61,7 @@ def estimate_counts(
     min_depth: int = MIN_DEPTH,
     genome_equivalents: float | None = None,
     third_party_allele_frequency: float = 0.5,
+    model: str = "beta_binomial",
 ) -> ChimerismResult:
     """Estimate the donor fraction of a biopsy from NGS allele counts.
 
@@ -86,6 +90,15 @@ def estimate_counts(
         a ``low_dna_input`` warning when that is what limits it).
     third_party_allele_frequency
         Allele frequency assumed for an unknown contributor in the third-contributor check.
+    model
+        ``beta_binomial`` (default): the beta-binomial fit with per-marker error rates
+        and a sandwich-widened profile interval (interval method
+        ``profile_likelihood_sandwich``); ``net``: at the recipient-homozygous markers,
+        the fraction net of each marker's own background with the references' reads in
+        the fit (:mod:`immuno.chimerism.ngs.background`; interval method
+        ``profile_likelihood_net_background``), calibrated on mixtures of real reads
+        (``benchmarks/ngs_calibration.py``); with ``markers="all"`` the beta-binomial
+        fit is used whatever the model.
 
     Returns
     -------
@@ -113,7 +126,7 @@ def estimate_counts(
                     "check that the donor reference is the MSC product, not the patient",
                 )
             ],
-            _with(
+            with_columns(
                 table,
                 {
                     "status": np.full(len(table), "set_aside"),
@@ -136,7 +149,7 @@ def estimate_counts(
         c: table[c].to_numpy(float)
         for c in ("g_recipient", "g_donor", "error_rate", "error_var", "error_shared_var")
     }
-    cols["depth"], cols["alt_count"] = _aligned_reads(biopsy, table["marker"])
+    cols["depth"], cols["alt_count"] = aligned_reads(biopsy, table["marker"])
     has_reads = cols["depth"] > 0
     with np.errstate(invalid="ignore", divide="ignore"):
         vaf = cols["alt_count"] / cols["depth"]
@@ -154,7 +167,7 @@ def estimate_counts(
         return not_estimable(
             "ngs",
             [Flag("zero_depth", "fail", "the biopsy has no reads at any marker")],
-            _with(table, out),
+            with_columns(table, out),
         )
     rec_hom = (table["pattern"] == "recipient_hom").to_numpy() & has_reads
     if markers == "auto":
@@ -179,7 +192,7 @@ def estimate_counts(
                     f"{n_used} informative marker(s) with reads; at least {MIN_INFORMATIVE} are needed",
                 )
             ],
-            _with(table, out),
+            with_columns(table, out),
             n_informative=n_used,
         )
     flags: list[Flag] = list(pair.flags)
@@ -191,15 +204,29 @@ def estimate_counts(
                 f"only {n_used} informative markers (< {WARN_INFORMATIVE})",
             )
         )
+    if model not in ("net", "beta_binomial"):
+        raise ValueError(f"model must be 'net' or 'beta_binomial', not {model!r}")
+    if model == "net" and markers == "recipient_hom" and pair.background_prior is not None:
+        return net_result(
+            pair,
+            cols,
+            out,
+            use,
+            companions,
+            flags,
+            alpha,
+            genome_equivalents,
+            third_party_allele_frequency,
+        )
     fitted = use | companions
-    lik = BetaBinomialLikelihood(*(cols[c][fitted] for c in _LIK_COLUMNS))
+    lik = BetaBinomialLikelihood(*(cols[c][fitted] for c in LIK_COLUMNS))
     prior = (pair.log_rho, RHO_PRIOR_SD) if pair.log_rho is not None else None
     fit, prof = fit_fraction(lik, rho_prior=prior)
     details: dict[str, float] = {
         "rho": fit.rho,
         "loglik": fit.loglik,
         "lr_statistic": fit.lr_statistic,
-        "poisson_p": _pooled_poisson(cols, rec_hom),
+        "poisson_p": pooled_poisson(cols, rec_hom),
         "markers_called": float(pair.markers_called),
         "profile_lower": fit.lower,
         "profile_upper": fit.upper,
@@ -218,42 +245,24 @@ def estimate_counts(
                     "(sandwich variance): the interval is widened by that much",
                 )
             )
-    rel_se = _background_rel_se(cols, use)
+    rel_se = background_rel_se(cols, use)
     details["background_rel_se"] = rel_se
     lob, lod = limits(lik, fit.rho, None, rel_se)
     stat, p_value = detection_test(lik, fit, prof.rho_grid(math.log10(fit.rho)), rel_se)
     detected = bool(p_value < alpha and fit.fraction > lob)
     details["lr_statistic"] = stat
-    flags.extend(_unexplained(cols, companions, fit.rho, details))
+    flags.extend(unexplained_alleles(cols, companions, fit.rho, details))
     if detected:
         hom = ((cols["g_recipient"] == 0) | (cols["g_recipient"] == 2)) & has_reads
         llr = third_contributor_llr(
-            *(cols[c][hom] for c in _LIK_COLUMNS),
+            *(cols[c][hom] for c in LIK_COLUMNS),
             fraction=fit.fraction,
             rho=fit.rho,
             allele_frequency=third_party_allele_frequency,
         )
         details["third_contributor_llr"] = llr
         if llr > THIRD_CONTRIBUTOR_LLR:
-            # an unknown person also carries alleles where recipient and donor agree: reads
-            # there confirm it; without them (at low levels the unknown-person model's
-            # freedom fits noise now and then) it is a warning
-            p_companions = details.get("unexplained_p", 0.0)
-            confirmed = p_companions < CORROBORATION_ALPHA
-            flags.append(
-                Flag(
-                    "third_contributor",
-                    "fail" if confirmed else "warning",
-                    f"the non-recipient reads fit an unknown third person better than the MSC donor "
-                    f"(log-likelihood ratio {llr:.1f}"
-                    + (
-                        ""
-                        if confirmed
-                        else "; not confirmed by reads where recipient and donor agree"
-                    )
-                    + "); suspect contamination or a sample swap",
-                )
-            )
+            flags.append(third_contributor_flag(llr, details))
     if fit.fraction > 0.5:
         flags.append(swapped_flag(fit.fraction))
     e = cols["error_rate"]
@@ -274,8 +283,9 @@ def estimate_counts(
         p_value=p_value,
         n_informative=n_used,
         flags=flags,
-        markers=_with(table, out),
+        markers=with_columns(table, out),
         details=details,
+        interval_method="profile_likelihood_sandwich",
     )
     return apply_input_limit(result, genome_equivalents, "given DNA input")
 
@@ -300,78 +310,3 @@ def _status(
     )
     reason[rest & ~has_reads] = "no reads in the biopsy"
     return {"status": status, "reason": reason}
-
-
-def _background_rel_se(cols: dict[str, np.ndarray], use: np.ndarray) -> float:
-    """Relative standard error of the biopsy's expected background reads at the used markers."""
-    n, e, v = cols["depth"][use], cols["error_rate"][use], cols["error_var"][use]
-    shared = float(cols["error_shared_var"][use].max()) if use.any() else 0.0
-    expected = float((n * e).sum())
-    return (
-        math.sqrt(float((n**2 * v).sum()) + float(n.sum()) ** 2 * shared) / expected
-        if expected > 0
-        else 0.0
-    )
-
-
-def _unexplained(
-    cols: dict[str, np.ndarray], companions: np.ndarray, rho: float, details: dict[str, float]
-) -> list[Flag]:
-    """Reads of alleles no reference carries, at markers where recipient and donor agree."""
-    if companions.sum() < MIN_INFORMATIVE:
-        return []
-    n, alt = cols["depth"][companions], cols["alt_count"][companions]
-    x = np.where(cols["g_recipient"][companions] == 0, alt, n - alt)
-    # an unknown person carries the other allele at half the markers on average
-    z, p, fraction = excess_reads(
-        x,
-        n,
-        cols["error_rate"][companions],
-        cols["error_var"][companions],
-        np.full(len(x), 0.5),
-        rho,
-        float(cols["error_shared_var"][companions].max()),
-    )
-    details["unexplained_z"], details["unexplained_p"] = z, p
-    if p >= UNEXPLAINED_ALPHA:
-        return []
-    return [
-        Flag(
-            "unexplained_alleles",
-            "warning",
-            f"{int(x.sum())} reads of alleles that neither the recipient nor the donor carries at "
-            f"{len(x)} markers (background predicts {float((n * cols['error_rate'][companions]).sum()):.0f}; "
-            f"z = {z:.1f}): a third contributor (contamination, another donor) or a sample mix-up, "
-            f"about {100 * fraction:.2g} % of the DNA",
-        )
-    ]
-
-
-def _with(table: pd.DataFrame, columns: dict[str, np.ndarray]) -> pd.DataFrame:
-    """The reference table with the biopsy's columns added (one concat: assign is slow)."""
-    return pd.DataFrame({**{c: table[c].to_numpy() for c in table.columns}, **columns})
-
-
-_LIK_COLUMNS = ("alt_count", "depth", "g_recipient", "g_donor", "error_rate")
-
-
-def _aligned_reads(biopsy: pd.DataFrame, markers: pd.Series) -> tuple[np.ndarray, np.ndarray]:
-    """The biopsy's depth and alternate reads at ``markers`` (0 where the marker is absent)."""
-    names = pd.Index(biopsy["marker"].astype(str))
-    depth, alt = biopsy["depth"].to_numpy(float), biopsy["alt_count"].to_numpy(float)
-    if not names.is_unique:
-        summed = pd.DataFrame({"depth": depth, "alt": alt}, index=names).groupby(level=0).sum()
-        names, depth, alt = summed.index, summed["depth"].to_numpy(), summed["alt"].to_numpy()
-    idx = names.get_indexer(markers.astype(str))
-    found = idx >= 0
-    return np.where(found, depth[idx], 0.0), np.where(found, alt[idx], 0.0)
-
-
-def _pooled_poisson(cols: dict[str, np.ndarray], rec_hom: np.ndarray) -> float:
-    """p-value of the donor-allele reads at recipient-homozygous markers against background."""
-    if not rec_hom.any():
-        return math.nan
-    alt, depth = cols["alt_count"][rec_hom], cols["depth"][rec_hom]
-    donor_reads = np.where(cols["g_recipient"][rec_hom] == 0, alt, depth - alt).sum()
-    expected = float((depth * cols["error_rate"][rec_hom]).sum())
-    return float(special.pdtrc(donor_reads - 1, expected)) if donor_reads > 0 else 1.0

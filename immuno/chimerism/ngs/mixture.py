@@ -29,18 +29,18 @@ import pandas as pd
 from immuno.chimerism.common.confounders import apply_input_limit
 from immuno.chimerism.common.result import ChimerismResult, Flag, not_estimable
 from immuno.chimerism.ngs.calibration import RHO_PRIOR_SD, marker_errors, reference_log_rho
-from immuno.chimerism.ngs.counts import (
-    MIN_INFORMATIVE,
-    _aligned_reads,
-    _background_rel_se,
-    _unexplained,
-)
 from immuno.chimerism.ngs.detection import limits
 from immuno.chimerism.ngs.genotypes import MIN_DEPTH, call_ngs_genotype
 from immuno.chimerism.ngs.likelihood import (
     CHI2_95,
     BetaBinomialLikelihood,
     boundary_p,
+)
+from immuno.chimerism.ngs.marker_checks import (
+    MIN_INFORMATIVE,
+    aligned_reads,
+    background_rel_se,
+    unexplained_alleles,
 )
 from immuno.chimerism.ngs.mixture_likelihood import MixtureLikelihood, maximise, profile_interval
 from immuno.chimerism.ngs.references import ALPHA
@@ -145,7 +145,7 @@ def estimate_counts_donors(
     gd = g[:, called]
     hom = np.isin(table["g_recipient"].to_numpy(), (0, 2))
     differs = (gd != table["g_recipient"].to_numpy()[None, :]).any(axis=0)
-    depth, alt = _aligned_reads(biopsy, table["marker"])
+    depth, alt = aligned_reads(biopsy, table["marker"])
     reads = depth > 0
     use = hom & differs & reads
     companions = hom & ~differs & reads
@@ -205,7 +205,7 @@ def estimate_counts_donors(
         "error_shared_var": table["error_shared_var"].to_numpy(float),
     }
     details: dict[str, float] = {"rho": rho, "loglik": l_max, "donors": float(len(ids))}
-    flags = _unexplained(cols, companions, rho, details)
+    flags = unexplained_alleles(cols, companions, rho, details)
     if f_hat.sum() > 0.5:
         flags.append(
             Flag(
@@ -215,7 +215,7 @@ def estimate_counts_donors(
                 "references were not swapped",
             )
         )
-    rel_se = _background_rel_se(cols, use)
+    rel_se = background_rel_se(cols, use)
     components = [
         _component(
             lik,

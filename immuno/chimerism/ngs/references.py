@@ -24,6 +24,7 @@ from immuno.chimerism.ngs.calibration import (
 )
 from immuno.chimerism.ngs.detection import excess_reads
 from immuno.chimerism.ngs.genotypes import HET_RANGE, HOM_VAF, MIN_DEPTH, call_ngs_genotype
+from immuno.chimerism.ngs.net import BackgroundPrior, background_prior, foreign_reads
 
 ALPHA = 0.01
 #: donor alleles in the recipient reference at or above this fraction are reported as a warning
@@ -84,7 +85,8 @@ class ReferencePair:
     ----------
     table
         ``marker``, ``g_recipient``, ``g_donor``, ``pattern``, ``informative``,
-        ``error_rate``, ``error_var``.
+        ``error_rate``, ``error_var`` and the references' reads of the allele the
+        recipient lacks (:data:`immuno.chimerism.ngs.net.FOREIGN_COLUMNS`).
     markers_called
         Markers called in both references.
     errors
@@ -95,6 +97,9 @@ class ReferencePair:
         Findings about the references themselves (``recipient_background``).
     details
         Numbers behind those findings.
+    background_prior
+        The run's prior of the markers' background rates (from the recipient's reads at
+        its homozygous markers).
     """
 
     table: pd.DataFrame
@@ -103,6 +108,7 @@ class ReferencePair:
     log_rho: float | None = None
     flags: list[Flag] = field(default_factory=list)
     details: dict[str, float] = field(default_factory=dict)
+    background_prior: BackgroundPrior | None = None
 
 
 def reference_pair(
@@ -147,6 +153,10 @@ def reference_pair(
         )
         ref.details["donor_allele_background"] = ref.errors.donor_allele_rate
     _error_columns(ref.table, ref.errors)
+    # the references' own reads of the allele the recipient lacks, for the fit net of
+    # each marker's background (immuno.chimerism.ngs.background)
+    foreign_reads(ref.table, recipient, donor, replicates)
+    ref.background_prior = background_prior(ref.table)
     return ref
 
 

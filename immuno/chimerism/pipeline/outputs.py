@@ -178,6 +178,7 @@ def to_anndata(batch_id: str, results: list[BiopsyResult], panels: dict[str, Any
             "flag": [x.flag for x in r],
             "qc_pass": [not x.failed for x in r],
             "n_informative": [x.n_informative for x in r],
+            "interval_method": [x.interval_method for x in r],
         },
         index=pd.Index([str(br.row["sample_id"]) for br in results], name="sample_id"),
     )

@@ -116,7 +116,9 @@ def estimate_exports(
         ``efficiency``, ``lod`` (qpcr); ``background`` (fish); ``dna_input_ng`` (str, ngs:
         the LoD is then at least 3 / genome equivalents); ``analytical_threshold`` (str);
         ``without_references`` (ngs: no recipient or donor export, the recipient read from
-        the sample and the donor's alleles unknown, flagged ``no_references``).
+        the sample and the donor's alleles unknown, flagged ``no_references``);
+        ``ngs_model`` (ngs, one donor: ``beta_binomial`` or ``net``, see
+        :func:`immuno.chimerism.ngs.counts.estimate_counts`).
     panel
         A chimerism panel whose thresholds and artefact filters apply (STR).
 
@@ -184,7 +186,11 @@ def estimate_exports(
         if len(dons) > 1:
             return estimate_counts_donors(sample, recipient, dons, genome_equivalents=genomes)
         return estimate_counts(
-            sample, recipient, next(iter(dons.values())), genome_equivalents=genomes
+            sample,
+            recipient,
+            next(iter(dons.values())),
+            genome_equivalents=genomes,
+            model=str(opts.get("ngs_model") or "beta_binomial"),
         )
     if method == "ddpcr":
         return _ddpcr(
