@@ -97,7 +97,12 @@ def _free_ports(count: int) -> list[int]:
 
 
 def slurm_conf(
-    root: Path, munge_socket: Path, hardware: str, ports: tuple[int, int], user: str
+    root: Path,
+    munge_socket: Path,
+    hardware: str,
+    ports: tuple[int, int],
+    user: str,
+    partition: str = PARTITION,
 ) -> str:
     """The ``slurm.conf`` of a one-node cluster whose files all live under ``root``.
 
@@ -113,6 +118,8 @@ def slurm_conf(
         slurmctld's and slurmd's ports on localhost.
     user
         The user the daemons run as (root on a CI machine).
+    partition
+        The name of the one partition.
     """
     return "\n".join(
         [
@@ -151,7 +158,7 @@ def slurm_conf(
             "InactiveLimit=0",
             "KillWait=10",
             f"NodeName={NODE} NodeAddr=127.0.0.1 {hardware} State=UNKNOWN",
-            f"PartitionName={PARTITION} Nodes={NODE} Default=YES MaxTime=INFINITE State=UP",
+            f"PartitionName={partition} Nodes={NODE} Default=YES MaxTime=INFINITE State=UP",
             "",
         ]
     )
@@ -301,13 +308,15 @@ class Cluster:
         shutil.rmtree(self.socket_dir, ignore_errors=True)
 
 
-def start_cluster(root: Path) -> Cluster:
+def start_cluster(root: Path, partition: str = PARTITION) -> Cluster:
     """Start a one-node cluster on localhost with all its files under ``root``.
 
     Parameters
     ----------
     root
         An empty folder, kept for the cluster's life (short: UNIX sockets live in it).
+    partition
+        The name of the one partition.
 
     Returns
     -------
@@ -334,14 +343,19 @@ def start_cluster(root: Path) -> Cluster:
     hardware = node_hardware()
     conf.write_text(
         slurm_conf(
-            root, socket_dir / "munge.socket", hardware, tuple(_free_ports(2)), getpass.getuser()
+            root,
+            socket_dir / "munge.socket",
+            hardware,
+            tuple(_free_ports(2)),
+            getpass.getuser(),
+            partition,
         ),
         encoding="utf-8",
     )
     srun = root / "bin" / "srun"
     srun.write_text(f'#!/bin/sh\nSLURM_CONF={conf} exec {_which("srun")} "$@"\n', encoding="utf-8")
     srun.chmod(0o755)
-    cluster = Cluster(root=root, conf=conf, socket_dir=socket_dir)
+    cluster = Cluster(root=root, conf=conf, socket_dir=socket_dir, partition=partition)
     try:
         cluster.start_munged()
         cluster.start_slurmctld()
