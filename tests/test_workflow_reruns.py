@@ -27,6 +27,8 @@ from immuno.io import sha256_file
 
 pytestmark = pytest.mark.slow
 
+#: the demo's xPONENT export (the chemokine folder also holds the LEGENDplex plate and layouts)
+XPONENT_PLATE = "CHEMO_PLATE_01.csv"
 #: jobs that rerun after any change of a batch's results
 DOWNSTREAM = {"collect_batch": 1, "report_batch": 1, "study_tables": 1, "all": 1}
 
@@ -129,7 +131,7 @@ def edit_one_mfi(data: bytes, sample: str) -> bytes:
 
 def test_the_chemokine_plate_reruns_the_chemokine_job_only(setup: dict) -> None:
     batch, results = setup["batch"], setup["results"]
-    plate = next((batch / "chemokine").glob("*.csv"))
+    plate = batch / "chemokine" / XPONENT_PLATE
     sample = "P01-D0-PLASMA"
     before = values(results, setup["id"], sample)
     cytometry = values(results, setup["id"], "P01-D0-SURF")
@@ -211,7 +213,7 @@ def test_a_finished_step_that_snakemake_never_recorded_still_reruns_when_its_inp
     shutil.rmtree(metadata)  # every finished step, unrecorded (as after a kill in that window)
     _, ran = run(batch, results, setup["panels"])
     assert ran == Counter()  # complete outputs: nothing to redo
-    plate = next((batch / "chemokine").glob("*.csv"))
+    plate = batch / "chemokine" / XPONENT_PLATE
     edit_keeping_time(plate, lambda data: edit_one_mfi(data, "P02-D0-PLASMA"))
     _, ran = run(batch, results, setup["panels"])
     assert ran == Counter({"chemokines_batch": 1, **DOWNSTREAM})
