@@ -8,8 +8,14 @@ not by importing it, so an import deferred into a function body counts like any 
 from __future__ import annotations
 
 import ast
+import importlib
+import sys
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
+
+import pytest
 
 PACKAGE_ROOT = Path(__file__).resolve().parents[1]
 
@@ -117,3 +123,20 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
         if start not in done:
             walk(start, [start])
     return found
+
+
+def import_old_path(
+    package: str, old: str, monkeypatch: pytest.MonkeyPatch, match: str
+) -> tuple[ModuleType, list[warnings.WarningMessage]]:
+    """Import ``package.old`` afresh, as a notebook of the former layout would, expecting the
+    DeprecationWarning ``match``; the module and the warnings caught.
+
+    The import binds the old name on the package and caches the module, so both are put
+    back afterwards (``monkeypatch``): each test sees the first import of the old path.
+    """
+    room = importlib.import_module(package)
+    monkeypatch.setattr(room, old, getattr(room, old, None), raising=False)
+    monkeypatch.delitem(sys.modules, f"{package}.{old}", raising=False)
+    with pytest.warns(DeprecationWarning, match=match) as caught:
+        module = importlib.import_module(f"{package}.{old}")
+    return module, list(caught)

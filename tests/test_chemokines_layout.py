@@ -14,7 +14,14 @@ import pytest
 
 from immuno._moved import moved_paths, split_paths
 
-from .room_layout import PACKAGE_ROOT, cycles, import_graph, imported_names, room_modules
+from .room_layout import (
+    PACKAGE_ROOT,
+    cycles,
+    import_graph,
+    import_old_path,
+    imported_names,
+    room_modules,
+)
 
 ROOM = PACKAGE_ROOT / "immuno" / "chemokines"
 PACKAGE = "immuno.chemokines"
@@ -231,14 +238,10 @@ def test_every_moved_module_is_registered() -> None:
 def test_an_old_path_imports_the_new_module_with_a_warning(
     old: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import immuno.chemokines as chem
-
     new = importlib.import_module(f"{PACKAGE}.{FORMER[old]}")
-    # the import binds the old name on the package (``westgard`` is also a public function)
-    monkeypatch.setattr(chem, old, getattr(chem, old, None), raising=False)
-    monkeypatch.delitem(sys.modules, f"{PACKAGE}.{old}", raising=False)
-    with pytest.warns(DeprecationWarning, match=f"{PACKAGE}.{old} has moved to {new.__name__}"):
-        moved = importlib.import_module(f"{PACKAGE}.{old}")
+    moved, _ = import_old_path(
+        PACKAGE, old, monkeypatch, f"{PACKAGE}.{old} has moved to {new.__name__}"
+    )
     assert moved is new
     assert sys.modules[f"{PACKAGE}.{old}"] is new
 
@@ -247,12 +250,9 @@ def test_an_old_path_imports_the_new_module_with_a_warning(
 def test_a_split_old_path_reaches_all_its_names_with_a_warning(
     old: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import immuno.chemokines as chem
-
-    monkeypatch.setattr(chem, old, getattr(chem, old, None), raising=False)
-    monkeypatch.delitem(sys.modules, f"{PACKAGE}.{old}", raising=False)
-    with pytest.warns(DeprecationWarning, match=f"{PACKAGE}.{old} has been split into"):
-        former = importlib.import_module(f"{PACKAGE}.{old}")
+    former, _ = import_old_path(
+        PACKAGE, old, monkeypatch, f"{PACKAGE}.{old} has been split into"
+    )
     for name, home in SPLIT[old].items():
         assert getattr(former, name) is getattr(importlib.import_module(f"{PACKAGE}.{home}"), name)
     with pytest.raises(AttributeError):

@@ -14,7 +14,14 @@ import pytest
 
 from immuno._moved import moved_paths, split_paths
 
-from .room_layout import PACKAGE_ROOT, cycles, import_graph, imported_names, room_modules
+from .room_layout import (
+    PACKAGE_ROOT,
+    cycles,
+    import_graph,
+    import_old_path,
+    imported_names,
+    room_modules,
+)
 
 ROOM = PACKAGE_ROOT / "immuno" / "chimerism"
 PACKAGE = "immuno.chimerism"
@@ -305,14 +312,10 @@ def test_every_module_of_the_flat_layout_is_accounted_for() -> None:
 def test_an_old_path_imports_the_new_module_with_a_warning(
     old: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import immuno.chimerism as chim
-
     new = importlib.import_module(f"{PACKAGE}.{FORMER[old]}")
-    # the import binds the old name on the package
-    monkeypatch.setattr(chim, old, getattr(chim, old, None), raising=False)
-    monkeypatch.delitem(sys.modules, f"{PACKAGE}.{old}", raising=False)
-    with pytest.warns(DeprecationWarning, match=f"{PACKAGE}.{old} has moved to {new.__name__}"):
-        moved = importlib.import_module(f"{PACKAGE}.{old}")
+    moved, _ = import_old_path(
+        PACKAGE, old, monkeypatch, f"{PACKAGE}.{old} has moved to {new.__name__}"
+    )
     assert moved is new
     assert sys.modules[f"{PACKAGE}.{old}"] is new
 
@@ -321,13 +324,10 @@ def test_an_old_path_imports_the_new_module_with_a_warning(
 def test_a_split_old_path_reaches_all_its_names_with_a_warning(
     old: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import immuno.chimerism as chim
-
-    monkeypatch.setattr(chim, old, getattr(chim, old, None), raising=False)
-    monkeypatch.delitem(sys.modules, f"{PACKAGE}.{old}", raising=False)
     homes = sorted({f"{PACKAGE}.{h}" for h in SPLIT[old].values()})
-    with pytest.warns(DeprecationWarning, match=f"{PACKAGE}.{old} has been split into") as caught:
-        former = importlib.import_module(f"{PACKAGE}.{old}")
+    former, caught = import_old_path(
+        PACKAGE, old, monkeypatch, f"{PACKAGE}.{old} has been split into"
+    )
     assert all(h in str(caught[0].message) for h in homes)
     for name, home in SPLIT[old].items():
         new = importlib.import_module(f"{PACKAGE}.{home}")
