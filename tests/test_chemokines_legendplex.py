@@ -15,12 +15,12 @@ from immuno.chemokines import read_plate
 from immuno.chemokines.io.beads import BeadMap, classify_events
 from immuno.chemokines.pipeline.batch import quantify_file
 from immuno.cli import main
+from immuno.contract.panels import load_panel
 from immuno.cytometry.io.fcs import read_fcs
 from immuno.cytometry.io.fcs_write import write_fcs
 from immuno.demo import legendplex as demo
 from immuno.errors import UserError
 from immuno.io import sha256_path, sha256_tree
-from immuno.contract.panels import load_panel
 
 from .conftest import PROJECT, REAL
 
@@ -241,6 +241,29 @@ def test_a_plate_of_no_readable_well_exits_2_with_one_line(
     assert "bead populations found" in lines[0]
 
 
+def test_the_real_well_alone_is_read_and_says_why_nothing_is_quantified(
+    real_well: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # a user's first try: one well, no layout, so no standards and every curve fails; the
+    # command says so (exit 3) and still writes the wells and the empty curve plots
+    folder = tmp_path / "plate"
+    folder.mkdir()
+    (folder / real_well.name).symlink_to(real_well)
+    out = tmp_path / "o"
+    status = main(
+        ["chemokines", "quantify", str(folder), "--panel", str(PANELS["th"]), "--out", str(out)]
+    )
+    err = capsys.readouterr().err
+    assert status == 3, err
+    assert "Traceback" not in err
+    assert err.strip().splitlines()[-1] == (
+        f"{folder}: read, but nothing could be quantified: no analyte has an accepted standard curve"
+    )
+    wells = pd.read_parquet(out / "wells.parquet")
+    assert len(wells) == 13 and (wells["net_mfi"] > 0).all() and (wells["bead_count"] >= 100).all()
+    assert len(list((out / "plots").glob("*.png"))) == 13
+
+
 # --- the demo plate against its truth ----------------------------------------------------
 
 
@@ -308,8 +331,8 @@ def test_a_batch_with_a_legendplex_plate(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from immuno.chemokines import process_batch
-    from immuno.run.provenance import hash_files, input_files
     from immuno.contract.validate import validate_batch
+    from immuno.run.provenance import hash_files, input_files
 
     folder = _batch(tmp_path)
     plate_dir = folder / "chemokine" / demo.PLATE_ID

@@ -105,7 +105,10 @@ def locus_lines(result: Any) -> list[str]:
 def _cmd_estimate(args: argparse.Namespace) -> int:
     import pandas as pd  # kept off start-up
 
-    from immuno.chimerism.pipeline.single import Exports, estimate_exports  # scipy: kept off start-up
+    from immuno.chimerism.pipeline.single import (  # scipy: kept off start-up
+        Exports,
+        estimate_exports,
+    )
     from immuno.io import write_json, write_text  # pandas: kept off start-up
 
     donors = list(args.donor or [])
@@ -167,7 +170,9 @@ _METHOD_OPTIONS = (
 
 
 def _cmd_process(args: argparse.Namespace) -> int:
-    from immuno.chimerism.pipeline.outputs import process_batch  # scipy, matplotlib: kept off start-up
+    from immuno.chimerism.pipeline.outputs import (
+        process_batch,  # scipy, matplotlib: kept off start-up
+    )
     from immuno.contract.validate import validate_batch  # pandas, jsonschema: kept off start-up
 
     batch = validate_batch(args.batch, visits=args.visits, panels_dir=args.panels)

@@ -88,6 +88,21 @@ def plot_curve(
                 alpha=0.8,
                 label="samples",
             )
+        drawn = ax.dataLim  # empty scatters leave it unbounded
+        if not (np.isfinite([drawn.x0, drawn.x1, drawn.y0, drawn.y1]).all() and drawn.x1 > 0):
+            # no standards, no fit and no quantified sample (a plate of samples only): the
+            # log axes need limits of their own, and the figure says why it is empty
+            ax.set_xlim(1, 1e4)
+            ax.set_ylim(1, 1e4)
+            ax.text(
+                0.5,
+                0.5,
+                "no standards or samples to show",
+                transform=ax.transAxes,
+                ha="center",
+                va="center",
+                fontsize=8,
+            )
         ax.set_xscale("log")
         ax.set_yscale("log")
         top = ax.get_ylim()[1]

@@ -29,10 +29,10 @@ from immuno.chimerism.pipeline.process import (
     measurement_rows,
     qc_rows,
 )
-from immuno.errors import UserError
-from immuno.io import write_h5ad, write_parquet, write_text
 from immuno.contract.measurements import measurement_table
 from immuno.contract.qc import flags_table, metrics_table
+from immuno.errors import UserError
+from immuno.io import write_h5ad, write_parquet, write_text
 
 SCHEMA_VERSION = 1
 

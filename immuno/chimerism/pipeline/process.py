@@ -28,8 +28,8 @@ from immuno.chimerism.pipeline.inputs import (
 from immuno.chimerism.qpcr.ct import estimate_qpcr
 from immuno.chimerism.str.fragments import estimate_str
 from immuno.chimerism.str.peaks import StrSettings
-from immuno.errors import UserError
 from immuno.contract.panels import Panel
+from immuno.errors import UserError
 
 #: pure-recipient replicates needed before per-marker background errors replace the consensus
 MIN_REPLICATES = 3
